@@ -1,0 +1,44 @@
+# Meter. `make run` serves on the embedded PostgreSQL; `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROTOS := $(wildcard protos/meter/v1/*.proto)
+
+.PHONY: setup run test proto proto-check lint bench clean
+
+$(BIN)/meter: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(BIN)/meter
+
+setup: $(BIN)/meter
+
+run: setup
+	$(BIN)/meter serve
+
+test: setup
+	$(BIN)/pytest
+
+proto: setup
+	$(BIN)/python -m grpc_tools.protoc -Iprotos \
+	  --python_out=client --pyi_out=client --grpc_python_out=client \
+	  --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=client \
+	  $(PROTOS)
+
+# Regenerates and fails when the committed generated code differs from what the protos produce.
+proto-check: proto
+	@git diff --exit-code --stat -- client/meter/v1 || (echo "generated code is stale: run make proto and commit" && exit 1)
+	@test -z "$$(git status --porcelain -- client/meter/v1)" || (git status --porcelain -- client/meter/v1; echo "untracked generated files: run make proto and commit" && exit 1)
+
+lint: setup
+	npx --yes @bufbuild/buf lint
+	$(BIN)/ruff check server tests bench
+	$(BIN)/ruff format --check server tests bench
+
+bench: setup
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache bench/results
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

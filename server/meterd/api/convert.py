@@ -1,0 +1,37 @@
+"""Small conversions between protobuf well-known types and Python values."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+
+def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    out = timestamp_pb2.Timestamp()
+    out.FromDatetime(value.astimezone(dt.UTC))
+    return out
+
+
+def from_ts(msg, field: str) -> dt.datetime | None:
+    """The Timestamp field's value as an aware UTC datetime, or None when unset."""
+    if not msg.HasField(field):
+        return None
+    return getattr(msg, field).ToDatetime(tzinfo=dt.UTC)
+
+
+def micros(msg, field: str) -> int | None:
+    """A Duration field in whole microseconds, or None when unset."""
+    if not msg.HasField(field):
+        return None
+    return getattr(msg, field).ToMicroseconds()
+
+
+def duration_us(us: int | None) -> duration_pb2.Duration | None:
+    if us is None:
+        return None
+    out = duration_pb2.Duration()
+    out.FromMicroseconds(us)
+    return out

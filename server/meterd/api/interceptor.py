@@ -1,0 +1,178 @@
+"""One interceptor for every Meter RPC: authenticate the API key, check the role, and turn domain
+errors into gRPC statuses, so servicers only decode, call and encode."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from meterd.domain import errors
+from meterd.domain.keys import Principal, check_format, hash_key
+
+log = logging.getLogger(__name__)
+
+# The role each RPC needs; "admin" may do everything. Methods not listed (health, reflection) are public.
+METHOD_ROLES: dict[str, str] = {
+    "/meter.v1.Meter/CheckQuota": "check",
+    "/meter.v1.Meter/ExtendReservation": "check",
+    "/meter.v1.Meter/ReleaseReservation": "check",
+    "/meter.v1.Meter/RecordCall": "record",
+    "/meter.v1.Meter/RecordCalls": "record",
+    "/meter.v1.Meter/GetUsage": "read",
+    "/meter.v1.Meter/ListCalls": "read",
+    "/meter.v1.Meter/StreamAlerts": "read",
+}
+ADMIN_SERVICE_PREFIX = "/meter.v1.MeterAdmin/"
+
+_principal: contextvars.ContextVar[Principal] = contextvars.ContextVar("meter_principal")
+
+_CODES: dict[type[errors.MeterError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
+}
+
+
+def current_principal() -> Principal:
+    return _principal.get()
+
+
+def required_role(method: str) -> str | None:
+    if method.startswith(ADMIN_SERVICE_PREFIX):
+        return "admin"
+    return METHOD_ROLES.get(method)
+
+
+def status_code(exc: errors.MeterError) -> grpc.StatusCode:
+    return _CODES[type(exc)]
+
+
+def _status_for(exc: errors.MeterError) -> grpc.Status:
+    code = status_code(exc)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=str(exc))
+    if isinstance(exc, errors.InvalidArgument):
+        detail = any_pb2.Any()
+        detail.Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in exc.violations
+                ]
+            )
+        )
+        status.details.append(detail)
+    if isinstance(exc, errors.Unauthenticated | errors.PermissionDenied):
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.ErrorInfo(reason=code.name, domain="meter.v1"))
+        status.details.append(detail)
+    return rpc_status.to_status(status)
+
+
+class KeyCache:
+    """Verified keys are trusted for `ttl` seconds, so the hot path does not query api_keys per RPC."""
+
+    def __init__(self, lookup: Callable[[str], Awaitable[Principal | None]], ttl: float, max_entries: int = 10_000):
+        self.lookup, self.ttl, self.max_entries = lookup, ttl, max_entries
+        self._entries: dict[bytes, tuple[Principal, float]] = {}
+
+    async def principal(self, full_key: str) -> Principal:
+        check_format(full_key)
+        digest = hash_key(full_key)
+        hit = self._entries.get(digest)
+        now = time.monotonic()
+        if hit and hit[1] > now:
+            return hit[0]
+        principal = await self.lookup(full_key)
+        if principal is None:
+            raise errors.Unauthenticated("unknown or revoked API key")
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[digest] = (principal, now + self.ttl)
+        return principal
+
+    def forget(self, key_id: str) -> None:
+        self._entries = {h: e for h, e in self._entries.items() if e[0].key_id != key_id}
+
+
+def _bearer(metadata) -> str:
+    for key, value in metadata or ():
+        if key == "authorization":
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise errors.Unauthenticated("authorization metadata must read 'Bearer mk_...'")
+            return token.strip()
+    raise errors.Unauthenticated("missing API key: send metadata 'authorization: Bearer mk_...'")
+
+
+class MeterInterceptor(grpc.aio.ServerInterceptor):
+    def __init__(self, keys: KeyCache) -> None:
+        self.keys = keys
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        role = required_role(handler_call_details.method)
+        if handler is None or role is None:
+            return handler
+        method = handler_call_details.method
+
+        async def authorize(context) -> None:
+            principal = await self.keys.principal(_bearer(context.invocation_metadata()))
+            if not principal.may(role):
+                raise errors.PermissionDenied(
+                    f"{method} needs the '{role}' role; this key has {', '.join(sorted(principal.roles))}"
+                )
+            _principal.set(principal)
+
+        async def fail(context, exc: Exception):
+            if isinstance(exc, errors.MeterError):
+                status = _status_for(exc)
+            else:
+                log.exception("unexpected error in %s", method)
+                status = rpc_status.to_status(
+                    status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; see the server log")
+                )
+            await context.abort(status.code, status.details, status.trailing_metadata)
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary_unary(request, context):
+                try:
+                    await authorize(context)
+                    return await inner(request, context)
+                except (errors.MeterError, Exception) as exc:  # noqa: BLE001 - every error becomes a status
+                    if isinstance(exc, grpc.aio.AbortError):
+                        raise
+                    await fail(context, exc)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def unary_stream(request, context):
+                try:
+                    await authorize(context)
+                    async for response in inner_stream(request, context):
+                        yield response
+                except Exception as exc:  # noqa: BLE001
+                    if isinstance(exc, grpc.aio.AbortError):
+                        raise
+                    await fail(context, exc)
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+        return handler

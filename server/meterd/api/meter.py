@@ -1,0 +1,164 @@
+"""The data plane servicer: decode, call the domain and the store, encode."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
+
+from meterd.api.convert import from_ts, micros, ts
+from meterd.api.interceptor import current_principal, status_code
+from meterd.domain.calls import CallInput, validate_call, validate_dimensions
+from meterd.domain.errors import InvalidArgument, MeterError, Unimplemented
+from meterd.store.calls import CallStore
+
+MAX_BATCH = 1000
+DEFAULT_USAGE_RANGE = dt.timedelta(days=30)
+
+
+class MeterServicer(meter_pb2_grpc.MeterServicer):
+    def __init__(
+        self,
+        calls: CallStore,
+        *,
+        clock: Callable[[], dt.datetime],
+        backfill_horizon: dt.timedelta,
+        max_future_skew: dt.timedelta,
+    ) -> None:
+        self.calls = calls
+        self.clock = clock
+        self.backfill_horizon = backfill_horizon
+        self.max_future_skew = max_future_skew
+
+    async def CheckQuota(self, request, context):
+        raise Unimplemented("CheckQuota needs the quota engine (limits, counters, reservations), not built yet")
+
+    async def ExtendReservation(self, request, context):
+        raise Unimplemented("ExtendReservation needs the quota engine (reservations), not built yet")
+
+    async def ReleaseReservation(self, request, context):
+        raise Unimplemented("ReleaseReservation needs the quota engine (reservations), not built yet")
+
+    async def RecordCall(self, request, context):
+        return await self._record(request)
+
+    async def RecordCalls(self, request, context):
+        if len(request.calls) > MAX_BATCH:
+            raise InvalidArgument([("calls", f"at most {MAX_BATCH} calls per request, got {len(request.calls)}")])
+        reply = meter_pb2.RecordCallsResponse()
+        for index, item in enumerate(request.calls):
+            result = reply.results.add(index=index)
+            try:
+                result.response.CopyFrom(await self._record(item))
+            except MeterError as exc:
+                result.error_code = status_code(exc).name
+                result.error_message = str(exc)
+                reply.failed += 1
+                continue
+            if result.response.duplicate:
+                reply.duplicates += 1
+            else:
+                reply.recorded += 1
+        return reply
+
+    async def _record(self, request: meter_pb2.RecordCallRequest) -> meter_pb2.RecordCallResponse:
+        principal = current_principal()
+        call = self._decode_call(request)
+        if call.reservation_id:
+            raise Unimplemented("settling a reservation needs the quota engine, not built yet; omit reservation_id")
+        if call.client_cost_nanos is not None:
+            cost, source = call.client_cost_nanos, "client"
+        else:
+            # The pricing catalog is not wired in yet: the call is kept and flagged unpriced.
+            cost, source = 0, "unpriced"
+        result = await self.calls.record(principal.tenant_id, principal.key_id, call, cost, source, "")
+        return meter_pb2.RecordCallResponse(
+            call_id=result.call_id,
+            duplicate=result.duplicate,
+            cost_nanos=result.cost_nanos,
+            cost_source=_COST_SOURCES[result.cost_source],
+            price_id=result.price_id,
+            recorded_at=ts(result.recorded_at),
+        )
+
+    def _decode_call(self, r: meter_pb2.RecordCallRequest) -> CallInput:
+        dims, violations = validate_dimensions(r.subject, r.provider, r.model, r.operation, dict(r.labels))
+        u = r.usage
+        return validate_call(
+            call_id=r.call_id,
+            dims=dims,
+            violations=violations,
+            occurred_at=from_ts(r, "occurred_at"),
+            now=self.clock(),
+            backfill_horizon=self.backfill_horizon,
+            max_future_skew=self.max_future_skew,
+            metadata=dict(r.metadata),
+            counts={
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cached_read_tokens": u.cached_read_tokens,
+                "cache_write_tokens": u.cache_write_tokens,
+                "reasoning_tokens": u.reasoning_tokens,
+                "requests": u.requests if u.HasField("requests") else 1,
+                "units": u.units,
+            },
+            reservation_id=r.reservation_id,
+            usage_given=r.HasField("usage"),
+            latency_us=micros(r, "latency"),
+            ttft_us=micros(r, "time_to_first_token"),
+            retry_count=r.retry_count,
+            success=r.outcome != common_pb2.OUTCOME_ERROR,
+            error_code=r.error_code,
+            error_message=r.error_message,
+            client_cost_nanos=r.cost_nanos if r.HasField("cost_nanos") else None,
+        )
+
+    async def GetUsage(self, request, context):
+        if request.group_by or request.include_projection or _filter_set(request.filter):
+            raise Unimplemented("GetUsage filters, group_by and projections are not built yet; ask for totals only")
+        end = from_ts(request, "end") or self.clock()
+        start = from_ts(request, "start") or end - DEFAULT_USAGE_RANGE
+        if start >= end:
+            raise InvalidArgument([("start", "must be before end")])
+        t = await self.calls.totals(current_principal().tenant_id, start, end)
+        total_tokens = t.input_tokens + t.output_tokens + t.cached_read_tokens + t.cache_write_tokens
+        all_input = t.input_tokens + t.cached_read_tokens + t.cache_write_tokens
+        totals = meter_pb2.UsageStats(
+            calls=t.calls,
+            successes=t.successes,
+            errors=t.errors,
+            error_rate=t.errors / t.calls if t.calls else 0.0,
+            input_tokens=t.input_tokens,
+            output_tokens=t.output_tokens,
+            cached_read_tokens=t.cached_read_tokens,
+            cache_write_tokens=t.cache_write_tokens,
+            reasoning_tokens=t.reasoning_tokens,
+            requests=t.requests,
+            units=t.units,
+            cost_nanos=t.cost_nanos,
+            unpriced_calls=t.unpriced_calls,
+            cost_nanos_per_1k_tokens=t.cost_nanos * 1000 / total_tokens if total_tokens else 0.0,
+            cache_hit_rate=t.cached_read_tokens / all_input if all_input else 0.0,
+        )
+        if t.latency_count:
+            totals.latency_avg.FromMicroseconds(t.latency_sum_us // t.latency_count)
+        return meter_pb2.GetUsageResponse(totals=totals, start=ts(start), end=ts(end))
+
+    async def ListCalls(self, request, context):
+        raise Unimplemented("ListCalls (recent calls with paging) is not built yet")
+
+    async def StreamAlerts(self, request, context):
+        raise Unimplemented("StreamAlerts needs the alert engine (rules, evaluator, fan-out), not built yet")
+        yield  # pragma: no cover - makes this an async generator like a real stream handler
+
+
+_COST_SOURCES = {
+    "catalog": common_pb2.COST_SOURCE_CATALOG,
+    "client": common_pb2.COST_SOURCE_CLIENT,
+    "unpriced": common_pb2.COST_SOURCE_UNPRICED,
+}
+
+
+def _filter_set(f: meter_pb2.UsageFilter) -> bool:
+    return bool(f.subject or f.subject_prefix or f.provider or f.model or f.operation or f.labels or f.outcome)

@@ -1,0 +1,134 @@
+"""Builds and runs the grpc.aio server: servicers, interceptor, health, reflection, lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
+
+from meterd.api.admin import AdminServicer
+from meterd.api.interceptor import KeyCache, MeterInterceptor
+from meterd.api.meter import MeterServicer
+from meterd.config import Config
+from meterd.store.calls import CallStore
+from meterd.store.db import Database
+from meterd.store.keys import KeyStore
+from meterd.store.migrate import MigrationError, migrate
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    meter_pb2.DESCRIPTOR.services_by_name["Meter"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["MeterAdmin"].full_name,
+)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class MeterServer:
+    """One server process. `start()` binds and serves at once (health NOT_SERVING) and turns SERVING
+    when the database is migrated and reachable; `stop()` drains and closes everything."""
+
+    def __init__(self, config: Config, database_url: str, *, clock: Callable[[], dt.datetime] = utc_now) -> None:
+        self.config = config
+        self.database_url = database_url
+        self.db = Database(
+            database_url,
+            min_size=config.pool_min,
+            max_size=config.pool_max,
+            timeout=config.pool_timeout,
+            max_waiting=config.pool_max_waiting,
+            statement_timeout=config.statement_timeout,
+        )
+        self.keys = KeyStore(self.db)
+        self.key_cache = KeyCache(self.keys.authenticate, ttl=config.key_cache_ttl)
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server(
+            interceptors=[MeterInterceptor(self.key_cache)],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+        )
+        meter_pb2_grpc.add_MeterServicer_to_server(
+            MeterServicer(
+                CallStore(self.db),
+                clock=clock,
+                backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
+                max_future_skew=dt.timedelta(seconds=config.max_future_skew),
+            ),
+            self.server,
+        )
+        admin_pb2_grpc.add_MeterAdminServicer_to_server(AdminServicer(self.keys, self.key_cache), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.port = 0
+        self._tasks: list[asyncio.Task] = []
+        self.ready = asyncio.Event()
+
+    async def start(self) -> int:
+        await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.port = self.server.add_insecure_port(self.config.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.config.listen}")
+        await self.server.start()
+        log.info("listening on %s (port %d)", self.config.listen, self.port)
+        self._tasks.append(asyncio.create_task(self._become_ready(), name="meter-ready"))
+        return self.port
+
+    async def _become_ready(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                applied = await migrate(self.database_url)
+                if applied:
+                    log.info("migrations applied: %s", ", ".join(applied))
+                await self.db.open(wait_timeout=max(5.0, self.config.pool_timeout))
+                break
+            except MigrationError:
+                log.exception("migrations cannot be applied; staying NOT_SERVING")
+                return
+            except Exception as exc:  # noqa: BLE001 - the database may not be up yet: keep trying
+                log.warning("database not ready (%s); retrying in %.1fs", str(exc).strip().splitlines()[0], delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        await self._set_health(health_pb2.HealthCheckResponse.SERVING)
+        self.ready.set()
+        log.info("database migrated and reachable: SERVING")
+        self._tasks.append(asyncio.create_task(self._watch_database(), name="meter-health"))
+
+    async def _watch_database(self) -> None:
+        serving = True
+        while True:
+            await asyncio.sleep(self.config.health_interval)
+            ok = await self.db.ping()
+            if ok != serving:
+                serving = ok
+                log.warning(
+                    "database %s: health %s", "back" if ok else "unreachable", "SERVING" if ok else "NOT_SERVING"
+                )
+                await self._set_health(
+                    health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+                )
+                if not ok:
+                    await self.db.pool.check()  # drop broken connections so recovery needs no failed RPCs
+
+    async def _set_health(self, status) -> None:
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain: health NOT_SERVING, refuse new RPCs, let in-flight ones finish within grace, close the pool."""
+        grace = self.config.grace_period if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.server.stop(grace)
+        await self.db.close()
+        log.info("stopped")

@@ -1,0 +1,175 @@
+"""Every setting of the server in one place: name, type, default and meaning.
+
+Each setting is read from a command-line flag (``--pool-max``), else from the environment
+(``METER_POOL_MAX``), else its default. ``meter serve --help`` and the README table are produced
+from ``SETTINGS`` so they never drift from the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str  # attribute name; flag is --name-with-dashes, env var METER_NAME
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "METER_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _seconds(text: str) -> float:
+    """Accept "2", "2s", "500ms", "5m", "1h", "30d"."""
+    text = text.strip().lower()
+    for suffix, factor in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text)
+
+
+def _bool(text: str) -> bool:
+    if text.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("listen", str, "127.0.0.1:50051", "gRPC listen address (host:port; port 0 picks a free one)."),
+    Setting(
+        "database_url",
+        str,
+        "",
+        "PostgreSQL URL. Empty: start the embedded PostgreSQL under data_dir.",
+    ),
+    Setting("data_dir", Path, Path(".meter"), "Where the embedded PostgreSQL keeps its data."),
+    Setting("pool_min", int, 2, "Database connections kept open."),
+    Setting("pool_max", int, 10, "Database connections at most."),
+    Setting(
+        "pool_timeout",
+        _seconds,
+        2.0,
+        "Seconds an RPC waits for a database connection before it fails with UNAVAILABLE.",
+    ),
+    Setting(
+        "pool_max_waiting",
+        int,
+        1000,
+        "RPCs allowed to queue for a connection; beyond that they fail at once with UNAVAILABLE.",
+    ),
+    Setting(
+        "statement_timeout",
+        _seconds,
+        10.0,
+        "Seconds a single SQL statement may run before PostgreSQL cancels it.",
+    ),
+    Setting("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR."),
+    Setting(
+        "grace_period",
+        _seconds,
+        10.0,
+        "Seconds in-flight RPCs get to finish on SIGTERM/SIGINT before they are cancelled.",
+    ),
+    Setting(
+        "health_interval",
+        _seconds,
+        2.0,
+        "Seconds between database health probes (health turns NOT_SERVING while the database is down).",
+    ),
+    Setting(
+        "key_cache_ttl",
+        _seconds,
+        5.0,
+        "Seconds a verified API key is trusted without a database look-up (revocation delay bound).",
+    ),
+    Setting(
+        "metrics_listen",
+        str,
+        "",
+        "host:port for Prometheus metrics over HTTP (e.g. 127.0.0.1:9464). Empty: off.",
+    ),
+    Setting("uvloop", _bool, True, "Use uvloop when it is installed (about 30% more RPCs per CPU)."),
+    Setting(
+        "backfill_horizon",
+        _seconds,
+        30 * 86400.0,
+        "How far in the past RecordCall.occurred_at may be (seconds; default 30 days).",
+    ),
+    Setting(
+        "max_future_skew",
+        _seconds,
+        300.0,
+        "How far in the future RecordCall.occurred_at may be (seconds), for clock skew.",
+    ),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    listen: str
+    database_url: str
+    data_dir: Path
+    pool_min: int
+    pool_max: int
+    pool_timeout: float
+    pool_max_waiting: int
+    statement_timeout: float
+    log_level: str
+    grace_period: float
+    health_interval: float
+    key_cache_ttl: float
+    metrics_listen: str
+    uvloop: bool
+    backfill_horizon: float
+    max_future_skew: float
+
+    @classmethod
+    def load(cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+        """Flags (values that are not None) win over METER_* variables, which win over defaults."""
+        flags = flags or {}
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for s in SETTINGS:
+            if flags.get(s.name) is not None:
+                raw = flags[s.name]
+                values[s.name] = s.parse(raw) if isinstance(raw, str) else raw
+            elif s.env in environ:
+                try:
+                    values[s.name] = s.parse(environ[s.env])
+                except ValueError as exc:
+                    raise ValueError(f"{s.env}={environ[s.env]!r}: {exc}") from None
+            else:
+                values[s.name] = s.default
+        config = cls(**values)
+        if config.pool_min > config.pool_max:
+            raise ValueError(f"pool_min ({config.pool_min}) is larger than pool_max ({config.pool_max})")
+        return config
+
+
+def add_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """Add one flag per setting (or per named setting); unset flags stay None so env vars apply."""
+    for s in SETTINGS:
+        if names is None or s.name in names:
+            parser.add_argument(s.flag, dest=s.name, default=None, help=f"{s.help} [env {s.env}, default {s.default}]")
+
+
+def markdown_table() -> str:
+    rows = ["| flag | environment | default | meaning |", "| --- | --- | --- | --- |"]
+    for s in SETTINGS:
+        default = s.default if s.default != "" else "(empty)"
+        rows.append(f"| `{s.flag}` | `{s.env}` | `{default}` | {s.help} |")
+    return "\n".join(rows)

@@ -1,0 +1,47 @@
+"""Errors the domain and storage layers raise; api/errors.py maps each to one gRPC status code."""
+
+from __future__ import annotations
+
+
+class MeterError(Exception):
+    """Base class; the message is meant for the developer calling the API."""
+
+
+class InvalidArgument(MeterError):
+    def __init__(self, violations: list[tuple[str, str]]) -> None:
+        self.violations = violations  # (field path, what is wrong with it)
+        super().__init__("; ".join(f"{field}: {why}" for field, why in violations))
+
+
+class NotFound(MeterError):
+    pass
+
+
+class AlreadyExists(MeterError):
+    pass
+
+
+class FailedPrecondition(MeterError):
+    pass
+
+
+class Unauthenticated(MeterError):
+    pass
+
+
+class PermissionDenied(MeterError):
+    pass
+
+
+class Unavailable(MeterError):
+    """The database cannot be reached or is overloaded; the caller should retry with backoff."""
+
+
+class Unimplemented(MeterError):
+    pass
+
+
+def require(violations: list[tuple[str, str]]) -> None:
+    """Raise InvalidArgument when any violation was collected."""
+    if violations:
+        raise InvalidArgument(violations)

@@ -1,0 +1,242 @@
+"""Pricing domain: price versions, exact integer cost, price selection, catalog loading.
+
+Money is integer nano-USD (1 USD = 1_000_000_000 nanos) everywhere; floats never enter.
+Token prices are nanos per million tokens; request and unit prices are nanos per request / unit.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+NANOS_PER_USD = 1_000_000_000
+TOKENS_PER_MTOK = 1_000_000
+INT64_MAX = 2**63 - 1
+
+DEFAULT_CATALOG = Path(__file__).with_name("default_prices.toml")
+
+# Rates in Price; the catalog file uses the same names.
+_TOKEN_RATES = ("input_per_mtok", "output_per_mtok", "cached_read_per_mtok", "cache_write_per_mtok")
+_OTHER_RATES = ("per_request", "per_unit")
+_USD_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def _check_count(name: str, value: object) -> None:
+    # bool is an int subclass; True as a price or a token count is always a bug.
+    if type(value) is not int or not 0 <= value <= INT64_MAX:
+        raise ValueError(f"{name} must be an int in [0, 2**63-1], got {value!r}")
+
+
+@dataclass(frozen=True)
+class Price:
+    """One version of a provider/model price, in force from `effective_from` until superseded.
+
+    `model_pattern` is an exact model name or a glob using only `*` and `?` (no `[...]` sets).
+    """
+
+    provider: str
+    model_pattern: str
+    effective_from: datetime
+    input_per_mtok: int
+    output_per_mtok: int
+    cached_read_per_mtok: int
+    cache_write_per_mtok: int
+    per_request: int
+    per_unit: int
+    note: str = ""
+    price_id: str = ""  # assigned by storage; empty for prices not yet stored
+
+    def __post_init__(self) -> None:
+        if not self.provider.strip():
+            raise ValueError("provider must not be empty")
+        if not self.model_pattern.strip():
+            raise ValueError("model_pattern must not be empty")
+        if "[" in self.model_pattern or "]" in self.model_pattern:
+            raise ValueError(f"model_pattern {self.model_pattern!r}: only '*' and '?' wildcards are allowed")
+        if self.effective_from.utcoffset() is None:
+            raise ValueError("effective_from must be timezone-aware")
+        for name in _TOKEN_RATES + _OTHER_RATES:
+            _check_count(name, getattr(self, name))
+
+    @property
+    def is_exact(self) -> bool:
+        return not ("*" in self.model_pattern or "?" in self.model_pattern)
+
+    @property
+    def specificity(self) -> int:
+        """Number of literal (non-wildcard) characters in the pattern."""
+        return len(self.model_pattern) - self.model_pattern.count("*") - self.model_pattern.count("?")
+
+    def matches(self, provider: str, model: str) -> bool:
+        """Provider and model are both compared case-insensitively."""
+        return self.provider.casefold() == provider.casefold() and fnmatchcase(
+            model.casefold(), self.model_pattern.casefold()
+        )
+
+
+@dataclass(frozen=True)
+class UsageAmounts:
+    """Non-overlapping billable amounts of one call.
+
+    input_tokens excludes cached-read and cache-write tokens; output_tokens includes reasoning tokens.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    requests: int = 0
+    units: int = 0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _check_count(f.name, getattr(self, f.name))
+
+
+def cost_nanos(price: Price, usage: UsageAmounts) -> int:
+    """Exact cost of `usage` at `price`, in nano-USD.
+
+        tokens = input*input_per_mtok + output*output_per_mtok
+                 + cached_read*cached_read_per_mtok + cache_write*cache_write_per_mtok
+        cost   = round_half_up(tokens / 1_000_000) + requests*per_request + units*per_unit
+
+    The token numerator is an exact integer, rounded once (half up) to a whole nano, so no rounding
+    error accumulates per token kind.
+    """
+    numerator = (
+        usage.input_tokens * price.input_per_mtok
+        + usage.output_tokens * price.output_per_mtok
+        + usage.cached_read_tokens * price.cached_read_per_mtok
+        + usage.cache_write_tokens * price.cache_write_per_mtok
+    )
+    token_nanos = (numerator + TOKENS_PER_MTOK // 2) // TOKENS_PER_MTOK  # numerator >= 0
+    return token_nanos + usage.requests * price.per_request + usage.units * price.per_unit
+
+
+def select_price(prices: Iterable[Price], provider: str, model: str, at: datetime) -> Price | None:
+    """The price in force for (provider, model) at `at`, or None when the model is unpriced.
+
+    Only prices of the same provider (case-insensitive) whose pattern matches the model
+    (case-insensitive) and whose effective_from <= at are candidates. Among them the most specific
+    pattern wins: an exact name beats any glob; among globs, the one with the most literal
+    characters (so a provider-wide "*" is the last resort); among equally specific patterns, the
+    latest effective_from. A more specific pattern not in force yet does not hide an older, broader
+    one. Remaining ties (same specificity and date) go to the lexicographically smallest pattern.
+    """
+    if at.utcoffset() is None:
+        raise ValueError("at must be timezone-aware")
+    # Sorting by pattern first makes max() (which keeps the first maximum) break ties deterministically.
+    candidates = sorted(
+        (p for p in prices if p.effective_from <= at and p.matches(provider, model)),
+        key=lambda p: p.model_pattern,
+    )
+    return max(candidates, key=lambda p: (p.is_exact, p.specificity, p.effective_from), default=None)
+
+
+def usd_to_nanos(text: str) -> int:
+    """Exact conversion of a non-negative decimal USD string ("30.00", "0.000006") to nanos.
+
+    Rejects signs, exponents, non-strings and anything finer than 1 nano (9 decimal places).
+    """
+    if not isinstance(text, str) or not _USD_RE.fullmatch(text):
+        raise ValueError(f"expected a non-negative decimal USD string like '0.50', got {text!r}")
+    nanos = Decimal(text) * NANOS_PER_USD
+    if nanos != nanos.to_integral_value():
+        raise ValueError(f"{text!r} has more precision than 1 nano-USD")
+    value = int(nanos)
+    if value > INT64_MAX:
+        raise ValueError(f"{text!r} exceeds the int64 nano-USD range")
+    return value
+
+
+def nanos_to_usd(n: int) -> str:
+    """Exact decimal USD string for `n` nanos, without trailing zeros (60_000_000 -> "0.06")."""
+    sign = "-" if n < 0 else ""
+    whole, frac = divmod(abs(n), NANOS_PER_USD)
+    if not frac:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{frac:09d}".rstrip("0")
+
+
+_REQUIRED_KEYS = {"provider", "model", "effective_from", "note", *_TOKEN_RATES}
+_OPTIONAL_KEYS = set(_OTHER_RATES)  # default "0"
+
+
+def _effective_from(value: Any) -> datetime:
+    # tomllib gives date for `2024-01-01` and datetime for `2024-01-01T00:00:00Z`; both are UTC.
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError("effective_from needs a UTC offset (e.g. 2024-01-01T00:00:00Z) or a plain date")
+        return value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(), tzinfo=UTC)
+    raise ValueError(f"effective_from must be a TOML date, got {value!r}")
+
+
+def _parse_entry(entry: Any) -> Price:
+    if not isinstance(entry, dict):
+        raise ValueError("must be a table")
+    keys = set(entry)
+    if missing := _REQUIRED_KEYS - keys:
+        raise ValueError(f"missing {sorted(missing)}")
+    if unknown := keys - _REQUIRED_KEYS - _OPTIONAL_KEYS:
+        raise ValueError(f"unknown keys {sorted(unknown)}")
+    for name in ("provider", "model", "note"):
+        if not isinstance(entry[name], str):
+            raise ValueError(f"{name} must be a string")
+    rates: dict[str, int] = {}
+    for name in _TOKEN_RATES + _OTHER_RATES:
+        try:
+            rates[name] = usd_to_nanos(entry.get(name, "0"))
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    return Price(
+        provider=entry["provider"].strip().lower(),
+        model_pattern=entry["model"].strip(),
+        effective_from=_effective_from(entry["effective_from"]),
+        note=entry["note"],
+        **rates,
+    )
+
+
+def parse_catalog(data: Mapping[str, Any]) -> list[Price]:
+    """Validate a parsed catalog document (`{"price": [{...}, ...]}`) into prices.
+
+    Each entry has provider, model (exact or glob), effective_from (date, or datetime with offset),
+    note, the four token rates as decimal USD-per-million strings, and optional per_request /
+    per_unit as decimal USD strings. Any bad entry raises ValueError naming it.
+    """
+    if unknown := set(data) - {"price"}:
+        raise ValueError(f"unknown top-level keys {sorted(unknown)}")
+    entries = data.get("price", [])
+    if not isinstance(entries, list):
+        raise ValueError("'price' must be an array of tables ([[price]])")
+    prices: list[Price] = []
+    seen: set[tuple[str, str, datetime]] = set()
+    for i, entry in enumerate(entries):
+        label = f"price[{i}]"
+        if isinstance(entry, dict):
+            label += f" ({entry.get('provider')!s} {entry.get('model')!s})"
+        try:
+            price = _parse_entry(entry)
+        except ValueError as e:
+            raise ValueError(f"{label}: {e}") from None
+        key = (price.provider, price.model_pattern.casefold(), price.effective_from)
+        if key in seen:
+            raise ValueError(f"{label}: duplicate provider/model/effective_from")
+        seen.add(key)
+        prices.append(price)
+    return prices
+
+
+def load_catalog(path: str | Path | None = None) -> list[Price]:
+    """Load and validate a TOML price catalog file (the bundled default when `path` is None)."""
+    with open(DEFAULT_CATALOG if path is None else path, "rb") as fh:
+        return parse_catalog(tomllib.load(fh))

@@ -1,0 +1,75 @@
+"""Tenants and API keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from meterd.domain.errors import NotFound
+from meterd.domain.keys import Principal, hash_key, new_key
+from meterd.store.db import Database
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiKeyRow:
+    tenant_id: str
+    id: str
+    name: str
+    roles: list[str]
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class KeyStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, tenant_id: str, roles: list[str], name: str = "") -> tuple[ApiKeyRow, str]:
+        """Create the tenant if needed and a key for it; returns the row and the full key (shown once)."""
+        key_id, full_key = new_key()
+        async with self.db.transaction() as conn:
+            await conn.execute("INSERT INTO tenants (id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant_id,))
+            cur = await conn.execute(
+                """INSERT INTO api_keys (tenant_id, id, name, key_hash, roles) VALUES (%s, %s, %s, %s, %s)
+                   RETURNING tenant_id, id, name, roles, created_at, revoked_at""",
+                (tenant_id, key_id, name, hash_key(full_key), roles),
+            )
+            row = await cur.fetchone()
+        return ApiKeyRow(**row), full_key
+
+    async def authenticate(self, full_key: str) -> Principal | None:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT tenant_id, id, roles FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
+                (hash_key(full_key),),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return Principal(row["tenant_id"], row["id"], frozenset(row["roles"]))
+
+    async def list(self, tenant_id: str, include_revoked: bool = False) -> list[ApiKeyRow]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                """SELECT tenant_id, id, name, roles, created_at, revoked_at FROM api_keys
+                   WHERE tenant_id = %s AND (%s OR revoked_at IS NULL) ORDER BY created_at, id""",
+                (tenant_id, include_revoked),
+            )
+            return [ApiKeyRow(**row) for row in await cur.fetchall()]
+
+    async def revoke(self, tenant_id: str, key_id: str) -> ApiKeyRow:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                """UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE tenant_id = %s AND id = %s
+                   RETURNING tenant_id, id, name, roles, created_at, revoked_at""",
+                (tenant_id, key_id),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"API key {key_id!r} does not exist in this tenant")
+        return ApiKeyRow(**row)
+
+    async def count(self) -> int:
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL")
+            return (await cur.fetchone())["n"]
