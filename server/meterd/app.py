@@ -15,6 +15,7 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
 from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.meter import MeterServicer
+from meterd.api.metrics import start_metrics_server
 from meterd.config import Config
 from meterd.store.calls import CallStore
 from meterd.store.db import Database
@@ -51,8 +52,13 @@ class MeterServer:
         self.keys = KeyStore(self.db)
         self.key_cache = KeyCache(self.keys.authenticate, ttl=config.key_cache_ttl)
         self.health = health.aio.HealthServicer()
+        self.metrics_http = None
+        observe = None
+        if config.metrics_listen:
+            metrics, self.metrics_http = start_metrics_server(config.metrics_listen, self.db)
+            observe = metrics.observe
         self.server = grpc.aio.server(
-            interceptors=[MeterInterceptor(self.key_cache)],
+            interceptors=[MeterInterceptor(self.key_cache, observe)],
             options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
         )
         meter_pb2_grpc.add_MeterServicer_to_server(
@@ -131,4 +137,7 @@ class MeterServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.server.stop(grace)
         await self.db.close()
+        if self.metrics_http:
+            self.metrics_http.shutdown()
+            self.metrics_http.server_close()
         log.info("stopped")

@@ -116,8 +116,9 @@ def _bearer(metadata) -> str:
 
 
 class MeterInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, keys: KeyCache) -> None:
+    def __init__(self, keys: KeyCache, observe: Callable[[str, str, float], None] | None = None) -> None:
         self.keys = keys
+        self.observe = observe  # (method, status code name, seconds), e.g. RpcMetrics.observe
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -134,27 +135,35 @@ class MeterInterceptor(grpc.aio.ServerInterceptor):
                 )
             _principal.set(principal)
 
-        async def fail(context, exc: Exception):
+        def fail_status(exc: Exception) -> grpc.Status:
             if isinstance(exc, errors.MeterError):
-                status = _status_for(exc)
-            else:
-                log.exception("unexpected error in %s", method)
-                status = rpc_status.to_status(
-                    status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; see the server log")
-                )
-            await context.abort(status.code, status.details, status.trailing_metadata)
+                return _status_for(exc)
+            log.exception("unexpected error in %s", method)
+            return rpc_status.to_status(
+                status_pb2.Status(code=code_pb2.INTERNAL, message="internal error; see the server log")
+            )
+
+        def observe(started: float, code: grpc.StatusCode) -> None:
+            if self.observe:
+                self.observe(method, code.name, time.perf_counter() - started)
 
         if handler.unary_unary:
             inner = handler.unary_unary
 
             async def unary_unary(request, context):
+                started = time.perf_counter()
                 try:
                     await authorize(context)
-                    return await inner(request, context)
-                except (errors.MeterError, Exception) as exc:  # noqa: BLE001 - every error becomes a status
-                    if isinstance(exc, grpc.aio.AbortError):
-                        raise
-                    await fail(context, exc)
+                    response = await inner(request, context)
+                except grpc.aio.AbortError:
+                    observe(started, context.code() or grpc.StatusCode.UNKNOWN)
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every error becomes a status
+                    status = fail_status(exc)
+                    observe(started, status.code)
+                    await context.abort(status.code, status.details, status.trailing_metadata)
+                observe(started, grpc.StatusCode.OK)
+                return response
 
             return grpc.unary_unary_rpc_method_handler(
                 unary_unary, handler.request_deserializer, handler.response_serializer
@@ -163,14 +172,19 @@ class MeterInterceptor(grpc.aio.ServerInterceptor):
             inner_stream = handler.unary_stream
 
             async def unary_stream(request, context):
+                started = time.perf_counter()
                 try:
                     await authorize(context)
                     async for response in inner_stream(request, context):
                         yield response
+                except grpc.aio.AbortError:
+                    observe(started, context.code() or grpc.StatusCode.UNKNOWN)
+                    raise
                 except Exception as exc:  # noqa: BLE001
-                    if isinstance(exc, grpc.aio.AbortError):
-                        raise
-                    await fail(context, exc)
+                    status = fail_status(exc)
+                    observe(started, status.code)
+                    await context.abort(status.code, status.details, status.trailing_metadata)
+                observe(started, grpc.StatusCode.OK)
 
             return grpc.unary_stream_rpc_method_handler(
                 unary_stream, handler.request_deserializer, handler.response_serializer

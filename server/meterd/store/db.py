@@ -65,7 +65,8 @@ class Database:
             raise Unavailable("too many requests waiting for a database connection; retry with backoff") from None
         except psycopg.OperationalError as exc:
             log.warning("database operation failed: %s", exc)
-            raise Unavailable(f"database unavailable: {str(exc).strip().splitlines()[0]}") from None
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise Unavailable(f"database unavailable ({reason}); retry with backoff") from None
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection]:

@@ -83,7 +83,9 @@ class EmbeddedPostgres:
         cmd = [str(self.bin_dir / tool), *args]
         # stdout/stderr to files, not pipes: pg_ctl's postmaster inherits them and would keep a pipe open.
         with tempfile.TemporaryFile("w+") as out:
-            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, user=self.run_as, check=False)
+            # Drop root's groups too: a root group on a parent directory would otherwise deny access.
+            drop = {"user": self.run_as, "group": self.run_as, "extra_groups": []} if self.run_as else {}
+            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, check=False, **drop)
             out.seek(0)
             proc.stdout = out.read()
         if check and proc.returncode != 0:

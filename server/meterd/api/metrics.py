@@ -1,0 +1,55 @@
+"""Prometheus metrics over HTTP on their own port: RPC counts and latencies by method and code,
+and database pool gauges. No tenant or subject ever becomes a label (unbounded cardinality)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+
+from meterd.store.db import Database
+
+
+class RpcMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.handled = Counter(
+            "grpc_server_handled_total",
+            "RPCs completed, by method and status code.",
+            ["grpc_service", "grpc_method", "grpc_code"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "grpc_server_handling_seconds",
+            "Time from request to response, by method.",
+            ["grpc_service", "grpc_method"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+
+    def observe(self, method: str, code: str, seconds: float) -> None:
+        service, _, name = method.lstrip("/").partition("/")
+        self.handled.labels(service, name, code).inc()
+        self.seconds.labels(service, name).observe(seconds)
+
+
+class PoolCollector:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def collect(self):
+        stats = self.db.pool.get_stats()
+        for key, help_text in (
+            ("pool_size", "Connections open (busy or idle)."),
+            ("pool_available", "Idle connections."),
+            ("requests_waiting", "Requests waiting for a connection."),
+        ):
+            yield GaugeMetricFamily(f"meter_db_{key}", help_text, value=stats.get(key, 0))
+
+
+def start_metrics_server(listen: str, db: Database):
+    """Serve /metrics on host:port; returns the RPC metrics and the HTTP server (.server_port, .shutdown())."""
+    host, _, port = listen.rpartition(":")
+    registry = CollectorRegistry()
+    metrics = RpcMetrics(registry)
+    registry.register(PoolCollector(db))
+    server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    return metrics, server

@@ -1,0 +1,118 @@
+"""RecordCall and GetUsage over a real port against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+
+import grpc
+import pytest
+from meter.v1 import common_pb2, meter_pb2
+from meter_testing.requests import field_violations, record
+
+
+async def test_recorded_call_shows_up_in_usage(meter_stub, make_tenant):
+    tenant = await make_tenant()
+    reply = await meter_stub.RecordCall(record(), metadata=tenant.auth("record"))
+    assert not reply.duplicate
+    assert reply.cost_nanos == 60_000_000
+    assert reply.cost_source == common_pb2.COST_SOURCE_CLIENT
+    await meter_stub.RecordCall(
+        record(cost_nanos=None, outcome=common_pb2.OUTCOME_ERROR, error_code="rate_limit"),
+        metadata=tenant.auth("record"),
+    )
+
+    usage = await meter_stub.GetUsage(meter_pb2.GetUsageRequest(), metadata=tenant.auth("read"))
+    t = usage.totals
+    assert (t.calls, t.successes, t.errors) == (2, 1, 1)
+    assert (t.input_tokens, t.output_tokens, t.cached_read_tokens) == (2000, 1000, 400)
+    assert t.cost_nanos == 60_000_000
+    assert t.unpriced_calls == 1
+    assert t.error_rate == 0.5
+    assert t.cache_hit_rate == pytest.approx(400 / 2400)
+
+
+async def test_retry_with_same_content_counts_once_and_returns_first_answer(meter_stub, make_tenant):
+    tenant = await make_tenant()
+    first = await meter_stub.RecordCall(record("call-1"), metadata=tenant.auth("record"))
+    again = await meter_stub.RecordCall(record("call-1"), metadata=tenant.auth("record"))
+    assert again.duplicate and not first.duplicate
+    assert again.recorded_at == first.recorded_at and again.cost_nanos == first.cost_nanos
+    usage = await meter_stub.GetUsage(meter_pb2.GetUsageRequest(), metadata=tenant.auth("read"))
+    assert usage.totals.calls == 1
+
+
+async def test_concurrent_retries_of_one_id_count_once(meter_stub, make_tenant):
+    tenant = await make_tenant()
+    request = record("hot-id")
+    replies = await asyncio.gather(*(meter_stub.RecordCall(request, metadata=tenant.auth("record")) for _ in range(40)))
+    assert sum(not r.duplicate for r in replies) == 1
+    usage = await meter_stub.GetUsage(meter_pb2.GetUsageRequest(), metadata=tenant.auth("read"))
+    assert usage.totals.calls == 1 and usage.totals.input_tokens == 1000
+
+
+async def test_same_id_different_content_is_already_exists(meter_stub, make_tenant):
+    tenant = await make_tenant()
+    await meter_stub.RecordCall(record("call-x"), metadata=tenant.auth("record"))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await meter_stub.RecordCall(
+            record("call-x", usage=common_pb2.Usage(input_tokens=1)), metadata=tenant.auth("record")
+        )
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "call-x" in err.value.details()
+
+
+async def test_missing_fields_are_invalid_argument_with_field_violations(meter_stub, tenant):
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await meter_stub.RecordCall(
+            meter_pb2.RecordCallRequest(usage=common_pb2.Usage(input_tokens=-5)), metadata=tenant.auth("record")
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    violations = field_violations(err.value)
+    assert set(violations) == {"call_id", "subject", "provider", "model", "usage.input_tokens"}
+
+
+async def test_occurred_at_in_the_future_is_rejected(meter_stub, tenant):
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    request = record()
+    request.occurred_at.FromDatetime(future)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await meter_stub.RecordCall(request, metadata=tenant.auth("record"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "future" in field_violations(err.value)["occurred_at"]
+
+
+async def test_long_error_message_and_labels_are_truncated_not_rejected(meter_stub, postgres, database_url, tenant):
+    call_id = uuid.uuid4().hex
+    await meter_stub.RecordCall(
+        record(call_id, error_message="x" * 5000, labels={"feature": "y" * 1000}), metadata=tenant.auth("record")
+    )
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute(
+            "SELECT length(error_message), length(labels->>'feature') FROM calls WHERE call_id = %s", (call_id,)
+        )
+        assert await cur.fetchone() == (1024, 256)
+
+
+async def test_batch_reports_each_item(meter_stub, make_tenant):
+    tenant = await make_tenant()
+    await meter_stub.RecordCall(record("dup"), metadata=tenant.auth("record"))
+    reply = await meter_stub.RecordCalls(
+        meter_pb2.RecordCallsRequest(calls=[record("a"), record("dup"), meter_pb2.RecordCallRequest(subject="s")]),
+        metadata=tenant.auth("record"),
+    )
+    assert (reply.recorded, reply.duplicates, reply.failed) == (1, 1, 1)
+    assert [r.index for r in reply.results] == [0, 1, 2]
+    assert reply.results[2].error_code == "INVALID_ARGUMENT" and "call_id" in reply.results[2].error_message
+    usage = await meter_stub.GetUsage(meter_pb2.GetUsageRequest(), metadata=tenant.auth("read"))
+    assert usage.totals.calls == 2
+
+
+async def test_unbuilt_features_answer_unimplemented_naming_the_feature(meter_stub, tenant):
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await meter_stub.ListCalls(meter_pb2.ListCallsRequest(), metadata=tenant.auth("read"))
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert "ListCalls" in err.value.details()
