@@ -33,8 +33,8 @@ proto-check: proto
 
 lint: setup
 	npx --yes @bufbuild/buf lint
-	$(BIN)/ruff check server tests bench
-	$(BIN)/ruff format --check server tests bench
+	$(BIN)/ruff check server tests $(wildcard bench)
+	$(BIN)/ruff format --check server tests $(wildcard bench)
 
 bench: setup
 	$(BIN)/python -m bench.run
