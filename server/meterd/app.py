@@ -10,8 +10,8 @@ from collections.abc import Callable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 
+from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
 from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.meter import MeterServicer

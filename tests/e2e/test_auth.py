@@ -6,6 +6,7 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
 from meter.v1 import admin_pb2, meter_pb2
 from meter_testing.requests import record
 

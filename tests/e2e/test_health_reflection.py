@@ -30,6 +30,7 @@ async def test_prometheus_metrics_count_rpcs_by_code(database_url, tenant):
     import urllib.request
 
     import grpc
+
     from meter.v1 import meter_pb2, meter_pb2_grpc
     from meter_testing.fixtures import running_server
 

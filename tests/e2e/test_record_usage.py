@@ -8,6 +8,7 @@ import uuid
 
 import grpc
 import pytest
+
 from meter.v1 import common_pb2, meter_pb2
 from meter_testing.requests import field_violations, record
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from meter.v1 import meter_pb2, meter_pb2_grpc
 from meter_testing.requests import record
 

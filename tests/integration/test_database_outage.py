@@ -9,6 +9,7 @@ import time
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from meter.v1 import meter_pb2, meter_pb2_grpc
 from meter_testing.fixtures import TEST_PG_SETTINGS, running_server
 from meter_testing.requests import record

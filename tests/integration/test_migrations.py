@@ -7,6 +7,7 @@ import shutil
 
 import psycopg
 import pytest
+
 from meterd.store.migrate import MigrationError, discover, migrate, migrations_dir
 
 EXPECTED_TABLES = {

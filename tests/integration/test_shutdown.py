@@ -7,8 +7,8 @@ import asyncio
 import grpc
 import psycopg
 from grpc_health.v1 import health_pb2
-from meter.v1 import meter_pb2_grpc
 
+from meter.v1 import meter_pb2_grpc
 from meter_testing.fixtures import running_server
 from meter_testing.requests import record
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import grpc
 import psycopg
 import pytest
+
 from meter.v1 import admin_pb2_grpc, meter_pb2_grpc
 from meterd.app import MeterServer, utc_now
 from meterd.config import Config

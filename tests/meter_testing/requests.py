@@ -7,6 +7,7 @@ import uuid
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
 from meter.v1 import common_pb2, meter_pb2
 
 

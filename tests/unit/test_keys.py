@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from meterd.domain.errors import InvalidArgument, Unauthenticated
 from meterd.domain.keys import Principal, check_format, hash_key, new_key, validate_roles
 

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+
 from meterd.domain.pricing import (
     Price,
     UsageAmounts,

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 
 import pytest
+
 from meterd.domain.windows import (
     MAX_FIXED_SECONDS,
     WindowKind,

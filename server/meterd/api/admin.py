@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from meter.v1 import admin_pb2, admin_pb2_grpc
-
 from meterd.api.convert import ts
 from meterd.api.interceptor import KeyCache, current_principal
 from meterd.domain.errors import Unimplemented

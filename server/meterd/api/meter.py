@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Callable
 
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
-
 from meterd.api.convert import from_ts, micros, ts
 from meterd.api.interceptor import current_principal, status_code
 from meterd.domain.calls import CallInput, validate_call, validate_dimensions
