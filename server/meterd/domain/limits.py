@@ -58,7 +58,7 @@ class Selector:
     subject: str = ""
     subject_prefix: str = ""
     provider: str = ""  # compared case-insensitively
-    model: str = ""
+    model: str = ""  # compared case-insensitively, as the pricing catalog does (no bypass by "GPT-4.1")
     operation: str = ""
     labels: tuple[tuple[str, str], ...] = ()
 
@@ -70,7 +70,7 @@ class Selector:
             (not self.subject or subject == self.subject)
             and subject.startswith(self.subject_prefix)
             and (not self.provider or provider.casefold() == self.provider.casefold())
-            and (not self.model or model == self.model)
+            and (not self.model or model.casefold() == self.model.casefold())
             and (not self.operation or operation == self.operation)
             and all(labels.get(key) == value for key, value in self.labels)
         )
