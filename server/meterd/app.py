@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 
 import grpc
+import psycopg
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -17,10 +18,17 @@ from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.meter import MeterServicer
 from meterd.api.metrics import start_metrics_server
 from meterd.config import Config
+from meterd.service.limit_cache import LimitCache
+from meterd.service.metering import MeteringService
+from meterd.service.prices import PriceBook
+from meterd.service.quota import QuotaService
 from meterd.store.calls import CallStore
 from meterd.store.db import Database
 from meterd.store.keys import KeyStore
+from meterd.store.limits import LimitStore
 from meterd.store.migrate import MigrationError, migrate
+from meterd.store.prices import PriceStore
+from meterd.store.quota import QuotaStore
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +46,9 @@ class MeterServer:
     """One server process. `start()` binds and serves at once (health NOT_SERVING) and turns SERVING
     when the database is migrated and reachable; `stop()` drains and closes everything."""
 
-    def __init__(self, config: Config, database_url: str, *, clock: Callable[[], dt.datetime] = utc_now) -> None:
+    def __init__(self, config: Config, database_url: str, *, clock: Callable[[], dt.datetime] | None = None) -> None:
+        """clock: None uses the database's clock for quota windows (one clock for all replicas);
+        tests inject one."""
         self.config = config
         self.database_url = database_url
         self.db = Database(
@@ -51,6 +61,20 @@ class MeterServer:
         )
         self.keys = KeyStore(self.db)
         self.key_cache = KeyCache(self.keys.authenticate, ttl=config.key_cache_ttl)
+        self.limit_store = LimitStore(self.db)
+        self.limits = LimitCache(self.limit_store, database_url)
+        self.prices = PriceBook(PriceStore(self.db))
+        quota_store = QuotaStore(self.db)
+        self.quota = QuotaService(
+            quota_store,
+            self.limits,
+            self.prices,
+            clock=clock,
+            max_ttl=dt.timedelta(seconds=config.max_reservation_ttl),
+            batch_workers=config.batch_workers,
+        )
+        calls = CallStore(self.db)
+        metering = MeteringService(self.db, calls, quota_store, self.limits, self.prices, clock=clock)
         self.health = health.aio.HealthServicer()
         self.metrics_http = None
         observe = None
@@ -59,18 +83,25 @@ class MeterServer:
             observe = metrics.observe
         self.server = grpc.aio.server(
             interceptors=[MeterInterceptor(self.key_cache, observe)],
-            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+            options=[
+                ("grpc.so_reuseport", 1 if config.reuse_port else 0),
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ],
         )
         meter_pb2_grpc.add_MeterServicer_to_server(
             MeterServicer(
-                CallStore(self.db),
-                clock=clock,
+                calls,
+                self.quota,
+                metering,
+                clock=clock or utc_now,
                 backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
                 max_future_skew=dt.timedelta(seconds=config.max_future_skew),
             ),
             self.server,
         )
-        admin_pb2_grpc.add_MeterAdminServicer_to_server(AdminServicer(self.keys, self.key_cache), self.server)
+        admin_pb2_grpc.add_MeterAdminServicer_to_server(
+            AdminServicer(self.keys, self.key_cache, self.limit_store, self.limits), self.server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.port = 0
@@ -95,18 +126,24 @@ class MeterServer:
                 if applied:
                     log.info("migrations applied: %s", ", ".join(applied))
                 await self.db.open(wait_timeout=max(5.0, self.config.pool_timeout))
+                await self.prices.seed_default_catalog()
                 break
-            except MigrationError:
-                log.exception("migrations cannot be applied; staying NOT_SERVING")
-                return
-            except Exception as exc:  # noqa: BLE001 - the database may not be up yet: keep trying
+            except (psycopg.OperationalError, OSError) as exc:  # the database may not be up yet: keep trying
                 log.warning("database not ready (%s); retrying in %.1fs", str(exc).strip().splitlines()[0], delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+            except (MigrationError, psycopg.Error):
+                # A broken migration or schema will not fix itself: say so loudly and stay NOT_SERVING.
+                log.exception("cannot prepare the database; staying NOT_SERVING")
+                return
         await self._set_health(health_pb2.HealthCheckResponse.SERVING)
         self.ready.set()
         log.info("database migrated and reachable: SERVING")
         self._tasks.append(asyncio.create_task(self._watch_database(), name="meter-health"))
+        self._tasks.append(asyncio.create_task(self.limits.listen(), name="meter-limit-listener"))
+        self._tasks.append(
+            asyncio.create_task(self.quota.sweep_expired(self.config.sweep_interval), name="meter-sweeper")
+        )
 
     async def _watch_database(self) -> None:
         serving = True
@@ -136,6 +173,7 @@ class MeterServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.server.stop(grace)
+        await self.quota.batcher.close()
         await self.db.close()
         if self.metrics_http:
             self.metrics_http.shutdown()

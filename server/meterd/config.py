@@ -110,6 +110,30 @@ SETTINGS: tuple[Setting, ...] = (
         "How far in the past RecordCall.occurred_at may be (seconds; default 30 days).",
     ),
     Setting(
+        "max_reservation_ttl",
+        _seconds,
+        3600.0,
+        "Longest reservation TTL a caller may ask for (seconds); longer requests are cut to it.",
+    ),
+    Setting(
+        "sweep_interval",
+        _seconds,
+        1.0,
+        "Seconds between sweeps that release expired reservations (the most a leaked one outlives its TTL).",
+    ),
+    Setting(
+        "reuse_port",
+        _bool,
+        False,
+        "Let several server processes listen on the same port (SO_REUSEPORT); the kernel spreads connections.",
+    ),
+    Setting(
+        "batch_workers",
+        int,
+        4,
+        "Concurrent group-commit transactions for CheckQuota (each carries every request queued meanwhile).",
+    ),
+    Setting(
         "max_future_skew",
         _seconds,
         300.0,
@@ -135,6 +159,10 @@ class Config:
     metrics_listen: str
     uvloop: bool
     backfill_horizon: float
+    max_reservation_ttl: float
+    sweep_interval: float
+    reuse_port: bool
+    batch_workers: int
     max_future_skew: float
 
     @classmethod

@@ -19,19 +19,26 @@ async def test_recorded_call_shows_up_in_usage(meter_stub, make_tenant):
     assert not reply.duplicate
     assert reply.cost_nanos == 60_000_000
     assert reply.cost_source == common_pb2.COST_SOURCE_CLIENT
-    await meter_stub.RecordCall(
+    priced = await meter_stub.RecordCall(
         record(cost_nanos=None, outcome=common_pb2.OUTCOME_ERROR, error_code="rate_limit"),
         metadata=tenant.auth("record"),
     )
+    # gpt-4.1 in the bundled catalog: $2/M input, $8/M output, $0.50/M cached input.
+    assert priced.cost_source == common_pb2.COST_SOURCE_CATALOG and priced.price_id
+    assert priced.cost_nanos == 1000 * 2000 + 500 * 8000 + 200 * 500
+    unpriced = await meter_stub.RecordCall(
+        record(cost_nanos=None, provider="acme", model="brand-new"), metadata=tenant.auth("record")
+    )
+    assert unpriced.cost_source == common_pb2.COST_SOURCE_UNPRICED and unpriced.cost_nanos == 0
 
     usage = await meter_stub.GetUsage(meter_pb2.GetUsageRequest(), metadata=tenant.auth("read"))
     t = usage.totals
-    assert (t.calls, t.successes, t.errors) == (2, 1, 1)
-    assert (t.input_tokens, t.output_tokens, t.cached_read_tokens) == (2000, 1000, 400)
-    assert t.cost_nanos == 60_000_000
+    assert (t.calls, t.successes, t.errors) == (3, 2, 1)
+    assert (t.input_tokens, t.output_tokens, t.cached_read_tokens) == (3000, 1500, 600)
+    assert t.cost_nanos == 60_000_000 + 6_100_000
     assert t.unpriced_calls == 1
-    assert t.error_rate == 0.5
-    assert t.cache_hit_rate == pytest.approx(400 / 2400)
+    assert t.error_rate == pytest.approx(1 / 3)
+    assert t.cache_hit_rate == pytest.approx(600 / 3600)
 
 
 async def test_retry_with_same_content_counts_once_and_returns_first_answer(meter_stub, make_tenant):

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from meter.v1 import admin_pb2_grpc, meter_pb2_grpc
-from meterd.app import MeterServer, utc_now
+from meterd.app import MeterServer
 from meterd.config import Config
 from meterd.store.embedded import EmbeddedPostgres
 
@@ -85,7 +85,7 @@ def test_config(**overrides) -> Config:
 
 
 @contextlib.asynccontextmanager
-async def running_server(database_url: str, *, clock=utc_now, **config) -> AsyncIterator[MeterServer]:
+async def running_server(database_url: str, *, clock=None, **config) -> AsyncIterator[MeterServer]:
     """A Meter server in this process on a free port, SERVING before it is yielded."""
     server = MeterServer(test_config(**config), database_url, clock=clock)
     await server.start()

@@ -1,13 +1,16 @@
-"""The control plane servicer (admin role): API keys now; limits, prices and alert rules later."""
+"""The control plane servicer (admin role): API keys and limits now; prices and alert rules later."""
 
 from __future__ import annotations
 
 from meter.v1 import admin_pb2, admin_pb2_grpc
 from meterd.api.convert import ts
 from meterd.api.interceptor import KeyCache, current_principal
+from meterd.api.limits_codec import limit_from_proto, limit_to_proto
 from meterd.domain.errors import Unimplemented
 from meterd.domain.keys import validate_roles
+from meterd.service.limit_cache import LimitCache
 from meterd.store.keys import ApiKeyRow, KeyStore
+from meterd.store.limits import LimitStore
 
 _ROLE_NAMES = {
     admin_pb2.ROLE_CHECK: "check",
@@ -29,9 +32,11 @@ def _api_key(row: ApiKeyRow) -> admin_pb2.ApiKey:
 
 
 class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
-    def __init__(self, keys: KeyStore, key_cache: KeyCache) -> None:
+    def __init__(self, keys: KeyStore, key_cache: KeyCache, limits: LimitStore, limit_cache: LimitCache) -> None:
         self.keys = keys
         self.key_cache = key_cache
+        self.limits = limits
+        self.limit_cache = limit_cache
 
     async def CreateApiKey(self, request, context):
         roles = validate_roles([_ROLE_NAMES.get(r, f"unknown({r})") for r in request.roles])
@@ -48,9 +53,24 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
         return admin_pb2.RevokeApiKeyResponse(key=_api_key(row))
 
     async def SetLimit(self, request, context):
-        raise Unimplemented("limits are managed by the quota engine, not built yet")
+        tenant = current_principal().tenant_id
+        stored, created = await self.limits.set(tenant, limit_from_proto(request.limit))
+        self.limit_cache.invalidate(tenant)
+        return admin_pb2.SetLimitResponse(limit=limit_to_proto(stored), created=created)
 
-    GetLimit = ListLimits = DeleteLimit = SetLimit
+    async def GetLimit(self, request, context):
+        stored = await self.limits.get(current_principal().tenant_id, request.id)
+        return admin_pb2.GetLimitResponse(limit=limit_to_proto(stored))
+
+    async def ListLimits(self, request, context):
+        stored = await self.limits.list(current_principal().tenant_id)
+        return admin_pb2.ListLimitsResponse(limits=[limit_to_proto(s) for s in stored])
+
+    async def DeleteLimit(self, request, context):
+        tenant = current_principal().tenant_id
+        await self.limits.delete(tenant, request.id)
+        self.limit_cache.invalidate(tenant)
+        return admin_pb2.DeleteLimitResponse()
 
     async def SetPrice(self, request, context):
         raise Unimplemented("the pricing catalog admin (set, list, load, reprice) is not built yet")

@@ -8,8 +8,12 @@ from collections.abc import Callable
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
 from meterd.api.convert import from_ts, micros, ts
 from meterd.api.interceptor import current_principal, status_code
+from meterd.api.limits_codec import status_to_proto
 from meterd.domain.calls import CallInput, validate_call, validate_dimensions
 from meterd.domain.errors import InvalidArgument, MeterError, Unimplemented
+from meterd.domain.quota import Estimate
+from meterd.service.metering import MeteringService
+from meterd.service.quota import QuotaService
 from meterd.store.calls import CallStore
 
 MAX_BATCH = 1000
@@ -20,24 +24,68 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
     def __init__(
         self,
         calls: CallStore,
+        quota: QuotaService,
+        metering: MeteringService,
         *,
         clock: Callable[[], dt.datetime],
         backfill_horizon: dt.timedelta,
         max_future_skew: dt.timedelta,
     ) -> None:
         self.calls = calls
+        self.quota = quota
+        self.metering = metering
         self.clock = clock
         self.backfill_horizon = backfill_horizon
         self.max_future_skew = max_future_skew
 
     async def CheckQuota(self, request, context):
-        raise Unimplemented("CheckQuota needs the quota engine (limits, counters, reservations), not built yet")
+        dims, violations = validate_dimensions(
+            request.subject, request.provider, request.model, request.operation, dict(request.labels)
+        )
+        if violations:
+            raise InvalidArgument(violations)
+        result = await self.quota.check(
+            current_principal(),
+            dims,
+            _estimate(request.estimate),
+            reserve=request.mode == meter_pb2.CHECK_MODE_RESERVE,
+            reservation_id=request.reservation_id,
+            ttl=request.reservation_ttl.ToTimedelta() if request.HasField("reservation_ttl") else None,
+        )
+        reply = meter_pb2.CheckQuotaResponse(
+            allowed=result.allowed,
+            limits=[status_to_proto(s) for s in result.states],
+            no_limits_matched=not result.states,
+            estimated_cost_nanos=result.estimated_cost_nanos,
+            unpriced=result.unpriced,
+            reservation_id=result.reservation_id,
+            reservation_expires_at=ts(result.expires_at) if result.reservation_id else None,
+            evaluated_at=ts(result.at),
+        )
+        if result.retry_after is not None:
+            reply.retry_after.FromTimedelta(result.retry_after)
+        return reply
 
     async def ExtendReservation(self, request, context):
-        raise Unimplemented("ExtendReservation needs the quota engine (reservations), not built yet")
+        result = await self.quota.extend(
+            current_principal(),
+            request.reservation_id,
+            _estimate(request.additional, default_requests=0),
+            request.ttl.ToTimedelta() if request.HasField("ttl") else None,
+        )
+        reply = meter_pb2.ExtendReservationResponse(
+            allowed=result.allowed,
+            limits=[status_to_proto(s) for s in result.states],
+            reservation_expires_at=ts(result.expires_at),
+            reserved_cost_nanos=result.reserved_cost_nanos,
+        )
+        if result.retry_after is not None:
+            reply.retry_after.FromTimedelta(result.retry_after)
+        return reply
 
     async def ReleaseReservation(self, request, context):
-        raise Unimplemented("ReleaseReservation needs the quota engine (reservations), not built yet")
+        released = await self.quota.release(current_principal(), request.reservation_id)
+        return meter_pb2.ReleaseReservationResponse(released=released)
 
     async def RecordCall(self, request, context):
         return await self._record(request)
@@ -62,22 +110,16 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
         return reply
 
     async def _record(self, request: meter_pb2.RecordCallRequest) -> meter_pb2.RecordCallResponse:
-        principal = current_principal()
-        call = self._decode_call(request)
-        if call.reservation_id:
-            raise Unimplemented("settling a reservation needs the quota engine, not built yet; omit reservation_id")
-        if call.client_cost_nanos is not None:
-            cost, source = call.client_cost_nanos, "client"
-        else:
-            # The pricing catalog is not wired in yet: the call is kept and flagged unpriced.
-            cost, source = 0, "unpriced"
-        result = await self.calls.record(principal.tenant_id, principal.key_id, call, cost, source, "")
+        outcome = await self.metering.record(current_principal(), self._decode_call(request))
+        result = outcome.result
         return meter_pb2.RecordCallResponse(
             call_id=result.call_id,
             duplicate=result.duplicate,
             cost_nanos=result.cost_nanos,
             cost_source=_COST_SOURCES[result.cost_source],
             price_id=result.price_id,
+            reservation_settled=outcome.reservation_settled,
+            limits=[status_to_proto(s) for s in outcome.states],
             recorded_at=ts(result.recorded_at),
         )
 
@@ -150,6 +192,17 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
     async def StreamAlerts(self, request, context):
         raise Unimplemented("StreamAlerts needs the alert engine (rules, evaluator, fan-out), not built yet")
         yield  # pragma: no cover - makes this an async generator like a real stream handler
+
+
+def _estimate(e: meter_pb2.Estimate, default_requests: int = 1) -> Estimate:
+    return Estimate(
+        input_tokens=e.input_tokens,
+        max_output_tokens=e.max_output_tokens,
+        cached_read_tokens=e.cached_read_tokens,
+        requests=e.requests if e.HasField("requests") else default_requests,
+        units=e.units,
+        cost_nanos=e.cost_nanos if e.HasField("cost_nanos") else None,
+    )
 
 
 _COST_SOURCES = {

@@ -1,10 +1,15 @@
-"""Recorded calls: the idempotent write and the usage read."""
+"""Recorded calls: the idempotency claim, the call row, and the usage read.
+
+The claim, the call row and the counter changes share one transaction (the caller's): a retry is
+counted once, and a crash between them leaves none of them (a claimed id without its call would
+make the retry count zero times)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from meterd.domain.calls import CallInput
@@ -19,6 +24,12 @@ class RecordResult:
     cost_nanos: int
     cost_source: str
     price_id: str
+    recorded_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    occurred_at: dt.datetime
     recorded_at: dt.datetime
 
 
@@ -44,43 +55,20 @@ class CallStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def record(
-        self, tenant_id: str, api_key_id: str, call: CallInput, cost_nanos: int, cost_source: str, price_id: str
-    ) -> RecordResult:
-        """Claim the call_id and write the call in one transaction: a retry is counted once, and a
-        crash between the two leaves neither (a claimed id without its call would drop the retry)."""
-        async with self.db.transaction() as conn:
-            cur = await conn.execute(
-                """INSERT INTO call_ids (tenant_id, call_id, occurred_at, content_hash, cost_nanos, cost_source, price_id)
-                   VALUES (%s, %s, coalesce(%s, now()), %s, %s, %s, %s)
-                   ON CONFLICT (tenant_id, call_id) DO NOTHING
-                   RETURNING occurred_at, recorded_at""",
-                (tenant_id, call.call_id, call.occurred_at, call.fingerprint(), cost_nanos, cost_source, price_id),
-            )
-            claimed = await cur.fetchone()
-            if claimed is None:
-                return await self._first_answer(conn, tenant_id, call)
-            d = call.dims
-            await conn.execute(
-                """INSERT INTO calls (tenant_id, call_id, occurred_at, recorded_at, api_key_id, reservation_id,
-                       subject, provider, model, operation, labels, metadata,
-                       input_tokens, output_tokens, cached_read_tokens, cache_write_tokens, reasoning_tokens,
-                       requests, units, latency_us, ttft_us, retry_count, success, error_code, error_message,
-                       cost_nanos, cost_source, price_id)
-                   VALUES (%s, %s, %s, %s, %s, nullif(%s, ''), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                           %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                (
-                    tenant_id, call.call_id, claimed["occurred_at"], claimed["recorded_at"], api_key_id,
-                    call.reservation_id, d.subject, d.provider, d.model, d.operation, Jsonb(d.labels),
-                    Jsonb(call.metadata), call.input_tokens, call.output_tokens, call.cached_read_tokens,
-                    call.cache_write_tokens, call.reasoning_tokens, call.requests, call.units, call.latency_us,
-                    call.ttft_us, call.retry_count, call.success, call.error_code, call.error_message,
-                    cost_nanos, cost_source, price_id,
-                ),
-            )  # fmt: skip
-        return RecordResult(call.call_id, False, cost_nanos, cost_source, price_id, claimed["recorded_at"])
+    async def claim(self, conn: psycopg.AsyncConnection, tenant_id: str, call: CallInput) -> Claim | None:
+        """Take the call_id for this call; None when it was taken before (concurrent claims of one id
+        wait for the first to commit or roll back)."""
+        cur = await conn.execute(
+            """INSERT INTO call_ids (tenant_id, call_id, occurred_at, content_hash, cost_nanos, cost_source)
+               VALUES (%s, %s, coalesce(%s, now()), %s, 0, '')
+               ON CONFLICT (tenant_id, call_id) DO NOTHING
+               RETURNING occurred_at, recorded_at""",
+            (tenant_id, call.call_id, call.occurred_at, call.fingerprint()),
+        )
+        row = await cur.fetchone()
+        return Claim(row["occurred_at"], row["recorded_at"]) if row else None
 
-    async def _first_answer(self, conn, tenant_id: str, call: CallInput) -> RecordResult:
+    async def first_answer(self, conn: psycopg.AsyncConnection, tenant_id: str, call: CallInput) -> RecordResult:
         cur = await conn.execute(
             """SELECT content_hash, cost_nanos, cost_source, price_id, recorded_at FROM call_ids
                WHERE tenant_id = %s AND call_id = %s""",
@@ -94,6 +82,41 @@ class CallStore:
             )
         return RecordResult(
             call.call_id, True, first["cost_nanos"], first["cost_source"], first["price_id"], first["recorded_at"]
+        )
+
+    async def insert(
+        self,
+        conn: psycopg.AsyncConnection,
+        tenant_id: str,
+        api_key_id: str,
+        call: CallInput,
+        claim: Claim,
+        cost_nanos: int,
+        cost_source: str,
+        price_id: str,
+    ) -> None:
+        """The call row, and the answer a retry of this call_id gets."""
+        d = call.dims
+        await conn.execute(
+            """INSERT INTO calls (tenant_id, call_id, occurred_at, recorded_at, api_key_id, reservation_id,
+                   subject, provider, model, operation, labels, metadata,
+                   input_tokens, output_tokens, cached_read_tokens, cache_write_tokens, reasoning_tokens,
+                   requests, units, latency_us, ttft_us, retry_count, success, error_code, error_message,
+                   cost_nanos, cost_source, price_id)
+               VALUES (%s, %s, %s, %s, %s, nullif(%s, ''), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                       %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            (
+                tenant_id, call.call_id, claim.occurred_at, claim.recorded_at, api_key_id,
+                call.reservation_id, d.subject, d.provider, d.model, d.operation, Jsonb(d.labels),
+                Jsonb(call.metadata), call.input_tokens, call.output_tokens, call.cached_read_tokens,
+                call.cache_write_tokens, call.reasoning_tokens, call.requests, call.units, call.latency_us,
+                call.ttft_us, call.retry_count, call.success, call.error_code, call.error_message,
+                cost_nanos, cost_source, price_id,
+            ),
+        )  # fmt: skip
+        await conn.execute(
+            "UPDATE call_ids SET cost_nanos = %s, cost_source = %s, price_id = %s WHERE tenant_id = %s AND call_id = %s",
+            (cost_nanos, cost_source, price_id, tenant_id, call.call_id),
         )
 
     async def totals(self, tenant_id: str, start: dt.datetime, end: dt.datetime) -> UsageTotals:

@@ -1,0 +1,104 @@
+"""Limits and limit statuses between protobuf messages and domain objects."""
+
+from __future__ import annotations
+
+from meter.v1 import admin_pb2, common_pb2
+from meterd.api.convert import ts
+from meterd.domain.limits import Limit, Selector, validate_limit
+from meterd.domain.quota import LimitState
+from meterd.domain.windows import WindowKind
+from meterd.store.limits import StoredLimit
+
+
+def _enum_name(enum, value: int, prefix: str) -> str:
+    """Proto enum value → the domain's lower-case name ('' for UNSPECIFIED or unknown numbers)."""
+    if value == 0 or value not in enum.values():
+        return "" if value == 0 else f"unknown({value})"
+    return enum.Name(value).removeprefix(prefix).lower()
+
+
+def _enum_value(enum, name: str, prefix: str) -> int:
+    return enum.Value(prefix + name.upper())
+
+
+def selector_from_proto(s: common_pb2.Selector) -> Selector:
+    return Selector(
+        subject=s.subject,
+        subject_prefix=s.subject_prefix,
+        provider=s.provider,
+        model=s.model,
+        operation=s.operation,
+        labels=tuple(s.labels.items()),
+    )
+
+
+def selector_to_proto(s: Selector) -> common_pb2.Selector:
+    return common_pb2.Selector(
+        subject=s.subject,
+        subject_prefix=s.subject_prefix,
+        provider=s.provider,
+        model=s.model,
+        operation=s.operation,
+        labels=dict(s.labels),
+    )
+
+
+def limit_from_proto(p: admin_pb2.Limit) -> Limit:
+    window = p.window
+    return validate_limit(
+        id=p.id,
+        description=p.description,
+        selector=selector_from_proto(p.selector),
+        metric=_enum_name(common_pb2.Metric, p.metric, "METRIC_"),
+        window_kind=_enum_name(common_pb2.WindowKind, window.kind, "WINDOW_KIND_"),
+        window_seconds=window.duration.seconds,
+        window_nanos=window.duration.nanos,
+        max=p.max,
+        partition=_enum_name(common_pb2.Partition, p.partition, "PARTITION_"),
+        action=_enum_name(common_pb2.LimitAction, p.action, "LIMIT_ACTION_"),
+        alert_thresholds=list(p.alert_thresholds_percent),
+    )
+
+
+def window_to_proto(limit: Limit) -> common_pb2.Window:
+    window = common_pb2.Window(kind=_enum_value(common_pb2.WindowKind, limit.window.kind.value, "WINDOW_KIND_"))
+    if limit.window.kind in (WindowKind.FIXED, WindowKind.SLIDING):
+        window.duration.seconds = limit.window.seconds
+    return window
+
+
+def limit_to_proto(stored: StoredLimit) -> admin_pb2.Limit:
+    limit = stored.limit
+    return admin_pb2.Limit(
+        id=limit.id,
+        description=limit.description,
+        selector=selector_to_proto(limit.selector),
+        metric=_enum_value(common_pb2.Metric, limit.metric.value, "METRIC_"),
+        window=window_to_proto(limit),
+        max=limit.max,
+        partition=_enum_value(common_pb2.Partition, limit.partition.value, "PARTITION_"),
+        action=_enum_value(common_pb2.LimitAction, limit.action.value, "LIMIT_ACTION_"),
+        alert_thresholds_percent=list(limit.alert_thresholds),
+        create_time=ts(stored.created_at),
+        update_time=ts(stored.updated_at),
+    )
+
+
+def status_to_proto(state: LimitState) -> common_pb2.LimitStatus:
+    limit = state.limit
+    return common_pb2.LimitStatus(
+        limit_id=limit.id,
+        metric=_enum_value(common_pb2.Metric, limit.metric.value, "METRIC_"),
+        window=window_to_proto(limit),
+        action=_enum_value(common_pb2.LimitAction, limit.action.value, "LIMIT_ACTION_"),
+        partition=state.partition,
+        max=limit.max,
+        used=state.used,
+        reserved=state.reserved,
+        remaining=state.remaining,
+        window_start=ts(state.window_start),
+        reset_at=ts(state.reset_at),
+        percent_used=state.percent_used,
+        denied=state.denied,
+        exceeded=state.exceeded,
+    )

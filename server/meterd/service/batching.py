@@ -1,0 +1,54 @@
+"""Group commit: concurrent requests share one database transaction.
+
+Workers each take whatever has queued up while the previous batch was in the database, so under
+load batches grow by themselves and at low load a lone request goes alone (no added wait).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+log = logging.getLogger(__name__)
+
+
+class Batcher(Generic[T, R]):
+    def __init__(self, run: Callable[[list[T]], Awaitable[list[R]]], *, workers: int = 4, max_batch: int = 256):
+        self.run = run
+        self.workers = workers
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task] = []
+
+    async def submit(self, item: T) -> R:
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._work(), name=f"batcher-{i}") for i in range(self.workers)]
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, future))
+        return await future
+
+    async def _work(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self.run([item for item, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the error
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []

@@ -1,0 +1,250 @@
+"""The quota engine's SQL: batched check/reserve, usage application, extension, expiry.
+
+Each call is one statement (a function in migrations/0002_quota.sql), so a CheckQuota batch costs one
+round trip and one commit whatever the number of requests and matched limits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from meterd.domain.calls import Dimensions
+from meterd.domain.limits import Limit, Metric, Usage
+from meterd.domain.quota import Charge, CounterReading, Estimate
+from meterd.domain.windows import WindowKind
+from meterd.store.db import Database
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckItem:
+    tenant_id: str
+    api_key_id: str
+    dims: Dimensions
+    reserve: bool
+    reservation_id: str
+    ttl: dt.timedelta
+    estimate: Estimate
+    cost_nanos: int
+    charges: list[Charge]
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckOutcome:
+    allowed: bool
+    existing: bool  # the reservation id was already taken: nothing changed
+    at: dt.datetime
+    expires_at: dt.datetime | None
+    readings: list[CounterReading]  # one per charge, after the request
+
+
+@dataclasses.dataclass(frozen=True)
+class AppliedCounter:
+    limit_id: str
+    partition: str
+    reading: CounterReading
+
+
+@dataclasses.dataclass(frozen=True)
+class Applied:
+    settled: bool  # an active reservation was ended by this call
+    estimate: dict | None
+    reserved_cost_nanos: int
+    counters: list[AppliedCounter]
+
+
+@dataclasses.dataclass(frozen=True)
+class Extended:
+    found: bool
+    allowed: bool
+    expires_at: dt.datetime | None
+    cost_nanos: int
+    counters: list[AppliedCounter]
+
+
+_METRICS = tuple(Metric)
+
+_CHECK_SQL = """SELECT * FROM meter_check(%s, %s::text[], %s::bool[], %s::text[], %s::bigint[], %s::text[],
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::bigint[],
+    %s::int[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::bigint[],
+    %s::bigint[], %s::bool[])"""
+
+
+def _limit_columns(limits: list[Limit]) -> tuple[list, list, list, list]:
+    return (
+        [limit.id for limit in limits],
+        [limit.generation for limit in limits],
+        [limit.window.kind.value for limit in limits],
+        [limit.window.seconds for limit in limits],
+    )
+
+
+class QuotaStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def check(self, items: list[CheckItem], at: dt.datetime | None) -> list[CheckOutcome]:
+        """Evaluate a batch in order in one transaction (at=None: the database clock)."""
+        c_req, charges = [], []
+        for index, item in enumerate(items, start=1):
+            for charge in item.charges:
+                c_req.append(index)
+                charges.append(charge)
+        params = (
+            at,
+            [i.tenant_id for i in items],
+            [i.reserve for i in items],
+            [i.reservation_id for i in items],
+            [int(i.ttl.total_seconds() * 1000) for i in items],
+            [i.api_key_id for i in items],
+            [i.dims.subject for i in items],
+            [i.dims.provider for i in items],
+            [i.dims.model for i in items],
+            [i.dims.operation for i in items],
+            [Jsonb(i.dims.labels) for i in items],
+            [Jsonb(i.estimate.to_json()) for i in items],
+            [i.cost_nanos for i in items],
+            c_req,
+            [c.limit.id for c in charges],
+            [c.limit.generation for c in charges],
+            [c.partition for c in charges],
+            [c.limit.window.kind.value for c in charges],
+            [c.limit.window.seconds for c in charges],
+            [c.limit.metric.value for c in charges],
+            [c.amount for c in charges],
+            [c.limit.max for c in charges],
+            [c.enforced for c in charges],
+        )
+        async with self.db.connection() as conn:
+            cur = await conn.execute(_CHECK_SQL, params)
+            rows = await cur.fetchall()
+        by_request: dict[int, list[dict]] = {}
+        for row in rows:
+            by_request.setdefault(row["req"], []).append(row)
+        outcomes = []
+        for index in range(1, len(items) + 1):
+            request_rows = by_request[index]
+            first = request_rows[0]
+            readings = [
+                CounterReading(r["window_start"], r["used"], r["reserved"], r["prev_used"], r["prev_reserved"])
+                for r in request_rows
+                if r["charge"] is not None
+            ]
+            outcomes.append(
+                CheckOutcome(first["allowed"], first["existing"], first["at"], first["expires_at"], readings)
+            )
+        return outcomes
+
+    async def apply_usage(
+        self,
+        conn: psycopg.AsyncConnection,
+        *,
+        tenant_id: str,
+        at: dt.datetime | None,
+        reservation_id: str,
+        call_id: str,
+        actual: Usage | None,
+        use_estimate: bool,
+        end_state: str,
+        charges: list[Charge],
+    ) -> Applied:
+        """Within the caller's transaction: settle (or release) the reservation, else charge the limits."""
+        amounts = {m.value: actual.amount_for(m) for m in _METRICS} if actual else {}
+        limits = [c.limit for c in charges]
+        ids, generations, kinds, seconds = _limit_columns(limits)
+        cur = await conn.execute(
+            """SELECT * FROM meter_apply_usage(%s, %s, %s, %s, %s, %s, %s, %s::text[], %s::bigint[], %s::text[],
+                                               %s::text[], %s::bigint[], %s::text[])""",
+            (
+                tenant_id, at, reservation_id, call_id, Jsonb(amounts), use_estimate, end_state,
+                ids, generations, [c.partition for c in charges], kinds, seconds, [c.limit.metric.value for c in limits],
+            ),
+        )  # fmt: skip
+        rows = await cur.fetchall()
+        settled = bool(rows) and rows[0]["settled"]
+        return Applied(
+            settled=settled,
+            estimate=rows[0]["estimate"] if settled else None,
+            reserved_cost_nanos=rows[0]["reserved_cost"] if settled else 0,
+            counters=[
+                AppliedCounter(
+                    r["limit_id"], r["partition_key"], CounterReading(r["window_start"], r["used"], r["reserved"])
+                )
+                for r in rows
+                if r["limit_id"] is not None
+            ],
+        )
+
+    async def extend(
+        self,
+        *,
+        tenant_id: str,
+        at: dt.datetime | None,
+        reservation_id: str,
+        amounts: Usage,
+        ttl: dt.timedelta,
+        limits: list[Limit],
+    ) -> Extended:
+        deny = [limit for limit in limits if limit.action.value == "deny"]
+        sliding = {limit.id: limit.window.seconds for limit in limits if limit.window.kind is WindowKind.SLIDING}
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM meter_extend(%s, %s, %s, %s, %s, %s::text[], %s::bigint[], %s)",
+                (
+                    tenant_id, at, reservation_id, Jsonb({m.value: amounts.amount_for(m) for m in _METRICS}),
+                    int(ttl.total_seconds() * 1000), [d.id for d in deny], [d.max for d in deny], Jsonb(sliding),
+                ),
+            )  # fmt: skip
+            rows = await cur.fetchall()
+        first = rows[0] if rows else {"found": False}
+        if not first["found"]:
+            return Extended(False, False, None, 0, [])
+        return Extended(
+            found=True,
+            allowed=first["allowed"],
+            expires_at=first["expires_at"],
+            cost_nanos=first["cost_nanos"],
+            counters=[
+                AppliedCounter(
+                    r["limit_id"],
+                    r["partition_key"],
+                    CounterReading(r["window_start"], r["used"], r["reserved"], r["prev_used"], r["prev_reserved"]),
+                )
+                for r in rows
+                if r["limit_id"] is not None
+            ],
+        )
+
+    async def release(self, tenant_id: str, reservation_id: str, at: dt.datetime | None) -> bool:
+        async with self.db.transaction() as conn:
+            applied = await self.apply_usage(
+                conn, tenant_id=tenant_id, at=at, reservation_id=reservation_id, call_id="", actual=None,
+                use_estimate=False, end_state="released", charges=[],
+            )  # fmt: skip
+        return applied.settled
+
+    async def expire(self, at: dt.datetime | None, batch: int = 1000) -> int:
+        """Release reservations past their TTL; returns how many expired."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT meter_expire_reservations(%s, %s) AS n", (at, batch))
+            return (await cur.fetchone())["n"]
+
+    async def reservation_dims(self, tenant_id: str, reservation_id: str) -> Dimensions | None:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT subject, provider, model, operation, labels FROM reservations WHERE tenant_id = %s AND id = %s",
+                (tenant_id, reservation_id),
+            )
+            row = await cur.fetchone()
+        return Dimensions(**row) if row else None
+
+    async def reservation_state(self, tenant_id: str, reservation_id: str) -> str | None:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT state FROM reservations WHERE tenant_id = %s AND id = %s", (tenant_id, reservation_id)
+            )
+            row = await cur.fetchone()
+        return row["state"] if row else None
