@@ -33,3 +33,36 @@ def field_violations(err: grpc.aio.AioRpcError) -> dict[str, str]:
         if detail.Unpack(bad):
             out.update({v.field: v.description for v in bad.field_violations})
     return out
+
+
+def limit(id: str, metric: str = "REQUESTS", window: str = "MINUTE", max: int = 10, seconds: int = 0, **fields):
+    """An admin_pb2.Limit from short names: limit("daily", "COST_NANOS", "DAY", 5_000_000_000)."""
+    from meter.v1 import admin_pb2
+
+    selector = fields.pop("selector", {})
+    return admin_pb2.Limit(
+        id=id,
+        metric=common_pb2.Metric.Value(f"METRIC_{metric}"),
+        window=common_pb2.Window(
+            kind=common_pb2.WindowKind.Value(f"WINDOW_KIND_{window}"),
+            duration={"seconds": seconds} if seconds else None,
+        ),
+        max=max,
+        selector=common_pb2.Selector(**selector),
+        partition=common_pb2.Partition.Value(f"PARTITION_{fields.pop('partition', 'SHARED')}"),
+        action=common_pb2.LimitAction.Value(f"LIMIT_ACTION_{fields.pop('action', 'DENY')}"),
+        **fields,
+    )
+
+
+def check(mode: str = "RESERVE", subject: str = "team:search/user:42", **fields) -> meter_pb2.CheckQuotaRequest:
+    estimate = fields.pop("estimate", {})
+    return meter_pb2.CheckQuotaRequest(
+        subject=subject,
+        provider=fields.pop("provider", "openai"),
+        model=fields.pop("model", "gpt-4.1"),
+        operation=fields.pop("operation", "chat"),
+        estimate=meter_pb2.Estimate(**estimate),
+        mode=meter_pb2.CheckMode.Value(f"CHECK_MODE_{mode}"),
+        **fields,
+    )

@@ -80,7 +80,7 @@ class MeteringService:
         actual = actual_usage(call, cost)
         at = call.occurred_at or (self.clock() if self.clock else None)
         async with self.db.transaction() as conn:
-            claim = await self.calls.claim(conn, tenant, call)
+            claim = await self.calls.claim(conn, tenant, call, at)
             if claim is None:
                 return RecordOutcome(await self.calls.first_answer(conn, tenant, call), False, [])
             applied = await self.quota.apply_usage(

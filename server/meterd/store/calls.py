@@ -55,15 +55,18 @@ class CallStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(self, conn: psycopg.AsyncConnection, tenant_id: str, call: CallInput) -> Claim | None:
+    async def claim(
+        self, conn: psycopg.AsyncConnection, tenant_id: str, call: CallInput, at: dt.datetime | None
+    ) -> Claim | None:
         """Take the call_id for this call; None when it was taken before (concurrent claims of one id
-        wait for the first to commit or roll back)."""
+        wait for the first to commit or roll back). The call happened at call.occurred_at, else `at`,
+        else the database's now."""
         cur = await conn.execute(
             """INSERT INTO call_ids (tenant_id, call_id, occurred_at, content_hash, cost_nanos, cost_source)
                VALUES (%s, %s, coalesce(%s, now()), %s, 0, '')
                ON CONFLICT (tenant_id, call_id) DO NOTHING
                RETURNING occurred_at, recorded_at""",
-            (tenant_id, call.call_id, call.occurred_at, call.fingerprint()),
+            (tenant_id, call.call_id, call.occurred_at or at, call.fingerprint()),
         )
         row = await cur.fetchone()
         return Claim(row["occurred_at"], row["recorded_at"]) if row else None

@@ -160,7 +160,7 @@ class QuotaStore:
                                                %s::text[], %s::bigint[], %s::text[])""",
             (
                 tenant_id, at, reservation_id, call_id, Jsonb(amounts), use_estimate, end_state,
-                ids, generations, [c.partition for c in charges], kinds, seconds, [c.limit.metric.value for c in limits],
+                ids, generations, [c.partition for c in charges], kinds, seconds, [lim.metric.value for lim in limits],
             ),
         )  # fmt: skip
         rows = await cur.fetchall()
