@@ -8,45 +8,10 @@ import uuid
 
 import grpc
 import pytest
-from meter.v1 import admin_pb2, common_pb2, meter_pb2, meter_pb2_grpc
 
-from meter_testing.clock import FakeClock
-from meter_testing.fixtures import running_server
+from e2e.conftest import T0
+from meter.v1 import admin_pb2, common_pb2, meter_pb2
 from meter_testing.requests import check, limit, record
-
-T0 = dt.datetime(2026, 3, 10, 12, 0, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def clock() -> FakeClock:
-    return FakeClock(T0)
-
-
-@pytest.fixture(scope="module")
-async def clocked(database_url, clock):
-    async with running_server(database_url, clock=clock, sweep_interval=3600) as server:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield server, meter_pb2_grpc.MeterStub(channel), admin_pb2_grpc_stub(channel)
-
-
-def admin_pb2_grpc_stub(channel):
-    from meter.v1 import admin_pb2_grpc
-
-    return admin_pb2_grpc.MeterAdminStub(channel)
-
-
-@pytest.fixture
-async def env(clocked, make_tenant, clock):
-    """(server, meter stub, admin stub, tenant, clock) with the clock back at T0 and a new tenant."""
-    clock.set(T0)
-    server, meter, admin = clocked
-    tenant = await make_tenant()
-
-    async def set_limits(*limits):
-        for lim in limits:
-            await admin.SetLimit(admin_pb2.SetLimitRequest(limit=lim), metadata=tenant.auth())
-
-    return server, meter, set_limits, tenant, clock
 
 
 async def test_no_limit_matched_is_allowed_and_says_so(env):
@@ -250,12 +215,12 @@ async def test_extend_until_denied_then_release(env):
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_deleted_limit_stops_applying(env):
-    server, meter, set_limits, tenant, _ = env
+async def test_deleted_limit_stops_applying(env, clocked):
+    _, meter, set_limits, tenant, _ = env
+    admin = clocked[2]
     await set_limits(limit("tiny", "REQUESTS", "HOUR", 1))
     await meter.CheckQuota(check(), metadata=tenant.auth("check"))
     assert not (await meter.CheckQuota(check(), metadata=tenant.auth("check"))).allowed
-    admin = admin_pb2_grpc_stub(grpc.aio.insecure_channel(f"127.0.0.1:{server.port}"))
     await admin.DeleteLimit(admin_pb2.DeleteLimitRequest(id="tiny"), metadata=tenant.auth())
     reply = await meter.CheckQuota(check(), metadata=tenant.auth("check"))
     assert reply.allowed and reply.no_limits_matched

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from meter.v1 import admin_pb2, common_pb2
 
+from meter.v1 import admin_pb2, common_pb2
 from meter_testing.requests import field_violations, limit
 
 
