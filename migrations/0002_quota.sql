@@ -115,6 +115,12 @@ BEGIN
              = (r_tenant[x.req], x.lim, x.gen, x.part, ws[x.ord] - make_interval(secs => x.secs));
     END IF;
 
+    -- A retried RESERVE may carry the same id in another batch at the same moment: serialise same-id
+    -- requests (advisory locks taken in sorted order, before any counter lock, so no deadlock).
+    PERFORM pg_advisory_xact_lock(hashtextextended(k, 0))
+       FROM (SELECT DISTINCT t || '/' || id AS k FROM unnest(r_tenant, r_reservation_id, r_reserve) AS u(t, id, rv)
+              WHERE rv AND id <> '' ORDER BY 1) ids;
+
     SELECT coalesce(array_agg(r.tenant_id || '/' || r.id), '{}') INTO existing_ids
       FROM reservations r
       JOIN unnest(r_tenant, r_reservation_id) AS u(t, id) ON (r.tenant_id, r.id) = (u.t, u.id)
@@ -158,9 +164,13 @@ BEGIN
             res_index := res_index || i;
             res_charges := res_charges || charges;
             res_expires := res_expires || out_expires;
+            existing_ids := existing_ids || (r_tenant[i] || '/' || r_reservation_id[i]);
         ELSIF is_existing THEN
             SELECT r.expires_at INTO out_expires FROM reservations r
              WHERE (r.tenant_id, r.id) = (r_tenant[i], r_reservation_id[i]);
+            IF out_expires IS NULL THEN  -- reserved earlier in this same batch
+                out_expires := res_expires[array_position(res_id, r_reservation_id[i])];
+            END IF;
         END IF;
 
         IF j_last < j_first THEN

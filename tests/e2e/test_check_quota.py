@@ -3,6 +3,7 @@ clock the tests drive."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
@@ -191,6 +192,19 @@ async def test_retried_reserve_with_same_id_reserves_once(env):
     second = await meter.CheckQuota(check(reservation_id=rid), metadata=tenant.auth("check"))
     assert first.reservation_id == second.reservation_id == rid
     assert second.allowed and second.limits[0].reserved == 1
+
+
+async def test_concurrent_retries_of_one_reservation_id_reserve_once(env):
+    _, meter, set_limits, tenant, _ = env
+    await set_limits(limit("requests", "REQUESTS", "HOUR", 10))
+    rid = uuid.uuid4().hex
+    replies = await asyncio.gather(
+        *(meter.CheckQuota(check(reservation_id=rid), metadata=tenant.auth("check")) for _ in range(20))
+    )
+    assert all(r.allowed and r.reservation_id == rid for r in replies)
+    assert {r.reservation_expires_at.ToDatetime(dt.UTC) for r in replies} == {T0 + dt.timedelta(seconds=60)}
+    peek = await meter.CheckQuota(check("CHECK_ONLY"), metadata=tenant.auth("check"))
+    assert peek.limits[0].reserved == 1
 
 
 async def test_extend_until_denied_then_release(env):

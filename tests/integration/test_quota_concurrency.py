@@ -21,8 +21,10 @@ pytestmark = pytest.mark.slow
 async def two_servers(fresh_database_url, tmp_path):
     """Two `meter serve` processes on one fresh database (they race to migrate it, too)."""
     args = ("--database-url", fresh_database_url, "--sweep-interval", "0.2")
-    servers = [ServeProcess(tmp_path / f"serve{i}.log", *args) for i in (1, 2)]
+    servers: list[ServeProcess] = []
     try:
+        for i in (1, 2):
+            servers.append(ServeProcess(tmp_path / f"serve{i}.log", *args))
         for s in servers:
             s.wait_for("SERVING", timeout=30)
         key = create_key("conc", "admin", "--database-url", fresh_database_url)

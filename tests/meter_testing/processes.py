@@ -23,7 +23,11 @@ class ServeProcess:
             self.proc = subprocess.Popen(
                 [*METER, "serve", "--listen", "127.0.0.1:0", *args], stdout=out, stderr=subprocess.STDOUT, env=env
             )
-        self.port = int(self.wait_for(r"listening on \S+ \(port (\d+)\)").group(1))
+        try:
+            self.port = int(self.wait_for(r"listening on \S+ \(port (\d+)\)").group(1))
+        except BaseException:
+            self.kill()
+            raise
 
     @property
     def address(self) -> str:

@@ -1,0 +1,318 @@
+"""`make bench`: the transport ceiling and Meter's hot paths, measured in one run on one machine.
+
+Starts a fresh PostgreSQL (durable settings: fsync and synchronous commit on), a bare grpc.aio echo
+server and `meter serve`, then drives each with the same client, concurrency and message size.
+Prints a table and writes bench/results/<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+
+from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2_grpc
+from meterd.store.embedded import EmbeddedPostgres
+
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+SUBJECTS = 10_000
+
+
+@dataclasses.dataclass
+class Result:
+    scenario: str
+    concurrency: int
+    calls: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    ratio_to_echo: float | None = None
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.calls / self.seconds
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+async def closed_loop(name: str, call: Callable[[int], Awaitable[int]], concurrency: int, seconds: float) -> Result:
+    """`concurrency` workers calling back to back; `call` returns how many RPCs it made."""
+    latencies: list[float] = []
+    errors = 0
+    counter = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors, counter
+        while time.perf_counter() < deadline:
+            counter += 1
+            started = time.perf_counter()
+            try:
+                await call(counter)
+            except grpc.aio.AioRpcError:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return Result(name, concurrency, len(latencies), elapsed, percentile(latencies, 0.5) * 1e3,
+                  percentile(latencies, 0.99) * 1e3, errors)  # fmt: skip
+
+
+async def open_loop(name: str, call: Callable[[int], Awaitable[int]], rate: float, seconds: float) -> Result:
+    """Requests started at a fixed rate whatever the latency (no coordinated omission)."""
+    latencies: list[float] = []
+    errors = 0
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    tasks = []
+
+    async def one(i: int, scheduled: float) -> None:
+        nonlocal errors
+        try:
+            await call(i)
+        except grpc.aio.AioRpcError:
+            errors += 1
+            return
+        latencies.append(time.perf_counter() - scheduled)
+
+    i = 0
+    while True:
+        scheduled = start + i * interval
+        if scheduled - start >= seconds:
+            break
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+        i += 1
+    await asyncio.gather(*tasks)
+    latencies.sort()
+    return Result(name, 0, len(latencies), seconds, percentile(latencies, 0.5) * 1e3,
+                  percentile(latencies, 0.99) * 1e3, errors, note=f"open loop at {rate:.0f}/s")  # fmt: skip
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_process(args: list[str], log: Path) -> tuple[subprocess.Popen, int]:
+    out = log.open("w")
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        for line in text.splitlines():
+            if line.strip().isdigit():
+                return proc, int(line.strip())
+            if "listening on" in line and "(port " in line and "SERVING" in text:
+                return proc, int(line.rsplit("(port ", 1)[1].rstrip(")"))
+        if proc.poll() is not None:
+            raise RuntimeError(f"{args} exited:\n{text}")
+        time.sleep(0.1)
+    raise RuntimeError(f"{args} did not start:\n{log.read_text()}")
+
+
+def check_request(subject: str, mode=meter_pb2.CHECK_MODE_RESERVE) -> meter_pb2.CheckQuotaRequest:
+    return meter_pb2.CheckQuotaRequest(
+        subject=subject, provider="openai", model="gpt-4.1", operation="chat", mode=mode,
+        estimate=meter_pb2.Estimate(input_tokens=800, max_output_tokens=400),
+    )  # fmt: skip
+
+
+LIMITS = [
+    admin_pb2.Limit(id="tenant-daily-tokens", metric=common_pb2.METRIC_TOTAL_TOKENS, max=10**15,
+                    window=common_pb2.Window(kind=common_pb2.WINDOW_KIND_DAY)),
+    admin_pb2.Limit(id="per-user-minute", metric=common_pb2.METRIC_REQUESTS, max=10**12,
+                    partition=common_pb2.PARTITION_PER_SUBJECT, window=common_pb2.Window(kind=common_pb2.WINDOW_KIND_MINUTE)),
+    admin_pb2.Limit(id="gpt41-hourly-cost", metric=common_pb2.METRIC_COST_NANOS, max=10**17,
+                    selector=common_pb2.Selector(model="gpt-4.1"), window=common_pb2.Window(kind=common_pb2.WINDOW_KIND_HOUR)),
+]  # fmt: skip
+
+
+@dataclasses.dataclass
+class Stack:
+    """PostgreSQL, the echo server and Meter, started before the event loop (they are processes)."""
+
+    pg: EmbeddedPostgres
+    procs: list[subprocess.Popen]
+    echo_port: int
+    meter_port: int
+    meter_pid: int
+    key: str
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+            p.wait(timeout=30)
+        self.pg.stop()
+
+
+def start_stack(args: argparse.Namespace) -> Stack:
+    workdir = Path(tempfile.mkdtemp(prefix="meter-bench-"))
+    pg = EmbeddedPostgres(workdir / "pg", settings={"max_connections": "200"})
+    url = pg.start()
+    procs: list[subprocess.Popen] = []
+    try:
+        echo_proc, echo_port = start_process([sys.executable, str(HERE / "echo_server.py")], workdir / "echo.log")
+        procs.append(echo_proc)
+        meter_args = [sys.executable, "-m", "meterd", "serve", "--database-url", url, "--listen", "127.0.0.1:0",
+                      "--pool-max", str(args.pool_max), "--log-level", "INFO"]  # fmt: skip
+        meter_proc, meter_port = start_process(meter_args, workdir / "meter.log")
+        procs.append(meter_proc)
+        key = subprocess.run(
+            [sys.executable, "-m", "meterd", "keys", "create", "--tenant", "bench", "--role", "admin",
+             "--database-url", url], check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+    except BaseException:
+        Stack(pg, procs, 0, 0, 0, "").stop()
+        raise
+    return Stack(pg, procs, echo_port, meter_port, meter_proc.pid, key)
+
+
+async def run(args: argparse.Namespace, stack: Stack) -> dict:
+    results: list[Result] = []
+    echo_port, meter_port, key = stack.echo_port, stack.meter_port, stack.key
+    auth = (("authorization", f"Bearer {key}"),)
+
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{meter_port}") for _ in range(args.channels)]
+    echo_channels = [grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}") for _ in range(args.channels)]
+    meters = [meter_pb2_grpc.MeterStub(c) for c in channels]
+    admin = admin_pb2_grpc.MeterAdminStub(channels[0])
+    for lim in LIMITS:
+        await admin.SetLimit(admin_pb2.SetLimitRequest(limit=lim), metadata=auth)
+
+    payload = check_request("user:1").SerializeToString()
+    echoes = [c.unary_unary("/bench.Echo/Echo") for c in echo_channels]
+    rng = random.Random(1)
+
+    async def echo(i: int) -> int:
+        await echoes[i % len(echoes)](payload)
+        return 1
+
+    def checker(mode, subject_of: Callable[[int], str]):
+        async def call(i: int) -> int:
+            reply = await meters[i % len(meters)].CheckQuota(check_request(subject_of(i), mode), metadata=auth)
+            assert reply.allowed and len(reply.limits) == 3
+            return 1
+
+        return call
+
+    spread = lambda i: f"user:{rng.randrange(SUBJECTS)}"  # noqa: E731
+    hot = lambda i: "user:hot"  # noqa: E731
+
+    async def reserve_settle(i: int) -> int:
+        meter = meters[i % len(meters)]
+        reply = await meter.CheckQuota(check_request(spread(i)), metadata=auth)
+        await meter.RecordCall(
+            meter_pb2.RecordCallRequest(
+                call_id=uuid.uuid4().hex, reservation_id=reply.reservation_id, subject="user:1",
+                provider="openai", model="gpt-4.1", usage=common_pb2.Usage(input_tokens=700, output_tokens=300),
+            ),
+            metadata=auth,
+        )  # fmt: skip
+        return 2
+
+    scenarios = [
+        ("echo (transport ceiling)", echo),
+        ("CheckQuota CHECK_ONLY, 3 limits", checker(meter_pb2.CHECK_MODE_CHECK_ONLY, spread)),
+        ("CheckQuota RESERVE, 3 limits, 10k subjects", checker(meter_pb2.CHECK_MODE_RESERVE, spread)),
+        ("CheckQuota RESERVE, 3 limits, 1 hot subject", checker(meter_pb2.CHECK_MODE_RESERVE, hot)),
+        ("reserve + settle pairs (2 RPCs each)", reserve_settle),
+    ]
+    rss_before = rss_mb(stack.meter_pid)
+    for name, call in scenarios:
+        await closed_loop(name, call, args.concurrency, args.warmup)
+        result = await closed_loop(name, call, args.concurrency, args.seconds)
+        results.append(result)
+        print(f"  {name}: {result.rate:,.0f}/s", file=sys.stderr, flush=True)
+    rss_after = rss_mb(stack.meter_pid)
+
+    echo_rate = results[0].rate
+    for r in results:
+        rpcs_per_call = 2 if r.scenario.startswith("reserve + settle") else 1
+        r.ratio_to_echo = r.rate * rpcs_per_call / echo_rate
+
+    # p99 at half of each one's maximum load.
+    half = []
+    for name, call, peak in (("echo at half load", echo, results[0].rate),
+                             ("RESERVE 10k subjects at half load", scenarios[2][1], results[2].rate)):  # fmt: skip
+        half.append(await open_loop(name, call, peak / 2, args.seconds))
+    results += half
+    half[1].ratio_to_echo = half[1].p99_ms / half[0].p99_ms
+    half[1].note += " (ratio column: p99 / echo p99)"
+
+    for c in channels + echo_channels:
+        await c.close()
+    return {
+        "when": dt.datetime.now(dt.UTC).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "settings": vars(args),
+        "server_rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1)},
+        "results": [dataclasses.asdict(r) | {"rate": r.rate} for r in results],
+    }
+
+
+def print_table(report: dict) -> None:
+    print(f"\n{'scenario':<46} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x echo':>7} {'errors':>6}")
+    for r in report["results"]:
+        ratio = f"{r['ratio_to_echo']:.2f}" if r["ratio_to_echo"] is not None else ""
+        print(f"{r['scenario']:<46} {r['rate']:>9,.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {ratio:>7} "
+              f"{r['errors']:>6}  {r['note']}")  # fmt: skip
+    rss = report["server_rss_mb"]
+    print(f"\nserver RSS: {rss['before']} MB before the scenarios, {rss['after']} MB after")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per scenario")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each scenario")
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (closed loop)")
+    parser.add_argument("--channels", type=int, default=4, help="client HTTP/2 connections")
+    parser.add_argument("--pool-max", type=int, default=10, help="Meter's database pool size")
+    args = parser.parse_args()
+    stack = start_stack(args)
+    try:
+        try:
+            import uvloop
+
+            report = uvloop.run(run(args, stack))
+        except ImportError:
+            report = asyncio.run(run(args, stack))
+    finally:
+        stack.stop()
+    print_table(report)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{dt.datetime.now():%Y%m%d-%H%M%S}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
