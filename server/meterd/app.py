@@ -29,6 +29,7 @@ from meterd.store.limits import LimitStore
 from meterd.store.migrate import MigrationError, migrate
 from meterd.store.prices import PriceStore
 from meterd.store.quota import QuotaStore
+from meterd.store.records import RecordStore
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,9 @@ class MeterServer:
             batch_workers=config.batch_workers,
         )
         calls = CallStore(self.db)
-        metering = MeteringService(self.db, calls, quota_store, self.limits, self.prices, clock=clock)
+        self.metering = MeteringService(
+            RecordStore(self.db), self.limits, self.prices, clock=clock, batch_workers=config.batch_workers
+        )
         self.health = health.aio.HealthServicer()
         self.metrics_http = None
         observe = None
@@ -92,7 +95,7 @@ class MeterServer:
             MeterServicer(
                 calls,
                 self.quota,
-                metering,
+                self.metering,
                 clock=clock or utc_now,
                 backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
                 max_future_skew=dt.timedelta(seconds=config.max_future_skew),
@@ -174,6 +177,7 @@ class MeterServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.server.stop(grace)
         await self.quota.batcher.close()
+        await self.metering.batcher.close()
         await self.db.close()
         if self.metrics_http:
             self.metrics_http.shutdown()

@@ -1,21 +1,28 @@
-"""RecordCall: cost the call, store it once, and settle its reservation or charge its limits."""
+"""RecordCall: cost the call, then store it once and settle its reservation or charge its limits,
+group-committed with the records arriving at the same time."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Callable
 
+import psycopg
+
 from meterd.domain.calls import CallInput
+from meterd.domain.errors import MeterError
 from meterd.domain.keys import Principal
 from meterd.domain.limits import Usage, matching
 from meterd.domain.pricing import UsageAmounts, cost_nanos
 from meterd.domain.quota import Charge, LimitState, charges, limit_state
+from meterd.service.batching import Batcher
 from meterd.service.limit_cache import LimitCache
 from meterd.service.prices import PriceBook
-from meterd.store.calls import CallStore, RecordResult
-from meterd.store.db import Database
-from meterd.store.quota import Applied, QuotaStore
+from meterd.store.calls import RecordResult
+from meterd.store.records import Recorded, RecordItem, RecordStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,20 +46,26 @@ def actual_usage(call: CallInput, cost: int) -> Usage:
 class MeteringService:
     def __init__(
         self,
-        db: Database,
-        calls: CallStore,
-        quota: QuotaStore,
+        store: RecordStore,
         limits: LimitCache,
         prices: PriceBook,
         *,
         clock: Callable[[], dt.datetime] | None,
+        batch_workers: int = 4,
     ) -> None:
-        self.db = db
-        self.calls = calls
-        self.quota = quota
+        self.store = store
         self.limits = limits
         self.prices = prices
         self.clock = clock
+        self.batcher: Batcher[RecordItem, Recorded | MeterError] = Batcher(self._run_batch, workers=batch_workers)
+
+    async def _run_batch(self, items: list[RecordItem]) -> list[Recorded | MeterError]:
+        for attempt in range(3):
+            try:
+                return await self.store.record_batch(items)
+            except psycopg.errors.DeadlockDetected:
+                log.warning("deadlock in a record batch (attempt %d); retrying", attempt + 1)
+        return await self.store.record_batch(items)
 
     async def cost(self, tenant_id: str, call: CallInput) -> tuple[int, str, str]:
         """(cost nanos, source, price id): the client's figure, else the price in force when the call happened."""
@@ -75,52 +88,27 @@ class MeteringService:
     async def record(self, principal: Principal, call: CallInput) -> RecordOutcome:
         tenant = principal.tenant_id
         d = call.dims
-        matched = matching(await self.limits.get(tenant), d.subject, d.provider, d.model, d.operation, d.labels)
+        limits = await self.limits.get(tenant)
+        matched = matching(limits, d.subject, d.provider, d.model, d.operation, d.labels)
         cost, source, price_id = await self.cost(tenant, call)
         actual = actual_usage(call, cost)
-        at = call.occurred_at or (self.clock() if self.clock else None)
-        async with self.db.transaction() as conn:
-            claim = await self.calls.claim(conn, tenant, call, at)
-            if claim is None:
-                return RecordOutcome(await self.calls.first_answer(conn, tenant, call), False, [])
-            applied = await self.quota.apply_usage(
-                conn,
-                tenant_id=tenant,
-                at=at,
-                reservation_id=call.reservation_id,
-                call_id=call.call_id,
-                actual=actual,
-                use_estimate=not call.usage_given,
-                end_state="settled",
-                charges=charges(matched, d.subject, principal.key_id, actual),
-            )
-            stored = call
-            if applied.settled and not call.usage_given:
-                # No figures: the call is charged (and shown) as what was reserved for it.
-                stored, cost = _as_estimated(call, applied), applied.reserved_cost_nanos
-            await self.calls.insert(conn, tenant, principal.key_id, stored, claim, cost, source, price_id)
-        result = RecordResult(call.call_id, False, cost, source, price_id, claim.recorded_at)
-        return RecordOutcome(result, applied.settled, self._states(matched, applied, actual, claim.occurred_at))
-
-    def _states(self, matched, applied: Applied, actual: Usage, at: dt.datetime) -> list[LimitState]:
-        by_id = {limit.id: limit for limit in matched}
-        states = []
-        for counter in applied.counters:
-            limit = by_id.get(counter.limit_id)
-            if limit is None:  # a reserved limit that no longer matches or was deleted
-                continue
-            charge = Charge(limit, counter.partition, actual.amount_for(limit.metric))
-            states.append(limit_state(charge, counter.reading, at, denied=False))
-        return states
-
-
-def _as_estimated(call: CallInput, applied: Applied) -> CallInput:
-    estimate = applied.estimate or {}
-    return dataclasses.replace(
-        call,
-        input_tokens=estimate.get("input_tokens", 0),
-        output_tokens=estimate.get("max_output_tokens", 0),
-        cached_read_tokens=estimate.get("cached_read_tokens", 0),
-        requests=estimate.get("requests", 1),
-        units=estimate.get("units", 0),
-    )
+        item = RecordItem(
+            tenant_id=tenant,
+            api_key_id=principal.key_id,
+            call=call,
+            cost_nanos=cost,
+            cost_source=source,
+            price_id=price_id,
+            actual=actual,
+            charges=charges(matched, d.subject, principal.key_id, actual),
+            limits={limit.id: limit for limit in limits},
+            at=self.clock() if self.clock else None,
+        )
+        recorded = await self.batcher.submit(item)
+        if isinstance(recorded, MeterError):
+            raise recorded
+        at = call.occurred_at or recorded.result.recorded_at
+        states = [
+            limit_state(Charge(c.limit, c.partition, c.amount), c.reading, at, denied=False) for c in recorded.counters
+        ]
+        return RecordOutcome(recorded.result, recorded.reservation_settled, states)

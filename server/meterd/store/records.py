@@ -1,0 +1,257 @@
+"""The record path, group-committed: a batch of RecordCall items in one transaction.
+
+Per batch: claim every call_id (sorted), settle the reservations being recorded (sorted), then in
+one pipelined round trip apply pre-summed counter deltas in key order, insert the calls and commit.
+Each item still gets its own answer: new, duplicate (with the first answer), or ALREADY_EXISTS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+
+from psycopg.types.json import Jsonb
+
+from meterd.domain.calls import CallInput
+from meterd.domain.errors import AlreadyExists, MeterError
+from meterd.domain.limits import Limit, Metric, Usage
+from meterd.domain.quota import Charge, CounterReading
+from meterd.domain.windows import window_start
+from meterd.store.calls import RecordResult
+from meterd.store.db import Database
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordItem:
+    tenant_id: str
+    api_key_id: str
+    call: CallInput
+    cost_nanos: int
+    cost_source: str
+    price_id: str
+    actual: Usage
+    charges: list[Charge]  # the matched limits, charged when no live reservation is settled
+    limits: dict[str, Limit]  # every limit of the tenant, to describe a settled reservation's counters
+    at: dt.datetime | None  # injected clock (tests); None: the database's
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedCounter:
+    limit: Limit
+    partition: str
+    amount: int
+    reading: CounterReading
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    result: RecordResult
+    reservation_settled: bool
+    counters: list[RecordedCounter]
+
+
+CounterKey = tuple[str, str, int, str, dt.datetime]  # tenant, limit, generation, partition, window start
+
+
+class RecordStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record_batch(self, items: list[RecordItem]) -> list[Recorded | MeterError]:
+        async with self.db.transaction() as conn:
+            claims = await self._claim(conn, items)
+            owners: dict[tuple[str, str], int] = {}
+            for index, item in enumerate(items):
+                key = (item.tenant_id, item.call.call_id)
+                if key in claims and key not in owners:
+                    owners[key] = index
+            owner_items = sorted(owners.values())
+            settled = await self._settle(conn, [items[i] for i in owner_items])
+
+            deltas: dict[CounterKey, list[int]] = defaultdict(lambda: [0, 0])  # used, reserved
+            plans: dict[int, tuple[bool, CallInput, int, list[tuple[Limit, str, int, CounterKey]]]] = {}
+            for i in owner_items:
+                item = items[i]
+                occurred_at = claims[(item.tenant_id, item.call.call_id)][0]
+                reservation = (
+                    settled.get((item.tenant_id, item.call.reservation_id)) if item.call.reservation_id else None
+                )
+                if reservation is not None and reservation["call_id"] != item.call.call_id:
+                    reservation = None  # another call of this batch settled it first
+                plans[i] = self._plan(item, occurred_at, reservation, deltas)
+
+            owned = [(items[i], plans[i], claims[(items[i].tenant_id, items[i].call.call_id)]) for i in owner_items]
+            readings = await self._apply(conn, deltas, owned)
+            duplicates = [i for i in range(len(items)) if i not in plans]
+            first_answers = await self._first_answers(conn, [items[i] for i in duplicates]) if duplicates else {}
+
+        out: list[Recorded | MeterError] = []
+        for index, item in enumerate(items):
+            if index in plans:
+                was_settled, stored, cost, charged = plans[index]
+                claim = claims[(item.tenant_id, item.call.call_id)]
+                result = RecordResult(item.call.call_id, False, cost, item.cost_source, item.price_id, claim[1])
+                counters = [RecordedCounter(lim, part, amount, readings[key]) for lim, part, amount, key in charged]
+                out.append(Recorded(result, was_settled, counters))
+                continue
+            first = first_answers.get((item.tenant_id, item.call.call_id))
+            if first is None or bytes(first["content_hash"]) != item.call.fingerprint():
+                out.append(
+                    AlreadyExists(
+                        f"call_id {item.call.call_id!r} was already recorded with different content; "
+                        "use a new call_id for a new call and the same content for a retry"
+                    )
+                )
+            else:
+                result = RecordResult(item.call.call_id, True, first["cost_nanos"], first["cost_source"],
+                                      first["price_id"], first["recorded_at"])  # fmt: skip
+                out.append(Recorded(result, False, []))
+        return out
+
+    async def _claim(self, conn, items: list[RecordItem]) -> dict[tuple[str, str], tuple[dt.datetime, dt.datetime]]:
+        """call_id → (occurred_at, recorded_at) for the ids this batch took; sorted, so two batches
+        claiming overlapping ids never deadlock."""
+        cur = await conn.execute(
+            """INSERT INTO call_ids (tenant_id, call_id, occurred_at, content_hash, cost_nanos, cost_source, price_id)
+               SELECT t, c, coalesce(o, now()), h, n, s, p
+                 FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::bytea[], %s::bigint[], %s::text[], %s::text[])
+                      AS u(t, c, o, h, n, s, p)
+                ORDER BY t, c
+               ON CONFLICT (tenant_id, call_id) DO NOTHING
+               RETURNING tenant_id, call_id, occurred_at, recorded_at""",
+            (
+                [i.tenant_id for i in items],
+                [i.call.call_id for i in items],
+                [i.call.occurred_at or i.at for i in items],
+                [i.call.fingerprint() for i in items],
+                [i.cost_nanos for i in items],
+                [i.cost_source for i in items],
+                [i.price_id for i in items],
+            ),
+        )
+        return {(r["tenant_id"], r["call_id"]): (r["occurred_at"], r["recorded_at"]) for r in await cur.fetchall()}
+
+    async def _settle(self, conn, items: list[RecordItem]) -> dict[tuple[str, str], dict]:
+        """End the live reservations these calls settle (locked in key order); reservation → row."""
+        wanted = [(i.tenant_id, i.call.reservation_id, i.call.call_id, i.at) for i in items if i.call.reservation_id]
+        if not wanted:
+            return {}
+        cur = await conn.execute(
+            """WITH wanted AS (
+                   SELECT DISTINCT ON (t, id) t, id, c, a FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[])
+                       WITH ORDINALITY AS u(t, id, c, a, o) ORDER BY t, id, o
+               ), locked AS (
+                   SELECT r.tenant_id, r.id FROM reservations r JOIN wanted w ON (r.tenant_id, r.id) = (w.t, w.id)
+                    WHERE r.state = 'active' ORDER BY r.tenant_id, r.id FOR UPDATE OF r
+               )
+               UPDATE reservations r SET state = 'settled', ended_at = coalesce(w.a, now()), call_id = w.c
+                 FROM locked l, wanted w
+                WHERE (r.tenant_id, r.id) = (l.tenant_id, l.id) AND (w.t, w.id) = (l.tenant_id, l.id)
+               RETURNING r.tenant_id, r.id, r.call_id, r.estimate, r.charges, r.cost_nanos""",
+            ([w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted], [w[3] for w in wanted]),
+        )
+        return {(r["tenant_id"], r["id"]): r for r in await cur.fetchall()}
+
+    @staticmethod
+    def _plan(item: RecordItem, occurred_at: dt.datetime, reservation: dict | None, deltas) -> tuple:
+        """(settled, call as stored, cost, [(limit, partition, amount, counter key)]) and its deltas."""
+        charged = []
+        if reservation is None:
+            for charge in item.charges:
+                key = (item.tenant_id, charge.limit.id, charge.limit.generation, charge.partition,
+                       window_start(charge.limit.window, occurred_at))  # fmt: skip
+                deltas[key][0] += charge.amount
+                charged.append((charge.limit, charge.partition, charge.amount, key))
+            return False, item.call, item.cost_nanos, charged
+        use_estimate = not item.call.usage_given
+        for c in reservation["charges"]:
+            key = (
+                item.tenant_id,
+                c["limit_id"],
+                c["generation"],
+                c["partition"],
+                dt.datetime.fromisoformat(c["window_start"]),
+            )
+            amount = c["amount"] if use_estimate else item.actual.amount_for(Metric(c["metric"]))
+            deltas[key][0] += amount
+            deltas[key][1] -= c["amount"]
+            limit = item.limits.get(c["limit_id"])
+            if limit is not None:  # a limit deleted since the reservation is still settled, not reported
+                charged.append((limit, c["partition"], amount, key))
+        if use_estimate:
+            # No figures: the call is charged (and shown) as what was reserved for it.
+            estimate = reservation["estimate"]
+            stored = dataclasses.replace(
+                item.call,
+                input_tokens=estimate.get("input_tokens", 0),
+                output_tokens=estimate.get("max_output_tokens", 0),
+                cached_read_tokens=estimate.get("cached_read_tokens", 0),
+                requests=estimate.get("requests", 1),
+                units=estimate.get("units", 0),
+            )
+            return True, stored, reservation["cost_nanos"], charged
+        return True, item.call, item.cost_nanos, charged
+
+    async def _apply(self, conn, deltas: dict, owned: list) -> dict[CounterKey, CounterReading]:
+        """Counter deltas (key order), the call rows and the corrected first answers, pipelined."""
+        keys = sorted(deltas)
+        readings: dict[CounterKey, CounterReading] = {}
+        async with conn.pipeline():
+            counters_cur = None
+            if keys:
+                counters_cur = await conn.execute(
+                    """INSERT INTO counters AS c (tenant_id, limit_id, generation, partition_key, window_start, used, reserved)
+                       SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[],
+                                            %s::bigint[], %s::bigint[])
+                        ORDER BY 1, 2, 3, 4, 5  -- the key order every writer locks counters in
+                       ON CONFLICT (tenant_id, limit_id, generation, partition_key, window_start)
+                       DO UPDATE SET used = c.used + excluded.used, reserved = c.reserved + excluded.reserved
+                       RETURNING tenant_id, limit_id, generation, partition_key, window_start, used, reserved""",
+                    tuple(list(column) for column in zip(*keys, strict=True))
+                    + ([deltas[k][0] for k in keys], [deltas[k][1] for k in keys]),
+                )
+            rows = []
+            for item, (_, stored, cost, _), claim in owned:
+                d = stored.dims
+                rows.append((
+                    item.tenant_id, stored.call_id, claim[0], claim[1], item.api_key_id, stored.reservation_id or None,
+                    d.subject, d.provider, d.model, d.operation, Jsonb(d.labels), Jsonb(stored.metadata),
+                    stored.input_tokens, stored.output_tokens, stored.cached_read_tokens, stored.cache_write_tokens,
+                    stored.reasoning_tokens, stored.requests, stored.units, stored.latency_us, stored.ttft_us,
+                    stored.retry_count, stored.success, stored.error_code, stored.error_message, cost,
+                    item.cost_source, item.price_id,
+                ))  # fmt: skip
+            if rows:
+                await conn.cursor().executemany(
+                    """INSERT INTO calls (tenant_id, call_id, occurred_at, recorded_at, api_key_id, reservation_id,
+                           subject, provider, model, operation, labels, metadata,
+                           input_tokens, output_tokens, cached_read_tokens, cache_write_tokens, reasoning_tokens,
+                           requests, units, latency_us, ttft_us, retry_count, success, error_code, error_message,
+                           cost_nanos, cost_source, price_id)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                               %s, %s, %s, %s, %s, %s, %s)""",
+                    rows,
+                )
+            corrected = [
+                (cost, item.tenant_id, item.call.call_id)
+                for item, (_, _, cost, _), _ in owned
+                if cost != item.cost_nanos
+            ]
+            if corrected:
+                await conn.cursor().executemany(
+                    "UPDATE call_ids SET cost_nanos = %s WHERE tenant_id = %s AND call_id = %s", corrected
+                )
+        if counters_cur is not None:
+            for r in await counters_cur.fetchall():
+                key = (r["tenant_id"], r["limit_id"], r["generation"], r["partition_key"], r["window_start"])
+                readings[key] = CounterReading(r["window_start"], r["used"], r["reserved"])
+        return readings
+
+    async def _first_answers(self, conn, items: list[RecordItem]) -> dict[tuple[str, str], dict]:
+        cur = await conn.execute(
+            """SELECT tenant_id, call_id, content_hash, cost_nanos, cost_source, price_id, recorded_at FROM call_ids
+                WHERE (tenant_id, call_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
+            ([i.tenant_id for i in items], [i.call.call_id for i in items]),
+        )
+        return {(r["tenant_id"], r["call_id"]): r for r in await cur.fetchall()}
