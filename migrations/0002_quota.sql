@@ -31,8 +31,8 @@ CREATE TYPE meter_charge_status AS (
     window_start timestamptz,
     used bigint,            -- current bucket, after this request
     reserved bigint,
-    prev_used bigint,       -- previous bucket (sliding windows only, else 0)
-    prev_reserved bigint,
+    prev_used bigint,       -- previous bucket's used + reserved (sliding windows only, else 0)
+    prev_reserved bigint,   -- unused by meter_check (0); kept so the row type reads the same everywhere
     at timestamptz,         -- the clock reading every window was computed from
     expires_at timestamptz  -- the reservation's expiry (RESERVE requests)
 );
@@ -40,30 +40,32 @@ CREATE TYPE meter_charge_status AS (
 -- Evaluates a batch of CheckQuota requests in arrival order inside one transaction. Each request is
 -- all-or-nothing: its charges are added only if every DENY charge stays within its max, measured
 -- against the counters as the earlier requests of the batch left them.
--- r_*: one element per request; c_*: one element per (request, matched limit), grouped by request.
+--   r_*: one element per request (r_client_id: the caller chose the reservation id, so a retry may
+--        repeat it; server-made ids are unique and skip that check);
+--   k_*: one element per distinct counter (tenant, limit, generation, partition, window kind/seconds);
+--   c_*: one element per (request, matched limit), grouped by request, c_key indexing the k_* arrays.
 CREATE FUNCTION meter_check(
     p_at timestamptz,
-    r_tenant text[], r_reserve boolean[], r_reservation_id text[], r_ttl_ms bigint[], r_api_key text[],
-    r_subject text[], r_provider text[], r_model text[], r_operation text[], r_labels jsonb[],
+    r_tenant text[], r_reserve boolean[], r_reservation_id text[], r_client_id boolean[], r_ttl_ms bigint[],
+    r_api_key text[], r_subject text[], r_provider text[], r_model text[], r_operation text[], r_labels jsonb[],
     r_estimate jsonb[], r_cost bigint[],
-    c_req int[], c_limit text[], c_generation bigint[], c_partition text[], c_kind text[], c_seconds bigint[],
-    c_metric text[], c_amount bigint[], c_max bigint[], c_deny boolean[]
+    k_tenant text[], k_limit text[], k_generation bigint[], k_partition text[], k_kind text[], k_seconds bigint[],
+    c_req int[], c_key int[], c_metric text[], c_amount bigint[], c_max bigint[], c_deny boolean[]
 ) RETURNS SETOF meter_charge_status LANGUAGE plpgsql AS $$
 DECLARE
     v_at timestamptz := coalesce(p_at, now());
     n_req int := coalesce(array_length(r_tenant, 1), 0);
     n_charge int := coalesce(array_length(c_req, 1), 0);
-    ws timestamptz[];          -- window start per charge
-    kidx int[];                -- counter (key) index per charge
+    n_key int := coalesce(array_length(k_tenant, 1), 0);
+    k_start timestamptz[];
     k_used bigint[];
     k_reserved bigint[];
     k_delta bigint[];
-    p_used bigint[];           -- previous bucket per charge (sliding)
-    p_reserved bigint[];
-    k_tenant text[]; k_limit text[]; k_generation bigint[]; k_partition text[]; k_start timestamptz[];
-    existing_ids text[];
+    k_prev bigint[];           -- previous bucket's used + reserved (sliding windows)
+    existing_ids text[] := '{}';
     i int;
     j int;
+    k int;
     j_first int := 1;
     j_last int;
     ok boolean;
@@ -75,56 +77,47 @@ DECLARE
     res_expires timestamptz[] := '{}';
     st meter_charge_status;
 BEGIN
-    IF n_charge > 0 THEN
-        -- Window start and counter identity per charge; keys ranked in primary-key order.
-        SELECT array_agg(w ORDER BY ord), array_agg(k ORDER BY ord)
-          INTO ws, kidx
-          FROM (SELECT ord, w, dense_rank() OVER (ORDER BY t, l, g, p, w)::int AS k
-                  FROM (SELECT ord, r_tenant[c.req] AS t, c.lim AS l, c.gen AS g, c.part AS p,
-                               meter_window_start(c.kind, c.secs, v_at) AS w
-                          FROM unnest(c_req, c_limit, c_generation, c_partition, c_kind, c_seconds)
-                               WITH ORDINALITY AS c(req, lim, gen, part, kind, secs, ord)) s) ranked;
-
-        SELECT array_agg(t ORDER BY k), array_agg(l ORDER BY k), array_agg(g ORDER BY k),
-               array_agg(p ORDER BY k), array_agg(w ORDER BY k)
-          INTO k_tenant, k_limit, k_generation, k_partition, k_start
-          FROM (SELECT DISTINCT kidx[c.ord] AS k, r_tenant[c.req] AS t, c.lim AS l, c.gen AS g, c.part AS p,
-                       ws[c.ord] AS w
-                  FROM unnest(c_req, c_limit, c_generation, c_partition) WITH ORDINALITY AS c(req, lim, gen, part, ord)) d;
+    IF n_key > 0 THEN
+        -- Computed once per distinct window (a batch has a handful), not once per counter.
+        SELECT array_agg(s.w ORDER BY u.o) INTO k_start
+          FROM unnest(k_kind, k_seconds) WITH ORDINALITY AS u(kind, secs, o)
+          JOIN (SELECT kind, secs, meter_window_start(kind, secs, v_at) AS w
+                  FROM (SELECT DISTINCT kind, secs FROM unnest(k_kind, k_seconds) AS x(kind, secs)) d) s
+            ON (s.kind, s.secs) = (u.kind, u.secs);
 
         -- Create missing counters and lock all of them, in key order.
         INSERT INTO counters AS c (tenant_id, limit_id, generation, partition_key, window_start)
-        SELECT * FROM unnest(k_tenant, k_limit, k_generation, k_partition, k_start) AS u(t, l, g, p, w)
+        SELECT t, l, g, p, w FROM unnest(k_tenant, k_limit, k_generation, k_partition, k_start) AS u(t, l, g, p, w)
          ORDER BY t, l, g, p, w
         ON CONFLICT (tenant_id, limit_id, generation, partition_key, window_start)
         DO UPDATE SET used = c.used;
 
-        SELECT array_agg(c.used ORDER BY u.k), array_agg(c.reserved ORDER BY u.k)
-          INTO k_used, k_reserved
-          FROM unnest(k_tenant, k_limit, k_generation, k_partition, k_start) WITH ORDINALITY AS u(t, l, g, p, w, k)
-          JOIN counters c ON (c.tenant_id, c.limit_id, c.generation, c.partition_key, c.window_start) = (u.t, u.l, u.g, u.p, u.w);
-        k_delta := array_fill(0::bigint, ARRAY[array_length(k_used, 1)]);
-
-        -- The previous bucket of sliding windows is only read: it can no longer receive new reservations.
-        SELECT array_agg(coalesce(c.used, 0) ORDER BY x.ord), array_agg(coalesce(c.reserved, 0) ORDER BY x.ord)
-          INTO p_used, p_reserved
-          FROM unnest(c_req, c_limit, c_generation, c_partition, c_kind, c_seconds) WITH ORDINALITY AS x(req, lim, gen, part, kind, secs, ord)
-          LEFT JOIN counters c
-            ON x.kind = 'sliding'
-           AND (c.tenant_id, c.limit_id, c.generation, c.partition_key, c.window_start)
-             = (r_tenant[x.req], x.lim, x.gen, x.part, ws[x.ord] - make_interval(secs => x.secs));
+        SELECT array_agg(c.used ORDER BY u.o), array_agg(c.reserved ORDER BY u.o),
+               array_agg(coalesce(pc.used + pc.reserved, 0) ORDER BY u.o)
+          INTO k_used, k_reserved, k_prev
+          FROM unnest(k_tenant, k_limit, k_generation, k_partition, k_start, k_kind, k_seconds)
+               WITH ORDINALITY AS u(t, l, g, p, w, kind, secs, o)
+          JOIN counters c ON (c.tenant_id, c.limit_id, c.generation, c.partition_key, c.window_start) = (u.t, u.l, u.g, u.p, u.w)
+          -- The previous bucket of a sliding window is only read: it takes no new reservations.
+          LEFT JOIN counters pc ON u.kind = 'sliding'
+           AND (pc.tenant_id, pc.limit_id, pc.generation, pc.partition_key, pc.window_start)
+             = (u.t, u.l, u.g, u.p, u.w - make_interval(secs => u.secs));
+        k_delta := array_fill(0::bigint, ARRAY[n_key]);
     END IF;
 
-    -- A retried RESERVE may carry the same id in another batch at the same moment: serialise same-id
-    -- requests (advisory locks taken in sorted order, before any counter lock, so no deadlock).
-    PERFORM pg_advisory_xact_lock(hashtextextended(k, 0))
-       FROM (SELECT DISTINCT t || '/' || id AS k FROM unnest(r_tenant, r_reservation_id, r_reserve) AS u(t, id, rv)
-              WHERE rv AND id <> '' ORDER BY 1) ids;
-
-    SELECT coalesce(array_agg(r.tenant_id || '/' || r.id), '{}') INTO existing_ids
-      FROM reservations r
-      JOIN unnest(r_tenant, r_reservation_id) AS u(t, id) ON (r.tenant_id, r.id) = (u.t, u.id)
-     WHERE u.id <> '';
+    IF true = ANY (r_client_id) THEN
+        -- A retried RESERVE may repeat a client-chosen id in another batch at the same moment:
+        -- serialise same-id requests (advisory locks in sorted order; taken after the counter locks by
+        -- every batch alike, so they cannot cross).
+        PERFORM pg_advisory_xact_lock(hashtextextended(x, 0))
+           FROM (SELECT DISTINCT t || '/' || id AS x
+                   FROM unnest(r_tenant, r_reservation_id, r_reserve, r_client_id) AS u(t, id, rv, cl)
+                  WHERE rv AND cl ORDER BY 1) ids;
+        SELECT coalesce(array_agg(r.tenant_id || '/' || r.id), '{}') INTO existing_ids
+          FROM reservations r
+          JOIN unnest(r_tenant, r_reservation_id, r_client_id) AS u(t, id, cl) ON (r.tenant_id, r.id) = (u.t, u.id)
+         WHERE u.cl;
+    END IF;
 
     FOR i IN 1 .. n_req LOOP
         j_last := j_first - 1;
@@ -132,14 +125,15 @@ BEGIN
             j_last := j_last + 1;
         END LOOP;
 
-        is_existing := r_reserve[i] AND (r_tenant[i] || '/' || r_reservation_id[i]) = ANY (existing_ids);
+        is_existing := r_reserve[i] AND r_client_id[i] AND (r_tenant[i] || '/' || r_reservation_id[i]) = ANY (existing_ids);
         ok := true;
         IF NOT is_existing THEN
             FOR j IN j_first .. j_last LOOP
                 IF c_deny[j] THEN
-                    effective := k_used[kidx[j]] + k_reserved[kidx[j]];
-                    IF c_kind[j] = 'sliding' THEN
-                        effective := effective + meter_sliding_carry(p_used[j] + p_reserved[j], c_seconds[j], ws[j], v_at);
+                    k := c_key[j];
+                    effective := k_used[k] + k_reserved[k];
+                    IF k_kind[k] = 'sliding' THEN
+                        effective := effective + meter_sliding_carry(k_prev[k], k_seconds[k], k_start[k], v_at);
                     END IF;
                     IF effective + c_amount[j] > c_max[j] OR (c_amount[j] = 0 AND effective >= c_max[j]) THEN
                         ok := false;
@@ -152,11 +146,12 @@ BEGIN
         IF ok AND r_reserve[i] AND NOT is_existing THEN
             charges := '[]'::jsonb;
             FOR j IN j_first .. j_last LOOP
-                k_reserved[kidx[j]] := k_reserved[kidx[j]] + c_amount[j];
-                k_delta[kidx[j]] := k_delta[kidx[j]] + c_amount[j];
+                k := c_key[j];
+                k_reserved[k] := k_reserved[k] + c_amount[j];
+                k_delta[k] := k_delta[k] + c_amount[j];
                 charges := charges || jsonb_build_object(
-                    'limit_id', c_limit[j], 'generation', c_generation[j], 'partition', c_partition[j],
-                    'window_start', ws[j], 'metric', c_metric[j], 'amount', c_amount[j]);
+                    'limit_id', k_limit[k], 'generation', k_generation[k], 'partition', k_partition[k],
+                    'window_start', k_start[k], 'metric', c_metric[j], 'amount', c_amount[j]);
             END LOOP;
             out_expires := v_at + make_interval(secs => r_ttl_ms[i] / 1000.0);
             res_tenant := res_tenant || r_tenant[i];
@@ -164,7 +159,9 @@ BEGIN
             res_index := res_index || i;
             res_charges := res_charges || charges;
             res_expires := res_expires || out_expires;
-            existing_ids := existing_ids || (r_tenant[i] || '/' || r_reservation_id[i]);
+            IF r_client_id[i] THEN
+                existing_ids := existing_ids || (r_tenant[i] || '/' || r_reservation_id[i]);
+            END IF;
         ELSIF is_existing THEN
             SELECT r.expires_at INTO out_expires FROM reservations r
              WHERE (r.tenant_id, r.id) = (r_tenant[i], r_reservation_id[i]);
@@ -179,14 +176,15 @@ BEGIN
             RETURN NEXT st;
         END IF;
         FOR j IN j_first .. j_last LOOP
-            st := (i, ok OR is_existing, is_existing, j, ws[j], k_used[kidx[j]], k_reserved[kidx[j]],
-                   coalesce(p_used[j], 0), coalesce(p_reserved[j], 0), v_at, out_expires);
+            k := c_key[j];
+            st := (i, ok OR is_existing, is_existing, j, k_start[k], k_used[k], k_reserved[k],
+                   k_prev[k], 0, v_at, out_expires);
             RETURN NEXT st;
         END LOOP;
         j_first := j_last + 1;
     END LOOP;
 
-    IF n_charge > 0 THEN
+    IF n_key > 0 THEN
         UPDATE counters c SET reserved = c.reserved + u.d
           FROM unnest(k_tenant, k_limit, k_generation, k_partition, k_start, k_delta) AS u(t, l, g, p, w, d)
          WHERE u.d <> 0

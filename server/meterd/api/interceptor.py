@@ -119,16 +119,24 @@ class MeterInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, keys: KeyCache, observe: Callable[[str, str, float], None] | None = None) -> None:
         self.keys = keys
         self.observe = observe  # (method, status code name, seconds), e.g. RpcMetrics.observe
+        # Handlers never change, so each method is wrapped once, not on every call.
+        self._wrapped: dict[str, grpc.RpcMethodHandler | None] = {}
 
     async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        role = required_role(handler_call_details.method)
-        if handler is None or role is None:
-            return handler
         method = handler_call_details.method
+        if method in self._wrapped:
+            return self._wrapped[method]
+        handler = await continuation(handler_call_details)
+        role = required_role(method)
+        wrapped = handler if handler is None or role is None else self._wrap(method, role, handler)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    def _wrap(self, method: str, role: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        keys, observe_hook = self.keys, self.observe
 
         async def authorize(context) -> None:
-            principal = await self.keys.principal(_bearer(context.invocation_metadata()))
+            principal = await keys.principal(_bearer(context.invocation_metadata()))
             if not principal.may(role):
                 raise errors.PermissionDenied(
                     f"{method} needs the '{role}' role; this key has {', '.join(sorted(principal.roles))}"
@@ -144,8 +152,8 @@ class MeterInterceptor(grpc.aio.ServerInterceptor):
             )
 
         def observe(started: float, code: grpc.StatusCode) -> None:
-            if self.observe:
-                self.observe(method, code.name, time.perf_counter() - started)
+            if observe_hook:
+                observe_hook(method, code.name, time.perf_counter() - started)
 
         if handler.unary_unary:
             inner = handler.unary_unary

@@ -24,6 +24,9 @@ class Estimate:
     cost_nanos: int | None = None  # explicit; None: from the pricing catalog
 
     def violations(self, prefix: str) -> list[tuple[str, str]]:
+        values = (self.input_tokens, self.max_output_tokens, self.cached_read_tokens, self.requests, self.units)
+        if min(values) >= 0 and (self.cost_nanos or 0) >= 0:
+            return []
         return [
             (f"{prefix}.{f.name}", "must not be negative")
             for f in dataclasses.fields(self)

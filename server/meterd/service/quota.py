@@ -147,6 +147,7 @@ class QuotaService:
             dims=dims,
             reserve=reserve,
             reservation_id=reservation_id or uuid.uuid4().hex if reserve else "",
+            client_reservation_id=bool(reservation_id),
             ttl=ttl,
             estimate=estimate,
             cost_nanos=cost,

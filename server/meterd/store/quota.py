@@ -26,6 +26,7 @@ class CheckItem:
     dims: Dimensions
     reserve: bool
     reservation_id: str
+    client_reservation_id: bool  # chosen by the caller: a retry may repeat it
     ttl: dt.timedelta
     estimate: Estimate
     cost_nanos: int
@@ -67,10 +68,10 @@ class Extended:
 
 _METRICS = tuple(Metric)
 
-_CHECK_SQL = """SELECT * FROM meter_check(%s, %s::text[], %s::bool[], %s::text[], %s::bigint[], %s::text[],
-    %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::bigint[],
-    %s::int[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::bigint[],
-    %s::bigint[], %s::bool[])"""
+_CHECK_SQL = """SELECT * FROM meter_check(%s, %s::text[], %s::bool[], %s::text[], %s::bool[], %s::bigint[],
+    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::bigint[],
+    %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],
+    %s::int[], %s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::bool[])"""
 
 
 def _limit_columns(limits: list[Limit]) -> tuple[list, list, list, list]:
@@ -88,16 +89,26 @@ class QuotaStore:
 
     async def check(self, items: list[CheckItem], at: dt.datetime | None) -> list[CheckOutcome]:
         """Evaluate a batch in order in one transaction (at=None: the database clock)."""
-        c_req, charges = [], []
+        # One entry per distinct counter: within a batch a (tenant, limit, generation, partition) has
+        # one window, so its start need not be known here (the database computes it from its clock).
+        key_index: dict[tuple[str, str, int, str], int] = {}
+        keys: list[tuple[str, Limit, str]] = []
+        c_req, c_key, charges = [], [], []
         for index, item in enumerate(items, start=1):
             for charge in item.charges:
+                identity = (item.tenant_id, charge.limit.id, charge.limit.generation, charge.partition)
+                if identity not in key_index:
+                    key_index[identity] = len(keys) + 1
+                    keys.append((item.tenant_id, charge.limit, charge.partition))
                 c_req.append(index)
+                c_key.append(key_index[identity])
                 charges.append(charge)
         params = (
             at,
             [i.tenant_id for i in items],
             [i.reserve for i in items],
             [i.reservation_id for i in items],
+            [i.client_reservation_id for i in items],
             [int(i.ttl.total_seconds() * 1000) for i in items],
             [i.api_key_id for i in items],
             [i.dims.subject for i in items],
@@ -107,12 +118,14 @@ class QuotaStore:
             [Jsonb(i.dims.labels) for i in items],
             [Jsonb(i.estimate.to_json()) for i in items],
             [i.cost_nanos for i in items],
+            [k[0] for k in keys],
+            [k[1].id for k in keys],
+            [k[1].generation for k in keys],
+            [k[2] for k in keys],
+            [k[1].window.kind.value for k in keys],
+            [k[1].window.seconds for k in keys],
             c_req,
-            [c.limit.id for c in charges],
-            [c.limit.generation for c in charges],
-            [c.partition for c in charges],
-            [c.limit.window.kind.value for c in charges],
-            [c.limit.window.seconds for c in charges],
+            c_key,
             [c.limit.metric.value for c in charges],
             [c.amount for c in charges],
             [c.limit.max for c in charges],
