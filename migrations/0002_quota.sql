@@ -85,19 +85,22 @@ BEGIN
                   FROM (SELECT DISTINCT kind, secs FROM unnest(k_kind, k_seconds) AS x(kind, secs)) d) s
             ON (s.kind, s.secs) = (u.kind, u.secs);
 
-        -- Create missing counters and lock all of them, in key order.
-        INSERT INTO counters AS c (tenant_id, limit_id, generation, partition_key, window_start)
-        SELECT t, l, g, p, w FROM unnest(k_tenant, k_limit, k_generation, k_partition, k_start) AS u(t, l, g, p, w)
-         ORDER BY t, l, g, p, w
-        ON CONFLICT (tenant_id, limit_id, generation, partition_key, window_start)
-        DO UPDATE SET used = c.used;
+        IF true = ANY (r_reserve) THEN
+            -- Create missing counters and lock all of them, in key order. A batch of CHECK_ONLY
+            -- requests skips this: it writes nothing, and a missing counter reads as zero.
+            INSERT INTO counters AS c (tenant_id, limit_id, generation, partition_key, window_start)
+            SELECT t, l, g, p, w FROM unnest(k_tenant, k_limit, k_generation, k_partition, k_start) AS u(t, l, g, p, w)
+             ORDER BY t, l, g, p, w
+            ON CONFLICT (tenant_id, limit_id, generation, partition_key, window_start)
+            DO UPDATE SET used = c.used;
+        END IF;
 
-        SELECT array_agg(c.used ORDER BY u.o), array_agg(c.reserved ORDER BY u.o),
+        SELECT array_agg(coalesce(c.used, 0) ORDER BY u.o), array_agg(coalesce(c.reserved, 0) ORDER BY u.o),
                array_agg(coalesce(pc.used + pc.reserved, 0) ORDER BY u.o)
           INTO k_used, k_reserved, k_prev
           FROM unnest(k_tenant, k_limit, k_generation, k_partition, k_start, k_kind, k_seconds)
                WITH ORDINALITY AS u(t, l, g, p, w, kind, secs, o)
-          JOIN counters c ON (c.tenant_id, c.limit_id, c.generation, c.partition_key, c.window_start) = (u.t, u.l, u.g, u.p, u.w)
+          LEFT JOIN counters c ON (c.tenant_id, c.limit_id, c.generation, c.partition_key, c.window_start) = (u.t, u.l, u.g, u.p, u.w)
           -- The previous bucket of a sliding window is only read: it takes no new reservations.
           LEFT JOIN counters pc ON u.kind = 'sliding'
            AND (pc.tenant_id, pc.limit_id, pc.generation, pc.partition_key, pc.window_start)
@@ -184,7 +187,7 @@ BEGIN
         j_first := j_last + 1;
     END LOOP;
 
-    IF n_key > 0 THEN
+    IF n_key > 0 AND true = ANY (r_reserve) THEN
         UPDATE counters c SET reserved = c.reserved + u.d
           FROM unnest(k_tenant, k_limit, k_generation, k_partition, k_start, k_delta) AS u(t, l, g, p, w, d)
          WHERE u.d <> 0

@@ -130,8 +130,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "batch_workers",
         int,
-        4,
-        "Concurrent group-commit transactions for CheckQuota (each carries every request queued meanwhile).",
+        1,
+        "Group-commit transactions in flight per process for checks and for records; each carries every "
+        "request queued meanwhile (1 gives the largest batches; add processes with --reuse-port to scale).",
     ),
     Setting(
         "max_future_skew",

@@ -17,8 +17,16 @@ log = logging.getLogger(__name__)
 
 
 class Batcher(Generic[T, R]):
-    def __init__(self, run: Callable[[list[T]], Awaitable[list[R]]], *, workers: int = 4, max_batch: int = 256):
+    def __init__(
+        self,
+        run: Callable[[list[T]], Awaitable[list[R]]],
+        *,
+        workers: int = 2,
+        max_batch: int = 256,
+        linger_turns: int = 32,
+    ):
         self.run = run
+        self.linger_turns = linger_turns
         self.workers = workers
         self.max_batch = max_batch
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] = asyncio.Queue()
@@ -34,6 +42,13 @@ class Batcher(Generic[T, R]):
     async def _work(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            # Let the RPCs the event loop already has in hand reach the queue before closing the batch:
+            # a few loop turns, no timer, so a lone request is not delayed.
+            for _ in range(self.linger_turns):
+                waiting = self._queue.qsize()
+                await asyncio.sleep(0)
+                if self._queue.qsize() == waiting:
+                    break
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
