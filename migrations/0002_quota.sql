@@ -407,3 +407,6 @@ $$;
 
 CREATE TRIGGER limits_changed AFTER INSERT OR UPDATE OR DELETE ON limits
     FOR EACH ROW EXECUTE FUNCTION meter_notify_limits();
+
+-- GetUsage reports reservations that expired unsettled.
+CREATE INDEX reservations_expired ON reservations (tenant_id, created_at) WHERE state = 'expired';

@@ -176,6 +176,9 @@ async def test_expired_reservations_are_released_and_visible(env):
     assert await server.quota.store.reservation_state(tenant.id, first.reservation_id) == "expired"
     again = await meter.CheckQuota(check(), metadata=tenant.auth("check"))
     assert again.allowed and again.limits[0].reserved == 1
+    window = meter_pb2.GetUsageRequest(start=T0 - dt.timedelta(hours=1), end=T0 + dt.timedelta(hours=1))
+    usage = await meter.GetUsage(window, metadata=tenant.auth("read"))
+    assert usage.totals.expired_reservations == 1 and usage.totals.cost_nanos == 0
 
 
 async def test_reservation_ttl_is_bounded_by_the_server_maximum(env):

@@ -321,7 +321,7 @@ class GetUsageRequest(_message.Message):
     def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[GroupBy, str]]] = ..., label_key: _Optional[str] = ..., time_bucket: _Optional[_Union[TimeBucket, str]] = ..., order_by: _Optional[_Union[UsageOrder, str]] = ..., descending: _Optional[bool] = ..., limit: _Optional[int] = ..., include_projection: _Optional[bool] = ...) -> None: ...
 
 class UsageStats(_message.Message):
-    __slots__ = ("calls", "successes", "errors", "error_rate", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "reasoning_tokens", "requests", "units", "cost_nanos", "unpriced_calls", "cost_nanos_per_1k_tokens", "cache_hit_rate", "latency_avg", "latency_p50", "latency_p95", "latency_p99", "output_tokens_per_second")
+    __slots__ = ("calls", "successes", "errors", "error_rate", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "reasoning_tokens", "requests", "units", "cost_nanos", "unpriced_calls", "cost_nanos_per_1k_tokens", "cache_hit_rate", "latency_avg", "latency_p50", "latency_p95", "latency_p99", "output_tokens_per_second", "expired_reservations")
     CALLS_FIELD_NUMBER: _ClassVar[int]
     SUCCESSES_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
@@ -342,6 +342,7 @@ class UsageStats(_message.Message):
     LATENCY_P95_FIELD_NUMBER: _ClassVar[int]
     LATENCY_P99_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
     calls: int
     successes: int
     errors: int
@@ -362,7 +363,8 @@ class UsageStats(_message.Message):
     latency_p95: _duration_pb2.Duration
     latency_p99: _duration_pb2.Duration
     output_tokens_per_second: float
-    def __init__(self, calls: _Optional[int] = ..., successes: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ..., cost_nanos: _Optional[int] = ..., unpriced_calls: _Optional[int] = ..., cost_nanos_per_1k_tokens: _Optional[float] = ..., cache_hit_rate: _Optional[float] = ..., latency_avg: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., output_tokens_per_second: _Optional[float] = ...) -> None: ...
+    expired_reservations: int
+    def __init__(self, calls: _Optional[int] = ..., successes: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ..., cost_nanos: _Optional[int] = ..., unpriced_calls: _Optional[int] = ..., cost_nanos_per_1k_tokens: _Optional[float] = ..., cache_hit_rate: _Optional[float] = ..., latency_avg: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., output_tokens_per_second: _Optional[float] = ..., expired_reservations: _Optional[int] = ...) -> None: ...
 
 class UsageKey(_message.Message):
     __slots__ = ("subject", "provider", "model", "operation", "label_value", "bucket_start")

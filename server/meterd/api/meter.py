@@ -185,6 +185,7 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
             unpriced_calls=t.unpriced_calls,
             cost_nanos_per_1k_tokens=t.cost_nanos * 1000 / total_tokens if total_tokens else 0.0,
             cache_hit_rate=t.cached_read_tokens / all_input if all_input else 0.0,
+            expired_reservations=t.expired_reservations,
         )
         if t.latency_count:
             totals.latency_avg.FromMicroseconds(t.latency_sum_us // t.latency_count)

@@ -34,6 +34,7 @@ class UsageTotals:
     unpriced_calls: int
     latency_sum_us: int
     latency_count: int
+    expired_reservations: int
 
 
 class CallStore:
@@ -56,9 +57,11 @@ class CallStore:
                           coalesce(sum(cost_nanos), 0) AS cost_nanos,
                           count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_calls,
                           coalesce(sum(latency_us), 0) AS latency_sum_us,
-                          count(latency_us) AS latency_count
+                          count(latency_us) AS latency_count,
+                          (SELECT count(*) FROM reservations r WHERE r.tenant_id = %s AND r.state = 'expired'
+                              AND r.created_at >= %s AND r.created_at < %s) AS expired_reservations
                    FROM calls WHERE tenant_id = %s AND occurred_at >= %s AND occurred_at < %s""",
-                (tenant_id, start, end),
+                (tenant_id, start, end, tenant_id, start, end),
             )
             row = await cur.fetchone()
         return UsageTotals(**{k: int(v) for k, v in row.items()})
