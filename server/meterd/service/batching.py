@@ -11,6 +11,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from meterd.domain.errors import Unavailable
+from meterd.store.db import ROLLED_BACK
+
 T = TypeVar("T")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
@@ -67,3 +70,14 @@ class Batcher(Generic[T, R]):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+
+
+async def retry_rollbacks(run: Callable[[list[T]], Awaitable[list[R]]], items: list[T], attempts: int = 4) -> list[R]:
+    """Run a batch transaction again when PostgreSQL rolled it back (deadlock, serialization
+    failure): nothing of it was applied, so running it again is exact."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await run(items)
+        except ROLLED_BACK as exc:
+            log.warning("batch rolled back (%s), attempt %d of %d", exc.sqlstate, attempt, attempts)
+    raise Unavailable("the database kept rolling the transaction back; retry with backoff")

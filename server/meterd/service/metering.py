@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
 from collections.abc import Callable
-
-import psycopg
 
 from meterd.domain.calls import CallInput
 from meterd.domain.errors import MeterError
@@ -16,13 +13,11 @@ from meterd.domain.keys import Principal
 from meterd.domain.limits import Usage, matching
 from meterd.domain.pricing import UsageAmounts, cost_nanos
 from meterd.domain.quota import Charge, LimitState, charges, limit_state
-from meterd.service.batching import Batcher
+from meterd.service.batching import Batcher, retry_rollbacks
 from meterd.service.limit_cache import LimitCache
 from meterd.service.prices import PriceBook
 from meterd.store.calls import RecordResult
 from meterd.store.records import Recorded, RecordItem, RecordStore
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,12 +55,7 @@ class MeteringService:
         self.batcher: Batcher[RecordItem, Recorded | MeterError] = Batcher(self._run_batch, workers=batch_workers)
 
     async def _run_batch(self, items: list[RecordItem]) -> list[Recorded | MeterError]:
-        for attempt in range(3):
-            try:
-                return await self.store.record_batch(items)
-            except psycopg.errors.DeadlockDetected:
-                log.warning("deadlock in a record batch (attempt %d); retrying", attempt + 1)
-        return await self.store.record_batch(items)
+        return await retry_rollbacks(self.store.record_batch, items)
 
     async def cost(self, tenant_id: str, call: CallInput) -> tuple[int, str, str]:
         """(cost nanos, source, price id): the client's figure, else the price in force when the call happened."""

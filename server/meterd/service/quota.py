@@ -9,8 +9,6 @@ import logging
 import uuid
 from collections.abc import Callable
 
-import psycopg
-
 from meterd.domain.calls import Dimensions
 from meterd.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from meterd.domain.keys import Principal
@@ -28,7 +26,7 @@ from meterd.domain.quota import (
     limit_state,
     needs_cost,
 )
-from meterd.service.batching import Batcher
+from meterd.service.batching import Batcher, retry_rollbacks
 from meterd.service.limit_cache import LimitCache
 from meterd.service.prices import PriceBook
 from meterd.store.quota import CheckItem, CheckOutcome, QuotaStore
@@ -84,14 +82,8 @@ class QuotaService:
         return self.clock() if self.clock else None
 
     async def _run_batch(self, items: list[CheckItem]) -> list[CheckOutcome]:
-        for attempt in range(3):
-            try:
-                return await self.store.check(items, self.db_time())
-            except psycopg.errors.DeadlockDetected:
-                # Keys are locked in one order, so this should not happen; if it does, the whole
-                # transaction rolled back and is safe to run again.
-                log.warning("deadlock in a check batch (attempt %d); retrying", attempt + 1)
-        return await self.store.check(items, self.db_time())
+        # Keys are locked in one order, so deadlocks should not happen; a rollback is retried whole.
+        return await retry_rollbacks(lambda batch: self.store.check(batch, self.db_time()), items)
 
     async def estimate_cost(self, tenant_id: str, dims: Dimensions, estimate: Estimate) -> tuple[int, bool]:
         """(cost in nanos, unpriced)."""

@@ -14,6 +14,13 @@ from meterd.domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
+# PostgreSQL aborted the transaction to resolve a conflict (class 40): safe to run it again.
+ROLLED_BACK = (
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.TransactionRollback,
+)
+
 
 class Database:
     def __init__(
@@ -63,6 +70,8 @@ class Database:
             ) from None
         except TooManyRequests:
             raise Unavailable("too many requests waiting for a database connection; retry with backoff") from None
+        except ROLLED_BACK:
+            raise  # the whole transaction rolled back and nothing was applied: callers run it again
         except psycopg.OperationalError as exc:
             log.warning("database operation failed: %s", exc)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
