@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from psycopg.types.json import Jsonb
 
+from meterd.domain import histogram
 from meterd.domain.calls import CallInput
 from meterd.domain.errors import AlreadyExists, MeterError
 from meterd.domain.limits import Limit, Metric, Usage
@@ -233,6 +234,39 @@ class RecordStore:
                                %s, %s, %s, %s, %s, %s, %s)""",
                     rows,
                 )
+            rollups = _rollup_deltas(owned)
+            if rollups:
+                keys_sorted = sorted(rollups)
+                columns = list(zip(*keys_sorted, strict=True))
+                values = list(zip(*(rollups[k][:-1] for k in keys_sorted), strict=True))
+                await conn.execute(
+                    """INSERT INTO usage_hourly AS h (tenant_id, hour, subject, provider, model, operation, calls, errors,
+                           input_tokens, output_tokens, cached_read_tokens, cache_write_tokens, reasoning_tokens,
+                           requests, units, cost_nanos, unpriced_calls, latency_count, latency_sum_us, latency_buckets)
+                       SELECT t, hr, s, p, m, o, n, e, it, ot, cr, cw, rt, rq, un, c, up, lc, ls,
+                              meter_hist_add_sparse(NULL, hs)
+                         FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[],
+                                     %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
+                                     %s::bigint[], %s::bigint[], %s::bigint[], %s::numeric[], %s::bigint[], %s::bigint[],
+                                     %s::numeric[], %s::jsonb[])
+                              AS u(t, hr, s, p, m, o, n, e, it, ot, cr, cw, rt, rq, un, c, up, lc, ls, hs)
+                        ORDER BY t, hr, s, p, m, o
+                       ON CONFLICT (tenant_id, hour, subject, provider, model, operation) DO UPDATE SET
+                           calls = h.calls + excluded.calls, errors = h.errors + excluded.errors,
+                           input_tokens = h.input_tokens + excluded.input_tokens,
+                           output_tokens = h.output_tokens + excluded.output_tokens,
+                           cached_read_tokens = h.cached_read_tokens + excluded.cached_read_tokens,
+                           cache_write_tokens = h.cache_write_tokens + excluded.cache_write_tokens,
+                           reasoning_tokens = h.reasoning_tokens + excluded.reasoning_tokens,
+                           requests = h.requests + excluded.requests, units = h.units + excluded.units,
+                           cost_nanos = h.cost_nanos + excluded.cost_nanos,
+                           unpriced_calls = h.unpriced_calls + excluded.unpriced_calls,
+                           latency_count = h.latency_count + excluded.latency_count,
+                           latency_sum_us = h.latency_sum_us + excluded.latency_sum_us,
+                           latency_buckets = meter_hist_add(h.latency_buckets, excluded.latency_buckets)""",
+                    (*[list(c) for c in columns], *[list(v) for v in values],
+                     [Jsonb(rollups[k][-1]) for k in keys_sorted]),
+                )  # fmt: skip
             corrected = [
                 (cost, item.tenant_id, item.call.call_id)
                 for item, (_, _, cost, _), _ in owned
@@ -255,3 +289,26 @@ class RecordStore:
             ([i.tenant_id for i in items], [i.call.call_id for i in items]),
         )
         return {(r["tenant_id"], r["call_id"]): r for r in await cur.fetchall()}
+
+
+def _rollup_deltas(owned: list) -> dict[tuple, list]:
+    """Per (tenant, hour, subject, provider, model, operation): summed figures, then sparse histogram."""
+    out: dict[tuple, list] = {}
+    for item, (_, stored, cost, _), claim in owned:
+        d = stored.dims
+        hour = claim[0].replace(minute=0, second=0, microsecond=0)
+        key = (item.tenant_id, hour, d.subject, d.provider, d.model, d.operation)
+        row = out.get(key)
+        if row is None:
+            row = out[key] = [0] * 13 + [{}]
+        latency = stored.latency_us
+        for i, value in enumerate((
+            1, 0 if stored.success else 1, stored.input_tokens, stored.output_tokens, stored.cached_read_tokens,
+            stored.cache_write_tokens, stored.reasoning_tokens, stored.requests, stored.units, cost,
+            1 if item.cost_source == "unpriced" else 0, 0 if latency is None else 1, latency or 0,
+        )):  # fmt: skip
+            row[i] += value
+        if latency is not None:
+            b = str(histogram.bucket(latency))
+            row[-1][b] = row[-1].get(b, 0) + 1
+    return out
