@@ -27,6 +27,7 @@ from meterd.store.db import Database
 from meterd.store.keys import KeyStore
 from meterd.store.limits import LimitStore
 from meterd.store.migrate import MigrationError, migrate
+from meterd.store.partitions import PartitionStore
 from meterd.store.prices import PriceStore
 from meterd.store.quota import QuotaStore
 from meterd.store.records import RecordStore
@@ -65,6 +66,7 @@ class MeterServer:
         self.limit_store = LimitStore(self.db)
         self.limits = LimitCache(self.limit_store, database_url)
         self.prices = PriceBook(PriceStore(self.db))
+        self.partitions = PartitionStore(self.db)
         quota_store = QuotaStore(self.db)
         self.quota = QuotaService(
             quota_store,
@@ -130,6 +132,7 @@ class MeterServer:
                     log.info("migrations applied: %s", ", ".join(applied))
                 await self.db.open(wait_timeout=max(5.0, self.config.pool_timeout))
                 await self.prices.seed_default_catalog()
+                await self._ensure_partitions()
                 break
             except (psycopg.OperationalError, OSError) as exc:  # the database may not be up yet: keep trying
                 log.warning("database not ready (%s); retrying in %.1fs", str(exc).strip().splitlines()[0], delay)
@@ -144,9 +147,25 @@ class MeterServer:
         log.info("database migrated and reachable: SERVING")
         self._tasks.append(asyncio.create_task(self._watch_database(), name="meter-health"))
         self._tasks.append(asyncio.create_task(self.limits.listen(), name="meter-limit-listener"))
+        self._tasks.append(asyncio.create_task(self._keep_partitions_ahead(), name="meter-partitions"))
         self._tasks.append(
             asyncio.create_task(self.quota.sweep_expired(self.config.sweep_interval), name="meter-sweeper")
         )
+
+    async def _ensure_partitions(self) -> None:
+        """Monthly calls partitions from the back-fill horizon to two months ahead."""
+        now = utc_now()
+        await self.partitions.ensure_months(
+            now - dt.timedelta(seconds=self.config.backfill_horizon), now + dt.timedelta(days=62)
+        )
+
+    async def _keep_partitions_ahead(self) -> None:
+        while True:
+            await asyncio.sleep(6 * 3600)
+            try:
+                await self._ensure_partitions()
+            except Exception as exc:  # noqa: BLE001 - the database may be down; next round
+                log.warning("creating calls partitions failed: %s", exc)
 
     async def _watch_database(self) -> None:
         serving = True

@@ -117,6 +117,40 @@ def cmd_keys(config: Config, args: argparse.Namespace) -> None:
             print(f"revoked {row.id}")
 
 
+def cmd_retention(config: Config, args: argparse.Namespace) -> None:
+    """Drop raw calls older than --older-than, a whole month at a time (rollups are kept)."""
+    import datetime as dt
+
+    from meterd.config import parse_seconds
+    from meterd.store.db import Database
+    from meterd.store.migrate import migrate
+    from meterd.store.partitions import PartitionStore
+
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=parse_seconds(args.older_than))
+
+    async def run():
+        await migrate(url)
+        db = Database(url, min_size=1, max_size=1)
+        await db.open()
+        try:
+            return await PartitionStore(db).drop_older_than(cutoff, dry_run=args.dry_run)
+        finally:
+            await db.close()
+
+    with database(config) as url:
+        dropped, boundary = asyncio.run(run())
+    verb = "would drop" if args.dry_run else "dropped"
+    print(f"{verb} {len(dropped)} monthly partition(s){': ' + ', '.join(dropped) if dropped else ''}")
+    print(f"raw calls before {boundary:%Y-%m-%d} {'would be' if args.dry_run else 'are'} gone; rollups are kept")
+
+
+def _add_retention_parser(sub) -> None:
+    retention = sub.add_parser("retention", help="drop raw calls older than a duration, whole months at a time")
+    retention.add_argument("--older-than", required=True, help="e.g. 90d: months that ended before now - 90 days")
+    retention.add_argument("--dry-run", action="store_true", help="only say what would be dropped")
+    add_flags(retention, ("database_url", "data_dir", "log_level"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meter", description="Metering and quota enforcement for LLM calls.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id")
     for p in (create, listing, revoke):
         add_flags(p, ("database_url", "data_dir", "log_level"))
+    _add_retention_parser(sub)
     return parser
 
 
@@ -155,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
             cmd_serve(config)
         elif args.command == "migrate":
             cmd_migrate(config)
+        elif args.command == "retention":
+            cmd_retention(config, args)
         else:
             cmd_keys(config, args)
     except MeterError as exc:

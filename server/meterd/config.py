@@ -31,7 +31,7 @@ class Setting:
         return "--" + self.name.replace("_", "-")
 
 
-def _seconds(text: str) -> float:
+def parse_seconds(text: str) -> float:
     """Accept "2", "2s", "500ms", "5m", "1h", "30d"."""
     text = text.strip().lower()
     for suffix, factor in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)):
@@ -61,7 +61,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pool_max", int, 10, "Database connections at most."),
     Setting(
         "pool_timeout",
-        _seconds,
+        parse_seconds,
         2.0,
         "Seconds an RPC waits for a database connection before it fails with UNAVAILABLE.",
     ),
@@ -73,26 +73,26 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "statement_timeout",
-        _seconds,
+        parse_seconds,
         10.0,
         "Seconds a single SQL statement may run before PostgreSQL cancels it.",
     ),
     Setting("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR."),
     Setting(
         "grace_period",
-        _seconds,
+        parse_seconds,
         10.0,
         "Seconds in-flight RPCs get to finish on SIGTERM/SIGINT before they are cancelled.",
     ),
     Setting(
         "health_interval",
-        _seconds,
+        parse_seconds,
         2.0,
         "Seconds between database health probes (health turns NOT_SERVING while the database is down).",
     ),
     Setting(
         "key_cache_ttl",
-        _seconds,
+        parse_seconds,
         5.0,
         "Seconds a verified API key is trusted without a database look-up (revocation delay bound).",
     ),
@@ -105,19 +105,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("uvloop", _bool, True, "Use uvloop when it is installed (about 30% more RPCs per CPU)."),
     Setting(
         "backfill_horizon",
-        _seconds,
+        parse_seconds,
         30 * 86400.0,
         "How far in the past RecordCall.occurred_at may be (seconds; default 30 days).",
     ),
     Setting(
         "max_reservation_ttl",
-        _seconds,
+        parse_seconds,
         3600.0,
         "Longest reservation TTL a caller may ask for (seconds); longer requests are cut to it.",
     ),
     Setting(
         "sweep_interval",
-        _seconds,
+        parse_seconds,
         1.0,
         "Seconds between sweeps that release expired reservations (the most a leaked one outlives its TTL).",
     ),
@@ -136,7 +136,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "max_future_skew",
-        _seconds,
+        parse_seconds,
         300.0,
         "How far in the future RecordCall.occurred_at may be (seconds), for clock skew.",
     ),

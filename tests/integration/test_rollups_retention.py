@@ -1,0 +1,114 @@
+"""Hourly rollups agree with the raw calls they summarise; retention drops whole old months only."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import subprocess
+
+import grpc
+import psycopg
+from google.protobuf import duration_pb2
+
+from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
+from meter_testing.fixtures import running_server
+from meter_testing.processes import METER
+from meter_testing.requests import record
+from meterd.domain import histogram
+
+ROLLUP_SUMS = """SELECT tenant_id, hour, subject, provider, model, operation, calls, errors, input_tokens, output_tokens,
+                        cached_read_tokens, cache_write_tokens, reasoning_tokens, requests, units, cost_nanos::bigint,
+                        unpriced_calls, latency_count, latency_sum_us::bigint, latency_buckets
+                   FROM usage_hourly ORDER BY 1, 2, 3, 4, 5, 6"""
+RAW_SUMS = """SELECT tenant_id, date_trunc('hour', occurred_at) AS hour, subject, provider, model, operation,
+                     count(*), count(*) FILTER (WHERE NOT success), sum(input_tokens), sum(output_tokens),
+                     sum(cached_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens), sum(requests),
+                     sum(units), sum(cost_nanos)::bigint, count(*) FILTER (WHERE cost_source = 'unpriced'),
+                     count(latency_us), coalesce(sum(latency_us), 0)::bigint, array_agg(latency_us)
+                FROM calls GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"""
+
+
+def latency(us: int) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromMicroseconds(us)
+    return out
+
+
+async def test_rollups_equal_the_raw_calls_under_concurrent_records(fresh_database_url):
+    rng = random.Random(11)
+    now = dt.datetime.now(dt.UTC)
+    async with running_server(fresh_database_url) as server:
+        _, key = await server.keys.create("roll", ["admin"])
+        auth = (("authorization", f"Bearer {key}"),)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            meter = meter_pb2_grpc.MeterStub(channel)
+            requests = []
+            for i in range(300):
+                request = record(
+                    f"c{i}",
+                    subject=f"user:{rng.randint(1, 4)}",
+                    model=rng.choice(["gpt-4.1", "gpt-4.1-mini", "unknown-x"]),
+                    usage=common_pb2.Usage(input_tokens=rng.randint(0, 2000), output_tokens=rng.randint(0, 900),
+                                           cached_read_tokens=rng.randint(0, 300), reasoning_tokens=rng.randint(0, 50)),
+                    outcome=rng.choice([common_pb2.OUTCOME_SUCCESS, common_pb2.OUTCOME_ERROR]),
+                    cost_nanos=None if rng.random() < 0.7 else rng.randint(0, 10**7),
+                    occurred_at=now - dt.timedelta(hours=rng.randint(0, 48), minutes=rng.randint(0, 59)),
+                )  # fmt: skip
+                if rng.random() < 0.9:
+                    request.latency.CopyFrom(latency(rng.randint(1, 30_000_000)))
+                requests.append(request)
+            await asyncio.gather(*(meter.RecordCall(r, metadata=auth) for r in requests))
+            await meter.RecordCalls(meter_pb2.RecordCallsRequest(calls=requests[:50]), metadata=auth)  # duplicates
+    async with await psycopg.AsyncConnection.connect(fresh_database_url) as conn:
+        rollups = await (await conn.execute(ROLLUP_SUMS)).fetchall()
+        raw = await (await conn.execute(RAW_SUMS)).fetchall()
+    assert len(rollups) == len(raw) > 10
+    for r, c in zip(rollups, raw, strict=True):
+        assert r[:19] == c[:19]
+        expected = histogram.empty()
+        for us in c[19]:
+            if us is not None:
+                expected[histogram.bucket(us)] += 1
+        assert list(r[19]) == expected
+
+
+async def test_retention_drops_old_months_and_keeps_recent_calls_and_rollups(fresh_database_url):
+    now = dt.datetime.now(dt.UTC)
+    ages = [200, 150, 100, 10, 1]  # days
+    async with running_server(fresh_database_url, backfill_horizon="400d") as server:
+        _, key = await server.keys.create("ret", ["admin"])
+        auth = (("authorization", f"Bearer {key}"),)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            meter = meter_pb2_grpc.MeterStub(channel)
+            for age in ages:
+                await meter.RecordCall(
+                    record(f"age-{age}", occurred_at=now - dt.timedelta(days=age), cost_nanos=age), metadata=auth
+                )
+            before = await meter.GetUsage(
+                meter_pb2.GetUsageRequest(start=now - dt.timedelta(days=365), end=now + dt.timedelta(hours=1)),
+                metadata=auth,
+            )
+
+    def retention(*extra: str) -> str:
+        args = [*METER, "retention", "--older-than", "90d", "--database-url", fresh_database_url, *extra]
+        return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+
+    assert "would drop" in await asyncio.to_thread(retention, "--dry-run")
+    assert "dropped" in await asyncio.to_thread(retention)
+    cutoff = now - dt.timedelta(days=90)
+    async with await psycopg.AsyncConnection.connect(fresh_database_url) as conn:
+        kept = {r[0] for r in await (await conn.execute("SELECT call_id FROM calls")).fetchall()}
+        ids = {r[0] for r in await (await conn.execute("SELECT call_id FROM call_ids")).fetchall()}
+        rollup_cost = (await (await conn.execute("SELECT sum(cost_nanos)::bigint FROM usage_hourly")).fetchone())[0]
+        parts = {r[0] for r in await (await conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'calls'::regclass"
+        )).fetchall()}  # fmt: skip
+    # Whole months that ended before the cutoff are gone; the month holding the cutoff is kept whole.
+    for age in ages:
+        occurred = now - dt.timedelta(days=age)
+        gone = occurred.replace(day=1) < cutoff.replace(day=1)
+        assert (f"age-{age}" not in kept) == gone and (f"age-{age}" in ids) == (not gone)
+        assert (f"calls_{occurred:%Y_%m}" in parts) == (not gone)
+    assert {"age-10", "age-1", "age-100"} <= kept and "age-200" not in kept
+    assert rollup_cost == before.totals.cost_nanos == sum(ages)  # aggregates survive retention
