@@ -19,100 +19,20 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+from google.protobuf import duration_pb2
 
+from bench.baselines import database_batched_upserts, usage_queries
+from bench.measure import Result, closed_loop, open_loop
 from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2_grpc
 from meterd.store.embedded import EmbeddedPostgres
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 SUBJECTS = 10_000
-
-
-@dataclasses.dataclass
-class Result:
-    scenario: str
-    concurrency: int
-    calls: int
-    seconds: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    ratio_to_echo: float | None = None
-    note: str = ""
-
-    @property
-    def rate(self) -> float:
-        return self.calls / self.seconds
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
-async def closed_loop(name: str, call: Callable[[int], Awaitable[int]], concurrency: int, seconds: float) -> Result:
-    """`concurrency` workers calling back to back; `call` returns how many RPCs it made."""
-    latencies: list[float] = []
-    errors = 0
-    counter = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal errors, counter
-        while time.perf_counter() < deadline:
-            counter += 1
-            started = time.perf_counter()
-            try:
-                await call(counter)
-            except grpc.aio.AioRpcError:
-                errors += 1
-                continue
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return Result(name, concurrency, len(latencies), elapsed, percentile(latencies, 0.5) * 1e3,
-                  percentile(latencies, 0.99) * 1e3, errors)  # fmt: skip
-
-
-async def open_loop(name: str, call: Callable[[int], Awaitable[int]], rate: float, seconds: float) -> Result:
-    """Requests started at a fixed rate whatever the latency (no coordinated omission)."""
-    latencies: list[float] = []
-    errors = 0
-    interval = 1.0 / rate
-    start = time.perf_counter()
-    tasks = []
-
-    async def one(i: int, scheduled: float) -> None:
-        nonlocal errors
-        try:
-            await call(i)
-        except grpc.aio.AioRpcError:
-            errors += 1
-            return
-        latencies.append(time.perf_counter() - scheduled)
-
-    i = 0
-    while True:
-        scheduled = start + i * interval
-        if scheduled - start >= seconds:
-            break
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, scheduled)))
-        i += 1
-    await asyncio.gather(*tasks)
-    latencies.sort()
-    return Result(name, 0, len(latencies), seconds, percentile(latencies, 0.5) * 1e3,
-                  percentile(latencies, 0.99) * 1e3, errors, note=f"open loop at {rate:.0f}/s")  # fmt: skip
 
 
 def rss_mb(pid: int) -> float:
@@ -166,6 +86,7 @@ class Stack:
     meter_port: int
     meter_pid: int
     key: str
+    url: str
 
     def stop(self) -> None:
         for p in self.procs:
@@ -191,9 +112,9 @@ def start_stack(args: argparse.Namespace) -> Stack:
              "--database-url", url], check=True, capture_output=True, text=True,
         ).stdout.strip()  # fmt: skip
     except BaseException:
-        Stack(pg, procs, 0, 0, 0, "").stop()
+        Stack(pg, procs, 0, 0, 0, "", url).stop()
         raise
-    return Stack(pg, procs, echo_port, meter_port, meter_proc.pid, key)
+    return Stack(pg, procs, echo_port, meter_port, meter_proc.pid, key, url)
 
 
 async def run(args: argparse.Namespace, stack: Stack) -> dict:
@@ -237,36 +158,83 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
             ),
             metadata=auth,
         )  # fmt: skip
-        return 2
+        return 1
 
-    scenarios = [
-        ("echo (transport ceiling)", echo),
-        ("CheckQuota CHECK_ONLY, 3 limits", checker(meter_pb2.CHECK_MODE_CHECK_ONLY, spread)),
-        ("CheckQuota RESERVE, 3 limits, 10k subjects", checker(meter_pb2.CHECK_MODE_RESERVE, spread)),
-        ("CheckQuota RESERVE, 3 limits, 1 hot subject", checker(meter_pb2.CHECK_MODE_RESERVE, hot)),
-        ("reserve + settle pairs (2 RPCs each)", reserve_settle),
+    def record_request(subject: str) -> meter_pb2.RecordCallRequest:
+        return meter_pb2.RecordCallRequest(
+            call_id=uuid.uuid4().hex, subject=subject, provider="openai", model="gpt-4.1", operation="chat",
+            usage=common_pb2.Usage(input_tokens=700, output_tokens=300, cached_read_tokens=100),
+            latency=duration_pb2.Duration(nanos=rng.randrange(10**8, 9 * 10**8)),
+        )  # fmt: skip
+
+    def recorder(subject_of: Callable[[int], str]):
+        async def call(i: int) -> int:
+            reply = await meters[i % len(meters)].RecordCall(record_request(subject_of(i)), metadata=auth)
+            assert not reply.duplicate and len(reply.limits) == 3
+            return 1
+
+        return call
+
+    def batch_recorder(size: int):
+        async def call(i: int) -> int:
+            request = meter_pb2.RecordCallsRequest(calls=[record_request(spread(i)) for _ in range(size)])
+            reply = await meters[i % len(meters)].RecordCalls(request, metadata=auth)
+            assert reply.recorded == size, reply.failed
+            return size
+
+        return call
+
+    quota = [
+        ("CheckQuota CHECK_ONLY, 3 limits", checker(meter_pb2.CHECK_MODE_CHECK_ONLY, spread), args.concurrency),
+        ("CheckQuota RESERVE, 3 limits, 10k subjects", checker(meter_pb2.CHECK_MODE_RESERVE, spread), args.concurrency),
+        ("CheckQuota RESERVE, 3 limits, 1 hot subject", checker(meter_pb2.CHECK_MODE_RESERVE, hot), args.concurrency),
+        ("reserve + settle pairs (2 RPCs each)", reserve_settle, args.concurrency),
     ]
+    metering = [
+        ("RecordCall, 3 limits, 10k subjects", recorder(spread), args.concurrency),
+        ("RecordCall, 3 limits, 1 hot subject", recorder(hot), args.concurrency),
+        ("RecordCalls, 100 per request (calls/s)", batch_recorder(100), 8),
+        ("RecordCalls, 1000 per request (calls/s)", batch_recorder(1000), 2),
+    ]
+    scenarios = [("echo (transport ceiling)", echo, args.concurrency)]
+    scenarios += quota if "quota" in args.only else []
+    scenarios += metering if "metering" in args.only else []
     rss_before = rss_mb(stack.meter_pid)
-    for name, call in scenarios:
-        await closed_loop(name, call, args.concurrency, args.warmup)
-        result = await closed_loop(name, call, args.concurrency, args.seconds)
+    for name, call, concurrency in scenarios:
+        await closed_loop(name, call, concurrency, args.warmup)
+        result = await closed_loop(name, call, concurrency, args.seconds)
         results.append(result)
         print(f"  {name}: {result.rate:,.0f}/s", file=sys.stderr, flush=True)
     rss_after = rss_mb(stack.meter_pid)
 
     echo_rate = results[0].rate
     for r in results:
-        rpcs_per_call = 2 if r.scenario.startswith("reserve + settle") else 1
-        r.ratio_to_echo = r.rate * rpcs_per_call / echo_rate
+        if r.scenario.startswith("RecordCalls,"):
+            continue  # calls per second, not RPCs: compared with the database baseline below
+        rpcs_per_item = 2 if r.scenario.startswith("reserve + settle") else 1
+        r.ratio_to_echo = r.rate * rpcs_per_item / echo_rate
 
-    # p99 at half of each one's maximum load.
-    half = []
-    for name, call, peak in (("echo at half load", echo, results[0].rate),
-                             ("RESERVE 10k subjects at half load", scenarios[2][1], results[2].rate)):  # fmt: skip
-        half.append(await open_loop(name, call, peak / 2, args.seconds))
-    results += half
-    half[1].ratio_to_echo = half[1].p99_ms / half[0].p99_ms
-    half[1].note += " (ratio column: p99 / echo p99)"
+    if "quota" in args.only:
+        # p99 at half of each one's maximum load.
+        half = []
+        reserve_peak = next(r.rate for r in results if r.scenario.startswith("CheckQuota RESERVE, 3 limits, 10k"))
+        for name, call, peak in (("echo at half load", echo, results[0].rate),
+                                 ("RESERVE 10k subjects at half load", quota[1][1], reserve_peak)):  # fmt: skip
+            half.append(await open_loop(name, call, peak / 2, args.seconds))
+        results += half
+        half[1].ratio_to_echo = half[1].p99_ms / half[0].p99_ms
+        half[1].note += " (ratio column: p99 / echo p99)"
+
+    if "metering" in args.only:
+        baseline = await database_batched_upserts(stack.url, args.seconds)
+        results.append(baseline)
+        for r in results:
+            if r.scenario.startswith("RecordCalls,"):
+                r.ratio_to_echo = r.rate / baseline.rate
+                r.note = "ratio column: / database baseline"
+
+    if "usage" in args.only:
+        results += await usage_queries(stack.url, meters[0], auth, args.usage_calls)
 
     for c in channels + echo_channels:
         await c.close()
@@ -296,6 +264,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (closed loop)")
     parser.add_argument("--channels", type=int, default=4, help="client HTTP/2 connections")
     parser.add_argument("--pool-max", type=int, default=10, help="Meter's database pool size")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=["quota", "metering", "usage"],
+        choices=["quota", "metering", "usage"],
+        help="scenario groups to run (echo always runs)",
+    )
+    parser.add_argument("--usage-calls", type=int, default=5_000_000, help="calls generated for the GetUsage scenario")
     args = parser.parse_args()
     stack = start_stack(args)
     try:

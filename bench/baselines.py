@@ -1,0 +1,174 @@
+"""Database-side baselines and the analytics scenario for `make bench`."""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+import uuid
+
+import psycopg
+from google.protobuf import timestamp_pb2
+from psycopg.types.json import Jsonb
+
+from bench.measure import Result, percentile
+from meterd.domain import histogram
+
+BATCH = 1000
+
+
+async def database_batched_upserts(url: str, seconds: float) -> Result:
+    """What PostgreSQL itself sustains for the rows a record batch writes (call id, call, three counter
+    upserts and a rollup upsert per call, pre-summed per key), from a plain psycopg loop of multi-row
+    statements, 1,000 calls per transaction: the yardstick for batch recording."""
+    rng = random.Random(5)
+    written = 0
+    latencies = []
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        await conn.execute("INSERT INTO tenants (id) VALUES ('baseline') ON CONFLICT DO NOTHING")
+        await conn.commit()
+        deadline = time.perf_counter() + seconds
+        started = time.perf_counter()
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            ids = [uuid.uuid4().hex for _ in range(BATCH)]
+            subjects = [f"user:{rng.randrange(10_000)}" for _ in range(BATCH)]
+            latency = [rng.randrange(100_000, 900_000) for _ in range(BATCH)]
+            async with conn.transaction():
+                await conn.execute(
+                    """INSERT INTO call_ids (tenant_id, call_id, occurred_at, content_hash, cost_nanos, cost_source)
+                       SELECT 'baseline', c, now(), '\\x00', 5000000, 'catalog' FROM unnest(%s::text[]) c ORDER BY c""",
+                    (ids,),
+                )
+                await conn.execute(
+                    """INSERT INTO calls (tenant_id, call_id, occurred_at, api_key_id, subject, provider, model,
+                           operation, input_tokens, output_tokens, cached_read_tokens, latency_us, success,
+                           cost_nanos, cost_source)
+                       SELECT 'baseline', c, now(), 'k', s, 'openai', 'gpt-4.1', 'chat', 700, 300, 100, l, true,
+                              5000000, 'catalog'
+                         FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS u(c, s, l)""",
+                    (ids, subjects, latency),
+                )
+                per_subject: dict[str, int] = {}
+                for subject in subjects:
+                    per_subject[subject] = per_subject.get(subject, 0) + 1
+                keys = sorted(per_subject)
+                await conn.execute(
+                    """INSERT INTO counters AS c (tenant_id, limit_id, generation, partition_key, window_start, used)
+                       SELECT 'baseline', l, 1, p, date_trunc('minute', now()), n
+                         FROM unnest(%s::text[], %s::text[], %s::bigint[]) AS u(l, p, n) ORDER BY 1, 2, 3, 4, 5
+                       ON CONFLICT (tenant_id, limit_id, generation, partition_key, window_start)
+                       DO UPDATE SET used = c.used + excluded.used""",
+                    (["per-user"] * len(keys) + ["daily-tokens", "hourly-cost"],
+                     keys + ["", ""], [per_subject[k] for k in keys] + [BATCH * 1000, BATCH * 5_000_000]),
+                )  # fmt: skip
+                buckets: dict[str, dict[str, int]] = {}
+                for subject, us in zip(subjects, latency, strict=True):
+                    b = buckets.setdefault(subject, {})
+                    key = str(histogram.bucket(us))
+                    b[key] = b.get(key, 0) + 1
+                await conn.execute(
+                    """INSERT INTO usage_hourly AS h (tenant_id, hour, subject, provider, model, operation, calls,
+                           input_tokens, output_tokens, cost_nanos, latency_count, latency_sum_us, latency_buckets)
+                       SELECT 'baseline', date_trunc('hour', now()), s, 'openai', 'gpt-4.1', 'chat', n, n * 700,
+                              n * 300, n * 5000000, n, n * 500000, meter_hist_add_sparse(NULL, hs)
+                         FROM unnest(%s::text[], %s::bigint[], %s::jsonb[]) AS u(s, n, hs) ORDER BY s
+                       ON CONFLICT (tenant_id, hour, subject, provider, model, operation) DO UPDATE SET
+                           calls = h.calls + excluded.calls, input_tokens = h.input_tokens + excluded.input_tokens,
+                           output_tokens = h.output_tokens + excluded.output_tokens,
+                           cost_nanos = h.cost_nanos + excluded.cost_nanos,
+                           latency_count = h.latency_count + excluded.latency_count,
+                           latency_sum_us = h.latency_sum_us + excluded.latency_sum_us,
+                           latency_buckets = meter_hist_add(h.latency_buckets, excluded.latency_buckets)""",
+                    (keys, [per_subject[k] for k in keys], [Jsonb(buckets[k]) for k in keys]),
+                )
+            written += BATCH
+            latencies.append(time.perf_counter() - t0)
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return Result("PostgreSQL batched upserts, same rows (baseline)", 1, written, elapsed,
+                  percentile(latencies, 0.5) * 1e3, percentile(latencies, 0.99) * 1e3, 0,
+                  note=f"{BATCH} calls per transaction, plain psycopg")  # fmt: skip
+
+
+GENERATE_CALLS = """
+INSERT INTO calls (tenant_id, call_id, occurred_at, recorded_at, api_key_id, subject, provider, model, operation,
+                   input_tokens, output_tokens, cached_read_tokens, requests, latency_us, success, cost_nanos,
+                   cost_source)
+SELECT %(tenant)s, 'gen-' || g, now() - random() * interval '30 days', now(), 'gen', 'user:' || (g %% 1000),
+       'openai', (ARRAY['gpt-4.1', 'gpt-4.1-mini', 'gpt-4.1-nano', 'gpt-4o', 'gpt-4o-mini', 'o3', 'o4-mini',
+                        'gpt-4'])[1 + g %% 8],
+       (ARRAY['chat', 'embedding', 'tool'])[1 + g %% 3], (random() * 2000)::int, (random() * 800)::int,
+       (random() * 300)::int, 1, (50000 + random() * 3000000)::bigint, random() > 0.02,
+       (random() * 20000000)::bigint, 'catalog'
+  FROM generate_series(1, %(n)s) AS g
+"""
+
+BUILD_ROLLUPS = """
+INSERT INTO usage_hourly AS h (tenant_id, hour, subject, provider, model, operation, calls, errors, input_tokens,
+                               output_tokens, cached_read_tokens, requests, cost_nanos, latency_count,
+                               latency_sum_us, latency_buckets)
+SELECT tenant_id, hour, subject, provider, model, operation, sum(n), sum(e), sum(it), sum(ot), sum(cr), sum(rq),
+       sum(c), sum(n), sum(ls), meter_hist_add_sparse(NULL, jsonb_object_agg(b, n))
+  FROM (SELECT tenant_id, date_trunc('hour', occurred_at) AS hour, subject, provider, model, operation,
+               least(127, floor(log(2, greatest(latency_us, 1)) * 4))::int AS b, count(*) AS n,
+               count(*) FILTER (WHERE NOT success) AS e, sum(input_tokens) AS it, sum(output_tokens) AS ot,
+               sum(cached_read_tokens) AS cr, sum(requests) AS rq, sum(cost_nanos) AS c, sum(latency_us) AS ls
+          FROM calls WHERE tenant_id = %(tenant)s AND call_id LIKE 'gen-%%'
+         GROUP BY 1, 2, 3, 4, 5, 6, 7) per_bucket
+ GROUP BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (tenant_id, hour, subject, provider, model, operation) DO UPDATE SET
+    calls = h.calls + excluded.calls, errors = h.errors + excluded.errors,
+    input_tokens = h.input_tokens + excluded.input_tokens, output_tokens = h.output_tokens + excluded.output_tokens,
+    cached_read_tokens = h.cached_read_tokens + excluded.cached_read_tokens,
+    requests = h.requests + excluded.requests, cost_nanos = h.cost_nanos + excluded.cost_nanos,
+    latency_count = h.latency_count + excluded.latency_count,
+    latency_sum_us = h.latency_sum_us + excluded.latency_sum_us,
+    latency_buckets = meter_hist_add(h.latency_buckets, excluded.latency_buckets)
+"""
+
+
+async def usage_queries(url: str, meter, auth, n_calls: int) -> list[Result]:
+    """GetUsage grouped by model and day over 30 days, on a table of n_calls generated calls
+    (1,000 subjects, 8 models, 3 operations) with their hourly rollups."""
+    from meter.v1 import meter_pb2
+
+    t0 = time.perf_counter()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("SET synchronous_commit = off")  # bulk load only; not what is measured
+        await conn.execute(GENERATE_CALLS, {"tenant": "bench", "n": n_calls})
+        await conn.execute(BUILD_ROLLUPS, {"tenant": "bench"})
+        await conn.execute("VACUUM ANALYZE usage_hourly")
+        await conn.execute("ANALYZE calls")
+        rollup_rows = (await (await conn.execute("SELECT count(*) FROM usage_hourly")).fetchone())[0]
+    print(f"  generated {n_calls:,} calls, {rollup_rows:,} rollup rows in {time.perf_counter() - t0:.0f}s",
+          file=sys.stderr, flush=True)  # fmt: skip
+
+    end = timestamp_pb2.Timestamp()
+    end.GetCurrentTime()
+    start = timestamp_pb2.Timestamp(seconds=end.seconds - 30 * 86400)
+    request = meter_pb2.GetUsageRequest(
+        start=start, end=end, group_by=[meter_pb2.GROUP_BY_MODEL, meter_pb2.GROUP_BY_TIME],
+        time_bucket=meter_pb2.TIME_BUCKET_DAY,
+    )  # fmt: skip
+    results = []
+    for name, req in (
+        ("GetUsage by model and day, 30 days", request),
+        ("GetUsage top 10 users by cost, 30 days", meter_pb2.GetUsageRequest(
+            start=start, end=end, group_by=[meter_pb2.GROUP_BY_SUBJECT], order_by=meter_pb2.USAGE_ORDER_COST,
+            descending=True, limit=10)),
+    ):  # fmt: skip
+        latencies = []
+        for _ in range(3):
+            await meter.GetUsage(req, metadata=auth)  # warm caches
+        t_start = time.perf_counter()
+        while len(latencies) < 30:
+            t = time.perf_counter()
+            reply = await meter.GetUsage(req, metadata=auth)
+            latencies.append(time.perf_counter() - t)
+        assert reply.totals.calls >= n_calls
+        latencies.sort()
+        results.append(Result(name, 1, len(latencies), time.perf_counter() - t_start, percentile(latencies, 0.5) * 1e3,
+                              percentile(latencies, 0.99) * 1e3, 0,
+                              note=f"{n_calls:,} calls, {rollup_rows:,} rollup rows"))  # fmt: skip
+    return results
