@@ -54,3 +54,23 @@ def test_serve_embedded_record_stop_and_keep_data(tmp_path):
     finally:
         assert again.stop(signal.SIGTERM) == 0
     assert not postmaster_running(data_dir)
+
+
+def test_two_processes_share_one_port_with_reuse_port(tmp_path, database_url):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ("--database-url", database_url, "--reuse-port", "true")
+    first = ServeProcess(tmp_path / "a.log", "--listen", f"127.0.0.1:{port}", *args)
+    try:
+        second = ServeProcess(tmp_path / "b.log", "--listen", f"127.0.0.1:{port}", *args)
+        try:
+            assert first.port == second.port == port
+            second.wait_for("SERVING")
+            first.wait_for("SERVING")
+        finally:
+            assert second.stop() == 0
+    finally:
+        assert first.stop() == 0
