@@ -20,9 +20,10 @@ from meterd.api.metrics import start_metrics_server
 from meterd.config import Config
 from meterd.service.limit_cache import LimitCache
 from meterd.service.metering import MeteringService
-from meterd.service.prices import PriceBook
+from meterd.service.prices import PriceAdmin, PriceBook
 from meterd.service.quota import QuotaService
-from meterd.store.calls import CallStore
+from meterd.service.reprice import Repricer
+from meterd.service.usage import UsageService
 from meterd.store.db import Database
 from meterd.store.keys import KeyStore
 from meterd.store.limits import LimitStore
@@ -31,6 +32,8 @@ from meterd.store.partitions import PartitionStore
 from meterd.store.prices import PriceStore
 from meterd.store.quota import QuotaStore
 from meterd.store.records import RecordStore
+from meterd.store.reprice import RepriceStore
+from meterd.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,6 @@ class MeterServer:
             max_ttl=dt.timedelta(seconds=config.max_reservation_ttl),
             batch_workers=config.batch_workers,
         )
-        calls = CallStore(self.db)
         self.metering = MeteringService(
             RecordStore(self.db), self.limits, self.prices, clock=clock, batch_workers=config.batch_workers
         )
@@ -95,9 +97,9 @@ class MeterServer:
         )
         meter_pb2_grpc.add_MeterServicer_to_server(
             MeterServicer(
-                calls,
                 self.quota,
                 self.metering,
+                UsageService(UsageStore(self.db)),
                 clock=clock or utc_now,
                 backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
                 max_future_skew=dt.timedelta(seconds=config.max_future_skew),
@@ -105,7 +107,15 @@ class MeterServer:
             self.server,
         )
         admin_pb2_grpc.add_MeterAdminServicer_to_server(
-            AdminServicer(self.keys, self.key_cache, self.limit_store, self.limits), self.server
+            AdminServicer(
+                self.keys,
+                self.key_cache,
+                self.limit_store,
+                self.limits,
+                PriceAdmin(self.prices),
+                Repricer(RepriceStore(self.db), self.prices.store, self.limit_store),
+            ),
+            self.server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)

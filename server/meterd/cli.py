@@ -1,4 +1,4 @@
-"""`meter serve | migrate | keys`: the command-line entry point."""
+"""`meter serve | migrate | keys | retention | prices`: the command-line entry point."""
 
 from __future__ import annotations
 
@@ -82,18 +82,25 @@ def cmd_migrate(config: Config) -> None:
     print("applied: " + ", ".join(applied) if applied else "schema up to date")
 
 
-async def _with_keys(config: Config, url: str, action):
+async def _with_database(url: str, action, *, statement_timeout: float = 10.0):
+    """Migrate, then run `action(db)` on a one-connection Database of its own and close it: the
+    commands that work on the database directly (keys, prices), with no server running."""
     from meterd.store.db import Database
-    from meterd.store.keys import KeyStore
     from meterd.store.migrate import migrate
 
     await migrate(url)
-    db = Database(url, min_size=1, max_size=1)
+    db = Database(url, min_size=1, max_size=1, statement_timeout=statement_timeout)
     await db.open()
     try:
-        return await action(KeyStore(db))
+        return await action(db)
     finally:
         await db.close()
+
+
+async def _with_keys(config: Config, url: str, action):
+    from meterd.store.keys import KeyStore
+
+    return await _with_database(url, lambda db: action(KeyStore(db)))
 
 
 def cmd_keys(config: Config, args: argparse.Namespace) -> None:
@@ -151,6 +158,149 @@ def _add_retention_parser(sub) -> None:
     add_flags(retention, ("database_url", "data_dir", "log_level"))
 
 
+def _usd(text: str) -> int:
+    from meterd.domain.pricing import usd_to_nanos
+
+    try:
+        return usd_to_nanos(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _instant(text: str):
+    """ISO 8601 date or date-time; without an offset it is UTC."""
+    import datetime as dt
+
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO date or date-time like 2025-01-01, got {text!r}") from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _price_line(stored) -> str:
+    from meterd.domain.pricing import nanos_to_usd
+    from meterd.service.prices import PRICE_RATE_FIELDS
+
+    p = stored.price
+    rates = [nanos_to_usd(getattr(p, attr)) for _, attr in PRICE_RATE_FIELDS]
+    scope = "catalog" if stored.shared else "tenant"
+    return "\t".join([p.price_id, scope, p.provider, p.model_pattern, p.effective_from.isoformat(), *rates, p.note])
+
+
+PRICE_HEADER = "# id\tscope\tprovider\tmodel\teffective_from\tinput/Mtok\toutput/Mtok\tcached_read/Mtok\tcache_write/Mtok\tper_request\tper_unit\tnote"
+
+
+def cmd_prices(config: Config, args: argparse.Namespace) -> None:
+    """Price versions and repricing, directly in the database. Without --tenant (list) or with
+    --shared (set, load) the shared catalog is meant; USD amounts are exact decimals."""
+    from meterd.domain.pricing import load_catalog, nanos_to_usd
+    from meterd.service.prices import PriceAdmin, PriceBook, validate_price
+    from meterd.service.reprice import Repricer
+    from meterd.store.limits import LimitStore
+    from meterd.store.prices import CATALOG_TENANT, PriceStore
+    from meterd.store.reprice import RepriceStore
+
+    tenant = validate_tenant(args.tenant) if getattr(args, "tenant", None) else CATALOG_TENANT
+    command = args.prices_command
+    if command == "list":
+
+        def action(db):
+            return PriceAdmin(PriceBook(PriceStore(db))).list(
+                tenant, provider=args.provider, model=args.model, at=args.at
+            )
+
+    elif command == "set":
+        rates = {
+            "input_nanos_per_mtok": args.input_per_mtok,
+            "output_nanos_per_mtok": args.output_per_mtok,
+            "cached_read_nanos_per_mtok": args.cached_read_per_mtok,
+            "cache_write_nanos_per_mtok": args.cache_write_per_mtok,
+            "request_nanos": args.per_request,
+            "unit_nanos": args.per_unit,
+        }
+        price = validate_price(
+            provider=args.provider, model_pattern=args.model, effective_from=args.effective_from, rates=rates,
+            note=args.note,
+        )  # fmt: skip
+
+        def action(db):
+            return PriceAdmin(PriceBook(PriceStore(db))).set(tenant, price)
+
+    elif command == "load":
+        if not args.file and not args.default:
+            sys.exit("meter: prices load needs a FILE, --default, or both")
+        try:
+            prices = load_catalog(args.file) if args.file else []
+        except (OSError, ValueError) as exc:
+            sys.exit(f"meter: {args.file}: {exc}")
+
+        def action(db):
+            return PriceAdmin(PriceBook(PriceStore(db))).load(tenant, prices, include_default_catalog=args.default)
+
+    else:
+
+        def action(db):
+            return Repricer(RepriceStore(db), PriceStore(db), LimitStore(db)).reprice(
+                tenant, args.start, args.end, provider=args.provider, model=args.model,
+                include_client_costs=args.include_client_costs,
+            )  # fmt: skip
+
+    with database(config) as url:
+        # A reprice is one transaction of many statements over possibly many calls: no 10 s cap.
+        result = asyncio.run(_with_database(url, action, statement_timeout=3600.0 if command == "reprice" else 10.0))
+    if command == "list":
+        print(PRICE_HEADER)
+        for stored in result:
+            print(_price_line(stored))
+    elif command == "set":
+        print(_price_line(result))
+    elif command == "load":
+        print(f"added {result[0]}, skipped {result[1]} (identical versions already stored)")
+    else:
+        print(
+            f"examined {result.calls_examined} calls, changed {result.calls_changed}, "
+            f"cost delta {nanos_to_usd(result.cost_delta_nanos)} USD"
+        )
+
+
+def _add_prices_parser(sub) -> None:
+    prices = sub.add_parser("prices", help="price versions and repricing, directly in the database")
+    prices_sub = prices.add_subparsers(dest="prices_command", required=True)
+    listing = prices_sub.add_parser("list", help="a tenant's prices and the shared catalog (no --tenant: the catalog)")
+    listing.add_argument("--tenant")
+    listing.add_argument("--provider", default="")
+    listing.add_argument("--model", default="", help="versions whose pattern matches this model")
+    listing.add_argument("--at", type=_instant, help="only the versions in force at this time")
+    setting = prices_sub.add_parser("set", help="add a price version (USD amounts, e.g. --input-per-mtok 2.50)")
+    loading = prices_sub.add_parser("load", help="add the versions of a TOML catalog (format of default_prices.toml)")
+    for p in (setting, loading):
+        scope = p.add_mutually_exclusive_group(required=True)
+        scope.add_argument("--tenant")
+        scope.add_argument("--shared", action="store_true", help="the shared catalog every tenant falls back to")
+    setting.add_argument("--provider", required=True)
+    setting.add_argument("--model", required=True, help="exact model name or a glob with * and ?")
+    setting.add_argument("--effective-from", required=True, type=_instant, help="ISO date or date-time (UTC)")
+    setting.add_argument("--input-per-mtok", required=True, type=_usd, help="USD per million input tokens")
+    setting.add_argument("--output-per-mtok", required=True, type=_usd, help="USD per million output tokens")
+    setting.add_argument("--cached-read-per-mtok", type=_usd, default=0, help="USD per million cached-read tokens")
+    setting.add_argument("--cache-write-per-mtok", type=_usd, default=0, help="USD per million cache-write tokens")
+    setting.add_argument("--per-request", type=_usd, default=0, help="USD per request")
+    setting.add_argument("--per-unit", type=_usd, default=0, help="USD per unit")
+    setting.add_argument("--note", default="")
+    loading.add_argument("file", nargs="?", help="TOML file with [[price]] entries")
+    loading.add_argument("--default", action="store_true", help="also the catalog bundled with meter")
+    reprice = prices_sub.add_parser("reprice", help="recompute recorded calls' costs with the prices now in force")
+    reprice.add_argument("--tenant", required=True)
+    reprice.add_argument("--from", dest="start", required=True, type=_instant, help="occurred_at from (inclusive)")
+    reprice.add_argument("--to", dest="end", required=True, type=_instant, help="occurred_at to (exclusive)")
+    reprice.add_argument("--provider", default="")
+    reprice.add_argument("--model", default="")
+    reprice.add_argument("--include-client-costs", action="store_true", help="also calls whose cost the client gave")
+    for p in (listing, setting, loading, reprice):
+        add_flags(p, ("database_url", "data_dir", "log_level"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meter", description="Metering and quota enforcement for LLM calls.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (create, listing, revoke):
         add_flags(p, ("database_url", "data_dir", "log_level"))
     _add_retention_parser(sub)
+    _add_prices_parser(sub)
     return parser
 
 
@@ -192,6 +343,8 @@ def main(argv: list[str] | None = None) -> None:
             cmd_migrate(config)
         elif args.command == "retention":
             cmd_retention(config, args)
+        elif args.command == "prices":
+            cmd_prices(config, args)
         else:
             cmd_keys(config, args)
     except MeterError as exc:

@@ -121,6 +121,7 @@ async def test_batch_reports_each_item(meter_stub, make_tenant):
 
 async def test_unbuilt_features_answer_unimplemented_naming_the_feature(meter_stub, tenant):
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await meter_stub.ListCalls(meter_pb2.ListCallsRequest(), metadata=tenant.auth("read"))
+        async for _ in meter_stub.StreamAlerts(meter_pb2.StreamAlertsRequest(), metadata=tenant.auth("read")):
+            pass
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "ListCalls" in err.value.details()
+    assert "StreamAlerts" in err.value.details()

@@ -1,16 +1,20 @@
-"""The control plane servicer (admin role): API keys and limits now; prices and alert rules later."""
+"""The control plane servicer (admin role): API keys, limits and prices now; alert rules later."""
 
 from __future__ import annotations
 
 from meter.v1 import admin_pb2, admin_pb2_grpc
-from meterd.api.convert import ts
+from meterd.api.convert import from_ts, ts
 from meterd.api.interceptor import KeyCache, current_principal
 from meterd.api.limits_codec import limit_from_proto, limit_to_proto
-from meterd.domain.errors import Unimplemented
+from meterd.domain.errors import InvalidArgument, Unimplemented, require
 from meterd.domain.keys import validate_roles
+from meterd.domain.pricing import Price
 from meterd.service.limit_cache import LimitCache
+from meterd.service.prices import MAX_LOAD, PRICE_RATE_FIELDS, PriceAdmin, validate_price
+from meterd.service.reprice import Repricer
 from meterd.store.keys import ApiKeyRow, KeyStore
 from meterd.store.limits import LimitStore
+from meterd.store.prices import StoredPrice
 
 _ROLE_NAMES = {
     admin_pb2.ROLE_CHECK: "check",
@@ -31,12 +35,49 @@ def _api_key(row: ApiKeyRow) -> admin_pb2.ApiKey:
     )
 
 
+def _price_from_proto(
+    msg: admin_pb2.Price, prefix: str, violations: list[tuple[str, str]] | None = None
+) -> Price | None:
+    return validate_price(
+        provider=msg.provider,
+        model_pattern=msg.model_pattern,
+        effective_from=from_ts(msg, "effective_from"),
+        rates={field: getattr(msg, field) for field, _ in PRICE_RATE_FIELDS},
+        note=msg.note,
+        prefix=prefix,
+        violations=violations,
+    )
+
+
+def _price_to_proto(stored: StoredPrice) -> admin_pb2.Price:
+    p = stored.price
+    return admin_pb2.Price(
+        id=p.price_id,
+        provider=p.provider,
+        model_pattern=p.model_pattern,
+        effective_from=ts(p.effective_from),
+        note=p.note,
+        create_time=ts(stored.created_at),
+        **{field: getattr(p, attr) for field, attr in PRICE_RATE_FIELDS},
+    )
+
+
 class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
-    def __init__(self, keys: KeyStore, key_cache: KeyCache, limits: LimitStore, limit_cache: LimitCache) -> None:
+    def __init__(
+        self,
+        keys: KeyStore,
+        key_cache: KeyCache,
+        limits: LimitStore,
+        limit_cache: LimitCache,
+        price_admin: PriceAdmin,
+        repricer: Repricer,
+    ) -> None:
         self.keys = keys
         self.key_cache = key_cache
         self.limits = limits
         self.limit_cache = limit_cache
+        self.price_admin = price_admin
+        self.repricer = repricer
 
     async def CreateApiKey(self, request, context):
         roles = validate_roles([_ROLE_NAMES.get(r, f"unknown({r})") for r in request.roles])
@@ -73,9 +114,41 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
         return admin_pb2.DeleteLimitResponse()
 
     async def SetPrice(self, request, context):
-        raise Unimplemented("the pricing catalog admin (set, list, load, reprice) is not built yet")
+        price = _price_from_proto(request.price, "price")
+        stored = await self.price_admin.set(current_principal().tenant_id, price)
+        return admin_pb2.SetPriceResponse(price=_price_to_proto(stored))
 
-    ListPrices = LoadPrices = RepriceCalls = SetPrice
+    async def ListPrices(self, request, context):
+        stored = await self.price_admin.list(
+            current_principal().tenant_id, provider=request.provider, model=request.model, at=from_ts(request, "at")
+        )
+        return admin_pb2.ListPricesResponse(prices=[_price_to_proto(s) for s in stored])
+
+    async def LoadPrices(self, request, context):
+        if len(request.prices) > MAX_LOAD:
+            raise InvalidArgument([("prices", f"at most {MAX_LOAD} versions per call")])
+        violations: list[tuple[str, str]] = []
+        prices = [_price_from_proto(p, f"prices[{i}]", violations) for i, p in enumerate(request.prices)]
+        require(violations)
+        added, skipped = await self.price_admin.load(
+            current_principal().tenant_id, prices, include_default_catalog=request.include_default_catalog
+        )
+        return admin_pb2.LoadPricesResponse(added=added, skipped=skipped)
+
+    async def RepriceCalls(self, request, context):
+        result = await self.repricer.reprice(
+            current_principal().tenant_id,
+            from_ts(request, "start"),
+            from_ts(request, "end"),
+            provider=request.provider,
+            model=request.model,
+            include_client_costs=request.include_client_costs,
+        )
+        return admin_pb2.RepriceCallsResponse(
+            calls_examined=result.calls_examined,
+            calls_changed=result.calls_changed,
+            cost_delta_nanos=result.cost_delta_nanos,
+        )
 
     async def SetAlertRule(self, request, context):
         raise Unimplemented("alert rules are managed by the alert engine, not built yet")

@@ -7,15 +7,26 @@ import datetime as dt
 from collections.abc import Callable
 
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
-from meterd.api.convert import from_ts, micros, ts
+from meterd.api.convert import duration_us, from_ts, micros, ts
 from meterd.api.interceptor import current_principal, status_code
 from meterd.api.limits_codec import status_to_proto
 from meterd.domain.calls import CallInput, validate_call, validate_dimensions
 from meterd.domain.errors import InvalidArgument, MeterError, Unimplemented
 from meterd.domain.quota import Estimate
+from meterd.domain.usage import (
+    Aggregate,
+    Bucket,
+    CallRow,
+    Dimension,
+    Order,
+    UsageFilter,
+    usage_filter,
+    validate_calls_query,
+    validate_usage_query,
+)
 from meterd.service.metering import MeteringService
 from meterd.service.quota import QuotaService
-from meterd.store.calls import CallStore
+from meterd.service.usage import UsageReport, UsageService
 
 MAX_BATCH = 1000
 DEFAULT_USAGE_RANGE = dt.timedelta(days=30)
@@ -24,15 +35,15 @@ DEFAULT_USAGE_RANGE = dt.timedelta(days=30)
 class MeterServicer(meter_pb2_grpc.MeterServicer):
     def __init__(
         self,
-        calls: CallStore,
         quota: QuotaService,
         metering: MeteringService,
+        usage: UsageService,
         *,
         clock: Callable[[], dt.datetime],
         backfill_horizon: dt.timedelta,
         max_future_skew: dt.timedelta,
     ) -> None:
-        self.calls = calls
+        self.usage = usage
         self.quota = quota
         self.metering = metering
         self.clock = clock
@@ -160,39 +171,38 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
         )
 
     async def GetUsage(self, request, context):
-        if request.group_by or request.include_projection or _filter_set(request.filter):
-            raise Unimplemented("GetUsage filters, group_by and projections are not built yet; ask for totals only")
-        end = from_ts(request, "end") or self.clock()
-        start = from_ts(request, "start") or end - DEFAULT_USAGE_RANGE
-        if start >= end:
-            raise InvalidArgument([("start", "must be before end")])
-        t = await self.calls.totals(current_principal().tenant_id, start, end)
-        total_tokens = t.input_tokens + t.output_tokens + t.cached_read_tokens + t.cache_write_tokens
-        all_input = t.input_tokens + t.cached_read_tokens + t.cache_write_tokens
-        totals = meter_pb2.UsageStats(
-            calls=t.calls,
-            successes=t.successes,
-            errors=t.errors,
-            error_rate=t.errors / t.calls if t.calls else 0.0,
-            input_tokens=t.input_tokens,
-            output_tokens=t.output_tokens,
-            cached_read_tokens=t.cached_read_tokens,
-            cache_write_tokens=t.cache_write_tokens,
-            reasoning_tokens=t.reasoning_tokens,
-            requests=t.requests,
-            units=t.units,
-            cost_nanos=t.cost_nanos,
-            unpriced_calls=t.unpriced_calls,
-            cost_nanos_per_1k_tokens=t.cost_nanos * 1000 / total_tokens if total_tokens else 0.0,
-            cache_hit_rate=t.cached_read_tokens / all_input if all_input else 0.0,
-            expired_reservations=t.expired_reservations,
+        violations: list[tuple[str, str]] = []
+        query = validate_usage_query(
+            start=from_ts(request, "start"),
+            end=from_ts(request, "end"),
+            now=self.clock(),
+            filter=_usage_filter(request.filter, violations),
+            group_by=[_enum(_GROUP_BY, g, "group_by", violations) for g in request.group_by],
+            label_key=request.label_key,
+            bucket=_TIME_BUCKETS.get(request.time_bucket),
+            order=_enum(_ORDERS, request.order_by, "order_by", violations),
+            descending=request.descending,
+            limit=request.limit,
+            projection=request.include_projection,
+            violations=violations,
+            default_range=DEFAULT_USAGE_RANGE,
         )
-        if t.latency_count:
-            totals.latency_avg.FromMicroseconds(t.latency_sum_us // t.latency_count)
-        return meter_pb2.GetUsageResponse(totals=totals, start=ts(start), end=ts(end))
+        return _usage_response(await self.usage.usage(current_principal().tenant_id, query))
 
     async def ListCalls(self, request, context):
-        raise Unimplemented("ListCalls (recent calls with paging) is not built yet")
+        violations: list[tuple[str, str]] = []
+        query = validate_calls_query(
+            start=from_ts(request, "start"),
+            end=from_ts(request, "end"),
+            filter=_usage_filter(request.filter, violations),
+            page_size=request.page_size,
+            page_token=request.page_token,
+            violations=violations,
+        )
+        page = await self.usage.list_calls(current_principal().tenant_id, query)
+        return meter_pb2.ListCallsResponse(
+            calls=[_call_record(c) for c in page.calls], next_page_token=page.next_page_token
+        )
 
     async def StreamAlerts(self, request, context):
         raise Unimplemented("StreamAlerts needs the alert engine (rules, evaluator, fan-out), not built yet")
@@ -217,5 +227,138 @@ _COST_SOURCES = {
 }
 
 
-def _filter_set(f: meter_pb2.UsageFilter) -> bool:
-    return bool(f.subject or f.subject_prefix or f.provider or f.model or f.operation or f.labels or f.outcome)
+_GROUP_BY = {
+    meter_pb2.GROUP_BY_SUBJECT: Dimension.SUBJECT,
+    meter_pb2.GROUP_BY_PROVIDER: Dimension.PROVIDER,
+    meter_pb2.GROUP_BY_MODEL: Dimension.MODEL,
+    meter_pb2.GROUP_BY_OPERATION: Dimension.OPERATION,
+    meter_pb2.GROUP_BY_LABEL: Dimension.LABEL,
+    meter_pb2.GROUP_BY_TIME: Dimension.TIME,
+}
+_TIME_BUCKETS = {
+    meter_pb2.TIME_BUCKET_HOUR: Bucket.HOUR,
+    meter_pb2.TIME_BUCKET_DAY: Bucket.DAY,
+    meter_pb2.TIME_BUCKET_WEEK: Bucket.WEEK,
+    meter_pb2.TIME_BUCKET_MONTH: Bucket.MONTH,
+}
+_ORDERS = {
+    meter_pb2.USAGE_ORDER_UNSPECIFIED: Order.KEYS,
+    meter_pb2.USAGE_ORDER_COST: Order.COST,
+    meter_pb2.USAGE_ORDER_CALLS: Order.CALLS,
+    meter_pb2.USAGE_ORDER_TOTAL_TOKENS: Order.TOTAL_TOKENS,
+    meter_pb2.USAGE_ORDER_ERRORS: Order.ERRORS,
+    meter_pb2.USAGE_ORDER_LATENCY_P95: Order.LATENCY_P95,
+}
+_OUTCOMES = {common_pb2.OUTCOME_UNSPECIFIED: None, common_pb2.OUTCOME_SUCCESS: True, common_pb2.OUTCOME_ERROR: False}
+
+
+def _enum(mapping: dict, value: int, field: str, violations: list[tuple[str, str]]):
+    """The domain value of a proto enum value; unknown (or UNSPECIFIED where it means nothing) is a violation."""
+    if value not in mapping:
+        violations.append((field, f"unknown or unspecified value {value}"))
+        return None
+    return mapping[value]
+
+
+def _usage_filter(f: meter_pb2.UsageFilter, violations: list[tuple[str, str]]) -> UsageFilter:
+    if f.outcome not in _OUTCOMES:
+        violations.append(("filter.outcome", f"unknown value {f.outcome}"))
+    return usage_filter(
+        subject=f.subject,
+        subject_prefix=f.subject_prefix,
+        provider=f.provider,
+        model=f.model,
+        operation=f.operation,
+        labels=dict(f.labels),
+        success=_OUTCOMES.get(f.outcome),
+    )
+
+
+def _stats(a: Aggregate) -> meter_pb2.UsageStats:
+    return meter_pb2.UsageStats(
+        calls=a.calls,
+        successes=a.successes,
+        errors=a.errors,
+        error_rate=a.error_rate,
+        input_tokens=a.input_tokens,
+        output_tokens=a.output_tokens,
+        cached_read_tokens=a.cached_read_tokens,
+        cache_write_tokens=a.cache_write_tokens,
+        reasoning_tokens=a.reasoning_tokens,
+        requests=a.requests,
+        units=a.units,
+        cost_nanos=a.cost_nanos,
+        unpriced_calls=a.unpriced_calls,
+        cost_nanos_per_1k_tokens=a.cost_nanos_per_1k_tokens,
+        cache_hit_rate=a.cache_hit_rate,
+        latency_avg=duration_us(a.latency_avg_us),
+        latency_p50=duration_us(a.latency_percentile_us(0.5)),
+        latency_p95=duration_us(a.latency_percentile_us(0.95)),
+        latency_p99=duration_us(a.latency_percentile_us(0.99)),
+        output_tokens_per_second=a.output_tokens_per_second,
+    )
+
+
+def _usage_response(report: UsageReport) -> meter_pb2.GetUsageResponse:
+    reply = meter_pb2.GetUsageResponse(start=ts(report.start), end=ts(report.end))
+    for row in report.rows:
+        k = row.key
+        reply.rows.add(
+            key=meter_pb2.UsageKey(
+                subject=k.subject,
+                provider=k.provider,
+                model=k.model,
+                operation=k.operation,
+                label_value=k.label_value,
+                bucket_start=ts(k.bucket_start),
+            ),
+            stats=_stats(row.stats),
+        )
+    reply.totals.CopyFrom(_stats(report.totals))
+    reply.totals.expired_reservations = report.expired_reservations
+    if report.projection is not None:
+        p = report.projection
+        reply.projection.CopyFrom(
+            meter_pb2.Projection(
+                month_to_date_cost_nanos=p.month_to_date_cost_nanos,
+                daily_run_rate_cost_nanos=p.daily_run_rate_cost_nanos,
+                projected_month_cost_nanos=p.projected_month_cost_nanos,
+                basis_days=p.basis_days,
+                month_end=ts(p.month_end),
+            )
+        )
+    return reply
+
+
+def _call_record(c: CallRow) -> meter_pb2.CallRecord:
+    return meter_pb2.CallRecord(
+        call_id=c.call_id,
+        subject=c.subject,
+        provider=c.provider,
+        model=c.model,
+        operation=c.operation,
+        labels=c.labels,
+        usage=common_pb2.Usage(
+            input_tokens=c.input_tokens,
+            output_tokens=c.output_tokens,
+            cached_read_tokens=c.cached_read_tokens,
+            cache_write_tokens=c.cache_write_tokens,
+            reasoning_tokens=c.reasoning_tokens,
+            requests=c.requests,
+            units=c.units,
+        ),
+        latency=duration_us(c.latency_us),
+        time_to_first_token=duration_us(c.ttft_us),
+        retry_count=c.retry_count,
+        outcome=common_pb2.OUTCOME_SUCCESS if c.success else common_pb2.OUTCOME_ERROR,
+        error_code=c.error_code,
+        error_message=c.error_message,
+        occurred_at=ts(c.occurred_at),
+        recorded_at=ts(c.recorded_at),
+        cost_nanos=c.cost_nanos,
+        cost_source=_COST_SOURCES.get(c.cost_source, common_pb2.COST_SOURCE_UNSPECIFIED),
+        price_id=c.price_id,
+        reservation_id=c.reservation_id or "",
+        api_key_id=c.api_key_id,
+        metadata=c.metadata,
+    )

@@ -16,8 +16,7 @@ from meterd.domain.quota import Charge, LimitState, charges, limit_state
 from meterd.service.batching import Batcher, retry_rollbacks
 from meterd.service.limit_cache import LimitCache
 from meterd.service.prices import PriceBook
-from meterd.store.calls import RecordResult
-from meterd.store.records import Recorded, RecordItem, RecordStore
+from meterd.store.records import Recorded, RecordItem, RecordResult, RecordStore
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from fnmatch import fnmatchcase
 
-from meterd.domain.pricing import Price, load_catalog, select_price
-from meterd.store.prices import CATALOG_TENANT, PriceStore
+from meterd.domain.errors import AlreadyExists, InvalidArgument
+from meterd.domain.pricing import INT64_MAX, Price, load_catalog, select_price
+from meterd.store.prices import CATALOG_TENANT, PriceStore, StoredPrice, same_rates
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +60,139 @@ class PriceBook:
         else:
             self._entries.pop(tenant_id, None)
         self._forget_candidates(tenant_id)
+
+
+MAX_PRICE_NAME = 128  # provider, model_pattern
+MAX_PRICE_NOTE = 1024
+MAX_LOAD = 10_000
+PRICE_RATE_FIELDS = (  # (proto field, Price attribute)
+    ("input_nanos_per_mtok", "input_per_mtok"),
+    ("output_nanos_per_mtok", "output_per_mtok"),
+    ("cached_read_nanos_per_mtok", "cached_read_per_mtok"),
+    ("cache_write_nanos_per_mtok", "cache_write_per_mtok"),
+    ("request_nanos", "per_request"),
+    ("unit_nanos", "per_unit"),
+)
+
+
+def validate_price(
+    *,
+    provider: str,
+    model_pattern: str,
+    effective_from: dt.datetime | None,
+    rates: dict[str, int],
+    note: str = "",
+    prefix: str = "price",
+    violations: list[tuple[str, str]] | None = None,
+) -> Price | None:
+    """A price version from raw fields (rates keyed by proto field name). Problems are appended to
+    `violations` (field paths under `prefix`) and None returned; without a list InvalidArgument is raised."""
+    found: list[tuple[str, str]] = []
+    provider, model_pattern = provider.strip().lower(), model_pattern.strip()
+    for field, value in (("provider", provider), ("model_pattern", model_pattern)):
+        if not value:
+            found.append((f"{prefix}.{field}", "required"))
+        elif len(value) > MAX_PRICE_NAME:
+            found.append((f"{prefix}.{field}", f"at most {MAX_PRICE_NAME} characters"))
+    if "[" in model_pattern or "]" in model_pattern:
+        found.append((f"{prefix}.model_pattern", "only the '*' and '?' wildcards are allowed (no [...] sets)"))
+    if effective_from is None:
+        found.append((f"{prefix}.effective_from", "required"))
+    for field, _ in PRICE_RATE_FIELDS:
+        value = rates.get(field, 0)
+        if type(value) is not int or not 0 <= value <= INT64_MAX:
+            found.append((f"{prefix}.{field}", "must be >= 0 (nano-USD)"))
+    if len(note) > MAX_PRICE_NOTE:
+        found.append((f"{prefix}.note", f"at most {MAX_PRICE_NOTE} characters"))
+    if found:
+        if violations is None:
+            raise InvalidArgument(found)
+        violations.extend(found)
+        return None
+    return Price(
+        provider=provider,
+        model_pattern=model_pattern,
+        effective_from=effective_from.astimezone(dt.UTC),
+        note=note,
+        **{attr: rates.get(field, 0) for field, attr in PRICE_RATE_FIELDS},
+    )
+
+
+class PriceAdmin:
+    """Adding and listing price versions of a tenant (CATALOG_TENANT: the shared catalog, operators only)."""
+
+    def __init__(self, book: PriceBook) -> None:
+        self.book = book
+        self.store = book.store
+
+    def _changed(self, tenant_id: str) -> None:
+        # The shared catalog is part of every tenant's prices. Other replicas see a change within
+        # their PriceBook.max_age.
+        self.book.invalidate(None if tenant_id == CATALOG_TENANT else tenant_id)
+
+    async def set(self, tenant_id: str, price: Price) -> StoredPrice:
+        """Add one version; AlreadyExists when its (provider, pattern, effective_from) is taken."""
+        added, _ = await self.store.add_versions(tenant_id, [price])
+        self._changed(tenant_id)
+        if not added:  # the same version again: still immutable, so the caller learns it exists
+            raise AlreadyExists(
+                f"a price for {price.provider} {price.model_pattern!r} from {price.effective_from.isoformat()} "
+                "already exists; price versions are immutable, add one with a later effective_from instead"
+            )
+        return added[0]
+
+    async def load(
+        self, tenant_id: str, prices: list[Price], *, include_default_catalog: bool = False
+    ) -> tuple[int, int]:
+        """Add many versions at once, all or nothing; returns (added, skipped). A version equal to a
+        stored one (or to another of the same load) is skipped; a conflicting one fails the load."""
+        given = len(prices)
+        if include_default_catalog:
+            prices = [*prices, *load_catalog()]
+        unique: dict[tuple[str, str, dt.datetime], Price] = {}
+        duplicates = 0
+        conflicts: list[tuple[str, str]] = []
+        for i, p in enumerate(prices):
+            key = (p.provider, p.model_pattern.casefold(), p.effective_from)
+            first = unique.get(key)
+            if first is None:
+                unique[key] = p
+            elif same_rates(first, p):
+                duplicates += 1
+            else:
+                field = f"prices[{i}]" if i < given else "include_default_catalog"
+                conflicts.append((field, f"{p.provider} {p.model_pattern!r} from {p.effective_from.isoformat()} "
+                                         "appears twice with different rates"))  # fmt: skip
+        if conflicts:
+            raise InvalidArgument(conflicts)
+        added, skipped = await self.store.add_versions(tenant_id, list(unique.values()))
+        self._changed(tenant_id)
+        return len(added), skipped + duplicates
+
+    async def list(
+        self, tenant_id: str, *, provider: str = "", model: str = "", at: dt.datetime | None = None
+    ) -> list[StoredPrice]:
+        """The tenant's own versions, then the shared catalog's (filtered).
+
+        model: versions whose pattern matches the model. at: per (provider, pattern) only the version
+        in force at that time, the tenant's own when it has one in force, else the catalog's.
+        """
+        rows = await self.store.versions(tenant_id)
+        provider = provider.strip().casefold()
+        if provider:
+            rows = [r for r in rows if r.price.provider.casefold() == provider]
+        if model:
+            rows = [r for r in rows if fnmatchcase(model.casefold(), r.price.model_pattern.casefold())]
+        if at is None:
+            return rows
+        in_force: dict[tuple[str, str], StoredPrice] = {}
+        for r in rows:
+            if r.price.effective_from > at:
+                continue
+            key = (r.price.provider.casefold(), r.price.model_pattern.casefold())
+            best = in_force.get(key)
+            # Own rows beat shared ones; within one side the latest effective_from wins.
+            if best is None or (not r.shared, r.price.effective_from) > (not best.shared, best.price.effective_from):
+                in_force[key] = r
+        chosen = {id(r) for r in in_force.values()}
+        return [r for r in rows if id(r) in chosen]

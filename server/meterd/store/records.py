@@ -19,8 +19,17 @@ from meterd.domain.errors import AlreadyExists, MeterError
 from meterd.domain.limits import Limit, Metric, Usage
 from meterd.domain.quota import Charge, CounterReading
 from meterd.domain.windows import window_start
-from meterd.store.calls import RecordResult
 from meterd.store.db import Database
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordResult:
+    call_id: str
+    duplicate: bool
+    cost_nanos: int
+    cost_source: str
+    price_id: str
+    recorded_at: dt.datetime
 
 
 @dataclasses.dataclass(frozen=True)

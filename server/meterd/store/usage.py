@@ -1,0 +1,355 @@
+"""GetUsage and ListCalls: all their SQL.
+
+Two sources answer GetUsage (domain.usage.UsageQuery.raw picks one):
+
+* usage_hourly (the rollups, one row per tenant, hour, subject, provider, model and operation) when
+  labels are neither filtered nor grouped on and outcomes are not filtered: whole hours h with
+  floor_hour(start) <= h < end, never a raw call scanned. Latency percentiles come from the summed
+  histograms (meter_hist_sum).
+* calls (the raw rows) otherwise, since rollups carry no labels and cannot split a row's tokens, cost
+  or latency histogram by outcome: the exact range [start, end). Each call's latency is put in the
+  same histogram bucket as domain/histogram.bucket() does, so both sources report the same
+  percentiles for the same calls.
+
+Both produce the same columns (k_* group keys, then the sums and the histogram), so ordering, limit
+and decoding are shared. Every read of one GetUsage runs in one REPEATABLE READ snapshot, so rows,
+totals and projection agree with each other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+
+from psycopg.types.json import Jsonb
+
+from meterd.domain.usage import (
+    Aggregate,
+    CallRow,
+    CallsQuery,
+    Dimension,
+    Order,
+    ProjectionWindow,
+    UsageFilter,
+    UsageKey,
+    UsageQuery,
+    UsageRow,
+)
+from meterd.store.db import Database
+
+_KEY_ALIASES = {
+    Dimension.SUBJECT: "k_subject",
+    Dimension.PROVIDER: "k_provider",
+    Dimension.MODEL: "k_model",
+    Dimension.OPERATION: "k_operation",
+    Dimension.LABEL: "k_label",
+    Dimension.TIME: "k_bucket",
+}
+
+# Summed figures of usage_hourly rows.
+_ROLLUP_SUMS = """coalesce(sum(calls), 0) AS calls,
+       coalesce(sum(errors), 0) AS errors,
+       coalesce(sum(input_tokens), 0) AS input_tokens,
+       coalesce(sum(output_tokens), 0) AS output_tokens,
+       coalesce(sum(cached_read_tokens), 0) AS cached_read_tokens,
+       coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens,
+       coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
+       coalesce(sum(requests), 0) AS requests,
+       coalesce(sum(units), 0) AS units,
+       coalesce(sum(cost_nanos), 0) AS cost_nanos,
+       coalesce(sum(unpriced_calls), 0) AS unpriced_calls,
+       coalesce(sum(latency_count), 0) AS latency_count,
+       coalesce(sum(latency_sum_us), 0) AS latency_sum_us,
+       meter_hist_sum(latency_buckets) AS latency_buckets"""
+
+# The same figures from raw calls (the histogram is built separately, see _raw_sql).
+_RAW_SUMS = """count(*) AS calls,
+       count(*) FILTER (WHERE NOT success) AS errors,
+       coalesce(sum(input_tokens), 0) AS input_tokens,
+       coalesce(sum(output_tokens), 0) AS output_tokens,
+       coalesce(sum(cached_read_tokens), 0) AS cached_read_tokens,
+       coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens,
+       coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
+       coalesce(sum(requests), 0) AS requests,
+       coalesce(sum(units), 0) AS units,
+       coalesce(sum(cost_nanos), 0) AS cost_nanos,
+       count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_calls,
+       count(latency_us) AS latency_count,
+       coalesce(sum(latency_us), 0) AS latency_sum_us"""
+
+# domain/histogram.bucket() in SQL: bucket i holds [2^(i/4), 2^((i+1)/4)) µs; 0 and 1 µs in bucket 0.
+# log(numeric, numeric) is exact enough that powers of two land on their own bucket boundary.
+_BUCKET_OF_LATENCY = (
+    "CASE WHEN latency_us IS NOT NULL THEN least(127, floor(log(2, greatest(latency_us, 1)) * 4))::int END"
+)
+
+# The p95 bucket of a group, as domain/histogram.percentile() finds it (rank = max(1, ceil(q * n)),
+# computed in float8 like Python does): only used to order rows by p95.
+_P95_BUCKET = """(SELECT min(o) FROM (SELECT o, sum(n) OVER (ORDER BY o) AS seen
+                        FROM unnest(g.latency_buckets) WITH ORDINALITY AS u(n, o)) s
+         WHERE seen >= greatest(1, ceil(0.95::float8 * g.latency_count::float8)))"""
+
+_ORDER_METRICS = {
+    Order.COST: "g.cost_nanos",
+    Order.CALLS: "g.calls",
+    Order.TOTAL_TOKENS: "(g.input_tokens + g.output_tokens + g.cached_read_tokens + g.cache_write_tokens)",
+    Order.ERRORS: "g.errors",
+    Order.LATENCY_P95: "p95_bucket",
+}
+
+_CALL_COLUMNS = """call_id, occurred_at, recorded_at, api_key_id, reservation_id, subject, provider, model,
+       operation, labels, metadata, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
+       reasoning_tokens, requests, units, latency_us, ttft_us, retry_count, success, error_code,
+       error_message, cost_nanos, cost_source, price_id"""
+
+
+class UsageData:
+    """What one GetUsage read: the rows, the totals and, when asked, the projection's sums."""
+
+    def __init__(self) -> None:
+        self.rows: list[UsageRow] = []
+        self.totals = Aggregate()
+        self.expired_reservations = 0
+        self.month_to_date_cost = 0
+        self.basis_cost = 0
+        self.first_seen: dt.datetime | None = None  # first matching usage before the basis end
+
+
+class UsageStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def usage(
+        self,
+        tenant_id: str,
+        query: UsageQuery,
+        start: dt.datetime,
+        end: dt.datetime,
+        projection: ProjectionWindow | None,
+    ) -> UsageData:
+        """Rows (grouped, ordered, limited), totals and projection sums over the answered [start, end)."""
+        params = _filter_params(query.filter) | {
+            "tenant": tenant_id,
+            "start": start,
+            "end": end,
+            "label_key": query.label_key,
+            "bucket": str(query.bucket) if query.bucket else None,
+            "limit": query.limit,
+        }
+        out = UsageData()
+        async with self.db.transaction() as conn:
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if query.group_by:
+                cur = await conn.execute(_grouped_sql(query), params)
+                out.rows = [UsageRow(_key(r), _aggregate(r)) for r in await cur.fetchall()]
+            cur = await conn.execute(_aggregate_sql(query, ()), params)
+            out.totals = _aggregate(await cur.fetchone())
+            cur = await conn.execute(
+                f"""SELECT count(*) AS n FROM reservations
+                     WHERE tenant_id = %(tenant)s AND state = 'expired'
+                       AND created_at >= %(start)s AND created_at < %(end)s{_filter_sql(query.filter, outcome=False)}""",
+                params,
+            )
+            out.expired_reservations = (await cur.fetchone())["n"]
+            if projection is not None:
+                cur = await conn.execute(
+                    _projection_sql(query),
+                    params
+                    | {
+                        "p_end": projection.end,
+                        "month_start": projection.month_start,
+                        "basis_start": projection.basis_start,
+                        "basis_end": projection.basis_end,
+                    },
+                )
+                r = await cur.fetchone()
+                out.month_to_date_cost = int(r["month_to_date"])
+                out.basis_cost = int(r["basis_cost"])
+                out.first_seen = projection.basis_start if r["older"] else r["first_in_basis"]
+        return out
+
+    async def list_calls(self, tenant_id: str, query: CallsQuery) -> list[CallRow]:
+        """Newest first (ties by call_id), at most page_size + 1 rows so the caller knows if more follow."""
+        params = _filter_params(query.filter) | {"tenant": tenant_id, "limit": query.page_size + 1}
+        where = ""
+        if query.start is not None:
+            where += " AND occurred_at >= %(start)s"
+            params["start"] = query.start
+        if query.end is not None:
+            where += " AND occurred_at < %(end)s"
+            params["end"] = query.end
+        if query.after is not None:
+            # Keyset: older than the last call of the previous page, or as old with a later id.
+            where += " AND occurred_at <= %(after_t)s AND (occurred_at < %(after_t)s OR call_id > %(after_c)s)"
+            params |= {"after_t": query.after.occurred_at, "after_c": query.after.call_id}
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                f"""SELECT {_CALL_COLUMNS}
+                      FROM calls
+                     WHERE tenant_id = %(tenant)s{where}{_filter_sql(query.filter, outcome=True)}
+                     ORDER BY occurred_at DESC, call_id
+                     LIMIT %(limit)s""",
+                params,
+            )
+            return [CallRow(**r) for r in await cur.fetchall()]
+
+
+# --- SQL builders (only fixed fragments are spliced in; every value is a parameter) ---------------
+
+
+def _filter_sql(f: UsageFilter, *, outcome: bool) -> str:
+    """The filter's conditions, each starting with AND. Labels and outcome only exist on raw calls
+    (and labels on reservations): a query with either set is answered from raw calls."""
+    sql = ""
+    if f.subject:
+        sql += " AND subject = %(f_subject)s"
+    if f.subject_prefix:
+        sql += " AND starts_with(subject, %(f_prefix)s)"  # no LIKE, so % and _ in the prefix are literal
+    if f.provider:
+        sql += " AND provider = %(f_provider)s"
+    if f.model:
+        sql += " AND model = %(f_model)s"
+    if f.operation:
+        sql += " AND operation = %(f_operation)s"
+    if f.labels:
+        sql += " AND labels @> %(f_labels)s"
+    if outcome and f.success is not None:
+        sql += " AND success = %(f_success)s"
+    return sql
+
+
+def _filter_params(f: UsageFilter) -> dict:
+    return {
+        "f_subject": f.subject,
+        "f_prefix": f.subject_prefix,
+        "f_provider": f.provider,
+        "f_model": f.model,
+        "f_operation": f.operation,
+        "f_labels": Jsonb(f.labels),
+        "f_success": f.success,
+    }
+
+
+def _keys(group_by: Sequence[Dimension], time_column: str) -> list[tuple[str, str]]:
+    """(SQL expression, alias) of each group key."""
+    out = []
+    for d in group_by:
+        if d is Dimension.LABEL:
+            expr = "coalesce(labels ->> %(label_key)s, '')"  # a call without the label groups under ""
+        elif d is Dimension.TIME:
+            expr = f"date_trunc(%(bucket)s, {time_column}, 'UTC')"
+        else:
+            expr = str(d)  # the column of the same name
+        out.append((expr, _KEY_ALIASES[d]))
+    return out
+
+
+def _aggregate_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
+    """One row per group (a single row when group_by is empty): k_* keys, the sums, latency_buckets."""
+    return _raw_sql(query, group_by) if query.raw else _rollup_sql(query, group_by)
+
+
+def _rollup_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
+    keys = _keys(group_by, "hour")
+    select = "".join(f"{expr} AS {alias},\n       " for expr, alias in keys)
+    group = f"\n GROUP BY {', '.join(alias for _, alias in keys)}" if keys else ""
+    return f"""SELECT {select}{_ROLLUP_SUMS}
+  FROM usage_hourly
+ WHERE tenant_id = %(tenant)s AND hour >= %(start)s AND hour < %(end)s{_filter_sql(query.filter, outcome=False)}{group}"""
+
+
+def _raw_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
+    keys = _keys(group_by, "occurred_at")
+    aliases = [alias for _, alias in keys]
+    key_select = "".join(f"{expr} AS {alias}, " for expr, alias in keys)
+    key_list = "".join(f"{alias}, " for alias in aliases)
+    group = f" GROUP BY {', '.join(aliases)}" if keys else ""
+    join = " AND ".join(f"sums.{a} = hist.{a}" for a in aliases) or "true"
+    return f"""WITH f AS (
+    SELECT {key_select}success, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
+           reasoning_tokens, requests, units, cost_nanos, cost_source, latency_us,
+           {_BUCKET_OF_LATENCY} AS bucket
+      FROM calls
+     WHERE tenant_id = %(tenant)s AND occurred_at >= %(start)s AND occurred_at < %(end)s{_filter_sql(query.filter, outcome=True)}
+), sums AS (
+    SELECT {key_list}{_RAW_SUMS}
+      FROM f{group}
+), hist AS (
+    SELECT {key_list}meter_hist_add_sparse(NULL, jsonb_object_agg(bucket, n)) AS latency_buckets
+      FROM (SELECT {key_list}bucket, count(*) AS n FROM f WHERE bucket IS NOT NULL GROUP BY {key_list}bucket) b{group}
+)
+SELECT sums.*, coalesce(hist.latency_buckets, '{{}}') AS latency_buckets
+  FROM sums LEFT JOIN hist ON {join}"""
+
+
+def _grouped_sql(query: UsageQuery) -> str:
+    """The groups, ordered (ties and the default order by the keys, text in code-point order) and limited."""
+    direction = "DESC" if query.descending else "ASC"
+    keys = [f"g.{_KEY_ALIASES[d]}" + ("" if d is Dimension.TIME else ' COLLATE "C"') for d in query.group_by]
+    if query.order is Order.KEYS:
+        order = [f"{k} {direction}" for k in keys]
+    else:
+        # Groups without any latency (p95 NULL) come last either way.
+        order = [f"{_ORDER_METRICS[query.order]} {direction} NULLS LAST", *keys]
+    p95 = f",\n       {_P95_BUCKET} AS p95_bucket" if query.order is Order.LATENCY_P95 else ""
+    return f"""WITH g AS (
+{_aggregate_sql(query, query.group_by)}
+)
+SELECT g.*{p95}
+  FROM g
+ ORDER BY {", ".join(order)}
+ LIMIT %(limit)s"""
+
+
+def _projection_sql(query: UsageQuery) -> str:
+    """Month-to-date cost, the basis period's cost, and when the filtered usage was first seen: the
+    first instant inside the basis period, or `older` when there is usage before it."""
+    table, t = ("calls", "occurred_at") if query.raw else ("usage_hourly", "hour")
+    filters = _filter_sql(query.filter, outcome=True)
+    return f"""SELECT coalesce(sum(cost_nanos) FILTER (WHERE {t} >= %(month_start)s AND {t} < %(p_end)s), 0) AS month_to_date,
+       coalesce(sum(cost_nanos) FILTER (WHERE {t} >= %(basis_start)s AND {t} < %(basis_end)s), 0) AS basis_cost,
+       min({t}) FILTER (WHERE {t} >= %(basis_start)s AND {t} < %(basis_end)s) AS first_in_basis,
+       EXISTS (SELECT 1 FROM {table} WHERE tenant_id = %(tenant)s AND {t} < %(basis_start)s{filters}) AS older
+  FROM {table}
+ WHERE tenant_id = %(tenant)s
+   AND {t} >= least(%(month_start)s, %(basis_start)s) AND {t} < greatest(%(p_end)s, %(basis_end)s){filters}"""
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+def _int(value: int | Decimal | None) -> int:
+    return int(value) if value is not None else 0
+
+
+def _aggregate(r: dict) -> Aggregate:
+    buckets = r["latency_buckets"] or []
+    return Aggregate(
+        calls=_int(r["calls"]),
+        errors=_int(r["errors"]),
+        input_tokens=_int(r["input_tokens"]),
+        output_tokens=_int(r["output_tokens"]),
+        cached_read_tokens=_int(r["cached_read_tokens"]),
+        cache_write_tokens=_int(r["cache_write_tokens"]),
+        reasoning_tokens=_int(r["reasoning_tokens"]),
+        requests=_int(r["requests"]),
+        units=_int(r["units"]),
+        cost_nanos=_int(r["cost_nanos"]),
+        unpriced_calls=_int(r["unpriced_calls"]),
+        latency_count=_int(r["latency_count"]),
+        latency_sum_us=_int(r["latency_sum_us"]),
+        latency_buckets=tuple(buckets) if any(buckets) else (),
+    )
+
+
+def _key(r: dict) -> UsageKey:
+    """Only the grouped keys are columns of the row; the others stay None."""
+    return UsageKey(
+        subject=r.get("k_subject"),
+        provider=r.get("k_provider"),
+        model=r.get("k_model"),
+        operation=r.get("k_operation"),
+        label_value=r.get("k_label"),
+        bucket_start=r.get("k_bucket"),
+    )
