@@ -129,23 +129,13 @@ def cmd_retention(config: Config, args: argparse.Namespace) -> None:
     import datetime as dt
 
     from meterd.config import parse_seconds
-    from meterd.store.db import Database
-    from meterd.store.migrate import migrate
     from meterd.store.partitions import PartitionStore
 
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=parse_seconds(args.older_than))
-
-    async def run():
-        await migrate(url)
-        db = Database(url, min_size=1, max_size=1)
-        await db.open()
-        try:
-            return await PartitionStore(db).drop_older_than(cutoff, dry_run=args.dry_run)
-        finally:
-            await db.close()
-
     with database(config) as url:
-        dropped, boundary = asyncio.run(run())
+        dropped, boundary = asyncio.run(
+            _with_database(url, lambda db: PartitionStore(db).drop_older_than(cutoff, dry_run=args.dry_run))
+        )
     verb = "would drop" if args.dry_run else "dropped"
     print(f"{verb} {len(dropped)} monthly partition(s){': ' + ', '.join(dropped) if dropped else ''}")
     print(f"raw calls before {boundary:%Y-%m-%d} {'would be' if args.dry_run else 'are'} gone; rollups are kept")

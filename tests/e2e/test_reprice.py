@@ -91,7 +91,8 @@ async def assert_consistent(database_url: str, tenant_id: str, charged_day: dict
     return calls
 
 
-async def test_reprice_corrects_calls_answers_rollups_and_counters(env, clocked, database_url):
+async def test_reprice_corrects_calls_answers_rollups_and_counters(env, clocked):
+    database_url = clocked[0].database_url
     _, meter, set_limits, tenant, clock = env
     admin = clocked[2]
     await set_limits(
@@ -228,7 +229,8 @@ async def test_reprice_without_new_prices_changes_nothing_and_checks_the_range(e
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_reprice_concurrent_with_recording_stays_consistent(env, clocked, database_url):
+async def test_reprice_concurrent_with_recording_stays_consistent(env, clocked):
+    database_url = clocked[0].database_url
     _, meter, set_limits, tenant, _ = env
     admin = clocked[2]
     await set_limits(

@@ -512,13 +512,13 @@ async def test_projection(data, filter, mtd, basis_cost, days):
     assert p.month_end.ToDatetime(dt.UTC) == at(1, month=4)
 
 
-async def test_projection_hand_computed_and_without_history(data, make_tenant):
+async def test_projection_hand_computed_and_without_history(data, make_clocked_tenant):
     meter, tenant = data
     p = (await usage(meter, tenant, include_projection=True)).projection
     # 47,400 / 7 = 6,771.43 a day; 84,400 + 47,400 * 21.5 / 7 = 84,400 + 145,585.71.
     assert (p.daily_run_rate_cost_nanos, p.projected_month_cost_nanos) == (6_771, 229_985)
     # A tenant whose only usage is today has no full day of history: no run-rate.
-    fresh = await make_tenant()
+    fresh = await make_clocked_tenant()
     await record_all(meter, fresh, [request_for(dataclasses.replace(CALLS[-1], id="today", at=at(10, 9)))])
     p = (await usage(meter, fresh, include_projection=True)).projection
     assert (p.month_to_date_cost_nanos, p.daily_run_rate_cost_nanos, p.projected_month_cost_nanos) == (1000, 0, 1000)
@@ -528,9 +528,9 @@ async def test_projection_hand_computed_and_without_history(data, make_tenant):
 # --- isolation -------------------------------------------------------------------------------------
 
 
-async def test_tenants_never_see_each_other(data, make_tenant):
+async def test_tenants_never_see_each_other(data, make_clocked_tenant):
     meter, tenant = data
-    other = await make_tenant()
+    other = await make_clocked_tenant()
     await record_all(meter, other, [request_for(dataclasses.replace(CALLS[0], cost=777))])  # same call_id, subject
     mine = await usage(meter, tenant, group_by=[G.GROUP_BY_SUBJECT])
     theirs = await usage(meter, other, group_by=[G.GROUP_BY_SUBJECT], include_projection=True)

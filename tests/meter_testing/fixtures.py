@@ -112,18 +112,19 @@ class Tenant:
         return (("authorization", f"Bearer {self.keys[role]}"),)
 
 
+async def create_tenant(server: MeterServer) -> Tenant:
+    """A new tenant on the server's database with one key per role (check, record, read, admin)."""
+    tenant_id = f"t-{uuid.uuid4().hex[:8]}"
+    keys = {}
+    for role in ("check", "record", "read", "admin"):
+        _, keys[role] = await server.keys.create(tenant_id, [role], f"test {role}")
+    return Tenant(tenant_id, keys)
+
+
 @pytest.fixture(scope="session")
 async def make_tenant(meter_server: MeterServer) -> Callable:
-    """Creates a new tenant with one key per role (check, record, read, admin)."""
-
-    async def make() -> Tenant:
-        tenant_id = f"t-{uuid.uuid4().hex[:8]}"
-        keys = {}
-        for role in ("check", "record", "read", "admin"):
-            _, keys[role] = await meter_server.keys.create(tenant_id, [role], f"test {role}")
-        return Tenant(tenant_id, keys)
-
-    return make
+    """Creates a new tenant on the session server."""
+    return lambda: create_tenant(meter_server)
 
 
 @pytest.fixture(scope="session")
