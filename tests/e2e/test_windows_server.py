@@ -66,7 +66,8 @@ async def test_sliding_window_weighs_the_previous_bucket(env):
     assert last.retry_after.seconds == 6
 
 
-async def test_database_and_domain_agree_on_window_starts(database_url):
+async def test_database_and_domain_agree_on_window_starts(clocked):
+    database_url = clocked[0].database_url
     rng = random.Random(7)
     specs = [WindowSpec(k) for k in ("minute", "hour", "day", "week", "month")]
     specs += [WindowSpec(WindowKind.FIXED, s) for s in (1, 5, 7, 60, 1800, 86400, 604800)]
