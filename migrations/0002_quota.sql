@@ -202,70 +202,36 @@ BEGIN
 END
 $$;
 
--- Applies one recorded call to the counters, in the caller's transaction (the same one that stores the
--- call, so a retried record is counted once). With an active reservation: the reservation ends in
--- p_end_state ('settled', or 'released' with empty p_actual), every reserved charge is taken back and
--- the actual amount of its metric added to the same counter (p_use_estimate: the reserved amount
--- itself). Otherwise the actual amounts are added to the windows containing p_at of the limits passed
--- in. Returns the counters touched, after the change.
-CREATE FUNCTION meter_apply_usage(
-    p_tenant text, p_at timestamptz, p_reservation_id text, p_call_id text, p_actual jsonb, p_use_estimate boolean,
-    p_end_state text,
-    c_limit text[], c_generation bigint[], c_partition text[], c_kind text[], c_seconds bigint[], c_metric text[]
-) RETURNS TABLE (
-    settled boolean, estimate jsonb, reserved_cost bigint, limit_id text, partition_key text,
-    window_start timestamptz, used bigint, reserved bigint
-) LANGUAGE plpgsql AS $$
-#variable_conflict use_column
+-- Gives back a live reservation whose call did not happen: its charges leave the counters (locked in
+-- key order) and it ends 'released'. Returns false when it was not live (unknown, settled, expired).
+-- (Settlement by a recorded call happens in the record batch, server/meterd/store/records.py.)
+CREATE FUNCTION meter_release_reservation(p_tenant text, p_at timestamptz, p_reservation_id text)
+RETURNS boolean LANGUAGE plpgsql AS $$
 DECLARE
-    v_at timestamptz := coalesce(p_at, now());
-    r record;
+    v_charges jsonb;
 BEGIN
-    IF p_reservation_id <> '' THEN
-        UPDATE reservations SET state = p_end_state, ended_at = v_at, call_id = nullif(p_call_id, '')
-         WHERE tenant_id = p_tenant AND id = p_reservation_id AND state = 'active'
-        RETURNING reservations.estimate, reservations.charges, reservations.cost_nanos INTO r;
+    UPDATE reservations SET state = 'released', ended_at = coalesce(p_at, now())
+     WHERE tenant_id = p_tenant AND id = p_reservation_id AND state = 'active'
+    RETURNING charges INTO v_charges;
+    IF v_charges IS NULL THEN
+        RETURN false;
     END IF;
-
-    IF r IS NOT NULL THEN
-        RETURN QUERY
-        WITH charge AS (
-            SELECT x->>'limit_id' AS l, (x->>'generation')::bigint AS g, x->>'partition' AS p,
-                   (x->>'window_start')::timestamptz AS w, (x->>'amount')::bigint AS amount,
-                   CASE WHEN p_use_estimate THEN (x->>'amount')::bigint
-                        ELSE coalesce((p_actual->>(x->>'metric'))::bigint, 0) END AS actual
-              FROM jsonb_array_elements(r.charges) AS x
-        ), locked AS (
-            SELECT c.tenant_id, c.limit_id, c.generation, c.partition_key, c.window_start
-              FROM counters c JOIN charge ON (c.tenant_id, c.limit_id, c.generation, c.partition_key, c.window_start)
-                                          = (p_tenant, charge.l, charge.g, charge.p, charge.w)
-             ORDER BY c.tenant_id, c.limit_id, c.generation, c.partition_key, c.window_start
-               FOR UPDATE OF c
-        ), upd AS (
-            UPDATE counters c SET used = c.used + s.actual, reserved = c.reserved - s.amount
-              FROM (SELECT l, g, p, w, sum(amount)::bigint AS amount, sum(actual)::bigint AS actual
-                      FROM charge GROUP BY l, g, p, w) s
-             WHERE (c.tenant_id, c.limit_id, c.generation, c.partition_key, c.window_start) = (p_tenant, s.l, s.g, s.p, s.w)
-               AND (SELECT count(*) FROM locked) >= 0
-            RETURNING c.limit_id, c.partition_key, c.window_start, c.used, c.reserved
-        )
-        SELECT true, r.estimate, r.cost_nanos, upd.limit_id, upd.partition_key, upd.window_start, upd.used, upd.reserved
-          FROM upd;
-        IF NOT FOUND THEN
-            RETURN QUERY SELECT true, r.estimate, r.cost_nanos, NULL::text, NULL::text, NULL::timestamptz,
-                                NULL::bigint, NULL::bigint;
-        END IF;
-        RETURN;
-    END IF;
-
-    RETURN QUERY
-    INSERT INTO counters AS c (tenant_id, limit_id, generation, partition_key, window_start, used)
-    SELECT p_tenant, u.l, u.g, u.p, meter_window_start(u.kind, u.secs, v_at), coalesce((p_actual->>u.metric)::bigint, 0)
-      FROM unnest(c_limit, c_generation, c_partition, c_kind, c_seconds, c_metric) AS u(l, g, p, kind, secs, metric)
-     ORDER BY 1, 2, 3, 4, 5
-    ON CONFLICT (tenant_id, limit_id, generation, partition_key, window_start)
-    DO UPDATE SET used = c.used + excluded.used
-    RETURNING false, NULL::jsonb, 0::bigint, c.limit_id, c.partition_key, c.window_start, c.used, c.reserved;
+    WITH charge AS (
+        SELECT x->>'limit_id' AS l, (x->>'generation')::bigint AS g, x->>'partition' AS p,
+               (x->>'window_start')::timestamptz AS w, sum((x->>'amount')::bigint)::bigint AS amount
+          FROM jsonb_array_elements(v_charges) AS x
+         GROUP BY 1, 2, 3, 4
+    ), locked AS (
+        SELECT c.tenant_id FROM counters c JOIN charge ON (c.tenant_id, c.limit_id, c.generation, c.partition_key, c.window_start)
+                                                    = (p_tenant, charge.l, charge.g, charge.p, charge.w)
+         ORDER BY c.tenant_id, c.limit_id, c.generation, c.partition_key, c.window_start
+           FOR UPDATE OF c
+    )
+    UPDATE counters c SET reserved = c.reserved - charge.amount
+      FROM charge
+     WHERE (c.tenant_id, c.limit_id, c.generation, c.partition_key, c.window_start) = (p_tenant, charge.l, charge.g, charge.p, charge.w)
+       AND (SELECT count(*) FROM locked) >= 0;
+    RETURN true;
 END
 $$;
 

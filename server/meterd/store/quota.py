@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from meterd.domain.calls import Dimensions
@@ -43,18 +42,10 @@ class CheckOutcome:
 
 
 @dataclasses.dataclass(frozen=True)
-class AppliedCounter:
+class ReservedCounter:
     limit_id: str
     partition: str
     reading: CounterReading
-
-
-@dataclasses.dataclass(frozen=True)
-class Applied:
-    settled: bool  # an active reservation was ended by this call
-    estimate: dict | None
-    reserved_cost_nanos: int
-    counters: list[AppliedCounter]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +54,7 @@ class Extended:
     allowed: bool
     expires_at: dt.datetime | None
     cost_nanos: int
-    counters: list[AppliedCounter]
+    counters: list[ReservedCounter]
 
 
 _METRICS = tuple(Metric)
@@ -72,15 +63,6 @@ _CHECK_SQL = """SELECT * FROM meter_check(%s, %s::text[], %s::bool[], %s::text[]
     %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::bigint[],
     %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],
     %s::int[], %s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::bool[])"""
-
-
-def _limit_columns(limits: list[Limit]) -> tuple[list, list, list, list]:
-    return (
-        [limit.id for limit in limits],
-        [limit.generation for limit in limits],
-        [limit.window.kind.value for limit in limits],
-        [limit.window.seconds for limit in limits],
-    )
 
 
 class QuotaStore:
@@ -151,46 +133,6 @@ class QuotaStore:
             )
         return outcomes
 
-    async def apply_usage(
-        self,
-        conn: psycopg.AsyncConnection,
-        *,
-        tenant_id: str,
-        at: dt.datetime | None,
-        reservation_id: str,
-        call_id: str,
-        actual: Usage | None,
-        use_estimate: bool,
-        end_state: str,
-        charges: list[Charge],
-    ) -> Applied:
-        """Within the caller's transaction: settle (or release) the reservation, else charge the limits."""
-        amounts = {m.value: actual.amount_for(m) for m in _METRICS} if actual else {}
-        limits = [c.limit for c in charges]
-        ids, generations, kinds, seconds = _limit_columns(limits)
-        cur = await conn.execute(
-            """SELECT * FROM meter_apply_usage(%s, %s, %s, %s, %s, %s, %s, %s::text[], %s::bigint[], %s::text[],
-                                               %s::text[], %s::bigint[], %s::text[])""",
-            (
-                tenant_id, at, reservation_id, call_id, Jsonb(amounts), use_estimate, end_state,
-                ids, generations, [c.partition for c in charges], kinds, seconds, [lim.metric.value for lim in limits],
-            ),
-        )  # fmt: skip
-        rows = await cur.fetchall()
-        settled = bool(rows) and rows[0]["settled"]
-        return Applied(
-            settled=settled,
-            estimate=rows[0]["estimate"] if settled else None,
-            reserved_cost_nanos=rows[0]["reserved_cost"] if settled else 0,
-            counters=[
-                AppliedCounter(
-                    r["limit_id"], r["partition_key"], CounterReading(r["window_start"], r["used"], r["reserved"])
-                )
-                for r in rows
-                if r["limit_id"] is not None
-            ],
-        )
-
     async def extend(
         self,
         *,
@@ -221,7 +163,7 @@ class QuotaStore:
             expires_at=first["expires_at"],
             cost_nanos=first["cost_nanos"],
             counters=[
-                AppliedCounter(
+                ReservedCounter(
                     r["limit_id"],
                     r["partition_key"],
                     CounterReading(r["window_start"], r["used"], r["reserved"], r["prev_used"], r["prev_reserved"]),
@@ -232,12 +174,12 @@ class QuotaStore:
         )
 
     async def release(self, tenant_id: str, reservation_id: str, at: dt.datetime | None) -> bool:
-        async with self.db.transaction() as conn:
-            applied = await self.apply_usage(
-                conn, tenant_id=tenant_id, at=at, reservation_id=reservation_id, call_id="", actual=None,
-                use_estimate=False, end_state="released", charges=[],
-            )  # fmt: skip
-        return applied.settled
+        """Give a live reservation back; False when it was not live."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT meter_release_reservation(%s, %s, %s) AS released", (tenant_id, at, reservation_id)
+            )
+            return (await cur.fetchone())["released"]
 
     async def expire(self, at: dt.datetime | None, batch: int = 1000) -> int:
         """Release reservations past their TTL; returns how many expired."""
