@@ -5,7 +5,7 @@ Two sources answer GetUsage (domain.usage.UsageQuery.raw picks one):
 * usage_hourly (the rollups, one row per tenant, hour, subject, provider, model and operation) when
   labels are neither filtered nor grouped on and outcomes are not filtered: whole hours h with
   floor_hour(start) <= h < end, never a raw call scanned. Latency percentiles come from the summed
-  histograms (meter_hist_sum).
+  histograms (their non-zero buckets, summed per group).
 * calls (the raw rows) otherwise, since rollups carry no labels and cannot split a row's tokens, cost
   or latency histogram by outcome: the exact range [start, end). Each call's latency is put in the
   same histogram bucket as domain/histogram.bucket() does, so both sources report the same
@@ -60,8 +60,7 @@ _ROLLUP_SUMS = """coalesce(sum(calls), 0) AS calls,
        coalesce(sum(cost_nanos), 0) AS cost_nanos,
        coalesce(sum(unpriced_calls), 0) AS unpriced_calls,
        coalesce(sum(latency_count), 0) AS latency_count,
-       coalesce(sum(latency_sum_us), 0) AS latency_sum_us,
-       meter_hist_sum(latency_buckets) AS latency_buckets"""
+       coalesce(sum(latency_sum_us), 0) AS latency_sum_us"""
 
 # The same figures from raw calls (the histogram is built separately, see _raw_sql).
 _RAW_SUMS = """count(*) AS calls,
@@ -252,11 +251,30 @@ def _aggregate_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
 
 def _rollup_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
     keys = _keys(group_by, "hour")
-    select = "".join(f"{expr} AS {alias},\n       " for expr, alias in keys)
-    group = f"\n GROUP BY {', '.join(alias for _, alias in keys)}" if keys else ""
-    return f"""SELECT {select}{_ROLLUP_SUMS}
-  FROM usage_hourly
- WHERE tenant_id = %(tenant)s AND hour >= %(start)s AND hour < %(end)s{_filter_sql(query.filter, outcome=False)}{group}"""
+    aliases = [alias for _, alias in keys]
+    key_select = "".join(f"{expr} AS {alias}, " for expr, alias in keys)
+    key_list = "".join(f"{alias}, " for alias in aliases)
+    group = f" GROUP BY {', '.join(aliases)}" if keys else ""
+    join = " AND ".join(f"sums.{a} = hist.{a}" for a in aliases) or "true"
+    # Histograms are summed over their non-zero buckets only (a rollup row has a few): adding whole
+    # 128-bucket arrays row by row costs several times more.
+    return f"""WITH f AS (
+    SELECT {key_select}calls, errors, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
+           reasoning_tokens, requests, units, cost_nanos, unpriced_calls, latency_count, latency_sum_us,
+           latency_buckets
+      FROM usage_hourly
+     WHERE tenant_id = %(tenant)s AND hour >= %(start)s AND hour < %(end)s{_filter_sql(query.filter, outcome=False)}
+), sums AS (
+    SELECT {key_list}{_ROLLUP_SUMS}
+      FROM f{group}
+), hist AS (
+    SELECT {key_list}meter_hist_add_sparse(NULL, jsonb_object_agg(bucket, n)) AS latency_buckets
+      FROM (SELECT {key_list}u.o - 1 AS bucket, sum(u.n) AS n
+              FROM f, unnest(f.latency_buckets) WITH ORDINALITY AS u(n, o)
+             WHERE u.n <> 0 GROUP BY {key_list}u.o) b{group}
+)
+SELECT sums.*, coalesce(hist.latency_buckets, '{{}}') AS latency_buckets
+  FROM sums LEFT JOIN hist ON {join}"""
 
 
 def _raw_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
