@@ -32,13 +32,6 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT array_agg(coalesce(x, 0) + coalesce(y, 0) ORDER BY o) FROM unnest(a, b) WITH ORDINALITY AS u(x, y, o)
 $$;
 
--- Histogram sum as an aggregate, for GetUsage.
-CREATE AGGREGATE meter_hist_sum(bigint[]) (
-    SFUNC = meter_hist_add,
-    STYPE = bigint[],
-    INITCOND = '{}'
-);
-
 -- Raw calls get one partition per calendar month (UTC), created ahead of time, so retention drops
 -- whole months. Rows that arrive for a month without a partition land in calls_default.
 CREATE FUNCTION meter_ensure_calls_partition(p_month timestamptz) RETURNS text
