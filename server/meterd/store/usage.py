@@ -250,52 +250,53 @@ def _aggregate_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
 
 
 def _rollup_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
-    keys = _keys(group_by, "hour")
-    aliases = [alias for _, alias in keys]
-    key_select = "".join(f"{expr} AS {alias}, " for expr, alias in keys)
-    key_list = "".join(f"{alias}, " for alias in aliases)
-    group = f" GROUP BY {', '.join(aliases)}" if keys else ""
-    join = " AND ".join(f"sums.{a} = hist.{a}" for a in aliases) or "true"
     # Histograms are summed over their non-zero buckets only (a rollup row has a few): adding whole
     # 128-bucket arrays row by row costs several times more.
-    return f"""WITH f AS (
-    SELECT {key_select}calls, errors, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
+    return _sums_and_histogram(
+        _keys(group_by, "hour"),
+        rows="""calls, errors, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
            reasoning_tokens, requests, units, cost_nanos, unpriced_calls, latency_count, latency_sum_us,
            latency_buckets
       FROM usage_hourly
-     WHERE tenant_id = %(tenant)s AND hour >= %(start)s AND hour < %(end)s{_filter_sql(query.filter, outcome=False)}
-), sums AS (
-    SELECT {key_list}{_ROLLUP_SUMS}
-      FROM f{group}
-), hist AS (
-    SELECT {key_list}meter_hist_add_sparse(NULL, jsonb_object_agg(bucket, n)) AS latency_buckets
-      FROM (SELECT {key_list}u.o - 1 AS bucket, sum(u.n) AS n
+     WHERE tenant_id = %(tenant)s AND hour >= %(start)s AND hour < %(end)s"""
+        + _filter_sql(query.filter, outcome=False),
+        sums=_ROLLUP_SUMS,
+        buckets="""u.o - 1 AS bucket, sum(u.n) AS n
               FROM f, unnest(f.latency_buckets) WITH ORDINALITY AS u(n, o)
-             WHERE u.n <> 0 GROUP BY {key_list}u.o) b{group}
-)
-SELECT sums.*, coalesce(hist.latency_buckets, '{{}}') AS latency_buckets
-  FROM sums LEFT JOIN hist ON {join}"""
+             WHERE u.n <> 0 GROUP BY {keys}u.o""",
+    )
 
 
 def _raw_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
-    keys = _keys(group_by, "occurred_at")
+    return _sums_and_histogram(
+        _keys(group_by, "occurred_at"),
+        rows=f"""success, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
+           reasoning_tokens, requests, units, cost_nanos, cost_source, latency_us,
+           {_BUCKET_OF_LATENCY} AS bucket
+      FROM calls
+     WHERE tenant_id = %(tenant)s AND occurred_at >= %(start)s AND occurred_at < %(end)s"""
+        + _filter_sql(query.filter, outcome=True),
+        sums=_RAW_SUMS,
+        buckets="bucket, count(*) AS n FROM f WHERE bucket IS NOT NULL GROUP BY {keys}bucket",
+    )
+
+
+def _sums_and_histogram(keys: list[tuple[str, str]], *, rows: str, sums: str, buckets: str) -> str:
+    """One row per group: the keys, `sums` over the rows f, and the group's histogram built from
+    `buckets` (a select list and FROM clause yielding bucket, n; {keys} stands for the key aliases)."""
     aliases = [alias for _, alias in keys]
     key_select = "".join(f"{expr} AS {alias}, " for expr, alias in keys)
     key_list = "".join(f"{alias}, " for alias in aliases)
     group = f" GROUP BY {', '.join(aliases)}" if keys else ""
     join = " AND ".join(f"sums.{a} = hist.{a}" for a in aliases) or "true"
     return f"""WITH f AS (
-    SELECT {key_select}success, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
-           reasoning_tokens, requests, units, cost_nanos, cost_source, latency_us,
-           {_BUCKET_OF_LATENCY} AS bucket
-      FROM calls
-     WHERE tenant_id = %(tenant)s AND occurred_at >= %(start)s AND occurred_at < %(end)s{_filter_sql(query.filter, outcome=True)}
+    SELECT {key_select}{rows}
 ), sums AS (
-    SELECT {key_list}{_RAW_SUMS}
+    SELECT {key_list}{sums}
       FROM f{group}
 ), hist AS (
     SELECT {key_list}meter_hist_add_sparse(NULL, jsonb_object_agg(bucket, n)) AS latency_buckets
-      FROM (SELECT {key_list}bucket, count(*) AS n FROM f WHERE bucket IS NOT NULL GROUP BY {key_list}bucket) b{group}
+      FROM (SELECT {key_list}{buckets.format(keys=key_list)}) b{group}
 )
 SELECT sums.*, coalesce(hist.latency_buckets, '{{}}') AS latency_buckets
   FROM sums LEFT JOIN hist ON {join}"""
