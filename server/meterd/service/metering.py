@@ -11,7 +11,7 @@ from meterd.domain.calls import CallInput
 from meterd.domain.errors import MeterError
 from meterd.domain.keys import Principal
 from meterd.domain.limits import Usage, matching
-from meterd.domain.pricing import UsageAmounts, cost_nanos
+from meterd.domain.pricing import UsageAmounts
 from meterd.domain.quota import Charge, LimitState, charges, limit_state
 from meterd.service.batching import Batcher, retry_rollbacks
 from meterd.service.limit_cache import LimitCache
@@ -61,9 +61,6 @@ class MeteringService:
         if call.client_cost_nanos is not None:
             return call.client_cost_nanos, "client", ""
         at = call.occurred_at or (self.clock() if self.clock else dt.datetime.now(dt.UTC))
-        price = await self.prices.lookup(tenant_id, call.dims.provider, call.dims.model, at)
-        if price is None:
-            return 0, "unpriced", ""
         amounts = UsageAmounts(
             input_tokens=call.input_tokens,
             output_tokens=call.output_tokens,
@@ -72,7 +69,8 @@ class MeteringService:
             requests=call.requests,
             units=call.units,
         )
-        return cost_nanos(price, amounts), "catalog", price.price_id
+        cost, price = await self.prices.cost(tenant_id, call.dims.provider, call.dims.model, at, amounts)
+        return (0, "unpriced", "") if price is None else (cost, "catalog", price.price_id)
 
     async def record(self, principal: Principal, call: CallInput) -> RecordOutcome:
         tenant = principal.tenant_id

@@ -8,7 +8,7 @@ import time
 from fnmatch import fnmatchcase
 
 from meterd.domain.errors import AlreadyExists, InvalidArgument
-from meterd.domain.pricing import INT64_MAX, Price, load_catalog, select_price
+from meterd.domain.pricing import INT64_MAX, Price, UsageAmounts, cost_nanos, load_catalog, select_price
 from meterd.store.prices import CATALOG_TENANT, PriceStore, StoredPrice, same_rates
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,13 @@ class PriceBook:
             self._candidates[key] = candidates
         own, shared = candidates
         return select_price(own, provider, model, at) or select_price(shared, provider, model, at)
+
+    async def cost(
+        self, tenant_id: str, provider: str, model: str, at: dt.datetime, amounts: UsageAmounts
+    ) -> tuple[int, Price | None]:
+        """(cost in nanos, the price used); (0, None) when the model has no price."""
+        price = await self.lookup(tenant_id, provider, model, at)
+        return (0, None) if price is None else (cost_nanos(price, amounts), price)
 
     def _forget_candidates(self, tenant_id: str | None) -> None:
         if tenant_id is None:

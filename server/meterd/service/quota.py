@@ -13,7 +13,7 @@ from meterd.domain.calls import Dimensions
 from meterd.domain.errors import FailedPrecondition, InvalidArgument, NotFound
 from meterd.domain.keys import Principal
 from meterd.domain.limits import matching
-from meterd.domain.pricing import UsageAmounts, cost_nanos
+from meterd.domain.pricing import UsageAmounts
 from meterd.domain.quota import (
     DEFAULT_RESERVATION_TTL,
     Charge,
@@ -89,17 +89,15 @@ class QuotaService:
         """(cost in nanos, unpriced)."""
         if estimate.cost_nanos is not None:
             return estimate.cost_nanos, False
-        price = await self.prices.lookup(tenant_id, dims.provider, dims.model, self.now())
-        if price is None:
-            return 0, True
-        usage = UsageAmounts(
+        amounts = UsageAmounts(
             input_tokens=estimate.input_tokens,
             output_tokens=estimate.max_output_tokens,
             cached_read_tokens=estimate.cached_read_tokens,
             requests=estimate.requests,
             units=estimate.units,
         )
-        return cost_nanos(price, usage), False
+        cost, price = await self.prices.cost(tenant_id, dims.provider, dims.model, self.now(), amounts)
+        return cost, price is None
 
     async def check(
         self,

@@ -47,32 +47,23 @@ _KEY_ALIASES = {
     Dimension.TIME: "k_bucket",
 }
 
+# Sums named like the columns they add up, the same in rollups and raw calls.
+_COLUMN_SUMS = "".join(
+    f"\n       coalesce(sum({c}), 0) AS {c},"
+    for c in ("input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "reasoning_tokens",
+              "requests", "units", "cost_nanos")
+)  # fmt: skip
+
 # Summed figures of usage_hourly rows.
-_ROLLUP_SUMS = """coalesce(sum(calls), 0) AS calls,
-       coalesce(sum(errors), 0) AS errors,
-       coalesce(sum(input_tokens), 0) AS input_tokens,
-       coalesce(sum(output_tokens), 0) AS output_tokens,
-       coalesce(sum(cached_read_tokens), 0) AS cached_read_tokens,
-       coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens,
-       coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
-       coalesce(sum(requests), 0) AS requests,
-       coalesce(sum(units), 0) AS units,
-       coalesce(sum(cost_nanos), 0) AS cost_nanos,
+_ROLLUP_SUMS = f"""coalesce(sum(calls), 0) AS calls,
+       coalesce(sum(errors), 0) AS errors,{_COLUMN_SUMS}
        coalesce(sum(unpriced_calls), 0) AS unpriced_calls,
        coalesce(sum(latency_count), 0) AS latency_count,
        coalesce(sum(latency_sum_us), 0) AS latency_sum_us"""
 
 # The same figures from raw calls (the histogram is built separately, see _raw_sql).
-_RAW_SUMS = """count(*) AS calls,
-       count(*) FILTER (WHERE NOT success) AS errors,
-       coalesce(sum(input_tokens), 0) AS input_tokens,
-       coalesce(sum(output_tokens), 0) AS output_tokens,
-       coalesce(sum(cached_read_tokens), 0) AS cached_read_tokens,
-       coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens,
-       coalesce(sum(reasoning_tokens), 0) AS reasoning_tokens,
-       coalesce(sum(requests), 0) AS requests,
-       coalesce(sum(units), 0) AS units,
-       coalesce(sum(cost_nanos), 0) AS cost_nanos,
+_RAW_SUMS = f"""count(*) AS calls,
+       count(*) FILTER (WHERE NOT success) AS errors,{_COLUMN_SUMS}
        count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_calls,
        count(latency_us) AS latency_count,
        coalesce(sum(latency_us), 0) AS latency_sum_us"""
