@@ -14,6 +14,7 @@ from psycopg.rows import dict_row
 
 from meter.v1 import admin_pb2, common_pb2
 from meter_testing.requests import check, limit, record
+from meter_testing.rollups import assert_rollup_grains_agree
 from meterd.api.convert import ts
 
 from .conftest import T0
@@ -70,6 +71,7 @@ async def assert_consistent(database_url: str, tenant_id: str, charged_day: dict
         tenant_id,
     )
     assert sorted(map(tuple, (r.values() for r in rollups))) == sorted(map(tuple, (r.values() for r in raw)))
+    await assert_rollup_grains_agree(database_url)
 
     counters = defaultdict(dict)
     for r in await db_rows(

@@ -8,6 +8,7 @@ import shutil
 import psycopg
 import pytest
 
+from meter_testing.rollups import assert_rollup_grains_agree
 from meterd.store.migrate import MigrationError, discover, migrate, migrations_dir
 
 EXPECTED_TABLES = {
@@ -23,6 +24,9 @@ EXPECTED_TABLES = {
     "prices",
     "alert_rules",
     "alerts",
+    "usage_hourly",
+    "usage_model_hourly",
+    "usage_model_daily",
 }
 
 
@@ -71,3 +75,23 @@ def test_badly_named_file_is_refused(tmp_path):
     (tmp_path / "1_init.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="NNNN_lowercase_name.sql"):
         discover(tmp_path)
+
+
+async def test_model_rollups_are_built_from_existing_hourly_rollups(fresh_database_url, tmp_path):
+    """0004 adds subject-free rollups; a database that already has hourly rollups gets them summed in."""
+    for migration in discover():
+        if migration.version <= 3:
+            shutil.copy(migrations_dir() / migration.name, tmp_path / migration.name)
+    await migrate(fresh_database_url, tmp_path)
+    async with await psycopg.AsyncConnection.connect(fresh_database_url, autocommit=True) as conn:
+        await conn.execute(
+            """INSERT INTO usage_hourly (tenant_id, hour, subject, provider, model, operation, calls, errors,
+                                         cost_nanos, latency_count, latency_sum_us, latency_buckets)
+               SELECT 't' || (g % 2), timestamptz '2026-03-01 00:00Z' + (g % 50) * interval '1 hour',
+                      'user:' || (g % 7), 'openai', 'm' || (g % 3), 'chat', g, g % 4, g * 1000, 1, g,
+                      meter_hist_add_sparse(NULL, jsonb_build_object((g % 128)::text, 1))
+                 FROM generate_series(1, 500) g
+                   ON CONFLICT DO NOTHING"""
+        )
+    assert await migrate(fresh_database_url) == [m.name for m in discover() if m.version > 3]
+    await assert_rollup_grains_agree(fresh_database_url)

@@ -1,4 +1,4 @@
-"""Hourly rollups agree with the raw calls they summarise; retention drops whole old months only."""
+"""Hourly rollups agree with the raw calls they summarise (and the coarser grains with them); retention drops whole old months only."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
 from meter_testing.fixtures import running_server
 from meter_testing.processes import METER
 from meter_testing.requests import record
+from meter_testing.rollups import assert_rollup_grains_agree
 from meterd.domain import histogram
 
 ROLLUP_SUMS = """SELECT tenant_id, hour, subject, provider, model, operation, calls, errors, input_tokens, output_tokens,
@@ -71,6 +72,7 @@ async def test_rollups_equal_the_raw_calls_under_concurrent_records(fresh_databa
             if us is not None:
                 expected[histogram.bucket(us)] += 1
         assert list(r[19]) == expected
+    await assert_rollup_grains_agree(fresh_database_url)
 
 
 async def test_retention_drops_old_months_and_keeps_recent_calls_and_rollups(fresh_database_url):

@@ -15,12 +15,15 @@ from meterd.domain.usage import (
     Cursor,
     Dimension,
     Order,
+    Source,
+    Span,
     basis_days,
     decode_page_token,
     encode_page_token,
     hour_ceil,
     hour_floor,
     list_scope,
+    plan_spans,
     project,
     projection_window,
     usage_filter,
@@ -104,6 +107,41 @@ def test_rollups_answer_whole_hours_raw_calls_the_exact_range():
     raw = query(start=start, end=end, filter=usage_filter(success=True))
     assert raw.answered_range() == (start, end)
     assert hour_floor(at(3, 1, 23, 59)) == at(3, 1, 23) and hour_ceil(at(3, 1, 23, 1)) == at(3, 2)
+
+
+def spans_of(q) -> list[tuple[Source, dt.datetime, dt.datetime]]:
+    return [(s.source, s.start, s.end) for s in plan_spans(q, *q.answered_range())]
+
+
+def test_subject_free_queries_read_daily_rows_for_whole_days_and_hourly_rows_at_the_edges():
+    # 1 Mar 10:20 .. 4 Mar 07:05 answers 10:00 .. 08:00: the rest of 1 Mar hourly, 2-3 Mar daily, 4 Mar hourly.
+    by_model_day = query(start=at(3, 1, 10, 20), end=at(3, 4, 7, 5), group_by=[Dimension.MODEL, Dimension.TIME],
+                         bucket=Bucket.DAY)  # fmt: skip
+    assert spans_of(by_model_day) == [
+        (Source.MODEL_HOURLY, at(3, 1, 10), at(3, 2)),
+        (Source.MODEL_DAILY, at(3, 2), at(3, 4)),
+        (Source.MODEL_HOURLY, at(3, 4), at(3, 4, 8)),
+    ]
+    # Whole days only: daily rows alone.
+    assert spans_of(query(start=at(3, 1), end=at(3, 4), filter=usage_filter(model="m"))) == [
+        (Source.MODEL_DAILY, at(3, 1), at(3, 4))
+    ]
+    # Less than a whole day, or grouped by hour: hourly rows.
+    assert spans_of(query(start=at(3, 1, 1), end=at(3, 2, 5))) == [(Source.MODEL_HOURLY, at(3, 1, 1), at(3, 2, 5))]
+    by_hour = query(start=at(3, 1), end=at(3, 4), group_by=[Dimension.TIME], bucket=Bucket.HOUR)
+    assert spans_of(by_hour) == [(Source.MODEL_HOURLY, at(3, 1), at(3, 4))]
+
+
+def test_subjects_read_the_subject_rollup_labels_and_outcomes_raw_calls():
+    start, end = at(3, 1, 10, 20), at(3, 4, 7, 5)
+    for q in (
+        query(start=start, end=end, filter=usage_filter(subject="user:1")),
+        query(start=start, end=end, filter=usage_filter(subject_prefix="team:")),
+        query(start=start, end=end, group_by=[Dimension.SUBJECT]),
+    ):
+        assert spans_of(q) == [(Source.SUBJECT_HOURLY, at(3, 1, 10), at(3, 4, 8))]
+    raw = query(start=start, end=end, filter=usage_filter(labels={"f": "x"}))
+    assert plan_spans(raw, *raw.answered_range()) == (Span(Source.CALLS, start, end),)
 
 
 def test_derived_figures():

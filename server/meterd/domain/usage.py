@@ -120,6 +120,54 @@ class UsageQuery:
         return hour_floor(self.start), hour_ceil(self.end)
 
 
+class Source(StrEnum):
+    """Where GetUsage rows come from; the value is the table name (all share the rollup columns)."""
+
+    CALLS = "calls"
+    SUBJECT_HOURLY = "usage_hourly"
+    MODEL_HOURLY = "usage_model_hourly"
+    MODEL_DAILY = "usage_model_daily"
+
+
+@dataclasses.dataclass(frozen=True)
+class Span:
+    """Rows of `source` with start <= time < end."""
+
+    source: Source
+    start: dt.datetime
+    end: dt.datetime
+
+
+def plan_spans(query: UsageQuery, start: dt.datetime, end: dt.datetime) -> tuple[Span, ...]:
+    """The cheapest rows that answer [start, end) (the answered range) exactly.
+
+    Raw calls when labels or outcomes are involved; the per-subject hourly rollup when subjects are;
+    otherwise the rollups summed over subjects: whole UTC days from the daily rows and the partial
+    days at either edge from the hourly ones (or hourly rows only when grouping by hour)."""
+    if query.raw:
+        return (Span(Source.CALLS, start, end),)
+    f = query.filter
+    if f.subject or f.subject_prefix or Dimension.SUBJECT in query.group_by:
+        return (Span(Source.SUBJECT_HOURLY, start, end),)
+    return model_spans(start, end, hourly_only=query.bucket is Bucket.HOUR and Dimension.TIME in query.group_by)
+
+
+def model_spans(start: dt.datetime, end: dt.datetime, *, hourly_only: bool = False) -> tuple[Span, ...]:
+    """[start, end) (whole hours) from the subject-free rollups: daily rows for whole days, hourly for the rest."""
+    first_day = window_start(_DAY, start)
+    if first_day < start:
+        first_day += dt.timedelta(days=1)
+    last_day = window_start(_DAY, end)
+    if hourly_only or first_day >= last_day:
+        return (Span(Source.MODEL_HOURLY, start, end),)
+    spans = [Span(Source.MODEL_DAILY, first_day, last_day)]
+    if start < first_day:
+        spans.insert(0, Span(Source.MODEL_HOURLY, start, first_day))
+    if last_day < end:
+        spans.append(Span(Source.MODEL_HOURLY, last_day, end))
+    return tuple(spans)
+
+
 def validate_usage_query(
     *,
     start: dt.datetime | None,

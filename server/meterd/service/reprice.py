@@ -16,7 +16,8 @@ from meterd.domain.windows import window_start
 from meterd.store.db import ROLLED_BACK
 from meterd.store.limits import LimitStore
 from meterd.store.prices import PriceStore
-from meterd.store.reprice import CounterKey, NewCost, RepriceStore, RepriceTransaction, RollupKey, StoredCall
+from meterd.store.reprice import CounterKey, NewCost, RepriceStore, RepriceTransaction, StoredCall
+from meterd.store.rollups import HourlyKey
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class Repricer:
         tenant = tx.tenant_id
         by_id = {limit.id: limit for limit in cost_limits}
         counters: dict[CounterKey, int] = defaultdict(int)
-        rollups: dict[RollupKey, tuple[int, int]] = {}
+        rollups: dict[HourlyKey, tuple[int, int]] = {}
         examined = changed = delta_total = 0
         after = None
         while True:

@@ -19,6 +19,7 @@ from meterd.domain.errors import AlreadyExists, MeterError
 from meterd.domain.limits import Limit, Metric, Usage
 from meterd.domain.quota import Charge, CounterReading
 from meterd.domain.windows import window_start
+from meterd.store import rollups
 from meterd.store.db import Database
 
 
@@ -243,39 +244,18 @@ class RecordStore:
                                %s, %s, %s, %s, %s, %s, %s)""",
                     rows,
                 )
-            rollups = _rollup_deltas(owned)
-            if rollups:
-                keys_sorted = sorted(rollups)
-                columns = list(zip(*keys_sorted, strict=True))
-                values = list(zip(*(rollups[k][:-1] for k in keys_sorted), strict=True))
-                await conn.execute(
-                    """INSERT INTO usage_hourly AS h (tenant_id, hour, subject, provider, model, operation, calls, errors,
-                           input_tokens, output_tokens, cached_read_tokens, cache_write_tokens, reasoning_tokens,
-                           requests, units, cost_nanos, unpriced_calls, latency_count, latency_sum_us, latency_buckets)
-                       SELECT t, hr, s, p, m, o, n, e, it, ot, cr, cw, rt, rq, un, c, up, lc, ls,
-                              meter_hist_add_sparse(NULL, hs)
-                         FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[],
-                                     %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
-                                     %s::bigint[], %s::bigint[], %s::bigint[], %s::numeric[], %s::bigint[], %s::bigint[],
-                                     %s::numeric[], %s::jsonb[])
-                              AS u(t, hr, s, p, m, o, n, e, it, ot, cr, cw, rt, rq, un, c, up, lc, ls, hs)
-                        ORDER BY t, hr, s, p, m, o
-                       ON CONFLICT (tenant_id, hour, subject, provider, model, operation) DO UPDATE SET
-                           calls = h.calls + excluded.calls, errors = h.errors + excluded.errors,
-                           input_tokens = h.input_tokens + excluded.input_tokens,
-                           output_tokens = h.output_tokens + excluded.output_tokens,
-                           cached_read_tokens = h.cached_read_tokens + excluded.cached_read_tokens,
-                           cache_write_tokens = h.cache_write_tokens + excluded.cache_write_tokens,
-                           reasoning_tokens = h.reasoning_tokens + excluded.reasoning_tokens,
-                           requests = h.requests + excluded.requests, units = h.units + excluded.units,
-                           cost_nanos = h.cost_nanos + excluded.cost_nanos,
-                           unpriced_calls = h.unpriced_calls + excluded.unpriced_calls,
-                           latency_count = h.latency_count + excluded.latency_count,
-                           latency_sum_us = h.latency_sum_us + excluded.latency_sum_us,
-                           latency_buckets = meter_hist_add(h.latency_buckets, excluded.latency_buckets)""",
-                    (*[list(c) for c in columns], *[list(v) for v in values],
-                     [Jsonb(rollups[k][-1]) for k in keys_sorted]),
-                )  # fmt: skip
+            hourly = _rollup_deltas(owned)
+            for table in rollups.TABLES:
+                deltas_of_table = hourly if table.from_hourly is None else rollups.fold(hourly, table.from_hourly)
+                if deltas_of_table:
+                    keys_sorted = sorted(deltas_of_table)
+                    summed = [deltas_of_table[k] for k in keys_sorted]
+                    await conn.execute(
+                        table.upsert_sql,
+                        (*[list(c) for c in zip(*keys_sorted, strict=True)],
+                         *[list(v) for v in zip(*(r[:-1] for r in summed), strict=True)],
+                         [Jsonb(r[-1]) for r in summed]),
+                    )  # fmt: skip
             corrected = [
                 (cost, item.tenant_id, item.call.call_id)
                 for item, (_, _, cost, _), _ in owned

@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator
 import psycopg
 
 from meterd.domain.pricing import UsageAmounts
+from meterd.store import rollups
 from meterd.store.db import Database
+from meterd.store.rollups import HourlyKey
 
 CounterKey = tuple[str, str, int, str, dt.datetime]  # tenant, limit, generation, partition, window start
-RollupKey = tuple[str, dt.datetime, str, str, str, str]  # tenant, hour, subject, provider, model, operation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,29 +198,20 @@ class RepriceTransaction:
             (*columns, amounts),
         )
 
-    async def add_to_rollups(self, deltas: dict[RollupKey, tuple[int, int]]) -> None:
-        """Add (cost, unpriced calls) to existing hourly rollup rows, locked in key order like the
-        record path writes them."""
-        keys = sorted(k for k, v in deltas.items() if v != (0, 0))
-        if not keys:
-            return
-        columns = tuple(list(column) for column in zip(*keys, strict=True))
-        await self.conn.execute(
-            """SELECT 1 FROM usage_hourly h
-                 JOIN unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[])
-                      AS d(t, hr, s, p, m, o)
-                   ON (h.tenant_id, h.hour, h.subject, h.provider, h.model, h.operation) = (d.t, d.hr, d.s, d.p, d.m, d.o)
-                ORDER BY h.tenant_id, h.hour, h.subject, h.provider, h.model, h.operation
-                  FOR UPDATE OF h""",
-            columns,
-        )
-        await self.conn.execute(
-            """UPDATE usage_hourly h SET cost_nanos = h.cost_nanos + d.cost, unpriced_calls = h.unpriced_calls + d.unpriced
-                 FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[],
-                             %s::bigint[], %s::bigint[]) AS d(t, hr, s, p, m, o, cost, unpriced)
-                WHERE (h.tenant_id, h.hour, h.subject, h.provider, h.model, h.operation) = (d.t, d.hr, d.s, d.p, d.m, d.o)""",
-            (*columns, [deltas[k][0] for k in keys], [deltas[k][1] for k in keys]),
-        )
+    async def add_to_rollups(self, deltas: dict[HourlyKey, tuple[int, int]]) -> None:
+        """Add (cost, unpriced calls) to existing rollup rows of every grain, locked in key order like
+        the record path writes them."""
+        for table in rollups.TABLES:
+            table_deltas = deltas if table.from_hourly is None else rollups.fold_costs(deltas, table.from_hourly)
+            keys = sorted(k for k, v in table_deltas.items() if v != (0, 0))
+            if not keys:
+                continue
+            columns = tuple(list(column) for column in zip(*keys, strict=True))
+            lock, update = table.reprice_sql
+            await self.conn.execute(lock, columns)
+            await self.conn.execute(
+                update, (*columns, [table_deltas[k][0] for k in keys], [table_deltas[k][1] for k in keys])
+            )
 
 
 class RepriceStore:

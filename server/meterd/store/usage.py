@@ -18,6 +18,7 @@ totals and projection agree with each other.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
@@ -31,10 +32,13 @@ from meterd.domain.usage import (
     Dimension,
     Order,
     ProjectionWindow,
+    Source,
+    Span,
     UsageFilter,
     UsageKey,
     UsageQuery,
     UsageRow,
+    plan_spans,
 )
 from meterd.store.db import Database
 
@@ -127,13 +131,15 @@ class UsageStore:
             "bucket": str(query.bucket) if query.bucket else None,
             "limit": query.limit,
         }
+        spans = plan_spans(query, start, end)
+        params |= _span_params(spans)
         out = UsageData()
         async with self.db.transaction() as conn:
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             if query.group_by:
-                cur = await conn.execute(_grouped_sql(query), params)
+                cur = await conn.execute(_grouped_sql(query, spans), params)
                 out.rows = [UsageRow(_key(r), _aggregate(r)) for r in await cur.fetchall()]
-            cur = await conn.execute(_aggregate_sql(query, ()), params)
+            cur = await conn.execute(_aggregate_sql(query, (), spans), params)
             out.totals = _aggregate(await cur.fetchone())
             cur = await conn.execute(
                 f"""SELECT count(*) AS n FROM reservations
@@ -143,9 +149,15 @@ class UsageStore:
             )
             out.expired_reservations = (await cur.fetchone())["n"]
             if projection is not None:
+                # The projection covers every filtered call whatever the grouping, so it can read coarser rows.
+                whole = dataclasses.replace(query, group_by=())
+                lo = min(projection.month_start, projection.basis_start)
+                hi = max(projection.end, projection.basis_end)
+                projection_spans = plan_spans(whole, lo, hi)
                 cur = await conn.execute(
-                    _projection_sql(query),
+                    _projection_sql(whole, projection_spans),
                     params
+                    | _span_params(projection_spans, "q")
                     | {
                         "p_end": projection.end,
                         "month_start": projection.month_start,
@@ -235,22 +247,44 @@ def _keys(group_by: Sequence[Dimension], time_column: str) -> list[tuple[str, st
     return out
 
 
-def _aggregate_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
+def _aggregate_sql(query: UsageQuery, group_by: Sequence[Dimension], spans: Sequence[Span]) -> str:
     """One row per group (a single row when group_by is empty): k_* keys, the sums, latency_buckets."""
-    return _raw_sql(query, group_by) if query.raw else _rollup_sql(query, group_by)
+    return _raw_sql(query, group_by) if query.raw else _rollup_sql(query, group_by, spans)
 
 
-def _rollup_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
+def _span_params(spans: Sequence[Span], prefix: str = "s") -> dict:
+    return {f"{prefix}{i}_{edge}": getattr(span, edge) for i, span in enumerate(spans) for edge in ("start", "end")}
+
+
+def _rollup_rows(spans: Sequence[Span], f: UsageFilter, columns: str, prefix: str = "s") -> str:
+    """The rollup rows of every span, their hour or day as t (UNION ALL: the spans never overlap)."""
+    pieces = []
+    for i, span in enumerate(spans):
+        t = "day" if span.source is Source.MODEL_DAILY else "hour"
+        subject = "subject, " if span.source is Source.SUBJECT_HOURLY else ""
+        pieces.append(
+            f"""SELECT {t} AS t, {subject}provider, model, operation, {columns}
+      FROM {span.source.value}
+     WHERE tenant_id = %(tenant)s AND {t} >= %({prefix}{i}_start)s AND {t} < %({prefix}{i}_end)s"""
+            + _filter_sql(f, outcome=False)
+        )
+    return "\n    UNION ALL\n    ".join(pieces)
+
+
+def _rollup_sql(query: UsageQuery, group_by: Sequence[Dimension], spans: Sequence[Span]) -> str:
     # Histograms are summed over their non-zero buckets only (a rollup row has a few): adding whole
     # 128-bucket arrays row by row costs several times more.
     return _sums_and_histogram(
-        _keys(group_by, "hour"),
-        rows="""calls, errors, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
+        _keys(group_by, "t"),
+        rows="*\n      FROM ("
+        + _rollup_rows(
+            spans,
+            query.filter,
+            """calls, errors, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
            reasoning_tokens, requests, units, cost_nanos, unpriced_calls, latency_count, latency_sum_us,
-           latency_buckets
-      FROM usage_hourly
-     WHERE tenant_id = %(tenant)s AND hour >= %(start)s AND hour < %(end)s"""
-        + _filter_sql(query.filter, outcome=False),
+           latency_buckets""",
+        )
+        + ") r",
         sums=_ROLLUP_SUMS,
         buckets="""u.o - 1 AS bucket, sum(u.n) AS n
               FROM f, unnest(f.latency_buckets) WITH ORDINALITY AS u(n, o)
@@ -293,7 +327,7 @@ SELECT sums.*, coalesce(hist.latency_buckets, '{{}}') AS latency_buckets
   FROM sums LEFT JOIN hist ON {join}"""
 
 
-def _grouped_sql(query: UsageQuery) -> str:
+def _grouped_sql(query: UsageQuery, spans: Sequence[Span]) -> str:
     """The groups, ordered (ties and the default order by the keys, text in code-point order) and limited."""
     direction = "DESC" if query.descending else "ASC"
     keys = [f"g.{_KEY_ALIASES[d]}" + ("" if d is Dimension.TIME else ' COLLATE "C"') for d in query.group_by]
@@ -304,7 +338,7 @@ def _grouped_sql(query: UsageQuery) -> str:
         order = [f"{_ORDER_METRICS[query.order]} {direction} NULLS LAST", *keys]
     p95 = f",\n       {_P95_BUCKET} AS p95_bucket" if query.order is Order.LATENCY_P95 else ""
     return f"""WITH g AS (
-{_aggregate_sql(query, query.group_by)}
+{_aggregate_sql(query, query.group_by, spans)}
 )
 SELECT g.*{p95}
   FROM g
@@ -312,18 +346,32 @@ SELECT g.*{p95}
  LIMIT %(limit)s"""
 
 
-def _projection_sql(query: UsageQuery) -> str:
+def _projection_sql(query: UsageQuery, spans: Sequence[Span]) -> str:
     """Month-to-date cost, the basis period's cost, and when the filtered usage was first seen: the
-    first instant inside the basis period, or `older` when there is usage before it."""
-    table, t = ("calls", "occurred_at") if query.raw else ("usage_hourly", "hour")
+    first hour (or day: only its day is used) inside the basis period, or `older` when there is usage
+    before it. The basis bounds are whole days, so daily rows fall entirely inside or outside."""
+    if query.raw:
+        t, source, older = "occurred_at", "calls", "calls"
+    else:
+        t = "t"
+        source = "(" + _rollup_rows(spans, query.filter, "cost_nanos", prefix="q") + ") r"
+        # Every hourly row has its daily (or subject) counterpart, so one table tells whether older usage exists.
+        older = (
+            Source.MODEL_DAILY.value if spans[0].source is not Source.SUBJECT_HOURLY else Source.SUBJECT_HOURLY.value
+        )
+    older_t = {"calls": "occurred_at", "usage_hourly": "hour", "usage_model_daily": "day"}[older]
     filters = _filter_sql(query.filter, outcome=True)
+    bounds = (
+        f" AND {t} >= least(%(month_start)s, %(basis_start)s) AND {t} < greatest(%(p_end)s, %(basis_end)s)"
+        if query.raw
+        else ""
+    )
     return f"""SELECT coalesce(sum(cost_nanos) FILTER (WHERE {t} >= %(month_start)s AND {t} < %(p_end)s), 0) AS month_to_date,
        coalesce(sum(cost_nanos) FILTER (WHERE {t} >= %(basis_start)s AND {t} < %(basis_end)s), 0) AS basis_cost,
        min({t}) FILTER (WHERE {t} >= %(basis_start)s AND {t} < %(basis_end)s) AS first_in_basis,
-       EXISTS (SELECT 1 FROM {table} WHERE tenant_id = %(tenant)s AND {t} < %(basis_start)s{filters}) AS older
-  FROM {table}
- WHERE tenant_id = %(tenant)s
-   AND {t} >= least(%(month_start)s, %(basis_start)s) AND {t} < greatest(%(p_end)s, %(basis_end)s){filters}"""
+       EXISTS (SELECT 1 FROM {older} WHERE tenant_id = %(tenant)s AND {older_t} < %(basis_start)s{filters}) AS older
+  FROM {source}
+ WHERE {"tenant_id = %(tenant)s" if query.raw else "true"}{bounds}{filters if query.raw else ""}"""
 
 
 # --- decoding -----------------------------------------------------------------------------------

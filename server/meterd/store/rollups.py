@@ -1,0 +1,124 @@
+"""The three usage rollup tables and the SQL that adds to them (records) or corrects their cost (reprice).
+
+usage_hourly holds one row per (tenant, hour, subject, provider, model, operation); usage_model_hourly
+and usage_model_daily hold the same figures summed over subjects, per hour and per UTC day. Every
+writer derives the coarser deltas from the hourly ones (`fold`) and writes the tables in this order,
+each in key order, so concurrent writers never deadlock and the three always agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+
+HourlyKey = tuple[str, dt.datetime, str, str, str, str]  # tenant, hour, subject, provider, model, operation
+ModelKey = tuple[str, dt.datetime, str, str, str]  # tenant, hour or day, provider, model, operation
+
+# Summed figures in column order; the histogram (latency_buckets) comes after them.
+FIGURES = (
+    ("calls", "bigint"),
+    ("errors", "bigint"),
+    ("input_tokens", "bigint"),
+    ("output_tokens", "bigint"),
+    ("cached_read_tokens", "bigint"),
+    ("cache_write_tokens", "bigint"),
+    ("reasoning_tokens", "bigint"),
+    ("requests", "bigint"),
+    ("units", "bigint"),
+    ("cost_nanos", "numeric"),
+    ("unpriced_calls", "bigint"),
+    ("latency_count", "bigint"),
+    ("latency_sum_us", "numeric"),
+)
+
+
+def _to_model_hour(key: HourlyKey) -> ModelKey:
+    tenant, hour, _subject, provider, model, operation = key
+    return tenant, hour, provider, model, operation
+
+
+def _to_model_day(key: HourlyKey) -> ModelKey:
+    tenant, hour, _subject, provider, model, operation = key
+    return tenant, hour.replace(hour=0), provider, model, operation  # hours are UTC
+
+
+@dataclasses.dataclass(frozen=True)
+class RollupTable:
+    name: str
+    key_columns: tuple[str, ...]
+    key_types: tuple[str, ...]
+    from_hourly: Callable[[HourlyKey], tuple] | None  # None: the hourly table itself
+
+    @property
+    def upsert_sql(self) -> str:
+        """Adds pre-summed rows (keys, figures, then a sparse histogram {"bucket": count} as jsonb)."""
+        names = [*self.key_columns, *(c for c, _ in FIGURES)]
+        arrays = [f"%s::{t}[]" for t in self.key_types] + [f"%s::{t}[]" for _, t in FIGURES] + ["%s::jsonb[]"]
+        keys = ", ".join(self.key_columns)
+        updates = ",\n    ".join(f"{c} = r.{c} + excluded.{c}" for c, _ in FIGURES)
+        return f"""INSERT INTO {self.name} AS r ({", ".join(names)}, latency_buckets)
+SELECT {", ".join(names)}, meter_hist_add_sparse(NULL, hs)
+  FROM unnest({", ".join(arrays)}) AS u({", ".join(names)}, hs)
+ ORDER BY {keys}
+ON CONFLICT ({keys}) DO UPDATE SET
+    {updates},
+    latency_buckets = meter_hist_add(r.latency_buckets, excluded.latency_buckets)"""
+
+    @property
+    def reprice_sql(self) -> tuple[str, str]:
+        """(lock the rows in key order, add cost and unpriced-call deltas to them)."""
+        keys = ", ".join(self.key_columns)
+        columns = ", ".join(f"r.{c}" for c in self.key_columns)
+        arrays = ", ".join(f"%s::{t}[]" for t in self.key_types)
+        lock = f"""SELECT 1 FROM {self.name} r JOIN unnest({arrays}) AS d({keys}) USING ({keys})
+ ORDER BY {columns} FOR UPDATE OF r"""
+        update = f"""UPDATE {self.name} r SET cost_nanos = r.cost_nanos + d.cost, unpriced_calls = r.unpriced_calls + d.unpriced
+  FROM unnest({arrays}, %s::bigint[], %s::bigint[]) AS d({keys}, cost, unpriced)
+ WHERE ({columns}) = ({", ".join(f"d.{c}" for c in self.key_columns)})"""
+        return lock, update
+
+
+_MODEL_KEY_TYPES = ("text", "timestamptz", "text", "text", "text")
+
+TABLES = (
+    RollupTable(
+        "usage_hourly",
+        ("tenant_id", "hour", "subject", "provider", "model", "operation"),
+        ("text", "timestamptz", "text", "text", "text", "text"),
+        None,
+    ),
+    RollupTable(
+        "usage_model_hourly", ("tenant_id", "hour", "provider", "model", "operation"), _MODEL_KEY_TYPES, _to_model_hour
+    ),
+    RollupTable(
+        "usage_model_daily", ("tenant_id", "day", "provider", "model", "operation"), _MODEL_KEY_TYPES, _to_model_day
+    ),
+)
+
+
+def fold(hourly: dict[HourlyKey, list], to_key: Callable[[HourlyKey], tuple]) -> dict[tuple, list]:
+    """Rows [figures..., {bucket: count}] summed into the coarser keys."""
+    out: dict[tuple, list] = {}
+    for key, row in hourly.items():
+        coarse = to_key(key)
+        acc = out.get(coarse)
+        if acc is None:
+            out[coarse] = [*row[:-1], dict(row[-1])]
+            continue
+        for i in range(len(FIGURES)):
+            acc[i] += row[i]
+        hist = acc[-1]
+        for bucket, n in row[-1].items():
+            hist[bucket] = hist.get(bucket, 0) + n
+    return out
+
+
+def fold_costs(hourly: dict[HourlyKey, tuple[int, int]], to_key: Callable[[HourlyKey], tuple]) -> dict[tuple, tuple]:
+    """(cost, unpriced) deltas summed into the coarser keys."""
+    out: dict[tuple, tuple[int, int]] = {}
+    for key, (cost, unpriced) in hourly.items():
+        coarse = to_key(key)
+        c, u = out.get(coarse, (0, 0))
+        out[coarse] = (c + cost, u + unpriced)
+    return out
