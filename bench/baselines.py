@@ -20,7 +20,7 @@ BATCH = 1000
 
 async def database_batched_upserts(url: str, seconds: float) -> Result:
     """What PostgreSQL itself sustains for the rows a record batch writes (call id, call, three counter
-    upserts and a rollup upsert per call, pre-summed per key), from a plain psycopg loop of multi-row
+    upserts and the three rollup grains per call, pre-summed per key), from a plain psycopg loop of multi-row
     statements, 1,000 calls per transaction: the yardstick for batch recording."""
     rng = random.Random(5)
     written = 0
@@ -83,6 +83,26 @@ async def database_batched_upserts(url: str, seconds: float) -> Result:
                            latency_buckets = meter_hist_add(h.latency_buckets, excluded.latency_buckets)""",
                     (keys, [per_subject[k] for k in keys], [Jsonb(buckets[k]) for k in keys]),
                 )
+                every = {}
+                for b in buckets.values():
+                    for k, n in b.items():
+                        every[k] = every.get(k, 0) + n
+                for table, t in (("usage_model_hourly", "hour"), ("usage_model_daily", "day")):
+                    await conn.execute(
+                        f"""INSERT INTO {table} AS h (tenant_id, {t}, provider, model, operation, calls, input_tokens,
+                                output_tokens, cost_nanos, latency_count, latency_sum_us, latency_buckets)
+                            VALUES ('baseline', date_trunc('{t}', now()), 'openai', 'gpt-4.1', 'chat', %(n)s,
+                                    %(n)s * 700, %(n)s * 300, %(n)s * 5000000, %(n)s, %(n)s * 500000,
+                                    meter_hist_add_sparse(NULL, %(hs)s))
+                            ON CONFLICT (tenant_id, {t}, provider, model, operation) DO UPDATE SET
+                                calls = h.calls + excluded.calls, input_tokens = h.input_tokens + excluded.input_tokens,
+                                output_tokens = h.output_tokens + excluded.output_tokens,
+                                cost_nanos = h.cost_nanos + excluded.cost_nanos,
+                                latency_count = h.latency_count + excluded.latency_count,
+                                latency_sum_us = h.latency_sum_us + excluded.latency_sum_us,
+                                latency_buckets = meter_hist_add(h.latency_buckets, excluded.latency_buckets)""",
+                        {"n": BATCH, "hs": Jsonb(every)},
+                    )
             written += BATCH
             latencies.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - started
@@ -105,20 +125,22 @@ SELECT %(tenant)s, 'gen-' || g, now() - random() * interval '30 days', now(), 'g
   FROM generate_series(1, %(n)s) AS g
 """
 
-BUILD_ROLLUPS = """
-INSERT INTO usage_hourly AS h (tenant_id, hour, subject, provider, model, operation, calls, errors, input_tokens,
-                               output_tokens, cached_read_tokens, requests, cost_nanos, latency_count,
-                               latency_sum_us, latency_buckets)
-SELECT tenant_id, hour, subject, provider, model, operation, sum(n), sum(e), sum(it), sum(ot), sum(cr), sum(rq),
-       sum(c), sum(n), sum(ls), meter_hist_add_sparse(NULL, jsonb_object_agg(b, n))
-  FROM (SELECT tenant_id, date_trunc('hour', occurred_at) AS hour, subject, provider, model, operation,
+
+def build_rollups(table: str, time_column: str, keys: str) -> str:
+    """Adds the generated calls to one rollup table, as the record path would have (same figures and buckets)."""
+    return f"""
+INSERT INTO {table} AS h (tenant_id, {time_column}, {keys}, calls, errors, input_tokens, output_tokens,
+                          cached_read_tokens, requests, cost_nanos, latency_count, latency_sum_us, latency_buckets)
+SELECT tenant_id, t, {keys}, sum(n), sum(e), sum(it), sum(ot), sum(cr), sum(rq), sum(c), sum(n), sum(ls),
+       meter_hist_add_sparse(NULL, jsonb_object_agg(b, n))
+  FROM (SELECT tenant_id, date_trunc('{time_column}', occurred_at, 'UTC') AS t, {keys},
                least(127, floor(log(2, greatest(latency_us, 1)) * 4))::int AS b, count(*) AS n,
                count(*) FILTER (WHERE NOT success) AS e, sum(input_tokens) AS it, sum(output_tokens) AS ot,
                sum(cached_read_tokens) AS cr, sum(requests) AS rq, sum(cost_nanos) AS c, sum(latency_us) AS ls
           FROM calls WHERE tenant_id = %(tenant)s AND call_id LIKE 'gen-%%'
-         GROUP BY 1, 2, 3, 4, 5, 6, 7) per_bucket
- GROUP BY 1, 2, 3, 4, 5, 6
-ON CONFLICT (tenant_id, hour, subject, provider, model, operation) DO UPDATE SET
+         GROUP BY 1, 2, {keys}, b) per_bucket
+ GROUP BY tenant_id, t, {keys}
+ON CONFLICT (tenant_id, {time_column}, {keys}) DO UPDATE SET
     calls = h.calls + excluded.calls, errors = h.errors + excluded.errors,
     input_tokens = h.input_tokens + excluded.input_tokens, output_tokens = h.output_tokens + excluded.output_tokens,
     cached_read_tokens = h.cached_read_tokens + excluded.cached_read_tokens,
@@ -127,6 +149,13 @@ ON CONFLICT (tenant_id, hour, subject, provider, model, operation) DO UPDATE SET
     latency_sum_us = h.latency_sum_us + excluded.latency_sum_us,
     latency_buckets = meter_hist_add(h.latency_buckets, excluded.latency_buckets)
 """
+
+
+BUILD_ROLLUPS = (
+    build_rollups("usage_hourly", "hour", "subject, provider, model, operation"),
+    build_rollups("usage_model_hourly", "hour", "provider, model, operation"),
+    build_rollups("usage_model_daily", "day", "provider, model, operation"),
+)
 
 
 async def usage_queries(url: str, meter, auth, n_calls: int) -> list[Result]:
@@ -138,10 +167,19 @@ async def usage_queries(url: str, meter, auth, n_calls: int) -> list[Result]:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute("SET synchronous_commit = off")  # bulk load only; not what is measured
         await conn.execute(GENERATE_CALLS, {"tenant": "bench", "n": n_calls})
-        await conn.execute(BUILD_ROLLUPS, {"tenant": "bench"})
-        await conn.execute("VACUUM ANALYZE usage_hourly")
+        for sql in BUILD_ROLLUPS:
+            await conn.execute(sql, {"tenant": "bench"})
+        for table in ("usage_hourly", "usage_model_hourly", "usage_model_daily"):
+            await conn.execute(f"VACUUM ANALYZE {table}")
         await conn.execute("ANALYZE calls")
         rollup_rows = (await (await conn.execute("SELECT count(*) FROM usage_hourly")).fetchone())[0]
+        model_rows = (
+            await (
+                await conn.execute(
+                    "SELECT (SELECT count(*) FROM usage_model_hourly) + (SELECT count(*) FROM usage_model_daily)"
+                )
+            ).fetchone()
+        )[0]
     print(f"  generated {n_calls:,} calls, {rollup_rows:,} rollup rows in {time.perf_counter() - t0:.0f}s",
           file=sys.stderr, flush=True)  # fmt: skip
 
@@ -155,12 +193,14 @@ async def usage_queries(url: str, meter, auth, n_calls: int) -> list[Result]:
     results = []
     for name, req in (
         ("GetUsage by model and day, 30 days", request),
+        ("GetUsage by provider with projection, 30 days", meter_pb2.GetUsageRequest(
+            start=start, end=end, group_by=[meter_pb2.GROUP_BY_PROVIDER], include_projection=True)),
         ("GetUsage top 10 users by cost, 30 days", meter_pb2.GetUsageRequest(
             start=start, end=end, group_by=[meter_pb2.GROUP_BY_SUBJECT], order_by=meter_pb2.USAGE_ORDER_COST,
             descending=True, limit=10)),
     ):  # fmt: skip
         latencies = []
-        note = f"{n_calls:,} calls, {rollup_rows:,} rollup rows"
+        note = f"{n_calls:,} calls, {rollup_rows:,} subject rollup rows, {model_rows:,} model rollup rows"
         t_start = time.perf_counter()
         try:
             await meter.GetUsage(req, metadata=auth)  # warm caches

@@ -103,7 +103,9 @@ def start_stack(args: argparse.Namespace) -> Stack:
     try:
         echo_proc, echo_port = start_process([sys.executable, str(HERE / "echo_server.py")], workdir / "echo.log")
         procs.append(echo_proc)
-        meter_args = [sys.executable, "-m", "meterd", "serve", "--database-url", url, "--listen", "127.0.0.1:0",
+        profile = ["-m", "cProfile", "-o", str(RESULTS / f"meter-{time.strftime('%Y%m%dT%H%M%S')}.prof")]
+        RESULTS.mkdir(exist_ok=True)
+        meter_args = [sys.executable, *(profile if args.profile else []), "-m", "meterd", "serve", "--database-url", url, "--listen", "127.0.0.1:0",
                       "--pool-max", str(args.pool_max), "--log-level", "INFO"]  # fmt: skip
         meter_proc, meter_port = start_process(meter_args, workdir / "meter.log")
         procs.append(meter_proc)
@@ -270,6 +272,9 @@ def main() -> None:
         default=["quota", "metering", "usage"],
         choices=["quota", "metering", "usage"],
         help="scenario groups to run (echo always runs)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="run Meter under cProfile; the profile is written to bench/results/"
     )
     parser.add_argument("--usage-calls", type=int, default=5_000_000, help="calls generated for the GetUsage scenario")
     args = parser.parse_args()

@@ -9,8 +9,8 @@ import uuid
 import grpc
 import pytest
 
-from meter.v1 import common_pb2, meter_pb2
-from meter_testing.requests import field_violations, record
+from meter.v1 import admin_pb2, common_pb2, meter_pb2
+from meter_testing.requests import check, field_violations, limit, record
 
 
 async def test_recorded_call_shows_up_in_usage(meter_stub, make_tenant):
@@ -117,6 +117,28 @@ async def test_batch_reports_each_item(meter_stub, make_tenant):
     assert reply.results[2].error_code == "INVALID_ARGUMENT" and "call_id" in reply.results[2].error_message
     usage = await meter_stub.GetUsage(meter_pb2.GetUsageRequest(), metadata=tenant.auth("read"))
     assert usage.totals.calls == 2
+
+
+async def test_full_batches_with_repeated_and_overlapping_ids_count_each_call_once(meter_stub, admin_stub, make_tenant):
+    tenant = await make_tenant()
+    await admin_stub.SetLimit(
+        admin_pb2.SetLimitRequest(limit=limit("calls", "REQUESTS", "DAY", 1_000_000)), metadata=tenant.auth("admin")
+    )
+    # Two requests of 1,000 calls each: ids 0..1499, each request repeating some of its own ids and the two
+    # overlapping on 500..999; sent concurrently, so the overlap races between transactions.
+    first = [record(f"b{i}", subject=f"user:{i % 37}") for i in range(950)] + [record("b0", subject="user:0")] * 50
+    second = [record(f"b{i}", subject=f"user:{i % 37}") for i in range(500, 1500)]
+    replies = await asyncio.gather(
+        *(meter_stub.RecordCalls(meter_pb2.RecordCallsRequest(calls=c), metadata=tenant.auth("record"))
+          for c in (first, second))
+    )  # fmt: skip
+    assert sum(r.recorded for r in replies) == 1500 and sum(r.failed for r in replies) == 0
+    assert sum(r.duplicates for r in replies) == 2000 - 1500
+    assert all(r.response.cost_nanos == 60_000_000 for reply in replies for r in reply.results)
+    usage = await meter_stub.GetUsage(meter_pb2.GetUsageRequest(), metadata=tenant.auth("read"))
+    assert usage.totals.calls == 1500 and usage.totals.cost_nanos == 1500 * 60_000_000
+    check_reply = await meter_stub.CheckQuota(check("CHECK_ONLY"), metadata=tenant.auth("check"))
+    assert check_reply.limits[0].used == 1500
 
 
 async def test_unbuilt_features_answer_unimplemented_naming_the_feature(meter_stub, tenant):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Callable
 
@@ -24,11 +23,10 @@ from meterd.domain.usage import (
     validate_calls_query,
     validate_usage_query,
 )
-from meterd.service.metering import MeteringService
+from meterd.service.metering import MAX_BATCH, MeteringService, RecordOutcome
 from meterd.service.quota import QuotaService
 from meterd.service.usage import UsageReport, UsageService
 
-MAX_BATCH = 1000
 DEFAULT_USAGE_RANGE = dt.timedelta(days=30)
 
 
@@ -100,43 +98,37 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
         return meter_pb2.ReleaseReservationResponse(released=released)
 
     async def RecordCall(self, request, context):
-        return await self._record(request)
+        reply = meter_pb2.RecordCallResponse()
+        _fill_record_response(reply, await self.metering.record(current_principal(), self._decode_call(request)))
+        return reply
 
     async def RecordCalls(self, request, context):
         if len(request.calls) > MAX_BATCH:
             raise InvalidArgument([("calls", f"at most {MAX_BATCH} calls per request, got {len(request.calls)}")])
-        # Submitted together, the items share group-commit batches instead of queueing one by one.
-        outcomes = await asyncio.gather(*(self._record(item) for item in request.calls), return_exceptions=True)
+        decoded: list[CallInput | MeterError] = []
+        for item in request.calls:
+            try:
+                decoded.append(self._decode_call(item))
+            except MeterError as exc:
+                decoded.append(exc)
+        valid = [d for d in decoded if isinstance(d, CallInput)]
+        # Queued together, the items share group-commit batches (a whole request fits in one).
+        recorded = iter(await self.metering.record_many(current_principal(), valid))
         reply = meter_pb2.RecordCallsResponse()
-        for index, outcome in enumerate(outcomes):
+        for index, item in enumerate(decoded):
+            outcome = next(recorded) if isinstance(item, CallInput) else item
             result = reply.results.add(index=index)
             if isinstance(outcome, MeterError):
                 result.error_code = status_code(outcome).name
                 result.error_message = str(outcome)
                 reply.failed += 1
-            elif isinstance(outcome, BaseException):
-                raise outcome
+                continue
+            _fill_record_response(result.response, outcome)
+            if outcome.result.duplicate:
+                reply.duplicates += 1
             else:
-                result.response.CopyFrom(outcome)
-                if outcome.duplicate:
-                    reply.duplicates += 1
-                else:
-                    reply.recorded += 1
+                reply.recorded += 1
         return reply
-
-    async def _record(self, request: meter_pb2.RecordCallRequest) -> meter_pb2.RecordCallResponse:
-        outcome = await self.metering.record(current_principal(), self._decode_call(request))
-        result = outcome.result
-        return meter_pb2.RecordCallResponse(
-            call_id=result.call_id,
-            duplicate=result.duplicate,
-            cost_nanos=result.cost_nanos,
-            cost_source=_COST_SOURCES[result.cost_source],
-            price_id=result.price_id,
-            reservation_settled=outcome.reservation_settled,
-            limits=[status_to_proto(s) for s in outcome.states],
-            recorded_at=ts(result.recorded_at),
-        )
 
     def _decode_call(self, r: meter_pb2.RecordCallRequest) -> CallInput:
         dims, violations = validate_dimensions(r.subject, r.provider, r.model, r.operation, dict(r.labels))
@@ -362,3 +354,15 @@ def _call_record(c: CallRow) -> meter_pb2.CallRecord:
         api_key_id=c.api_key_id,
         metadata=c.metadata,
     )
+
+
+def _fill_record_response(reply: meter_pb2.RecordCallResponse, outcome: RecordOutcome) -> None:
+    result = outcome.result
+    reply.call_id = result.call_id
+    reply.duplicate = result.duplicate
+    reply.cost_nanos = result.cost_nanos
+    reply.cost_source = _COST_SOURCES[result.cost_source]
+    reply.price_id = result.price_id
+    reply.reservation_settled = outcome.reservation_settled
+    reply.limits.extend(status_to_proto(s) for s in outcome.states)
+    reply.recorded_at.CopyFrom(ts(result.recorded_at))

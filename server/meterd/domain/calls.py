@@ -51,10 +51,20 @@ class CallInput:
     metadata: dict[str, str]
 
     def fingerprint(self) -> bytes:
-        """What makes two records of one call_id "the same content" (the server-side now excluded)."""
-        content = dataclasses.asdict(self)
+        """What makes two records of one call_id "the same content" (the server-side now excluded).
+
+        Stored with the first record and compared on every retry, so its input must never change:
+        every field, sorted, as JSON (tests/unit pins a digest). Built by hand because
+        dataclasses.asdict (deep copies) cost more than the rest of the record's validation."""
+        content = {f: getattr(self, f) for f in _CALL_FIELDS}
+        d = self.dims
+        content["dims"] = {"labels": d.labels, "model": d.model, "operation": d.operation, "provider": d.provider,
+                           "subject": d.subject}  # fmt: skip
         content["occurred_at"] = self.occurred_at.isoformat() if self.occurred_at else None
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).digest()
+
+
+_CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallInput))
 
 
 def validate_dimensions(

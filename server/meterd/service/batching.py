@@ -36,11 +36,20 @@ class Batcher(Generic[T, R]):
         self._tasks: list[asyncio.Task] = []
 
     async def submit(self, item: T) -> R:
+        return (await self.submit_many([item]))[0]
+
+    async def submit_many(self, items: list[T]) -> list[R]:
+        """Queue items together (so they share batches) and wait for all their results, in order."""
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._work(), name=f"batcher-{i}") for i in range(self.workers)]
-        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((item, future))
-        return await future
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[R]] = [loop.create_future() for _ in items]
+        for item, future in zip(items, futures, strict=True):
+            self._queue.put_nowait((item, future))
+        if len(futures) == 1:
+            return [await futures[0]]
+        await asyncio.wait(futures)
+        return [future.result() for future in futures]
 
     async def _work(self) -> None:
         while True:

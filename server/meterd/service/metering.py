@@ -37,6 +37,10 @@ def actual_usage(call: CallInput, cost: int) -> Usage:
     )
 
 
+# Records per transaction at most: a whole RecordCalls request (its limit) fits in one.
+MAX_BATCH = 1000
+
+
 class MeteringService:
     def __init__(
         self,
@@ -51,7 +55,9 @@ class MeteringService:
         self.limits = limits
         self.prices = prices
         self.clock = clock
-        self.batcher: Batcher[RecordItem, Recorded | MeterError] = Batcher(self._run_batch, workers=batch_workers)
+        self.batcher: Batcher[RecordItem, Recorded | MeterError] = Batcher(
+            self._run_batch, workers=batch_workers, max_batch=MAX_BATCH
+        )
 
     async def _run_batch(self, items: list[RecordItem]) -> list[Recorded | MeterError]:
         return await retry_rollbacks(self.store.record_batch, items)
@@ -73,29 +79,47 @@ class MeteringService:
         return (0, "unpriced", "") if price is None else (cost, "catalog", price.price_id)
 
     async def record(self, principal: Principal, call: CallInput) -> RecordOutcome:
+        outcome = (await self.record_many(principal, [call]))[0]
+        if isinstance(outcome, MeterError):
+            raise outcome
+        return outcome
+
+    async def record_many(self, principal: Principal, calls: list[CallInput]) -> list[RecordOutcome | MeterError]:
+        """Record calls of one principal, queued together so they share group-commit batches; one
+        answer per call, in order (a call's own error, such as ALREADY_EXISTS, is its answer)."""
         tenant = principal.tenant_id
-        d = call.dims
         limits = await self.limits.get(tenant)
-        matched = matching(limits, d.subject, d.provider, d.model, d.operation, d.labels)
-        cost, source, price_id = await self.cost(tenant, call)
-        actual = actual_usage(call, cost)
-        item = RecordItem(
-            tenant_id=tenant,
-            api_key_id=principal.key_id,
-            call=call,
-            cost_nanos=cost,
-            cost_source=source,
-            price_id=price_id,
-            actual=actual,
-            charges=charges(matched, d.subject, principal.key_id, actual),
-            limits={limit.id: limit for limit in limits},
-            at=self.clock() if self.clock else None,
-        )
-        recorded = await self.batcher.submit(item)
-        if isinstance(recorded, MeterError):
-            raise recorded
-        at = call.occurred_at or recorded.result.recorded_at
-        states = [
-            limit_state(Charge(c.limit, c.partition, c.amount), c.reading, at, denied=False) for c in recorded.counters
-        ]
-        return RecordOutcome(recorded.result, recorded.reservation_settled, states)
+        by_id = {limit.id: limit for limit in limits}
+        at = self.clock() if self.clock else None
+        items = []
+        for call in calls:
+            d = call.dims
+            matched = matching(limits, d.subject, d.provider, d.model, d.operation, d.labels)
+            cost, source, price_id = await self.cost(tenant, call)
+            actual = actual_usage(call, cost)
+            items.append(
+                RecordItem(
+                    tenant_id=tenant,
+                    api_key_id=principal.key_id,
+                    call=call,
+                    cost_nanos=cost,
+                    cost_source=source,
+                    price_id=price_id,
+                    actual=actual,
+                    charges=charges(matched, d.subject, principal.key_id, actual),
+                    limits=by_id,
+                    at=at,
+                )
+            )
+        out: list[RecordOutcome | MeterError] = []
+        for call, recorded in zip(calls, await self.batcher.submit_many(items), strict=True):
+            if isinstance(recorded, MeterError):
+                out.append(recorded)
+                continue
+            when = call.occurred_at or recorded.result.recorded_at
+            states = [
+                limit_state(Charge(c.limit, c.partition, c.amount), c.reading, when, denied=False)
+                for c in recorded.counters
+            ]
+            out.append(RecordOutcome(recorded.result, recorded.reservation_settled, states))
+        return out
