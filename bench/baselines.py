@@ -70,9 +70,9 @@ async def database_batched_upserts(url: str, seconds: float) -> Result:
                     b[key] = b.get(key, 0) + 1
                 await conn.execute(
                     """INSERT INTO usage_hourly AS h (tenant_id, hour, subject, provider, model, operation, calls,
-                           input_tokens, output_tokens, cost_nanos, latency_count, latency_sum_us, latency_buckets)
+                           input_tokens, output_tokens, cost_nanos, latency_count, latency_sum_us, latency_hist)
                        SELECT 'baseline', date_trunc('hour', now()), s, 'openai', 'gpt-4.1', 'chat', n, n * 700,
-                              n * 300, n * 5000000, n, n * 500000, meter_hist_add_sparse(NULL, hs)
+                              n * 300, n * 5000000, n, n * 500000, hs
                          FROM unnest(%s::text[], %s::bigint[], %s::jsonb[]) AS u(s, n, hs) ORDER BY s
                        ON CONFLICT (tenant_id, hour, subject, provider, model, operation) DO UPDATE SET
                            calls = h.calls + excluded.calls, input_tokens = h.input_tokens + excluded.input_tokens,
@@ -80,7 +80,7 @@ async def database_batched_upserts(url: str, seconds: float) -> Result:
                            cost_nanos = h.cost_nanos + excluded.cost_nanos,
                            latency_count = h.latency_count + excluded.latency_count,
                            latency_sum_us = h.latency_sum_us + excluded.latency_sum_us,
-                           latency_buckets = meter_hist_add(h.latency_buckets, excluded.latency_buckets)""",
+                           latency_hist = meter_sparse_hist_add(h.latency_hist, excluded.latency_hist)""",
                     (keys, [per_subject[k] for k in keys], [Jsonb(buckets[k]) for k in keys]),
                 )
                 every = {}
@@ -116,7 +116,7 @@ GENERATE_CALLS = """
 INSERT INTO calls (tenant_id, call_id, occurred_at, recorded_at, api_key_id, subject, provider, model, operation,
                    input_tokens, output_tokens, cached_read_tokens, requests, latency_us, success, cost_nanos,
                    cost_source)
-SELECT %(tenant)s, 'gen-' || g, now() - random() * interval '30 days', now(), 'gen', 'user:' || (g %% 1000),
+SELECT %(tenant)s, 'gen-' || g, now() - interval '1 hour' - random() * interval '29 days', now(), 'gen', 'user:' || (g %% 1000),
        'openai', (ARRAY['gpt-4.1', 'gpt-4.1-mini', 'gpt-4.1-nano', 'gpt-4o', 'gpt-4o-mini', 'o3', 'o4-mini',
                         'gpt-4'])[1 + g %% 8],
        (ARRAY['chat', 'embedding', 'tool'])[1 + g %% 3], (random() * 2000)::int, (random() * 800)::int,
@@ -126,13 +126,18 @@ SELECT %(tenant)s, 'gen-' || g, now() - random() * interval '30 days', now(), 'g
 """
 
 
-def build_rollups(table: str, time_column: str, keys: str) -> str:
+def build_rollups(table: str, time_column: str, keys: str, *, sparse: bool) -> str:
     """Adds the generated calls to one rollup table, as the record path would have (same figures and buckets)."""
+    hist, value, merge = (
+        ("latency_hist", "jsonb_object_agg(b, n)", "meter_sparse_hist_add(h.latency_hist, excluded.latency_hist)")
+        if sparse
+        else ("latency_buckets", "meter_hist_add_sparse(NULL, jsonb_object_agg(b, n))",
+              "meter_hist_add(h.latency_buckets, excluded.latency_buckets)")
+    )  # fmt: skip
     return f"""
 INSERT INTO {table} AS h (tenant_id, {time_column}, {keys}, calls, errors, input_tokens, output_tokens,
-                          cached_read_tokens, requests, cost_nanos, latency_count, latency_sum_us, latency_buckets)
-SELECT tenant_id, t, {keys}, sum(n), sum(e), sum(it), sum(ot), sum(cr), sum(rq), sum(c), sum(n), sum(ls),
-       meter_hist_add_sparse(NULL, jsonb_object_agg(b, n))
+                          cached_read_tokens, requests, cost_nanos, latency_count, latency_sum_us, {hist})
+SELECT tenant_id, t, {keys}, sum(n), sum(e), sum(it), sum(ot), sum(cr), sum(rq), sum(c), sum(n), sum(ls), {value}
   FROM (SELECT tenant_id, date_trunc('{time_column}', occurred_at, 'UTC') AS t, {keys},
                least(127, floor(log(2, greatest(latency_us, 1)) * 4))::int AS b, count(*) AS n,
                count(*) FILTER (WHERE NOT success) AS e, sum(input_tokens) AS it, sum(output_tokens) AS ot,
@@ -147,14 +152,14 @@ ON CONFLICT (tenant_id, {time_column}, {keys}) DO UPDATE SET
     requests = h.requests + excluded.requests, cost_nanos = h.cost_nanos + excluded.cost_nanos,
     latency_count = h.latency_count + excluded.latency_count,
     latency_sum_us = h.latency_sum_us + excluded.latency_sum_us,
-    latency_buckets = meter_hist_add(h.latency_buckets, excluded.latency_buckets)
+    {hist} = {merge}
 """
 
 
 BUILD_ROLLUPS = (
-    build_rollups("usage_hourly", "hour", "subject, provider, model, operation"),
-    build_rollups("usage_model_hourly", "hour", "provider, model, operation"),
-    build_rollups("usage_model_daily", "day", "provider, model, operation"),
+    build_rollups("usage_hourly", "hour", "subject, provider, model, operation", sparse=True),
+    build_rollups("usage_model_hourly", "hour", "provider, model, operation", sparse=False),
+    build_rollups("usage_model_daily", "day", "provider, model, operation", sparse=False),
 )
 
 

@@ -73,3 +73,22 @@ SELECT tenant_id, date_trunc('day', hour, 'UTC'), provider, model, operation, su
        sum(latency_count), sum(latency_sum_us), meter_hist_sum(latency_buckets)
   FROM usage_model_hourly
  GROUP BY 1, 2, 3, 4, 5;
+
+-- usage_hourly rows are sparse (a subject sees a few calls an hour), so their latency histogram is
+-- stored sparse too: {"bucket": count} with only the non-zero buckets, instead of 128 bigints
+-- (about 1 KB) per row. This makes the table several times smaller, and queries by subject read it
+-- that much faster. The subject-free tables above stay dense: their rows are few and full.
+ALTER TABLE usage_hourly ADD COLUMN latency_hist jsonb NOT NULL DEFAULT '{}';
+UPDATE usage_hourly
+   SET latency_hist = (SELECT coalesce(jsonb_object_agg((o - 1)::text, n), '{}')
+                         FROM unnest(latency_buckets) WITH ORDINALITY AS u(n, o) WHERE n <> 0);
+ALTER TABLE usage_hourly DROP COLUMN latency_buckets;
+
+-- Sum of two sparse histograms.
+CREATE FUNCTION meter_sparse_hist_add(a jsonb, b jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(jsonb_object_agg(k, n), '{}')
+      FROM (SELECT k, sum(v::bigint) AS n
+              FROM (SELECT * FROM jsonb_each_text(a) UNION ALL SELECT * FROM jsonb_each_text(b)) e(k, v)
+             GROUP BY k) s
+$$;

@@ -44,3 +44,11 @@ def merge(into: list[int], counts: Sequence[int]) -> None:
     for i, n in enumerate(counts):
         if n:
             into[i] += n
+
+
+def from_sparse(counts: dict[str, int]) -> list[int]:
+    """A histogram stored sparse, {"bucket": count} (JSON keys are strings), as the dense list."""
+    out = empty()
+    for b, n in counts.items():
+        out[int(b)] += n
+    return out

@@ -282,6 +282,18 @@ class Aggregate:
         return self.output_tokens * 1_000_000 / self.latency_sum_us if self.latency_sum_us else 0.0
 
 
+def combine(parts: Sequence[Aggregate]) -> Aggregate:
+    """The aggregate of disjoint groups: sums add, histograms add bucket by bucket."""
+    sums = {
+        f.name: sum(getattr(p, f.name) for p in parts)
+        for f in dataclasses.fields(Aggregate)
+        if f.name != "latency_buckets"
+    }
+    histograms = [p.latency_buckets for p in parts if p.latency_buckets]
+    buckets = tuple(map(sum, zip(*histograms, strict=True))) if histograms else ()
+    return Aggregate(**sums, latency_buckets=buckets)
+
+
 @dataclasses.dataclass(frozen=True)
 class UsageRow:
     key: UsageKey

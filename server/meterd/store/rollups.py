@@ -49,6 +49,13 @@ class RollupTable:
     key_columns: tuple[str, ...]
     key_types: tuple[str, ...]
     from_hourly: Callable[[HourlyKey], tuple] | None  # None: the hourly table itself
+    # usage_hourly keeps its histogram sparse (latency_hist jsonb {"bucket": count}); the others dense
+    # (latency_buckets bigint[128]). See migrations/0004_model_rollups.sql.
+    sparse: bool
+
+    @property
+    def histogram_column(self) -> str:
+        return "latency_hist" if self.sparse else "latency_buckets"
 
     @property
     def upsert_sql(self) -> str:
@@ -57,13 +64,19 @@ class RollupTable:
         arrays = [f"%s::{t}[]" for t in self.key_types] + [f"%s::{t}[]" for _, t in FIGURES] + ["%s::jsonb[]"]
         keys = ", ".join(self.key_columns)
         updates = ",\n    ".join(f"{c} = r.{c} + excluded.{c}" for c, _ in FIGURES)
-        return f"""INSERT INTO {self.name} AS r ({", ".join(names)}, latency_buckets)
-SELECT {", ".join(names)}, meter_hist_add_sparse(NULL, hs)
+        hist = self.histogram_column
+        value, merge = (
+            ("hs", f"meter_sparse_hist_add(r.{hist}, excluded.{hist})")
+            if self.sparse
+            else ("meter_hist_add_sparse(NULL, hs)", f"meter_hist_add(r.{hist}, excluded.{hist})")
+        )
+        return f"""INSERT INTO {self.name} AS r ({", ".join(names)}, {hist})
+SELECT {", ".join(names)}, {value}
   FROM unnest({", ".join(arrays)}) AS u({", ".join(names)}, hs)
  ORDER BY {keys}
 ON CONFLICT ({keys}) DO UPDATE SET
     {updates},
-    latency_buckets = meter_hist_add(r.latency_buckets, excluded.latency_buckets)"""
+    {hist} = {merge}"""
 
     @property
     def reprice_sql(self) -> tuple[str, str]:
@@ -87,12 +100,21 @@ TABLES = (
         ("tenant_id", "hour", "subject", "provider", "model", "operation"),
         ("text", "timestamptz", "text", "text", "text", "text"),
         None,
+        sparse=True,
     ),
     RollupTable(
-        "usage_model_hourly", ("tenant_id", "hour", "provider", "model", "operation"), _MODEL_KEY_TYPES, _to_model_hour
+        "usage_model_hourly",
+        ("tenant_id", "hour", "provider", "model", "operation"),
+        _MODEL_KEY_TYPES,
+        _to_model_hour,
+        sparse=False,
     ),
     RollupTable(
-        "usage_model_daily", ("tenant_id", "day", "provider", "model", "operation"), _MODEL_KEY_TYPES, _to_model_day
+        "usage_model_daily",
+        ("tenant_id", "day", "provider", "model", "operation"),
+        _MODEL_KEY_TYPES,
+        _to_model_day,
+        sparse=False,
     ),
 )
 
