@@ -50,6 +50,7 @@ class AsyncMeterClient:
         self._flusher: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
         self._closed = False
+        self._delivery_lock: asyncio.Lock | None = None
 
     @property
     def spool(self) -> MemorySpool | None:
@@ -217,6 +218,12 @@ class AsyncMeterClient:
             self._wake.clear()
 
     async def _flush_once(self) -> bool:
+        if self._delivery_lock is None:
+            self._delivery_lock = asyncio.Lock()
+        async with self._delivery_lock:  # one delivery at a time (the flusher task and flush())
+            return await self._deliver_batch()
+
+    async def _deliver_batch(self) -> bool:
         spool = self.core.spool
         batch = spool.head(self.settings.flush_batch) if spool is not None else []
         if not batch:

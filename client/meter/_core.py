@@ -85,7 +85,8 @@ class Core:
         self.allowance = EmergencyAllowance(self.policy)
         if spool is True or spool is None:
             spool = MemorySpool()
-        self.spool: MemorySpool | None = spool or None
+        # (not `spool or None`: an empty spool is falsy)
+        self.spool: MemorySpool | None = None if spool is False else spool
         self.settings = settings
         self._down_until = 0.0
         self._lock = threading.Lock()
@@ -113,7 +114,11 @@ class Core:
         """Meter did not answer a check: the failure policy decides."""
         self.mark_down()
         if self.allowance.admit(tokens):
-            log.warning("Meter unreachable (%s): call allowed by the %s failure policy", error, self.policy.mode)
+            log.warning(
+                "Meter unreachable (%s): call allowed by the %s failure policy",
+                error or "recently down",
+                self.policy.mode,
+            )
             return CheckResult.allowed_by_policy()
         reason = "fail-closed" if self.policy.mode == "closed" else "emergency allowance exhausted"
         raise MeterUnavailable(f"Meter unreachable ({error or 'recently down'}); {reason}", error and error.code)

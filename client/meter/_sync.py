@@ -56,6 +56,7 @@ class MeterClient:
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
         self._flusher_lock = threading.Lock()
+        self._delivery_lock = threading.Lock()
         if self.core.spool is not None and len(self.core.spool):
             self._ensure_flusher()  # a file spool left by an earlier process
 
@@ -220,6 +221,10 @@ class MeterClient:
 
     def _flush_once(self) -> bool:
         """Deliver one batch from the spool; True when there may be more to deliver right away."""
+        with self._delivery_lock:  # one delivery at a time (the flusher thread and flush())
+            return self._deliver_batch()
+
+    def _deliver_batch(self) -> bool:
         spool = self.core.spool
         batch = spool.head(self.settings.flush_batch) if spool is not None else []
         if not batch:
