@@ -10,7 +10,7 @@ async function main() {
   const apiKey = process.env.METER_API_KEY;
   if (!apiKey) throw new Error("set METER_API_KEY (a key with the check, record and read roles, or admin)");
   const subject = process.argv[2] || "node:user:1";
-  const meter = new MeterClient(target, apiKey);
+  const meter = new MeterClient(target, apiKey, { checkTimeoutMs: Number(process.env.METER_CHECK_TIMEOUT_MS || 500) });
   try {
     const call = { subject, provider: "openai", model: "gpt-4.1", operation: "chat" };
     const check = await meter.reserve({ ...call, estimate: { input_tokens: 1200, max_output_tokens: 300 } });

@@ -33,7 +33,7 @@ class MeterClient {
     this.stub = new pkg.Meter(target, grpc.credentials.createInsecure());
     this.metadata = new grpc.Metadata();
     this.metadata.set("authorization", `Bearer ${apiKey}`);
-    this.checkTimeoutMs = options.checkTimeoutMs ?? 500;
+    this.checkTimeoutMs = options.checkTimeoutMs ?? 500; // past this, your failure policy decides
     this.timeoutMs = options.timeoutMs ?? 5000;
   }
 

@@ -23,6 +23,7 @@ from meter.v1 import common_pb2, meter_pb2
 from meter_testing.requests import limit
 
 from .sdk_responses import anthropic_message, gemini_response, openai_chat
+from .settings import STRICT
 
 
 class FakeRateLimitError(Exception):
@@ -34,7 +35,7 @@ class FakeRateLimitError(Exception):
 
 async def test_async_check_reserve_record_usage_round_trip(target, fresh_tenant, set_limits):
     await set_limits(fresh_tenant, limit("req", "REQUESTS", "DAY", 2))
-    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"]) as meter:
+    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"], **STRICT) as meter:
         check = await meter.check("user:1", "openai", "gpt-4.1", estimate_tokens=100)
         assert isinstance(check, CheckResult) and check.allowed and not check.reservation_id
         assert check.limits[0].limit_id == "req" and check.limits[0].remaining == 2
@@ -70,7 +71,7 @@ async def test_async_check_reserve_record_usage_round_trip(target, fresh_tenant,
 
 async def test_the_same_call_id_twice_counts_once(target, fresh_tenant):
     request = record_request("user:2", "anthropic", "claude-sonnet-4-5", input_tokens=10, output_tokens=5)
-    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"]) as meter:
+    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"], **STRICT) as meter:
         first = await meter.record_request(request)
         again = await meter.record_request(request)  # a retry of a record whose answer was lost
         assert not first.duplicate and again.duplicate and again.call_id == request.call_id
@@ -88,7 +89,7 @@ async def test_auth_errors_are_never_covered_by_fail_open(target, fresh_tenant):
         with pytest.raises(MeterAuthError):
             await meter.record("user:3", "openai", "gpt-4.1", input_tokens=1)
     # The read role may not record or check.
-    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["read"]) as meter:
+    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["read"], **STRICT) as meter:
         with pytest.raises(MeterAuthError, match="PERMISSION_DENIED"):
             await meter.reserve("user:3", "openai", "gpt-4.1")
         with pytest.raises(MeterError, match="INVALID_ARGUMENT"):
@@ -97,7 +98,7 @@ async def test_auth_errors_are_never_covered_by_fail_open(target, fresh_tenant):
 
 async def test_async_guard_records_success_error_and_skip(target, fresh_tenant, set_limits):
     await set_limits(fresh_tenant, limit("tokens", "TOTAL_TOKENS", "DAY", 1_000_000))
-    meter = AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"])
+    meter = AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"], **STRICT)
     try:
         async with meter.guard(
             "user:4", "anthropic", "claude-sonnet-4-5", estimate_tokens=5000, labels={"f": "x"}
@@ -139,7 +140,7 @@ async def test_sync_client_from_threads(target, fresh_tenant, set_limits):
     await set_limits(fresh_tenant, limit("req", "REQUESTS", "DAY", 3))
 
     def work():
-        with MeterClient(target, api_key=fresh_tenant.keys["admin"]) as meter:
+        with MeterClient(target, api_key=fresh_tenant.keys["admin"], **STRICT) as meter:
             with meter.guard("user:5", "openai", "gpt-4.1", estimate_tokens=1200) as call:
                 call.record_openai(openai_chat(prompt=1000, completion=100, cached=400, reasoning=30))
             assert call.result.response.reservation_settled
@@ -169,7 +170,7 @@ async def test_sync_client_from_threads(target, fresh_tenant, set_limits):
 
 
 async def test_async_decorator_and_type_mismatch(target, fresh_tenant):
-    meter = AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"])
+    meter = AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"], **STRICT)
     try:
 
         @meter.metered("user:6", "openai", "gpt-4.1", usage="openai", estimate_tokens=10)

@@ -13,6 +13,7 @@ from meter.v1 import common_pb2
 from meter_testing.requests import limit
 
 from .sdk_responses import openai_chat
+from .settings import STRICT
 
 ATTEMPTS = 60
 MAX_REQUESTS = 45
@@ -71,6 +72,7 @@ class ChatService:
                 estimate_tokens=1200,
                 max_output_tokens=200,
             ) as call:
+                assert not call.check.degraded
                 call.record_openai(fake_openai_create(i))
             self.ledger.add("ok", i)
         except QuotaExceeded:
@@ -91,6 +93,7 @@ class AsyncChatService(ChatService):
                 max_output_tokens=200,
             ) as call:
                 await asyncio.sleep(0.001 * (i % 3))  # the LLM "thinks"
+                assert not call.check.degraded
                 call.record_openai(fake_openai_create(i))
             self.ledger.add("ok", i)
         except QuotaExceeded:
@@ -133,20 +136,20 @@ async def test_threads_using_the_sync_guard_are_counted_exactly(target, fresh_te
     ledger = Ledger()
 
     def run() -> None:
-        with MeterClient(target, api_key=fresh_tenant.keys["admin"]) as meter:
+        with MeterClient(target, api_key=fresh_tenant.keys["admin"], **STRICT) as meter:
             service = ChatService(meter, ledger)
             with ThreadPoolExecutor(max_workers=16) as pool:
                 list(pool.map(service.answer, range(ATTEMPTS)))
 
     await asyncio.to_thread(run)
-    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"]) as meter:
+    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"], **STRICT) as meter:
         await assert_meter_matches(meter, ledger)
 
 
 async def test_tasks_using_the_async_guard_are_counted_exactly(target, fresh_tenant, set_limits):
     await set_limits(fresh_tenant, *LIMITS)
     ledger = Ledger()
-    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"]) as meter:
+    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"], **STRICT) as meter:
         service = AsyncChatService(meter, ledger)
         await asyncio.gather(*(service.answer(i) for i in range(ATTEMPTS)))
         await assert_meter_matches(meter, ledger)

@@ -56,7 +56,10 @@ async def test_node_client_checks_records_and_reads_usage(target, fresh_tenant, 
     await node_modules_ready(npm)
     await set_limits(fresh_tenant, limit("node-requests", "REQUESTS", "DAY", 10))
     out = await run(
-        node, "example.js", "node:user:1", env={"METER_TARGET": target, "METER_API_KEY": fresh_tenant.keys["admin"]}
+        node,
+        "example.js",
+        "node:user:1",
+        env={"METER_TARGET": target, "METER_API_KEY": fresh_tenant.keys["admin"], "METER_CHECK_TIMEOUT_MS": "10000"},
     )
     answer = json.loads(out.strip().splitlines()[-1])
     assert answer["allowed"] is True and answer["reservation_id"]
