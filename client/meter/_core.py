@@ -129,8 +129,8 @@ class Core:
         if not self.spool.append(request):
             raise MeterUnavailable(f"Meter unreachable and the spool is full: record {request.call_id} dropped")
 
-    def settle_batch(self, batch: list[meter_pb2.RecordCallRequest], reply: meter_pb2.RecordCallsResponse) -> None:
-        """Drop delivered (and permanently rejected) records from the spool."""
+    def settle_batch(self, batch: list[meter_pb2.RecordCallRequest], reply: meter_pb2.RecordCallsResponse) -> int:
+        """Drop delivered (and permanently rejected) records from the spool; returns how many."""
         done = []
         for result in reply.results:
             request = batch[result.index]
@@ -142,6 +142,7 @@ class Core:
                 done.append(request.call_id)
                 self.rejected_from_spool += 1
         self.spool.remove(done)
+        return len(done)
 
     def classify(self, err: grpc.RpcError) -> tuple[MeterError, bool]:
         """(client exception, whether to retry)."""

@@ -241,8 +241,8 @@ class MeterClient:
             _core.log.info("spool delivery deferred (%d waiting): %s", len(spool), error)
             return False
         self.core.mark_up()
-        self.core.settle_batch(batch, reply)
-        return len(spool) > 0
+        # More right away only when this batch made progress (items can fail one by one, retryably).
+        return self.core.settle_batch(batch, reply) > 0 and len(spool) > 0
 
     def flush(self, timeout: float = 10.0) -> int:
         """Deliver the spool now, until it is empty or `timeout` passes; returns the records left."""

@@ -54,7 +54,12 @@ async def test_async_check_reserve_record_usage_round_trip(target, fresh_tenant,
         assert isinstance(recorded, RecordResult) and not recorded.duplicate and not recorded.spooled
         assert recorded.response.reservation_settled
 
-        await meter.reserve("user:1", "openai", "gpt-4.1")
+        held = await meter.reserve("user:1", "openai", "gpt-4.1", max_output_tokens=100, ttl=30)
+        extended = await meter.extend(held.reservation_id, max_output_tokens=1000, ttl=60)
+        assert (
+            extended.allowed
+            and extended.reservation_expires_at.ToDatetime() > held.response.reservation_expires_at.ToDatetime()
+        )
         with pytest.raises(QuotaExceeded) as denied:
             await meter.reserve("user:1", "openai", "gpt-4.1")
         assert denied.value.limit.limit_id == "req" and denied.value.limit.denied
@@ -63,6 +68,8 @@ async def test_async_check_reserve_record_usage_round_trip(target, fresh_tenant,
         peek = await meter.check("user:1", "openai", "gpt-4.1")
         assert not peek.allowed and peek.denied_limits[0].limit_id == "req"
 
+        assert await meter.release(held.reservation_id) and not await meter.release(held.reservation_id)
+        await meter.reserve("user:1", "openai", "gpt-4.1")  # the released request fits again
         usage = await meter.usage(subject="user:1", group_by=["model"])
         assert isinstance(usage, meter_pb2.GetUsageResponse)
         assert (usage.totals.calls, usage.totals.input_tokens, usage.totals.output_tokens) == (1, 80, 20)
