@@ -26,7 +26,7 @@ class MeterClient:
     spool: where records wait during an outage: a MemorySpool (default), a FileSpool, or False (none:
       records raise MeterUnavailable after their retries).
     credentials: grpc.ChannelCredentials for TLS; plaintext when None.
-    Other keyword arguments are `meter._core.Settings` fields (timeouts, retries...).
+    Other keyword arguments are `meter.Settings` fields (timeouts, retries...).
     """
 
     is_async = False
