@@ -214,3 +214,14 @@ async def test_unreachable_meter_follows_the_failure_policy(dead_target):
             await meter.record("user:7", "openai", "gpt-4.1", input_tokens=1)
     finally:
         await meter.close(flush_timeout=0)
+
+
+async def test_record_many_sends_chunks_of_a_thousand_and_reports_per_item(target, fresh_tenant):
+    requests = [record_request("user:8", "openai", "gpt-4.1", input_tokens=i % 10) for i in range(1001)]
+    requests.append(record_request("", "openai", "gpt-4.1"))  # no subject: this item fails alone
+    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["record"], **STRICT) as meter:
+        batch = await meter.record_many(requests)
+    assert (batch.recorded, batch.duplicates, batch.failed, batch.spooled) == (1001, 0, 1, 0)
+    assert [r.index for r in batch.results] == list(range(1002))
+    assert batch.results[1001].error_code == "INVALID_ARGUMENT" and "subject" in batch.results[1001].error_message
+    assert batch.results[1000].response.call_id == requests[1000].call_id
