@@ -173,7 +173,7 @@ class AsyncMeterClient:
                 reply = await self.stub.RecordCalls(
                     meter_pb2.RecordCallsRequest(calls=chunk),
                     metadata=self.core.metadata,
-                    timeout=self.settings.record_timeout,
+                    timeout=self.settings.batch_timeout,
                 )
                 self.core.mark_up()
                 return reply
@@ -232,7 +232,7 @@ class AsyncMeterClient:
             reply = await self.stub.RecordCalls(
                 meter_pb2.RecordCallsRequest(calls=batch),
                 metadata=self.core.metadata,
-                timeout=self.settings.record_timeout,
+                timeout=self.settings.batch_timeout,
             )
         except grpc.RpcError as err:
             error, _ = self.core.classify(err)

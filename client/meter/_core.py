@@ -54,6 +54,9 @@ class Settings:
       and Meter answers UNAVAILABLE within its pool timeout, 2 s by default, when its database is down).
     record_retries: retries of a failed record with the same call_id (default 2), with exponential
       backoff from retry_backoff seconds (default 0.1, doubled each time, with jitter), then the spool.
+    batch_timeout: deadline of each RecordCalls attempt (record_many and spool delivery; default 10 s:
+      up to 1,000 records a request). A retried batch whose first attempt committed after all answers
+      those items as duplicates: they still count once.
     read_timeout: deadline of GetUsage and ListCalls (default 10 s).
     probe_interval: after Meter was found unreachable, checks apply the failure policy without calling
       Meter, and records go straight to the spool, for this long (default 1 s), so an outage does not
@@ -66,6 +69,7 @@ class Settings:
     record_timeout: float = 2.0
     record_retries: int = 2
     retry_backoff: float = 0.1
+    batch_timeout: float = 10.0
     read_timeout: float = 10.0
     probe_interval: float = 1.0
     flush_interval: float = 0.5

@@ -184,7 +184,7 @@ class MeterClient:
                 reply = self.stub.RecordCalls(
                     meter_pb2.RecordCallsRequest(calls=chunk),
                     metadata=self.core.metadata,
-                    timeout=self.settings.record_timeout,
+                    timeout=self.settings.batch_timeout,
                 )
                 self.core.mark_up()
                 return reply
@@ -233,7 +233,7 @@ class MeterClient:
             reply = self.stub.RecordCalls(
                 meter_pb2.RecordCallsRequest(calls=batch),
                 metadata=self.core.metadata,
-                timeout=self.settings.record_timeout,
+                timeout=self.settings.batch_timeout,
             )
         except grpc.RpcError as err:
             error, _ = self.core.classify(err)
@@ -292,13 +292,15 @@ class MeterClient:
 
     def close(self, flush_timeout: float = 2.0) -> None:
         """Try to deliver the spool for up to flush_timeout (a FileSpool keeps what is left for the next
-        process), stop the flusher and close the channel."""
+        process), stop the flusher and close the channel. Closing twice is harmless."""
+        if self._stop.is_set():
+            return
         if self.core.spool is not None and len(self.core.spool) and flush_timeout > 0:
             self.flush(flush_timeout)
         self._stop.set()
         self._wake.set()
         if self._flusher is not None:
-            self._flusher.join(timeout=self.settings.record_timeout + 1)
+            self._flusher.join(timeout=self.settings.batch_timeout + 1)
         self._channel.close()
         if self.core.spool is not None:
             self.core.spool.close()

@@ -221,7 +221,11 @@ async def test_record_many_sends_chunks_of_a_thousand_and_reports_per_item(targe
     requests.append(record_request("", "openai", "gpt-4.1"))  # no subject: this item fails alone
     async with AsyncMeterClient(target, api_key=fresh_tenant.keys["record"], **STRICT) as meter:
         batch = await meter.record_many(requests)
-    assert (batch.recorded, batch.duplicates, batch.failed, batch.spooled) == (1001, 0, 1, 0)
+    # On a loaded machine a chunk can outlive its deadline after committing: the retry then reports
+    # those items as duplicates, and they still count once.
+    assert (batch.recorded + batch.duplicates, batch.failed, batch.spooled) == (1001, 1, 0)
     assert [r.index for r in batch.results] == list(range(1002))
     assert batch.results[1001].error_code == "INVALID_ARGUMENT" and "subject" in batch.results[1001].error_message
     assert batch.results[1000].response.call_id == requests[1000].call_id
+    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["read"], **STRICT) as reader:
+        assert (await reader.usage(subject="user:8")).totals.calls == 1001

@@ -120,4 +120,5 @@ def test_records_made_during_an_outage_are_delivered_exactly_once(tmp_path, data
         )
     finally:
         live.close(flush_timeout=0)
+        leaving.close(flush_timeout=0)
         server.stop()
