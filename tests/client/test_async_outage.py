@@ -30,6 +30,7 @@ async def test_async_spool_delivers_in_the_background_after_a_restart(database_u
         api_key=fresh_tenant.keys["admin"],
         policy=FailurePolicy.allowance(calls_per_minute=3, tokens_per_minute=10_000),
         check_timeout=5.0,
+        record_timeout=5.0,
         record_retries=1,
         retry_backoff=0.05,
         flush_interval=0.1,
