@@ -15,9 +15,11 @@ from .sdk_responses import openai_chat
 
 pytestmark = pytest.mark.slow
 
+# Long deadlines: a slow (loaded) Meter must not look like an outage. They cost nothing here, since a
+# stopped Meter is a refused connection, which fails at once.
 FAST = {
-    "check_timeout": 5.0,  # Meter down is a refused connection: it fails at once
-    "record_timeout": 5.0,  # the same: a slow (loaded) Meter must not look like an outage
+    "check_timeout": 5.0,
+    "record_timeout": 5.0,
     "record_retries": 1,
     "retry_backoff": 0.05,
     "flush_interval": 0.1,
