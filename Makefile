@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROTOS := $(wildcard protos/meter/v1/*.proto)
 
-.PHONY: setup run test proto proto-check lint bench clean
+.PHONY: setup run test proto proto-check proto-release lint bench clean
 
 $(BIN)/meter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,10 +31,18 @@ proto-check: proto
 	@git diff --exit-code --stat -- client/meter/v1 || (echo "generated code is stale: run make proto and commit" && exit 1)
 	@test -z "$$(git status --porcelain -- client/meter/v1)" || (git status --porcelain -- client/meter/v1; echo "untracked generated files: run make proto and commit" && exit 1)
 
+# The released contract: buf breaking compares the protos against this committed image.
+RELEASED_IMAGE := protos/released/meter-v1.binpb
+
 lint: setup
 	npx --yes @bufbuild/buf lint
-	$(BIN)/ruff check server tests $(wildcard bench)
-	$(BIN)/ruff format --check server tests $(wildcard bench)
+	npx --yes @bufbuild/buf breaking --against $(RELEASED_IMAGE)
+	$(BIN)/ruff check server client/meter tests $(wildcard bench)
+	$(BIN)/ruff format --check server client/meter tests $(wildcard bench)
+
+# Deliberate: record the current protos as the released contract (see docs/client.md, "The contract").
+proto-release:
+	npx --yes @bufbuild/buf build -o $(RELEASED_IMAGE)
 
 bench: setup
 	$(BIN)/python -m bench.run

@@ -1,0 +1,383 @@
+"""MeterClient: the blocking client (one channel, thread-safe, one background flusher thread)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+import grpc
+
+from meter import _core
+from meter._core import BatchResult, Core, Settings
+from meter.errors import MeterError, MeterUnavailable, QuotaExceeded, from_rpc_error
+from meter.guard import Guard, metered
+from meter.policy import FailurePolicy
+from meter.results import CheckResult, RecordResult
+from meter.spool import MemorySpool
+from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
+
+
+class MeterClient:
+    """`MeterClient("localhost:50051", api_key="mk_...")`.
+
+    policy: what a check does when Meter is unreachable (default: an emergency allowance of 60 calls
+      and 100,000 tokens a minute; see meter.policy).
+    spool: where records wait during an outage: a MemorySpool (default), a FileSpool, or False (none:
+      records raise MeterUnavailable after their retries).
+    credentials: grpc.ChannelCredentials for TLS; plaintext when None.
+    Other keyword arguments are `meter.Settings` fields (timeouts, retries...).
+    """
+
+    is_async = False
+
+    def __init__(
+        self,
+        target: str,
+        api_key: str,
+        *,
+        policy: FailurePolicy | None = None,
+        spool: MemorySpool | bool | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        channel: grpc.Channel | None = None,
+        **settings,
+    ) -> None:
+        self.core = Core(api_key, policy, spool, Settings(**settings))
+        self.settings = self.core.settings
+        if channel is None:
+            channel = (
+                grpc.secure_channel(target, credentials, options=_core.CHANNEL_OPTIONS)
+                if credentials
+                else grpc.insecure_channel(target, options=_core.CHANNEL_OPTIONS)
+            )
+        self._channel = channel
+        self.stub = meter_pb2_grpc.MeterStub(channel)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._flusher_lock = threading.Lock()
+        self._delivery_lock = threading.Lock()
+        if self.core.spool is not None and len(self.core.spool):
+            self._ensure_flusher()  # a file spool left by an earlier process
+
+    @property
+    def spool(self) -> MemorySpool | None:
+        return self.core.spool
+
+    # -- quota --------------------------------------------------------------------------------------
+
+    def _check(self, request: meter_pb2.CheckQuotaRequest, timeout: float | None) -> CheckResult:
+        tokens = _core.estimated_tokens(request.estimate)
+        if self.core.known_down():
+            return self.core.on_check_unavailable(None, tokens)
+        try:
+            response = self.stub.CheckQuota(
+                request, metadata=self.core.metadata, timeout=timeout or self.settings.check_timeout
+            )
+        except grpc.RpcError as err:
+            error = from_rpc_error(err)
+            if isinstance(error, MeterUnavailable):
+                return self.core.on_check_unavailable(error, tokens)
+            raise error from None
+        self.core.mark_up()
+        return CheckResult.from_response(response)
+
+    def check(self, subject: str, provider: str, model: str, *, timeout: float | None = None, **kwargs) -> CheckResult:
+        """CheckQuota(CHECK_ONLY): would the call be allowed now? A denial is returned, not raised.
+        Keywords: operation, labels, estimate_tokens (uncached input), max_output_tokens,
+        cached_read_tokens, units, requests, estimate_cost_nanos."""
+        return self._check(_core.check_request(subject, provider, model, reserve=False, **kwargs), timeout)
+
+    def reserve(
+        self, subject: str, provider: str, model: str, *, timeout: float | None = None, **kwargs
+    ) -> CheckResult:
+        """CheckQuota(RESERVE): hold the estimate on every matched limit, all or none. Raises
+        QuotaExceeded on a denial. Extra keywords: ttl (seconds), reservation_id (idempotent retries)."""
+        result = self._check(_core.check_request(subject, provider, model, reserve=True, **kwargs), timeout)
+        if not result.allowed:
+            raise QuotaExceeded(result)
+        return result
+
+    def extend(
+        self, reservation_id: str, *, ttl: float | None = None, **estimate
+    ) -> meter_pb2.ExtendReservationResponse:
+        """Add to a live reservation (streaming); allowed=False means stop generating."""
+        request = meter_pb2.ExtendReservationRequest(
+            reservation_id=reservation_id, additional=_core.estimate(**estimate), ttl=_core._duration(ttl)
+        )
+        return self._unary(self.stub.ExtendReservation, request, self.settings.check_timeout)
+
+    def release(self, reservation_id: str) -> bool:
+        """Give a reservation back (the call did not happen); False when it was already settled or gone."""
+        request = meter_pb2.ReleaseReservationRequest(reservation_id=reservation_id)
+        return self._unary(self.stub.ReleaseReservation, request, self.settings.check_timeout).released
+
+    def guard(self, subject: str, provider: str, model: str, **kwargs) -> Guard:
+        """Context manager: reserve, run the block, record latency and outcome (see meter.guard)."""
+        return Guard(self, subject, provider, model, **kwargs)
+
+    def metered(self, subject, provider: str, model: str, **kwargs):
+        """Decorator form of guard() (see meter.guard.metered)."""
+        return metered(self, subject, provider, model, **kwargs)
+
+    # -- records ------------------------------------------------------------------------------------
+
+    def record(self, subject: str, provider: str, model: str, **kwargs) -> RecordResult:
+        """RecordCall with retries (same call_id), then the spool. See meter._core.record_request for
+        the keywords (call_id, reservation_id, usage or the counts, latency, error_code...)."""
+        return self.record_request(_core.record_request(subject, provider, model, **kwargs))
+
+    def record_request(self, request: meter_pb2.RecordCallRequest) -> RecordResult:
+        core = self.core
+        if core.spool is not None and len(core.spool) and core.known_down():
+            core.spool_or_raise(request, None)  # keep order behind the outage's records
+            self._ensure_flusher()
+            return RecordResult.spooled_record(request.call_id)
+        error: MeterError | None = None
+        for attempt in range(self.settings.record_retries + 1):
+            if attempt:
+                time.sleep(core.backoff(attempt - 1))
+            try:
+                response = self.stub.RecordCall(request, metadata=core.metadata, timeout=self.settings.record_timeout)
+            except grpc.RpcError as err:
+                error, retry = core.classify(err)
+                if not retry:
+                    raise error from None
+                continue
+            core.mark_up()
+            return RecordResult.from_response(response)
+        core.mark_down()
+        core.spool_or_raise(request, error)
+        self._ensure_flusher()
+        return RecordResult.spooled_record(request.call_id)
+
+    def record_many(self, requests: Iterable[meter_pb2.RecordCallRequest]) -> BatchResult:
+        """RecordCalls in chunks of 1,000; a chunk Meter cannot take (after retries) is spooled whole.
+        Build items with meter.record_request(...)."""
+        items = list(requests)
+        recorded = duplicates = failed = spooled = 0
+        results: list[meter_pb2.RecordCallResult] = []
+        for offset in range(0, len(items), 1000):
+            chunk = items[offset : offset + 1000]
+            reply = self._batch_with_retries(chunk)
+            if reply is None:
+                for request in chunk:
+                    self.core.spool_or_raise(request, None)
+                spooled += len(chunk)
+                self._ensure_flusher()
+                continue
+            recorded, duplicates, failed = (
+                recorded + reply.recorded,
+                duplicates + reply.duplicates,
+                failed + reply.failed,
+            )
+            for result in reply.results:
+                result.index += offset
+                results.append(result)
+        return BatchResult(recorded, duplicates, failed, spooled, tuple(results))
+
+    def _batch_with_retries(self, chunk) -> meter_pb2.RecordCallsResponse | None:
+        for attempt in range(self.settings.record_retries + 1):
+            if attempt:
+                time.sleep(self.core.backoff(attempt - 1))
+            try:
+                reply = self.stub.RecordCalls(
+                    meter_pb2.RecordCallsRequest(calls=chunk),
+                    metadata=self.core.metadata,
+                    timeout=self.settings.batch_timeout,
+                )
+                self.core.mark_up()
+                return reply
+            except grpc.RpcError as err:
+                error, retry = self.core.classify(err)
+                if not retry:
+                    raise error from None
+        self.core.mark_down()
+        if self.core.spool is None:
+            raise MeterUnavailable("Meter unreachable and the client has no spool")
+        return None
+
+    # -- spool delivery -----------------------------------------------------------------------------
+
+    def _ensure_flusher(self) -> None:
+        with self._flusher_lock:
+            if self._flusher is None or not self._flusher.is_alive():
+                self._flusher = threading.Thread(target=self._flush_loop, name="meter-spool-flusher", daemon=True)
+                self._flusher.start()
+        self._wake.set()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.settings.flush_interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                while self._flush_once():
+                    pass
+            except Exception:  # noqa: BLE001 - the flusher must outlive any one failure
+                _core.log.exception("meter spool flush failed")
+            self._stop.wait(self.settings.flush_interval)
+
+    def _flush_once(self) -> bool:
+        """Deliver one batch from the spool; True when there may be more to deliver right away."""
+        with self._delivery_lock:  # one delivery at a time (the flusher thread and flush())
+            return self._deliver_batch()
+
+    def _deliver_batch(self) -> bool:
+        spool = self.core.spool
+        batch = spool.head(self.settings.flush_batch) if spool is not None else []
+        if not batch:
+            return False
+        try:
+            reply = self.stub.RecordCalls(
+                meter_pb2.RecordCallsRequest(calls=batch),
+                metadata=self.core.metadata,
+                timeout=self.settings.batch_timeout,
+            )
+        except grpc.RpcError as err:
+            error, _ = self.core.classify(err)
+            self.core.mark_down()
+            _core.log.info("spool delivery deferred (%d waiting): %s", len(spool), error)
+            return False
+        self.core.mark_up()
+        # More right away only when this batch made progress (items can fail one by one, retryably).
+        return self.core.settle_batch(batch, reply) > 0 and len(spool) > 0
+
+    def flush(self, timeout: float = 10.0) -> int:
+        """Deliver the spool now, until it is empty or `timeout` passes; returns the records left."""
+        deadline = time.monotonic() + timeout
+        spool = self.core.spool
+        while spool is not None and len(spool) and time.monotonic() < deadline:
+            if not self._flush_once() and len(spool):
+                time.sleep(min(self.settings.flush_interval, max(deadline - time.monotonic(), 0)))
+        return len(spool) if spool is not None else 0
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def usage(self, *, timeout: float | None = None, **kwargs) -> meter_pb2.GetUsageResponse:
+        """GetUsage: totals, rows per group, projection (see meter._core.usage_request for keywords)."""
+        return self._unary(self.stub.GetUsage, _core.usage_request(**kwargs), timeout or self.settings.read_timeout)
+
+    def list_calls(
+        self, *, start=None, end=None, page_size: int = 50, page_token: str = "", **filters
+    ) -> meter_pb2.ListCallsResponse:
+        """ListCalls, newest first; filters are UsageFilter fields (subject, provider, outcome...)."""
+        request = meter_pb2.ListCallsRequest(
+            start=_core._timestamp(start),
+            end=_core._timestamp(end),
+            filter=meter_pb2.UsageFilter(**filters),
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return self._unary(self.stub.ListCalls, request, self.settings.read_timeout)
+
+    def alerts(
+        self,
+        *,
+        since_id: int | None = None,
+        min_severity: int = common_pb2.SEVERITY_UNSPECIFIED,
+        kinds: Iterable[int] = (),
+        subject_prefix: str = "",
+        heartbeat_interval: float = 15.0,
+        max_reconnect_delay: float = 5.0,
+    ) -> AlertStream:
+        """Alerts after since_id, then live ones, forever: an iterator of `meter.v1.Alert` that
+        reconnects after a disconnect (or a silence of three heartbeats) and resumes after the last id
+        it yielded. Auth errors and UNIMPLEMENTED are raised."""
+        return AlertStream(
+            self, since_id, min_severity, tuple(kinds), subject_prefix, heartbeat_interval, max_reconnect_delay
+        )
+
+    def _unary(self, method, request, timeout: float):
+        try:
+            return method(request, metadata=self.core.metadata, timeout=timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    # -- lifetime -----------------------------------------------------------------------------------
+
+    def close(self, flush_timeout: float = 2.0) -> None:
+        """Try to deliver the spool for up to flush_timeout (a FileSpool keeps what is left for the next
+        process), stop the flusher and close the channel. Closing twice is harmless."""
+        if self._stop.is_set():
+            return
+        if self.core.spool is not None and len(self.core.spool) and flush_timeout > 0:
+            self.flush(flush_timeout)
+        self._stop.set()
+        self._wake.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=self.settings.batch_timeout + 1)
+        self._channel.close()
+        if self.core.spool is not None:
+            self.core.spool.close()
+
+    def __enter__(self) -> MeterClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class AlertStream:
+    """Iterator of alerts with resumption; `last_id` is the cursor, `reconnects` counts reconnections."""
+
+    def __init__(
+        self, client: MeterClient, since_id, min_severity, kinds, subject_prefix, heartbeat, max_delay
+    ) -> None:
+        self.client = client
+        self.last_id: int | None = since_id
+        self.reconnects = 0
+        self._args = (min_severity, kinds, subject_prefix, heartbeat)
+        self._max_delay = max_delay
+        self._call = None
+        self._timer: threading.Timer | None = None
+        self._closed = False
+
+    def __iter__(self) -> Iterator[meter_pb2.Alert]:
+        return self._run()
+
+    def _watchdog(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        call = self._call
+        self._timer = threading.Timer(3 * self._args[3], call.cancel)  # silence of 3 heartbeats: dead peer
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _run(self) -> Iterator[meter_pb2.Alert]:
+        failures = 0
+        while not self._closed:
+            request = _core.alerts_request(self.last_id, *self._args)
+            self._call = self.client.stub.StreamAlerts(request, metadata=self.client.core.metadata)
+            try:
+                self._watchdog()
+                for event in self._call:
+                    self._watchdog()
+                    failures = 0
+                    if event.HasField("alert"):
+                        self.last_id = event.alert.id
+                        yield event.alert
+                    elif self.last_id is None and event.heartbeat.last_id:
+                        self.last_id = event.heartbeat.last_id  # live-only start: now we have a cursor
+            except grpc.RpcError as err:
+                error = from_rpc_error(err)
+                if not (
+                    isinstance(error, MeterUnavailable)
+                    or error.code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
+                ):
+                    raise error from None
+            finally:
+                if self._timer is not None:
+                    self._timer.cancel()
+            if self._closed:
+                return
+            delay = min(0.1 * 2**failures, self._max_delay)
+            failures += 1
+            self.reconnects += 1
+            time.sleep(delay)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._call is not None:
+            self._call.cancel()
