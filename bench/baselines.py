@@ -91,8 +91,9 @@ async def database_batched_upserts(url: str, seconds: float) -> Result:
                     await conn.execute(
                         f"""INSERT INTO {table} AS h (tenant_id, {t}, provider, model, operation, calls, input_tokens,
                                 output_tokens, cost_nanos, latency_count, latency_sum_us, latency_buckets)
-                            VALUES ('baseline', date_trunc('{t}', now()), 'openai', 'gpt-4.1', 'chat', %(n)s,
-                                    %(n)s * 700, %(n)s * 300, %(n)s * 5000000, %(n)s, %(n)s * 500000,
+                            VALUES ('baseline', date_trunc('{t}', now()), 'openai', 'gpt-4.1', 'chat', %(n)s::bigint,
+                                    %(n)s::bigint * 700, %(n)s::bigint * 300, %(n)s::bigint * 5000000, %(n)s::bigint,
+                                    %(n)s::bigint * 500000,
                                     meter_hist_add_sparse(NULL, %(hs)s))
                             ON CONFLICT (tenant_id, {t}, provider, model, operation) DO UPDATE SET
                                 calls = h.calls + excluded.calls, input_tokens = h.input_tokens + excluded.input_tokens,

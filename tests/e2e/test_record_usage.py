@@ -141,6 +141,24 @@ async def test_full_batches_with_repeated_and_overlapping_ids_count_each_call_on
     assert check_reply.limits[0].used == 1500
 
 
+async def test_nul_characters_are_invalid_argument_and_do_not_fail_the_rest_of_a_batch(meter_stub, make_tenant):
+    tenant = await make_tenant()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await meter_stub.RecordCall(record(subject="user:\x001"), metadata=tenant.auth("record"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "subject" in field_violations(err.value)
+    reply = await meter_stub.RecordCalls(
+        meter_pb2.RecordCallsRequest(
+            calls=[record("ok-1"), record("bad", metadata={"k": "a\x00b"}), record("ok-2", error_message="x\x00")]
+        ),
+        metadata=tenant.auth("record"),
+    )
+    assert (reply.recorded, reply.failed) == (1, 2)
+    assert [r.error_code for r in reply.results] == ["", "INVALID_ARGUMENT", "INVALID_ARGUMENT"]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await meter_stub.CheckQuota(check("CHECK_ONLY", subject="a\x00"), metadata=tenant.auth("check"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_unbuilt_features_answer_unimplemented_naming_the_feature(meter_stub, tenant):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         async for _ in meter_stub.StreamAlerts(meter_pb2.StreamAlertsRequest(), metadata=tenant.auth("read")):

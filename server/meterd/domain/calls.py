@@ -67,6 +67,17 @@ class CallInput:
 _CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallInput))
 
 
+def nul_violations(**fields: str | dict[str, str]) -> list[tuple[str, str]]:
+    """PostgreSQL text cannot hold NUL characters: refuse them up front, per field, rather than fail
+    the whole group-committed batch at the database."""
+    out = []
+    for field, value in fields.items():
+        texts = [*value.keys(), *value.values()] if isinstance(value, dict) else [value]
+        if any("\x00" in t for t in texts):
+            out.append((field, "must not contain NUL (\\x00) characters"))
+    return out
+
+
 def validate_dimensions(
     subject: str, provider: str, model: str, operation: str, labels: dict[str, str]
 ) -> tuple[Dimensions, list[tuple[str, str]]]:
@@ -89,6 +100,7 @@ def validate_dimensions(
         if not key or len(key) > MAX_LABEL_KEY:
             violations.append((f"labels[{key[:MAX_LABEL_KEY]}]", f"label keys are 1-{MAX_LABEL_KEY} characters"))
         clean[key] = value[:MAX_LABEL_VALUE]
+    violations += nul_violations(subject=subject, provider=provider, model=model, operation=operation, labels=labels)
     return Dimensions(subject, provider.strip().lower(), model, operation, clean), violations
 
 
@@ -134,6 +146,13 @@ def validate_call(
                     f"older than the back-fill horizon of {backfill_horizon.days} days (METER_BACKFILL_HORIZON)",
                 )
             )
+    violations += nul_violations(
+        call_id=call_id,
+        reservation_id=rest.get("reservation_id", ""),
+        error_code=rest.get("error_code", ""),
+        error_message=rest.get("error_message", ""),
+        metadata=metadata,
+    )
     if sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items()) > MAX_METADATA_BYTES:
         violations.append(("metadata", f"at most {MAX_METADATA_BYTES} bytes of keys and values in total"))
     if violations:

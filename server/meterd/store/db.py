@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import functools
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
 from meterd.domain.errors import Unavailable
@@ -89,3 +93,20 @@ class Database:
             return True
         except Unavailable:
             return False
+
+
+def _json_default(value):
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_dumps = functools.partial(json.dumps, default=_json_default, separators=(",", ":"))
+
+
+def json_rows(columns: Sequence[str], rows: Sequence[Sequence]) -> Jsonb:
+    """Many rows as one jsonb parameter, for `jsonb_to_recordset(%s) AS u(column type, ...)`.
+
+    Batches are sent this way rather than as one array per column: psycopg adapts array elements
+    one by one in Python, which cost about 100 µs per recorded call; json.dumps runs in C."""
+    return Jsonb([dict(zip(columns, row, strict=True)) for row in rows], dumps=_dumps)

@@ -11,8 +11,6 @@ import dataclasses
 import datetime as dt
 from collections import defaultdict
 
-from psycopg.types.json import Jsonb
-
 from meterd.domain import histogram
 from meterd.domain.calls import CallInput
 from meterd.domain.errors import AlreadyExists, MeterError
@@ -20,7 +18,7 @@ from meterd.domain.limits import Limit, Metric, Usage
 from meterd.domain.quota import Charge, CounterReading
 from meterd.domain.windows import window_start
 from meterd.store import rollups
-from meterd.store.db import Database
+from meterd.store.db import Database, json_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +61,15 @@ class Recorded:
 
 
 CounterKey = tuple[str, str, int, str, dt.datetime]  # tenant, limit, generation, partition, window start
+
+_CALL_COLUMNS = (
+    "tenant_id", "call_id", "occurred_at", "recorded_at", "api_key_id", "reservation_id", "subject", "provider",
+    "model", "operation", "labels", "metadata", "input_tokens", "output_tokens", "cached_read_tokens",
+    "cache_write_tokens", "reasoning_tokens", "requests", "units", "latency_us", "ttft_us", "retry_count", "success",
+    "error_code", "error_message", "cost_nanos", "cost_source", "price_id",
+)  # fmt: skip
+_INSERT_CALLS = f"""INSERT INTO calls ({", ".join(_CALL_COLUMNS)})
+SELECT {", ".join(_CALL_COLUMNS)} FROM jsonb_populate_recordset(NULL::calls, %s)"""
 
 
 class RecordStore:
@@ -125,22 +132,22 @@ class RecordStore:
         claiming overlapping ids never deadlock."""
         cur = await conn.execute(
             """INSERT INTO call_ids (tenant_id, call_id, occurred_at, content_hash, cost_nanos, cost_source, price_id)
-               SELECT t, c, coalesce(o, now()), h, n, s, p
-                 FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::bytea[], %s::bigint[], %s::text[], %s::text[])
-                      AS u(t, c, o, h, n, s, p)
+               SELECT t, c, coalesce(o, now()), decode(h, 'hex'), n, s, p
+                 FROM jsonb_to_recordset(%s) AS u(t text, c text, o timestamptz, h text, n bigint, s text, p text)
                 ORDER BY t, c
                ON CONFLICT (tenant_id, call_id) DO NOTHING
                RETURNING tenant_id, call_id, occurred_at, recorded_at""",
             (
-                [i.tenant_id for i in items],
-                [i.call.call_id for i in items],
-                [i.call.occurred_at or i.at for i in items],
-                [i.call.fingerprint() for i in items],
-                [i.cost_nanos for i in items],
-                [i.cost_source for i in items],
-                [i.price_id for i in items],
+                json_rows(
+                    ("t", "c", "o", "h", "n", "s", "p"),
+                    [
+                        (i.tenant_id, i.call.call_id, i.call.occurred_at or i.at, i.call.fingerprint().hex(),
+                         i.cost_nanos, i.cost_source, i.price_id)
+                        for i in items
+                    ],
+                ),
             ),
-        )
+        )  # fmt: skip
         return {(r["tenant_id"], r["call_id"]): (r["occurred_at"], r["recorded_at"]) for r in await cur.fetchall()}
 
     async def _settle(self, conn, items: list[RecordItem]) -> dict[tuple[str, str], dict]:
@@ -213,49 +220,34 @@ class RecordStore:
             if keys:
                 counters_cur = await conn.execute(
                     """INSERT INTO counters AS c (tenant_id, limit_id, generation, partition_key, window_start, used, reserved)
-                       SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::timestamptz[],
-                                            %s::bigint[], %s::bigint[])
+                       SELECT * FROM jsonb_to_recordset(%s) AS u(t text, l text, g bigint, p text, w timestamptz,
+                                                                 used bigint, reserved bigint)
                         ORDER BY 1, 2, 3, 4, 5  -- the key order every writer locks counters in
                        ON CONFLICT (tenant_id, limit_id, generation, partition_key, window_start)
                        DO UPDATE SET used = c.used + excluded.used, reserved = c.reserved + excluded.reserved
                        RETURNING tenant_id, limit_id, generation, partition_key, window_start, used, reserved""",
-                    tuple(list(column) for column in zip(*keys, strict=True))
-                    + ([deltas[k][0] for k in keys], [deltas[k][1] for k in keys]),
+                    (json_rows(("t", "l", "g", "p", "w", "used", "reserved"), [(*k, *deltas[k]) for k in keys]),),
                 )
             rows = []
             for item, (_, stored, cost, _), claim in owned:
                 d = stored.dims
                 rows.append((
                     item.tenant_id, stored.call_id, claim[0], claim[1], item.api_key_id, stored.reservation_id or None,
-                    d.subject, d.provider, d.model, d.operation, Jsonb(d.labels), Jsonb(stored.metadata),
+                    d.subject, d.provider, d.model, d.operation, d.labels, stored.metadata,
                     stored.input_tokens, stored.output_tokens, stored.cached_read_tokens, stored.cache_write_tokens,
                     stored.reasoning_tokens, stored.requests, stored.units, stored.latency_us, stored.ttft_us,
                     stored.retry_count, stored.success, stored.error_code, stored.error_message, cost,
                     item.cost_source, item.price_id,
                 ))  # fmt: skip
             if rows:
-                await conn.cursor().executemany(
-                    """INSERT INTO calls (tenant_id, call_id, occurred_at, recorded_at, api_key_id, reservation_id,
-                           subject, provider, model, operation, labels, metadata,
-                           input_tokens, output_tokens, cached_read_tokens, cache_write_tokens, reasoning_tokens,
-                           requests, units, latency_us, ttft_us, retry_count, success, error_code, error_message,
-                           cost_nanos, cost_source, price_id)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                               %s, %s, %s, %s, %s, %s, %s)""",
-                    rows,
-                )
+                await conn.execute(_INSERT_CALLS, (json_rows(_CALL_COLUMNS, rows),))
             hourly = _rollup_deltas(owned)
             for table in rollups.TABLES:
                 deltas_of_table = hourly if table.from_hourly is None else rollups.fold(hourly, table.from_hourly)
                 if deltas_of_table:
                     keys_sorted = sorted(deltas_of_table)
-                    summed = [deltas_of_table[k] for k in keys_sorted]
-                    await conn.execute(
-                        table.upsert_sql,
-                        (*[list(c) for c in zip(*keys_sorted, strict=True)],
-                         *[list(v) for v in zip(*(r[:-1] for r in summed), strict=True)],
-                         [Jsonb(r[-1]) for r in summed]),
-                    )  # fmt: skip
+                    rows = [(*k, *deltas_of_table[k]) for k in keys_sorted]
+                    await conn.execute(table.upsert_sql, (json_rows(table.json_columns, rows),))
             corrected = [
                 (cost, item.tenant_id, item.call.call_id)
                 for item, (_, _, cost, _), _ in owned

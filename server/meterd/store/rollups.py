@@ -58,10 +58,16 @@ class RollupTable:
         return "latency_hist" if self.sparse else "latency_buckets"
 
     @property
+    def json_columns(self) -> tuple[str, ...]:
+        """The keys of the rows upsert_sql takes (see db.json_rows): key columns, figures, "hs"."""
+        return (*self.key_columns, *(c for c, _ in FIGURES), "hs")
+
+    @property
     def upsert_sql(self) -> str:
-        """Adds pre-summed rows (keys, figures, then a sparse histogram {"bucket": count} as jsonb)."""
+        """Adds pre-summed rows (keys, figures, then a sparse histogram {"bucket": count})."""
         names = [*self.key_columns, *(c for c, _ in FIGURES)]
-        arrays = [f"%s::{t}[]" for t in self.key_types] + [f"%s::{t}[]" for _, t in FIGURES] + ["%s::jsonb[]"]
+        types = [*self.key_types, *(t for _, t in FIGURES)]
+        record = ", ".join(f"{n} {t}" for n, t in zip(names, types, strict=True))
         keys = ", ".join(self.key_columns)
         updates = ",\n    ".join(f"{c} = r.{c} + excluded.{c}" for c, _ in FIGURES)
         hist = self.histogram_column
@@ -72,7 +78,7 @@ class RollupTable:
         )
         return f"""INSERT INTO {self.name} AS r ({", ".join(names)}, {hist})
 SELECT {", ".join(names)}, {value}
-  FROM unnest({", ".join(arrays)}) AS u({", ".join(names)}, hs)
+  FROM jsonb_to_recordset(%s) AS u({record}, hs jsonb)
  ORDER BY {keys}
 ON CONFLICT ({keys}) DO UPDATE SET
     {updates},
