@@ -202,12 +202,19 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
     scenarios += quota if "quota" in args.only else []
     scenarios += metering if "metering" in args.only else []
     rss_before = rss_mb(stack.meter_pid)
-    for name, call, concurrency in scenarios:
-        await closed_loop(name, call, concurrency, args.warmup)
-        result = await closed_loop(name, call, concurrency, args.seconds)
-        results.append(result)
-        print(f"  {name}: {result.rate:,.0f}/s", file=sys.stderr, flush=True)
-    rss_after = rss_mb(stack.meter_pid)
+    rss_rounds = []
+    # Every round runs every scenario again; only the last round's figures are reported. The RSS
+    # after each round shows whether memory settles (flat) or keeps growing (a leak).
+    for round_no in range(1, args.rounds + 1):
+        round_results = []
+        for name, call, concurrency in scenarios:
+            await closed_loop(name, call, concurrency, args.warmup)
+            result = await closed_loop(name, call, concurrency, args.seconds)
+            round_results.append(result)
+            print(f"  round {round_no}, {name}: {result.rate:,.0f}/s", file=sys.stderr, flush=True)
+        rss_rounds.append(round(rss_mb(stack.meter_pid), 1))
+    results += round_results
+    rss_after = rss_rounds[-1]
 
     echo_rate = results[0].rate
     for r in results:
@@ -244,7 +251,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         "when": dt.datetime.now(dt.UTC).isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "settings": vars(args),
-        "server_rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1)},
+        "server_rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1), "after_each_round": rss_rounds},
         "results": [dataclasses.asdict(r) | {"rate": r.rate} for r in results],
     }
 
@@ -256,7 +263,8 @@ def print_table(report: dict) -> None:
         print(f"{r['scenario']:<46} {r['rate']:>9,.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {ratio:>7} "
               f"{r['errors']:>6}  {r['note']}")  # fmt: skip
     rss = report["server_rss_mb"]
-    print(f"\nserver RSS: {rss['before']} MB before the scenarios, {rss['after']} MB after")
+    rounds = ", ".join(f"{mb} MB" for mb in rss["after_each_round"])
+    print(f"\nserver RSS: {rss['before']} MB before the scenarios; after each round: {rounds}")
 
 
 def main() -> None:
@@ -276,6 +284,7 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="run Meter under cProfile; the profile is written to bench/results/"
     )
+    parser.add_argument("--rounds", type=int, default=2, help="run the scenarios this many times (RSS per round)")
     parser.add_argument("--usage-calls", type=int, default=5_000_000, help="calls generated for the GetUsage scenario")
     args = parser.parse_args()
     stack = start_stack(args)
