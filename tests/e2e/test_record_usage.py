@@ -117,11 +117,3 @@ async def test_batch_reports_each_item(meter_stub, make_tenant):
     assert reply.results[2].error_code == "INVALID_ARGUMENT" and "call_id" in reply.results[2].error_message
     usage = await meter_stub.GetUsage(meter_pb2.GetUsageRequest(), metadata=tenant.auth("read"))
     assert usage.totals.calls == 2
-
-
-async def test_unbuilt_features_answer_unimplemented_naming_the_feature(meter_stub, tenant):
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        async for _ in meter_stub.StreamAlerts(meter_pb2.StreamAlertsRequest(), metadata=tenant.auth("read")):
-            pass
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "StreamAlerts" in err.value.details()
