@@ -301,6 +301,24 @@ async def test_heartbeats_carry_the_last_id(env):
     live = stream(since_id=alert_id - 1, heartbeat_interval={"seconds": 1})
     await live.wait_for(lambda r: len(r.heartbeats) >= 1, within=5)
     assert live.ids == [alert_id] and live.heartbeats[0].last_id == alert_id
+    assert live.heartbeats[0].resume_id >= alert_id
+
+
+async def test_resume_id_stays_below_an_alert_whose_transaction_is_still_open(env):
+    _, _, _, tenant, stream, url = env
+    async with (
+        await psycopg.AsyncConnection.connect(url) as held,
+        await psycopg.AsyncConnection.connect(url, autocommit=True) as other,
+    ):
+        async with held.transaction():
+            seven = await raise_alert(held, tenant.id, "held-r")
+            eight = await raise_alert(other, tenant.id, "quick-r")
+            live = stream(since_id=seven - 1, heartbeat_interval={"seconds": 1})
+            await live.wait_for(lambda r: r.ids == [eight] and r.heartbeats)
+            assert live.heartbeats[-1].last_id == eight and live.heartbeats[-1].resume_id < seven
+        n = len(live.heartbeats)
+        await live.wait_for(lambda r: len(r.heartbeats) > n, within=5)
+    assert live.ids == [eight, seven] and live.heartbeats[-1].resume_id >= eight
 
 
 async def test_bad_stream_requests_are_invalid_argument(env):
@@ -458,3 +476,56 @@ async def test_webhooks_are_signed_and_retried_with_backoff(env):
     mac = hmac.new(b"topsecret", headers["x-meter-timestamp"].encode() + b"." + body, hashlib.sha256).hexdigest()
     assert headers["x-meter-signature"] == f"sha256={mac}"
     assert headers["x-meter-alert-id"] == str(alert["id"])
+
+
+# ---- the CLI --------------------------------------------------------------------------------------
+
+
+async def meter_cli(*args: str) -> tuple[int, str, str]:
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METER_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "meterd", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_tail_resumes_from_its_state_file_and_rules_are_managed_from_the_cli(env, tmp_path):
+    import json
+
+    server, _, _, tenant, _, url = env
+    code, out, err = await meter_cli(
+        "alerts", "rules", "set", "--tenant", tenant.id, "--id", "cli-cost", "--kind", "call_cost",
+        "--amount-usd", "0.01", "--cooldown", "1m", "--database-url", url,
+    )  # fmt: skip
+    assert code == 0 and out.startswith("created\tcli-cost\tcall_cost\twarning"), err
+    code, out, err = await meter_cli("alerts", "rules", "set", "--tenant", tenant.id, "--id", "bad", "--kind",
+                                     "window_cost", "--database-url", url)  # fmt: skip
+    assert code != 0 and "rule.amount_nanos" in err and "rule.window" in err
+    code, out, _ = await meter_cli("alerts", "rules", "list", "--tenant", tenant.id, "--database-url", url)
+    assert out.splitlines()[0].startswith("cli-cost\tcall_cost") and '"amount_nanos":10000000' in out
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        first = [await raise_alert(conn, tenant.id, f"cli{i}", subject=f"s{i}") for i in range(2)]
+        state = tmp_path / "tail.json"
+        tail = ("alerts", "tail", "--address", f"127.0.0.1:{server.port}", "--api-key", tenant.keys["read"],
+                "--heartbeat", "1", "--once", "--state-file", str(state))  # fmt: skip
+        code, out, err = await meter_cli(*tail, "--since-id", str(first[0] - 1), "--json")
+        assert code == 0, err
+        assert [json.loads(line)["id"] for line in out.splitlines()] == [str(i) for i in first]
+        assert json.loads(state.read_text())["resume_id"] >= first[1]
+        later = await raise_alert(conn, tenant.id, "cli-later", "critical", "team:x")
+    code, out, err = await meter_cli(*tail)
+    assert code == 0, err
+    assert len(out.splitlines()) == 1 and out.startswith(f"#{later} ") and "CRITICAL" in out and "team:x" in out
+    code, _, err = await meter_cli("alerts", "tail", "--address", f"127.0.0.1:{server.port}", "--api-key",
+                                   tenant.keys["record"], "--once")  # fmt: skip
+    assert code != 0 and "PERMISSION_DENIED" in err
+    code, out, _ = await meter_cli(
+        "alerts", "rules", "delete", "cli-cost", "--tenant", tenant.id, "--database-url", url
+    )
+    assert code == 0 and out.strip() == "deleted cli-cost"

@@ -215,7 +215,9 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
         async for item in self.alerts.stream(f, since_id, heartbeat):
             if isinstance(item, Heartbeat):
                 yield meter_pb2.StreamAlertsResponse(
-                    heartbeat=meter_pb2.Heartbeat(server_time=ts(item.server_time), last_id=item.last_id)
+                    heartbeat=meter_pb2.Heartbeat(
+                        server_time=ts(item.server_time), last_id=item.last_id, resume_id=item.resume_id
+                    )
                 )
             else:
                 yield meter_pb2.StreamAlertsResponse(alert=alert_to_proto(item))

@@ -51,6 +51,7 @@ def utc_now() -> dt.datetime:
 class Heartbeat:
     server_time: dt.datetime
     last_id: int
+    resume_id: int  # every alert <= it has been sent (see Heartbeat.resume_id in meter.proto)
 
 
 class AlertStreams:
@@ -88,7 +89,9 @@ class AlertStreams:
                 try:
                     item = await asyncio.wait_for(sub.get(), heartbeat)
                 except TimeoutError:
-                    yield Heartbeat(utc_now(), last_id)
+                    # The queue is empty: everything the hub fanned out is sent, and every id <= the
+                    # hub's low was either replayed or fanned out after we subscribed.
+                    yield Heartbeat(utc_now(), last_id, max(since_id or 0, self.hub.low or 0))
                     continue
                 if item is OVERFLOW:
                     raise ResourceExhausted(
