@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import statistics
+import sys
 import time
 
 import grpc
@@ -129,9 +130,21 @@ async def test_evaluator_leadership_moves_when_the_leader_is_killed(two_servers)
         await reader.close()
 
 
+async def in_child(pg: EmbeddedPostgres, action: str) -> None:
+    """pg.<action>() in a child process: its pg_ctl runs switch user, which forks the way gRPC's
+    threads do not survive in this process (the child sometimes crashed before exec)."""
+    code = (
+        "import sys; from pathlib import Path; from meterd.store.embedded import EmbeddedPostgres; "
+        f"getattr(EmbeddedPostgres(Path({str(pg.data_dir)!r}), settings={TEST_PG_SETTINGS!r}), {action!r})()"
+    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code)
+    assert await proc.wait() == 0
+
+
 async def test_a_database_restart_under_a_live_stream_loses_no_alert(tmp_path):
     pg = EmbeddedPostgres(tmp_path / "pg", settings=TEST_PG_SETTINGS)
-    url = pg.start()
+    await in_child(pg, "start")
+    url = pg.url()
     try:
         async with running_server(url, alert_poll_interval=5, health_interval=0.3) as server:
             _, key = await server.keys.create("restart", ["admin"])
@@ -147,9 +160,9 @@ async def test_a_database_restart_under_a_live_stream_loses_no_alert(tmp_path):
                     await meter.RecordCall(record(call_id=f"before{i}"), metadata=auth)
                 await live.wait_alerts(3)
 
-                pg.force_stop()
+                await in_child(pg, "force_stop")
                 await asyncio.sleep(0.5)
-                pg.start()
+                await in_child(pg, "start")
                 # Committed before the hub is back: their NOTIFYs reach nobody; the reader finds them.
                 async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
                     for i in range(3):
@@ -174,4 +187,4 @@ async def test_a_database_restart_under_a_live_stream_loses_no_alert(tmp_path):
                 assert messages[3:6] == ["while away"] * 3 and re.search("call after", messages[6])
                 await live.close()
     finally:
-        pg.force_stop()
+        await in_child(pg, "force_stop")

@@ -167,16 +167,19 @@ class AlertHub:
         cur = await conn.execute(
             f"""SELECT pg_snapshot_xmin(s)::text::bigint AS snap_xmin, pg_snapshot_xmax(s)::text::bigint AS snap_xmax, a.*
                   FROM pg_current_snapshot() s
-                  LEFT JOIN LATERAL (SELECT {ALERT_COLUMNS} FROM alerts WHERE id > %s ORDER BY id LIMIT {READ_LIMIT}) a
-                    ON true""",
-            (self.low,),
+                  LEFT JOIN LATERAL (SELECT {ALERT_COLUMNS} FROM alerts WHERE id > %s AND id <> ALL(%s)
+                                      ORDER BY id LIMIT {READ_LIMIT}) a ON true""",
+            (self.low, sorted(self.delivered)),
         )
         rows = await cur.fetchall()
         xmin, xmax = rows[0]["snap_xmin"], rows[0]["snap_xmax"]
-        fresh = [alert_from_row(r) for r in rows if r["id"] is not None and r["id"] not in self.delivered]
-        count = sum(1 for r in rows if r["id"] is not None)
-        if count:
-            self._max_seen = max(self._max_seen, rows[-1]["id"])
+        # Only rows not delivered yet are read, so a long open transaction (which keeps `low` down)
+        # does not make every read return the same rows again.
+        fresh = [alert_from_row(r) for r in rows if r["id"] is not None]
+        count = len(fresh)
+        if fresh:
+            # Conservative: the highest id ever seen was visible then, so it is visible in this snapshot.
+            self._max_seen = max(self._max_seen, fresh[-1].id)
         if self._max_seen > self.low and (not self._pending or self._pending[-1][0] != self._max_seen):
             self._pending.append((self._max_seen, xmax))
         loop = asyncio.get_running_loop()
