@@ -25,6 +25,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import duration_pb2
 
+from bench.alerts import alert_latency, start_second_meter
 from bench.baselines import database_batched_upserts, usage_queries
 from bench.measure import Result, closed_loop, open_loop
 from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2_grpc
@@ -87,6 +88,7 @@ class Stack:
     meter_pid: int
     key: str
     url: str
+    workdir: Path
 
     def stop(self) -> None:
         for p in self.procs:
@@ -112,9 +114,9 @@ def start_stack(args: argparse.Namespace) -> Stack:
              "--database-url", url], check=True, capture_output=True, text=True,
         ).stdout.strip()  # fmt: skip
     except BaseException:
-        Stack(pg, procs, 0, 0, 0, "", url).stop()
+        Stack(pg, procs, 0, 0, 0, "", url, workdir).stop()
         raise
-    return Stack(pg, procs, echo_port, meter_port, meter_proc.pid, key, url)
+    return Stack(pg, procs, echo_port, meter_port, meter_proc.pid, key, url, workdir)
 
 
 async def run(args: argparse.Namespace, stack: Stack) -> dict:
@@ -236,6 +238,11 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
     if "usage" in args.only:
         results += await usage_queries(stack.url, meters[0], auth, args.usage_calls)
 
+    if "alerts" in args.only:
+        second, second_port = start_second_meter(stack.url, stack.workdir / "meter2.log", start_process)
+        stack.procs.append(second)
+        results += await alert_latency(stack.url, meter_port, second_port, args.seconds, 16)
+
     for c in channels + echo_channels:
         await c.close()
     return {
@@ -267,8 +274,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        default=["quota", "metering", "usage"],
-        choices=["quota", "metering", "usage"],
+        default=["quota", "metering", "usage", "alerts"],
+        choices=["quota", "metering", "usage", "alerts"],
         help="scenario groups to run (echo always runs)",
     )
     parser.add_argument("--usage-calls", type=int, default=5_000_000, help="calls generated for the GetUsage scenario")

@@ -189,8 +189,18 @@ BEGIN
 END
 $$;
 
--- Statement-level, so a record batch that moves 500 counters runs one join, not 500 functions. Only
--- counters whose `used` grew count (a reservation moves `reserved`: crossings are about settled use).
+-- Can used going from old to new cross any whole-percent level (1..1000) of max? Necessary for any
+-- threshold crossing (old*100 < L*max <= new*100 implies floor(new*100/max) >= L > floor(old*100/max)),
+-- and false for nearly every increment of a large limit: the costly rule join runs only when it is true.
+CREATE FUNCTION meter_percent_moved(old_used bigint, new_used bigint, max bigint) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT old_used::numeric * 100 < max::numeric * 1000
+       AND floor(new_used::numeric * 100 / max) > floor(old_used::numeric * 100 / max)
+$$;
+
+-- Statement-level, so a record batch that moves 500 counters runs one query, not 500 functions. Only
+-- counters whose `used` grew count (a reservation moves `reserved`: crossings are about settled use),
+-- and only those whose whole percent moved reach the rule join.
 CREATE FUNCTION meter_counters_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     t text[]; l text[]; g bigint[]; p text[]; w timestamptz[]; o bigint[]; u bigint[];
@@ -199,7 +209,8 @@ BEGIN
            array_agg(n.window_start), array_agg(x.used), array_agg(n.used)
       INTO t, l, g, p, w, o, u
       FROM new_counters n JOIN old_counters x USING (tenant_id, limit_id, generation, partition_key, window_start)
-     WHERE n.used > x.used;
+      JOIN limits lim ON (lim.tenant_id, lim.id, lim.generation) = (n.tenant_id, n.limit_id, n.generation)
+     WHERE n.used > x.used AND meter_percent_moved(x.used, n.used, lim.max);
     IF t IS NOT NULL THEN
         PERFORM meter_threshold_alerts(t, l, g, p, w, o, u);
     END IF;
@@ -214,7 +225,9 @@ BEGIN
     SELECT array_agg(n.tenant_id), array_agg(n.limit_id), array_agg(n.generation), array_agg(n.partition_key),
            array_agg(n.window_start), array_agg(0::bigint), array_agg(n.used)
       INTO t, l, g, p, w, o, u
-      FROM new_counters n WHERE n.used > 0;
+      FROM new_counters n
+      JOIN limits lim ON (lim.tenant_id, lim.id, lim.generation) = (n.tenant_id, n.limit_id, n.generation)
+     WHERE n.used > 0 AND meter_percent_moved(0, n.used, lim.max);
     IF t IS NOT NULL THEN
         PERFORM meter_threshold_alerts(t, l, g, p, w, o, u);
     END IF;
