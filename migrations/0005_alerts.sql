@@ -218,27 +218,25 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION meter_counters_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    t text[]; l text[]; g bigint[]; p text[]; w timestamptz[]; o bigint[]; u bigint[];
+-- New counters: a row trigger whose WHEN clause (evaluated without calling any function) skips the
+-- counters created empty by RESERVE checks; a counter born with used > 0 is once per window. A
+-- statement trigger here would cost every upsert statement a second trigger call.
+CREATE FUNCTION meter_counter_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    SELECT array_agg(n.tenant_id), array_agg(n.limit_id), array_agg(n.generation), array_agg(n.partition_key),
-           array_agg(n.window_start), array_agg(0::bigint), array_agg(n.used)
-      INTO t, l, g, p, w, o, u
-      FROM new_counters n
-      JOIN limits lim ON (lim.tenant_id, lim.id, lim.generation) = (n.tenant_id, n.limit_id, n.generation)
-     WHERE n.used > 0 AND meter_percent_moved(0, n.used, lim.max);
-    IF t IS NOT NULL THEN
-        PERFORM meter_threshold_alerts(t, l, g, p, w, o, u);
+    IF EXISTS (SELECT 1 FROM limits l WHERE (l.tenant_id, l.id, l.generation) = (NEW.tenant_id, NEW.limit_id, NEW.generation)
+                 AND meter_percent_moved(0, NEW.used, l.max)) THEN
+        PERFORM meter_threshold_alerts(ARRAY[NEW.tenant_id], ARRAY[NEW.limit_id], ARRAY[NEW.generation],
+                                       ARRAY[NEW.partition_key], ARRAY[NEW.window_start], ARRAY[0::bigint],
+                                       ARRAY[NEW.used]);
     END IF;
     RETURN NULL;
 END
 $$;
 
 -- INSERT ... ON CONFLICT DO UPDATE fires both: the inserted rows in the first, the updated ones
--- (old and new versions) in the second. Transition tables allow one event per trigger.
+-- (old and new versions, in one statement-level call) in the second.
 CREATE TRIGGER counters_alerts_insert AFTER INSERT ON counters
-    REFERENCING NEW TABLE AS new_counters FOR EACH STATEMENT EXECUTE FUNCTION meter_counters_inserted();
+    FOR EACH ROW WHEN (NEW.used > 0) EXECUTE FUNCTION meter_counter_inserted();
 CREATE TRIGGER counters_alerts_update AFTER UPDATE ON counters
     REFERENCING OLD TABLE AS old_counters NEW TABLE AS new_counters
     FOR EACH STATEMENT EXECUTE FUNCTION meter_counters_updated();

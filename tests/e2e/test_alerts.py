@@ -181,6 +181,28 @@ async def test_50_concurrent_records_crossing_80_percent_raise_exactly_one_alert
     assert len({a.id for a in alerts}) == 2
 
 
+async def test_a_batch_crossing_many_counters_at_once_raises_one_alert_per_counter_and_level(env):
+    _, meter, admin, tenant, stream, url = env
+    await admin.SetLimit(
+        admin_pb2.SetLimitRequest(limit=limit("per-user", "REQUESTS", "DAY", 2, partition="PER_SUBJECT")),
+        metadata=tenant.auth(),
+    )
+    live = stream(since_id=0, subject_prefix="u")
+    # u0..u3: the first record creates each counter at 50%; the batch then takes them to 100% (the
+    # update path, several rows in one statement). u4's first-ever record is 2 requests at once:
+    # its counter is born at 100%, crossing 80 and 100 in one step (the insert path).
+    await meter.RecordCalls(
+        meter_pb2.RecordCallsRequest(calls=[record(subject=f"u{i}") for i in range(4)]), metadata=tenant.auth("record")
+    )
+    calls = [record(subject=f"u{i}") for i in range(4)] + [record(subject="u4", usage={"requests": 2})]
+    reply = await meter.RecordCalls(meter_pb2.RecordCallsRequest(calls=calls), metadata=tenant.auth("record"))
+    assert reply.recorded == 5
+    await live.wait_alerts(10)
+    await asyncio.sleep(0.3)
+    got = sorted((a.subject, a.threshold) for a in live.alerts)
+    assert got == sorted((f"u{i}", level) for i in range(5) for level in (80.0, 100.0))
+
+
 async def test_reservations_do_not_count_towards_thresholds_until_settled(env):
     _, meter, admin, tenant, stream, url = env
     await admin.SetLimit(admin_pb2.SetLimitRequest(limit=limit("r", "REQUESTS", "DAY", 10)), metadata=tenant.auth())
