@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import psycopg
 from google.protobuf import duration_pb2
 
 from bench.alerts import alert_latency, start_second_meter
@@ -128,6 +129,11 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
     echo_channels = [grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}") for _ in range(args.channels)]
     meters = [meter_pb2_grpc.MeterStub(c) for c in channels]
     admin = admin_pb2_grpc.MeterAdminStub(channels[0])
+    if not args.alert_triggers:  # A/B: what the alert triggers cost the hot paths
+        async with await psycopg.AsyncConnection.connect(stack.url, autocommit=True) as conn:
+            for table, trigger in (("counters", "counters_alerts_insert"), ("counters", "counters_alerts_update"),
+                                   ("calls", "calls_alerts")):  # fmt: skip
+                await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
     for lim in LIMITS:
         await admin.SetLimit(admin_pb2.SetLimitRequest(limit=lim), metadata=auth)
 
@@ -278,8 +284,15 @@ def main() -> None:
         choices=["quota", "metering", "usage", "alerts"],
         help="scenario groups to run (echo always runs)",
     )
+    parser.add_argument(
+        "--alert-triggers",
+        choices=["on", "off"],
+        default="on",
+        help="off disables the alert triggers on counters and calls (to measure what they cost)",
+    )
     parser.add_argument("--usage-calls", type=int, default=5_000_000, help="calls generated for the GetUsage scenario")
     args = parser.parse_args()
+    args.alert_triggers = args.alert_triggers == "on"
     stack = start_stack(args)
     try:
         try:
