@@ -17,7 +17,7 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2_grpc
 from meter_testing.alerts import AlertReader
 from meter_testing.fixtures import TEST_PG_SETTINGS, running_server
 from meter_testing.processes import ServeProcess, create_key
-from meter_testing.requests import record
+from meter_testing.requests import limit, record
 from meterd.store.embedded import EmbeddedPostgres
 
 pytestmark = pytest.mark.slow
@@ -101,6 +101,15 @@ async def test_alerts_raised_on_either_process_reach_streams_on_both(two_servers
         print(f"cross-process alert latency p50 {statistics.median(latencies) * 1000:.1f} ms, "
               f"max {latencies[-1] * 1000:.1f} ms")  # fmt: skip
         assert latencies[-1] < 0.5  # NOTIFY-driven, not the 1 s safety-net poll
+
+        # 50 concurrent records over both processes take one counter past 80% and 100%: one alert each.
+        await admins[1].SetLimit(admin_pb2.SetLimitRequest(limit=limit("fifty", "REQUESTS", "DAY", 50)), metadata=auth)
+        await asyncio.gather(*(meters[i % 2].RecordCall(record(call_id=f"f{i}"), metadata=auth) for i in range(50)))
+        for r in readers:
+            await r.wait_for(lambda r: sum(a.limit_id == "fifty" for a in r.alerts) >= 2)
+        await asyncio.sleep(0.5)
+        for r in readers:
+            assert sorted(a.threshold for a in r.alerts if a.limit_id == "fifty") == [80, 100]
     finally:
         for r in readers:
             await r.close()
