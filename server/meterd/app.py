@@ -223,6 +223,7 @@ class MeterServer:
         """Drain: health NOT_SERVING, refuse new RPCs, let in-flight ones finish within grace, close the pool."""
         grace = self.config.grace_period if grace is None else grace
         await self.health.enter_graceful_shutdown()
+        self.alert_hub.close_all()  # alert streams never finish by themselves: end them, do not wait out grace
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

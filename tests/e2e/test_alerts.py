@@ -551,3 +551,23 @@ async def test_cli_tail_resumes_from_its_state_file_and_rules_are_managed_from_t
         "alerts", "rules", "delete", "cli-cost", "--tenant", tenant.id, "--database-url", url
     )
     assert code == 0 and out.strip() == "deleted cli-cost"
+
+
+async def test_stopping_the_server_ends_open_streams_at_once(fresh_database_url):
+    import time
+
+    from meter_testing.fixtures import test_config
+    from meterd.app import MeterServer
+
+    server = MeterServer(test_config(), fresh_database_url)
+    await server.start()
+    await asyncio.wait_for(server.ready.wait(), 30)
+    tenant = await create_tenant(server)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        live = AlertReader(meter_pb2_grpc.MeterStub(channel), tenant.auth("read"), since_id=0)
+        await live.wait_for(lambda r: server.alert_hub.subscribers == 1)
+        started = time.monotonic()
+        await server.stop(grace=10)
+        assert time.monotonic() - started < 5  # not the 10 s grace
+        await live.wait_for(lambda r: r.error is not None)
+        assert live.error.code() == grpc.StatusCode.UNAVAILABLE and "since_id=0" in live.error.details()

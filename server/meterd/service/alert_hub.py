@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "meter_alerts"  # notified by meter_raise_alert with the new id
 READ_LIMIT = 5000
 OVERFLOW = object()  # put in a subscription's queue when it overflowed
+SHUTDOWN = object()  # put in every subscription's queue when the server stops
 DRAIN_GRACE = 1.0  # seconds a read may wait, in all, for full stream buffers to drain
 
 
@@ -59,6 +60,13 @@ class Subscription:
         item = await self.queue.get()
         self.space.set()
         return item
+
+    def close(self) -> None:
+        """The server is stopping: end the stream now (not after the shutdown grace period)."""
+        self.overflowed = True  # accept nothing more
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(SHUTDOWN)
 
     @property
     def full(self) -> bool:
@@ -105,6 +113,11 @@ class AlertHub:
             subs.discard(sub)
             if not subs:
                 del self._subs[sub.filter.tenant_id]
+
+    def close_all(self) -> None:
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.close()
 
     @property
     def subscribers(self) -> int:

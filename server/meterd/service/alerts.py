@@ -32,7 +32,7 @@ from meterd.domain.alerts import (
 from meterd.domain.calls import Dimensions
 from meterd.domain.errors import ResourceExhausted, Unavailable
 from meterd.domain.windows import window_end, window_start
-from meterd.service.alert_hub import OVERFLOW, AlertHub
+from meterd.service.alert_hub import OVERFLOW, SHUTDOWN, AlertHub
 from meterd.store.alerts import AlertStore, alert_from_row
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,10 @@ class AlertStreams:
                     # hub's low was either replayed or fanned out after we subscribed.
                     yield Heartbeat(utc_now(), last_id, max(since_id or 0, self.hub.low or 0))
                     continue
+                if item is SHUTDOWN:
+                    raise Unavailable(
+                        f"the server is shutting down; reconnect (with since_id={last_id}) to another replica"
+                    )
                 if item is OVERFLOW:
                     raise ResourceExhausted(
                         f"this stream fell more than {sub.buffer} alerts behind (slow reader); reconnect with "
