@@ -16,7 +16,7 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
 from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.meter import MeterServicer
-from meterd.api.metrics import start_metrics_server
+from meterd.api.metrics import AlertCollector, start_metrics_server
 from meterd.config import Config
 from meterd.service.alert_hub import AlertHub
 from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender
@@ -101,7 +101,9 @@ class MeterServer:
         self.metrics_http = None
         observe = None
         if config.metrics_listen:
-            metrics, self.metrics_http = start_metrics_server(config.metrics_listen, self.db)
+            metrics, self.metrics_http = start_metrics_server(
+                config.metrics_listen, self.db, [AlertCollector(self.alert_hub, self.evaluator)]
+            )
             observe = metrics.observe
         self.server = grpc.aio.server(
             interceptors=[MeterInterceptor(self.key_cache, observe)],

@@ -98,6 +98,7 @@ class AlertHub:
         self.ready = asyncio.Event()
         self.connected = asyncio.Event()
         self.overflows = 0  # streams ended for falling behind
+        self.read_total = 0  # alerts read (and fanned out)
         self.on_new: list[Callable[[list[Alert]], None]] = []  # e.g. the webhook sender's wake-up
 
     def subscribe(self, f: AlertFilter, buffer: int) -> tuple[Subscription, int]:
@@ -190,6 +191,7 @@ class AlertHub:
         # does not make every read return the same rows again.
         fresh = [alert_from_row(r) for r in rows if r["id"] is not None]
         count = len(fresh)
+        self.read_total += count
         if fresh:
             # Conservative: the highest id ever seen was visible then, so it is visible in this snapshot.
             self._max_seen = max(self._max_seen, fresh[-1].id)
