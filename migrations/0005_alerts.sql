@@ -125,9 +125,13 @@ BEGIN
 END
 $$;
 
--- Limit threshold crossings among counters whose `used` grew from old_used to used (one element per
--- counter). Crossing level L of max means old_used * 100 < L * max <= used * 100: a counter is only
--- ever changed under its row lock, so exactly one transaction sees each crossing.
+-- Limit threshold alerts for counters whose `used` grew from old_used to used (one element per
+-- counter; only counters whose whole percent moved are passed in). Every level L with
+-- used * 100 >= L * max is raised unless its dedup key (rule, counter, window, level) exists: the
+-- first transaction to take the counter there writes the alert (the counter's row lock orders
+-- them, and the unique dedup key makes a second writer skip). Judging the level reached, not only
+-- old < L <= new, also announces a level passed by lowering a limit's max or by adding a rule
+-- mid-window, at the counter's next move.
 --   Rules: the tenant's LIMIT_THRESHOLD rules (optionally one limit_id, optionally per-subject
 --   counters of a subject / prefix); levels from the rule, else the limit's alert_thresholds, else
 --   80 and 100. A tenant without any LIMIT_THRESHOLD rule gets the built-in "(default)" rule:
@@ -166,8 +170,7 @@ BEGIN
               FROM hit h WHERE NOT EXISTS (SELECT 1 FROM rules ar WHERE ar.tenant_id = h.tenant_id)
         )
         SELECT a.*, lv.level FROM applied a, unnest(a.levels) AS lv(level)
-         WHERE a.old_used::numeric * 100 < lv.level::numeric * a.max
-           AND a.used::numeric * 100 >= lv.level::numeric * a.max
+         WHERE a.used::numeric * 100 >= lv.level::numeric * a.max
          -- One order for every transaction: the cooldown rows and dedup keys are taken in it.
          ORDER BY a.tenant_id, a.rule_id, a.limit_id, a.partition_key, a.window_start, lv.level
     LOOP

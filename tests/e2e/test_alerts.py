@@ -153,6 +153,21 @@ async def test_default_thresholds_fire_once_each_at_80_and_100_percent(env):
     assert len(live.alerts) == 2 and len(await stored_alerts(url, tenant.id)) == 2
 
 
+async def test_a_level_passed_by_lowering_max_is_announced_at_the_next_record(env):
+    _, meter, admin, tenant, _, url = env
+    await admin.SetLimit(
+        admin_pb2.SetLimitRequest(limit=limit("shrink", "REQUESTS", "DAY", 100)), metadata=tenant.auth()
+    )
+    for _ in range(5):
+        await meter.RecordCall(record(), metadata=tenant.auth("record"))
+    await admin.SetLimit(admin_pb2.SetLimitRequest(limit=limit("shrink", "REQUESTS", "DAY", 6)), metadata=tenant.auth())
+    assert await stored_alerts(url, tenant.id) == []  # 5 of 6 is 83%, but nothing moved yet
+    await meter.RecordCall(record(), metadata=tenant.auth("record"))  # 6 of 6
+    assert [(r[3], r[4]) for r in await stored_alerts(url, tenant.id)] == [("warning", 80.0), ("critical", 100.0)]
+    await meter.RecordCall(record(), metadata=tenant.auth("record"))  # 7 of 6: nothing new
+    assert len(await stored_alerts(url, tenant.id)) == 2
+
+
 async def test_tenant_rule_replaces_the_defaults_and_per_limit_thresholds_apply(env):
     _, meter, admin, tenant, stream, url = env
     await admin.SetLimit(
