@@ -131,7 +131,7 @@ $$;
 -- first transaction to take the counter there writes the alert (the counter's row lock orders
 -- them, and the unique dedup key makes a second writer skip). Judging the level reached, not only
 -- old < L <= new, also announces a level passed by lowering a limit's max or by adding a rule
--- mid-window, at the counter's next move.
+-- mid-window, when the counter's whole percent next moves.
 --   Rules: the tenant's LIMIT_THRESHOLD rules (optionally one limit_id, optionally per-subject
 --   counters of a subject / prefix); levels from the rule, else the limit's alert_thresholds, else
 --   80 and 100. A tenant without any LIMIT_THRESHOLD rule gets the built-in "(default)" rule:
