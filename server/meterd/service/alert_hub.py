@@ -31,14 +31,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 
-import psycopg
-from psycopg.rows import dict_row
-
 from meterd.domain.alerts import Alert, AlertFilter
-from meterd.store.alerts import ALERT_COLUMNS, alert_from_row
+from meterd.store.alerts import feed_connection, feed_read, feed_start, snapshot_xmin
 
 log = logging.getLogger(__name__)
-CHANNEL = "meter_alerts"  # notified by meter_raise_alert with the new id
 READ_LIMIT = 5000
 OVERFLOW = object()  # put in a subscription's queue when it overflowed
 SHUTDOWN = object()  # put in every subscription's queue when the server stops
@@ -130,10 +126,7 @@ class AlertHub:
         delay = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.conninfo, autocommit=True, row_factory=dict_row
-                ) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                async with await feed_connection(self.conninfo) as conn:
                     if self.low is None:
                         await self._start(conn)
                     self.connected.set()
@@ -151,45 +144,24 @@ class AlertHub:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _snapshot(self, conn) -> tuple[int, int]:
-        cur = await conn.execute(
-            "SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, pg_snapshot_xmax(s)::text::bigint AS xmax "
-            "FROM pg_current_snapshot() s"
-        )
-        row = await cur.fetchone()
-        return row["xmin"], row["xmax"]
-
     async def _start(self, conn) -> None:
         """`low` := the highest id now visible, once every transaction that might hold a lower id has
         ended (normally at once; an open write transaction delays readiness until it ends)."""
-        cur = await conn.execute(
-            "SELECT coalesce(max(id), 0) AS m, pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax FROM alerts"
-        )
-        row = await cur.fetchone()
+        max_id, xmax = await feed_start(conn)
         while True:
-            xmin, _ = await self._snapshot(conn)
-            if xmin >= row["xmax"]:
+            if await snapshot_xmin(conn) >= xmax:
                 break
             await asyncio.sleep(0.02)
-        self.low = self._max_seen = row["m"]
+        self.low = self._max_seen = max_id
         self.ready.set()
         log.info("alert hub ready after alert id %d", self.low)
 
     async def _read(self, conn) -> int:
         """One read of the rows above `low`; returns how many rows it read."""
         assert self.low is not None
-        cur = await conn.execute(
-            f"""SELECT pg_snapshot_xmin(s)::text::bigint AS snap_xmin, pg_snapshot_xmax(s)::text::bigint AS snap_xmax, a.*
-                  FROM pg_current_snapshot() s
-                  LEFT JOIN LATERAL (SELECT {ALERT_COLUMNS} FROM alerts WHERE id > %s AND id <> ALL(%s)
-                                      ORDER BY id LIMIT {READ_LIMIT}) a ON true""",
-            (self.low, sorted(self.delivered)),
-        )
-        rows = await cur.fetchall()
-        xmin, xmax = rows[0]["snap_xmin"], rows[0]["snap_xmax"]
         # Only rows not delivered yet are read, so a long open transaction (which keeps `low` down)
         # does not make every read return the same rows again.
-        fresh = [alert_from_row(r) for r in rows if r["id"] is not None]
+        xmin, xmax, fresh = await feed_read(conn, self.low, self.delivered, READ_LIMIT)
         count = len(fresh)
         self.read_total += count
         if fresh:

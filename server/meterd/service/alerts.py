@@ -33,7 +33,7 @@ from meterd.domain.calls import Dimensions
 from meterd.domain.errors import ResourceExhausted, Unavailable
 from meterd.domain.windows import window_end, window_start
 from meterd.service.alert_hub import OVERFLOW, SHUTDOWN, AlertHub
-from meterd.store.alerts import AlertStore, alert_from_row
+from meterd.store.alerts import AlertStore, alert_from_row, leader_connection, still_leading, try_lead
 
 log = logging.getLogger(__name__)
 
@@ -173,16 +173,15 @@ class Evaluator:
         delay = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+                async with await leader_connection(self.conninfo) as conn:
                     delay = 0.5
                     while True:
                         if not self.leader:
-                            cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (EVALUATOR_LOCK_KEY,))
-                            if (await cur.fetchone())[0]:
+                            if await try_lead(conn, EVALUATOR_LOCK_KEY):
                                 self.leader = True
                                 log.info("alert evaluator: this replica is the leader")
                         else:
-                            await conn.execute("SELECT 1")  # the lock lives exactly as long as this session
+                            await still_leading(conn)  # the lock lives exactly as long as this session
                         if self.leader:
                             try:
                                 await self.evaluate()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+import psycopg
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Candidate, GroupFigures, Severity
@@ -18,7 +20,6 @@ _RULE_COLUMNS = (
 )
 ALERT_COLUMNS = """id, tenant_id, rule_id, kind, severity, subject, provider, model, limit_id, metric, observed,
                    threshold, window_start, window_end, message, created_at"""
-_SEVERITY_RANKS = {"info": 1, "warning": 2, "critical": 3}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +133,7 @@ class AlertStore:
         where = ""
         if f.min_severity is not None:
             where += " AND severity = ANY(%s)"
-            args.append([s for s, rank in _SEVERITY_RANKS.items() if rank >= f.min_severity.rank])
+            args.append([s.value for s in Severity if s.rank >= f.min_severity.rank])
         if f.kinds:
             where += " AND kind = ANY(%s)"
             args.append([k.value for k in f.kinds])
@@ -284,3 +285,61 @@ class AlertStore:
                 (tenant_id,),
             )
             return await cur.fetchall()
+
+
+# ---- dedicated connections: the stream hub's feed and the evaluator's leadership ---------------------
+
+ALERTS_CHANNEL = "meter_alerts"  # notified by meter_raise_alert with the new id
+
+
+async def feed_connection(conninfo: str) -> psycopg.AsyncConnection:
+    """A connection of its own (not pooled) listening on the alerts channel."""
+    conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True, row_factory=dict_row)
+    await conn.execute(f"LISTEN {ALERTS_CHANNEL}")
+    return conn
+
+
+async def feed_start(conn: psycopg.AsyncConnection) -> tuple[int, int]:
+    """(highest alert id visible now, this snapshot's xmax)."""
+    cur = await conn.execute(
+        "SELECT coalesce(max(id), 0) AS m, pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax FROM alerts"
+    )
+    row = await cur.fetchone()
+    return row["m"], row["xmax"]
+
+
+async def snapshot_xmin(conn: psycopg.AsyncConnection) -> int:
+    """The oldest transaction id still running (every older transaction has ended)."""
+    cur = await conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin")
+    return (await cur.fetchone())["xmin"]
+
+
+async def feed_read(
+    conn: psycopg.AsyncConnection, low: int, delivered: set[int], limit: int
+) -> tuple[int, int, list[Alert]]:
+    """(xmin, xmax, alerts): the rows with id > low not in `delivered`, oldest first, and the bounds
+    of the very snapshot they were read in (one statement, one snapshot)."""
+    cur = await conn.execute(
+        f"""SELECT pg_snapshot_xmin(s)::text::bigint AS snap_xmin, pg_snapshot_xmax(s)::text::bigint AS snap_xmax, a.*
+              FROM pg_current_snapshot() s
+              LEFT JOIN LATERAL (SELECT {ALERT_COLUMNS} FROM alerts WHERE id > %s AND id <> ALL(%s)
+                                  ORDER BY id LIMIT {int(limit)}) a ON true""",
+        (low, sorted(delivered)),
+    )
+    rows = await cur.fetchall()
+    return rows[0]["snap_xmin"], rows[0]["snap_xmax"], [alert_from_row(r) for r in rows if r["id"] is not None]
+
+
+async def leader_connection(conninfo: str) -> psycopg.AsyncConnection:
+    return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+
+
+async def try_lead(conn: psycopg.AsyncConnection, key: int) -> bool:
+    """Take the session-level advisory lock `key` if free (held until this session ends)."""
+    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+    return bool((await cur.fetchone())[0])
+
+
+async def still_leading(conn: psycopg.AsyncConnection) -> None:
+    """Raises when the session (and with it the lock) is gone."""
+    await conn.execute("SELECT 1")
