@@ -40,6 +40,9 @@ def test_rollup_rules_need_whole_hours_and_no_labels():
         validate_rule(id="e", kind="error_rate", severity="warning", scope=Selector(labels=(("a", "b"),)),
                       window_kind="fixed", window_seconds=1800, error_rate=0.1)  # fmt: skip
     assert {f for f, _ in err.value.violations} == {"rule.window", "rule.scope.labels"}
+    with pytest.raises(InvalidArgument) as err:
+        validate_rule(id="d", kind="denials", severity="info", scope=Selector(labels=(("a", "b"),)), window_kind="hour")
+    assert {f for f, _ in err.value.violations} == {"rule.scope.labels"}
     # Denials come from per-minute counts: any window is fine.
     assert validate_rule(id="d", kind="denials", severity="info", scope=Selector(), window_kind="minute").count == 0
 

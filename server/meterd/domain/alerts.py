@@ -218,7 +218,11 @@ def validate_rule(
                     not window.kind.has_duration or window.seconds % 3600 == 0
                 )
                 need(whole_hours, "rule.window", "read from hourly rollups: hour, day, week, month or whole hours")
-                need(not clean_scope.labels, "rule.scope.labels", "rollups have no labels; not usable in this rule")
+            if k in ROLLUP_KINDS or k is AlertKind.DENIALS:
+                # Rollups and denial counts have no labels: ignoring them would silently widen the rule.
+                need(
+                    not clean_scope.labels, "rule.scope.labels", "not usable in this rule (its figures have no labels)"
+                )
         else:
             unused(window_kind, "rule.window")
         if k is AlertKind.LIMIT_THRESHOLD:
