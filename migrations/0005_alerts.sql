@@ -192,9 +192,10 @@ BEGIN
 END
 $$;
 
--- Can used going from old to new cross any whole-percent level (1..1000) of max? Necessary for any
--- threshold crossing (old*100 < L*max <= new*100 implies floor(new*100/max) >= L > floor(old*100/max)),
--- and false for nearly every increment of a large limit: the costly rule join runs only when it is true.
+-- Did the counter's whole percent of max move (below 1000%, the highest level allowed)? Levels are
+-- whole percents, so no level can be reached between two moves (old*100 < L*max <= new*100 implies
+-- floor(new*100/max) >= L > floor(old*100/max)). False for nearly every increment of a large limit:
+-- the rule join runs only when it is true.
 CREATE FUNCTION meter_percent_moved(old_used bigint, new_used bigint, max bigint) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT old_used::numeric * 100 < max::numeric * 1000
