@@ -23,8 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
+import psycopg
 from google.protobuf import duration_pb2
 
+from bench.alerts import alert_latency, start_second_meter
 from bench.baselines import database_batched_upserts, usage_queries
 from bench.measure import Result, closed_loop, open_loop
 from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2_grpc
@@ -87,6 +89,7 @@ class Stack:
     meter_pid: int
     key: str
     url: str
+    workdir: Path
 
     def stop(self) -> None:
         for p in self.procs:
@@ -114,9 +117,9 @@ def start_stack(args: argparse.Namespace) -> Stack:
              "--database-url", url], check=True, capture_output=True, text=True,
         ).stdout.strip()  # fmt: skip
     except BaseException:
-        Stack(pg, procs, 0, 0, 0, "", url).stop()
+        Stack(pg, procs, 0, 0, 0, "", url, workdir).stop()
         raise
-    return Stack(pg, procs, echo_port, meter_port, meter_proc.pid, key, url)
+    return Stack(pg, procs, echo_port, meter_port, meter_proc.pid, key, url, workdir)
 
 
 async def run(args: argparse.Namespace, stack: Stack) -> dict:
@@ -128,6 +131,11 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
     echo_channels = [grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}") for _ in range(args.channels)]
     meters = [meter_pb2_grpc.MeterStub(c) for c in channels]
     admin = admin_pb2_grpc.MeterAdminStub(channels[0])
+    if not args.alert_triggers:  # A/B: what the alert triggers cost the hot paths
+        async with await psycopg.AsyncConnection.connect(stack.url, autocommit=True) as conn:
+            for table, trigger in (("counters", "counters_alerts_insert"), ("counters", "counters_alerts_update"),
+                                   ("calls", "calls_alerts")):  # fmt: skip
+                await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
     for lim in LIMITS:
         await admin.SetLimit(admin_pb2.SetLimitRequest(limit=lim), metadata=auth)
 
@@ -245,6 +253,11 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
     if "usage" in args.only:
         results += await usage_queries(stack.url, meters[0], auth, args.usage_calls)
 
+    if "alerts" in args.only:
+        second, second_port = start_second_meter(stack.url, stack.workdir / "meter2.log", start_process)
+        stack.procs.append(second)
+        results += await alert_latency(stack.url, meter_port, second_port, args.seconds, 16)
+
     for c in channels + echo_channels:
         await c.close()
     return {
@@ -277,16 +290,23 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        default=["quota", "metering", "usage"],
-        choices=["quota", "metering", "usage"],
+        default=["quota", "metering", "usage", "alerts"],
+        choices=["quota", "metering", "usage", "alerts"],
         help="scenario groups to run (echo always runs)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="run Meter under cProfile; the profile is written to bench/results/"
     )
     parser.add_argument("--rounds", type=int, default=2, help="run the scenarios this many times (RSS per round)")
+    parser.add_argument(
+        "--alert-triggers",
+        choices=["on", "off"],
+        default="on",
+        help="off disables the alert triggers on counters and calls (to measure what they cost)",
+    )
     parser.add_argument("--usage-calls", type=int, default=5_000_000, help="calls generated for the GetUsage scenario")
     args = parser.parse_args()
+    args.alert_triggers = args.alert_triggers == "on"
     stack = start_stack(args)
     try:
         try:

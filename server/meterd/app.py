@@ -16,14 +16,17 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
 from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.meter import MeterServicer
-from meterd.api.metrics import start_metrics_server
+from meterd.api.metrics import AlertCollector, start_metrics_server
 from meterd.config import Config
+from meterd.service.alert_hub import AlertHub
+from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender
 from meterd.service.limit_cache import LimitCache
 from meterd.service.metering import MeteringService
 from meterd.service.prices import PriceAdmin, PriceBook
 from meterd.service.quota import QuotaService
 from meterd.service.reprice import Repricer
 from meterd.service.usage import UsageService
+from meterd.store.alerts import AlertStore
 from meterd.store.db import Database
 from meterd.store.keys import KeyStore
 from meterd.store.limits import LimitStore
@@ -71,6 +74,17 @@ class MeterServer:
         self.prices = PriceBook(PriceStore(self.db))
         self.partitions = PartitionStore(self.db)
         quota_store = QuotaStore(self.db)
+        self.alert_store = AlertStore(self.db)
+        self.alert_hub = AlertHub(database_url, poll_interval=config.alert_poll_interval)
+        self.denials = DenialCounter(self.alert_store, clock=clock)
+        self.evaluator = Evaluator(self.alert_store, database_url, interval=config.alert_eval_interval, clock=clock)
+        self.webhooks = WebhookSender(
+            self.alert_store,
+            timeout=config.webhook_timeout,
+            max_attempts=config.webhook_max_attempts,
+            retry_base=config.webhook_retry_base,
+        )
+        self.alert_hub.on_new.append(self.webhooks.wake)
         self.quota = QuotaService(
             quota_store,
             self.limits,
@@ -78,6 +92,7 @@ class MeterServer:
             clock=clock,
             max_ttl=dt.timedelta(seconds=config.max_reservation_ttl),
             batch_workers=config.batch_workers,
+            on_denied=self.denials.denied,
         )
         self.metering = MeteringService(
             RecordStore(self.db), self.limits, self.prices, clock=clock, batch_workers=config.batch_workers
@@ -86,7 +101,9 @@ class MeterServer:
         self.metrics_http = None
         observe = None
         if config.metrics_listen:
-            metrics, self.metrics_http = start_metrics_server(config.metrics_listen, self.db)
+            metrics, self.metrics_http = start_metrics_server(
+                config.metrics_listen, self.db, [AlertCollector(self.alert_hub, self.evaluator)]
+            )
             observe = metrics.observe
         self.server = grpc.aio.server(
             interceptors=[MeterInterceptor(self.key_cache, observe)],
@@ -103,6 +120,8 @@ class MeterServer:
                 clock=clock or utc_now,
                 backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
                 max_future_skew=dt.timedelta(seconds=config.max_future_skew),
+                alerts=AlertStreams(self.alert_store, self.alert_hub, buffer=config.alert_stream_buffer),
+                alert_heartbeat=config.alert_heartbeat,
             ),
             self.server,
         )
@@ -114,6 +133,7 @@ class MeterServer:
                 self.limits,
                 PriceAdmin(self.prices),
                 Repricer(RepriceStore(self.db), self.prices.store, self.limit_store),
+                self.alert_store,
             ),
             self.server,
         )
@@ -161,6 +181,10 @@ class MeterServer:
         self._tasks.append(
             asyncio.create_task(self.quota.sweep_expired(self.config.sweep_interval), name="meter-sweeper")
         )
+        self._tasks.append(asyncio.create_task(self.alert_hub.run(), name="meter-alert-hub"))
+        self._tasks.append(asyncio.create_task(self.evaluator.run(), name="meter-alert-evaluator"))
+        self._tasks.append(asyncio.create_task(self.webhooks.run(), name="meter-alert-webhooks"))
+        self._tasks.append(asyncio.create_task(self.denials.run(), name="meter-denial-counts"))
 
     async def _ensure_partitions(self) -> None:
         """Monthly calls partitions from the back-fill horizon to two months ahead."""
@@ -201,10 +225,15 @@ class MeterServer:
         """Drain: health NOT_SERVING, refuse new RPCs, let in-flight ones finish within grace, close the pool."""
         grace = self.config.grace_period if grace is None else grace
         await self.health.enter_graceful_shutdown()
+        self.alert_hub.close_all()  # alert streams never finish by themselves: end them, do not wait out grace
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.server.stop(grace)
+        try:
+            await self.denials.flush()
+        except Exception as exc:  # noqa: BLE001 - the database may be down at shutdown
+            log.warning("final flush of denial counts failed: %s", exc)
         await self.quota.batcher.close()
         await self.metering.batcher.close()
         await self.db.close()

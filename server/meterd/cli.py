@@ -1,14 +1,17 @@
-"""`meter serve | migrate | keys | retention | prices`: the command-line entry point."""
+"""`meter serve | migrate | keys | retention | prices | alerts`: the command-line entry point."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from meterd.config import Config, add_flags
 from meterd.domain.errors import MeterError
@@ -291,6 +294,228 @@ def _add_prices_parser(sub) -> None:
         add_flags(p, ("database_url", "data_dir", "log_level"))
 
 
+ALERT_KINDS = ("limit_threshold", "window_cost", "call_cost", "error_rate", "latency_p95", "unpriced_model",
+               "denials", "reservation_expired")  # fmt: skip
+SEVERITIES = ("info", "warning", "critical")
+TAIL_RETRY = ("UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "INTERNAL", "UNKNOWN")
+
+
+class TailState:
+    """Where `alerts tail` resumes: the server's resume_id (every alert <= it was shown) plus the ids
+    shown above it (alerts may arrive out of id order), kept in --state-file across runs."""
+
+    def __init__(self, path: Path | None, since_id: int | None) -> None:
+        self.path = path
+        self.resume: int | None = since_id
+        self.seen: set[int] = set()
+        if since_id is None and path is not None and path.exists():
+            data = json.loads(path.read_text())
+            self.resume, self.seen = data["resume_id"], set(data.get("seen", []))
+
+    def since_id(self) -> int | None:
+        if self.resume is None and self.seen:
+            return min(self.seen) - 1  # no heartbeat yet: from the first alert shown (repeats are dropped)
+        return self.resume
+
+    def shown(self, alert_id: int) -> bool:
+        """True when the alert is new (and records it)."""
+        if alert_id in self.seen or (self.resume is not None and alert_id <= self.resume):
+            return False
+        self.seen.add(alert_id)
+        self.save()
+        return True
+
+    def heartbeat(self, resume_id: int) -> None:
+        self.resume = max(self.resume or 0, resume_id)
+        self.seen = {i for i in self.seen if i > self.resume}
+        self.save()
+
+    def save(self) -> None:
+        if self.path is None or self.resume is None and not self.seen:
+            return
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({"resume_id": self.resume or 0, "seen": sorted(self.seen)}))
+        tmp.replace(self.path)
+
+
+def _alert_line(alert, as_json: bool) -> str:
+    from google.protobuf import json_format
+
+    if as_json:
+        return json.dumps(json_format.MessageToDict(alert, preserving_proto_field_name=True), separators=(",", ":"))
+    from meter.v1 import common_pb2
+
+    kind = common_pb2.AlertKind.Name(alert.kind).removeprefix("ALERT_KIND_").lower()
+    severity = common_pb2.Severity.Name(alert.severity).removeprefix("SEVERITY_")
+    created = alert.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S")
+    return f"#{alert.id} {created}Z {severity:<8} {kind} [{alert.rule_id}] {alert.subject or '-'}: {alert.message}"
+
+
+def cmd_alerts_tail(args: argparse.Namespace) -> None:
+    """Follow StreamAlerts, reconnecting (with since_id = the resume point) whenever the stream ends."""
+    import time
+
+    import grpc
+
+    from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
+
+    if not args.api_key:
+        sys.exit("meter: alerts tail needs --api-key or METER_API_KEY (a key with the read role)")
+    state = TailState(args.state_file, args.since_id)
+    auth = (("authorization", f"Bearer {args.api_key}"),)
+    backoff = 0.5
+    with grpc.insecure_channel(args.address) as channel:
+        stub = meter_pb2_grpc.MeterStub(channel)
+        while True:
+            request = meter_pb2.StreamAlertsRequest(
+                since_id=state.since_id(),
+                min_severity=common_pb2.Severity.Value("SEVERITY_" + args.min_severity.upper())
+                if args.min_severity
+                else 0,
+                kinds=[common_pb2.AlertKind.Value("ALERT_KIND_" + k.upper()) for k in args.kind or ()],
+                subject_prefix=args.subject_prefix,
+                heartbeat_interval={"seconds": int(args.heartbeat)},
+            )
+            try:
+                for response in stub.StreamAlerts(request, metadata=auth):
+                    backoff = 0.5
+                    if response.HasField("alert"):
+                        if state.shown(response.alert.id):
+                            print(_alert_line(response.alert, args.json), flush=True)
+                    else:
+                        state.heartbeat(response.heartbeat.resume_id)
+                        if args.once:
+                            return
+            except grpc.RpcError as exc:
+                code = exc.code().name  # type: ignore[attr-defined]
+                if code not in TAIL_RETRY:
+                    sys.exit(f"meter: {code}: {exc.details()}")  # type: ignore[attr-defined]
+                print(f"# stream ended ({code}: {exc.details()}); resuming in {backoff:.1f}s", file=sys.stderr)  # type: ignore[attr-defined]
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+
+def _rule_from_args(args: argparse.Namespace):
+    from meterd.config import parse_seconds
+    from meterd.domain.alerts import validate_rule
+    from meterd.domain.limits import Selector
+
+    labels = []
+    for pair in args.label or ():
+        key, sep, value = pair.partition("=")
+        if not sep:
+            sys.exit(f"meter: --label wants key=value, got {pair!r}")
+        labels.append((key, value))
+    return validate_rule(
+        id=args.id,
+        kind=args.kind,
+        severity=args.severity,
+        scope=Selector(subject=args.subject, subject_prefix=args.subject_prefix, provider=args.provider,
+                       model=args.model, operation=args.operation, labels=tuple(labels)),
+        thresholds=args.threshold or (),
+        limit_id=args.limit_id,
+        amount_nanos=args.amount_usd or 0,
+        window_kind=args.window or "",
+        window_seconds=int(parse_seconds(args.window_duration)) if args.window_duration else 0,
+        error_rate=args.error_rate or 0.0,
+        min_calls=args.min_calls,
+        latency_us=int(parse_seconds(args.latency) * 1_000_000) if args.latency else 0,
+        count=args.count,
+        cooldown_s=parse_seconds(args.cooldown) if args.cooldown else 0,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret or os.environ.get("METER_WEBHOOK_SECRET", ""),
+        disabled=args.disabled,
+    )  # fmt: skip
+
+
+def _rule_line(stored) -> str:
+    r = stored.rule
+    params = json.dumps(r.params(), separators=(",", ":"))
+    scope = json.dumps(r.scope.to_json(), separators=(",", ":"))
+    state = "disabled" if r.disabled else "enabled"
+    return "\t".join([r.id, r.kind.value, r.severity.value, scope, params, f"cooldown={r.cooldown_s}s",
+                      r.webhook_url or "-", state])  # fmt: skip
+
+
+def cmd_alert_rules(config: Config, args: argparse.Namespace) -> None:
+    """Alert rules of a tenant, directly in the database (like keys and prices)."""
+    from meterd.store.alerts import AlertStore
+
+    tenant = validate_tenant(args.tenant)
+    command = args.rules_command
+    if command == "set":
+        rule = _rule_from_args(args)
+
+        def action(db):
+            return AlertStore(db).set_rule(tenant, rule)
+    elif command == "list":
+
+        def action(db):
+            return AlertStore(db).list_rules(tenant)
+    else:
+
+        def action(db):
+            return AlertStore(db).delete_rule(tenant, args.id)
+
+    with database(config) as url:
+        result = asyncio.run(_with_database(url, action))
+    if command == "set":
+        stored, created = result
+        print(("created\t" if created else "replaced\t") + _rule_line(stored))
+    elif command == "list":
+        for stored in result:
+            print(_rule_line(stored))
+    else:
+        print(f"deleted {args.id}")
+
+
+def _add_alerts_parser(sub) -> None:
+    alerts = sub.add_parser("alerts", help="follow the alert stream; manage alert rules")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
+    tail = alerts_sub.add_parser("tail", help="print alerts as they come (StreamAlerts), resuming where it left off")
+    tail.add_argument("--address", default="127.0.0.1:50051", help="the server's host:port")
+    tail.add_argument(
+        "--api-key", default=os.environ.get("METER_API_KEY"), help="key with the read role [env METER_API_KEY]"
+    )
+    tail.add_argument(
+        "--since-id", type=int, help="first replay stored alerts after this id (default: --state-file, else live only)"
+    )
+    tail.add_argument("--state-file", type=Path, help="remember the resume point here, and resume from it next time")
+    tail.add_argument("--min-severity", choices=SEVERITIES)
+    tail.add_argument("--kind", action="append", choices=ALERT_KINDS, help="repeat for several kinds")
+    tail.add_argument("--subject-prefix", default="")
+    tail.add_argument("--heartbeat", type=float, default=15.0, help="seconds between heartbeats (1-300)")
+    tail.add_argument("--json", action="store_true", help="one JSON object per line")
+    tail.add_argument("--once", action="store_true", help="stop at the first heartbeat (print what is stored, exit)")
+    add_flags(tail, ("log_level",))
+    rules = alerts_sub.add_parser("rules", help="alert rules of a tenant, directly in the database")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    setting = rules_sub.add_parser("set", help="create or replace a rule (see docs/alerts.md for what each kind uses)")
+    setting.add_argument("--id", required=True)
+    setting.add_argument("--kind", required=True, choices=ALERT_KINDS)
+    setting.add_argument("--severity", default="warning", choices=SEVERITIES)
+    for name in ("subject", "subject-prefix", "provider", "model", "operation", "limit-id", "webhook-url"):
+        setting.add_argument(f"--{name}", default="")
+    setting.add_argument("--label", action="append", help="scope label key=value (repeat)")
+    setting.add_argument("--threshold", action="append", type=int, help="limit_threshold: percent of max (repeat)")
+    setting.add_argument("--amount-usd", type=_usd, help="window_cost, call_cost: amount in USD")
+    setting.add_argument("--window", choices=("hour", "day", "week", "month", "minute", "fixed"))
+    setting.add_argument("--window-duration", help="for --window fixed, e.g. 6h")
+    setting.add_argument("--error-rate", type=float, help="error_rate: fraction, e.g. 0.05")
+    setting.add_argument("--min-calls", type=int, default=0)
+    setting.add_argument("--latency", help="latency_p95: bound, e.g. 2s or 800ms")
+    setting.add_argument("--count", type=int, default=0, help="denials, reservation_expired: alert above this count")
+    setting.add_argument("--cooldown", help="no second alert for the same rule and subject within this, e.g. 1h")
+    setting.add_argument("--webhook-secret", help="signs webhook deliveries [env METER_WEBHOOK_SECRET]")
+    setting.add_argument("--disabled", action="store_true")
+    listing = rules_sub.add_parser("list", help="list a tenant's rules")
+    deleting = rules_sub.add_parser("delete", help="delete a rule by id")
+    deleting.add_argument("id")
+    for p in (setting, listing, deleting):
+        p.add_argument("--tenant", required=True)
+        add_flags(p, ("database_url", "data_dir", "log_level"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="meter", description="Metering and quota enforcement for LLM calls.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -314,6 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_flags(p, ("database_url", "data_dir", "log_level"))
     _add_retention_parser(sub)
     _add_prices_parser(sub)
+    _add_alerts_parser(sub)
     return parser
 
 
@@ -335,6 +561,10 @@ def main(argv: list[str] | None = None) -> None:
             cmd_retention(config, args)
         elif args.command == "prices":
             cmd_prices(config, args)
+        elif args.command == "alerts" and args.alerts_command == "tail":
+            cmd_alerts_tail(args)
+        elif args.command == "alerts":
+            cmd_alert_rules(config, args)
         else:
             cmd_keys(config, args)
     except MeterError as exc:

@@ -140,6 +140,38 @@ SETTINGS: tuple[Setting, ...] = (
         300.0,
         "How far in the future RecordCall.occurred_at may be (seconds), for clock skew.",
     ),
+    Setting(
+        "alert_heartbeat",
+        parse_seconds,
+        15.0,
+        "Default seconds between StreamAlerts heartbeats (a request may ask for 1 s .. 5 min).",
+    ),
+    Setting(
+        "alert_stream_buffer",
+        int,
+        1000,
+        "Alerts a StreamAlerts stream may fall behind before it is ended with RESOURCE_EXHAUSTED (resume with since_id).",
+    ),
+    Setting(
+        "alert_poll_interval",
+        parse_seconds,
+        1.0,
+        "Seconds between reads of new alerts when no NOTIFY came (a safety net; NOTIFY wakes the reader at once).",
+    ),
+    Setting(
+        "alert_eval_interval",
+        parse_seconds,
+        10.0,
+        "Seconds between rounds of the periodic alert rules (window cost, error rate, latency, denials...).",
+    ),
+    Setting("webhook_timeout", parse_seconds, 5.0, "Seconds an alert webhook POST may take."),
+    Setting("webhook_max_attempts", int, 8, "Attempts per alert webhook before it is given up (marked failed)."),
+    Setting(
+        "webhook_retry_base",
+        parse_seconds,
+        1.0,
+        "Seconds before the first webhook retry; each further retry waits twice as long (at most 1 h).",
+    ),
 )
 
 
@@ -165,6 +197,13 @@ class Config:
     reuse_port: bool
     batch_workers: int
     max_future_skew: float
+    alert_heartbeat: float
+    alert_stream_buffer: int
+    alert_poll_interval: float
+    alert_eval_interval: float
+    webhook_timeout: float
+    webhook_max_attempts: int
+    webhook_retry_base: float
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:

@@ -157,11 +157,3 @@ async def test_nul_characters_are_invalid_argument_and_do_not_fail_the_rest_of_a
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await meter_stub.CheckQuota(check("CHECK_ONLY", subject="a\x00"), metadata=tenant.auth("check"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-
-
-async def test_unbuilt_features_answer_unimplemented_naming_the_feature(meter_stub, tenant):
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        async for _ in meter_stub.StreamAlerts(meter_pb2.StreamAlertsRequest(), metadata=tenant.auth("read")):
-            pass
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "StreamAlerts" in err.value.details()

@@ -549,12 +549,14 @@ class Alert(_message.Message):
     def __init__(self, id: _Optional[int] = ..., rule_id: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.AlertKind, str]] = ..., severity: _Optional[_Union[_common_pb2.Severity, str]] = ..., subject: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., limit_id: _Optional[str] = ..., metric: _Optional[_Union[_common_pb2.Metric, str]] = ..., observed: _Optional[float] = ..., threshold: _Optional[float] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., window_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("server_time", "last_id")
+    __slots__ = ("server_time", "last_id", "resume_id")
     SERVER_TIME_FIELD_NUMBER: _ClassVar[int]
     LAST_ID_FIELD_NUMBER: _ClassVar[int]
+    RESUME_ID_FIELD_NUMBER: _ClassVar[int]
     server_time: _timestamp_pb2.Timestamp
     last_id: int
-    def __init__(self, server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_id: _Optional[int] = ...) -> None: ...
+    resume_id: int
+    def __init__(self, server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_id: _Optional[int] = ..., resume_id: _Optional[int] = ...) -> None: ...
 
 class StreamAlertsResponse(_message.Message):
     __slots__ = ("alert", "heartbeat")

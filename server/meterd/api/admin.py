@@ -1,17 +1,19 @@
-"""The control plane servicer (admin role): API keys, limits and prices now; alert rules later."""
+"""The control plane servicer (admin role): API keys, limits, prices and alert rules."""
 
 from __future__ import annotations
 
 from meter.v1 import admin_pb2, admin_pb2_grpc
+from meterd.api.alerts_codec import rule_from_proto, rule_to_proto
 from meterd.api.convert import from_ts, ts
 from meterd.api.interceptor import KeyCache, current_principal
 from meterd.api.limits_codec import limit_from_proto, limit_to_proto
-from meterd.domain.errors import InvalidArgument, Unimplemented, require
+from meterd.domain.errors import InvalidArgument, require
 from meterd.domain.keys import validate_roles
 from meterd.domain.pricing import Price
 from meterd.service.limit_cache import LimitCache
 from meterd.service.prices import MAX_LOAD, PRICE_RATE_FIELDS, PriceAdmin, validate_price
 from meterd.service.reprice import Repricer
+from meterd.store.alerts import AlertStore
 from meterd.store.keys import ApiKeyRow, KeyStore
 from meterd.store.limits import LimitStore
 from meterd.store.prices import StoredPrice
@@ -71,7 +73,9 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
         limit_cache: LimitCache,
         price_admin: PriceAdmin,
         repricer: Repricer,
+        alerts: AlertStore,
     ) -> None:
+        self.alerts = alerts
         self.keys = keys
         self.key_cache = key_cache
         self.limits = limits
@@ -151,6 +155,13 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
         )
 
     async def SetAlertRule(self, request, context):
-        raise Unimplemented("alert rules are managed by the alert engine, not built yet")
+        stored, created = await self.alerts.set_rule(current_principal().tenant_id, rule_from_proto(request.rule))
+        return admin_pb2.SetAlertRuleResponse(rule=rule_to_proto(stored), created=created)
 
-    ListAlertRules = DeleteAlertRule = SetAlertRule
+    async def ListAlertRules(self, request, context):
+        stored = await self.alerts.list_rules(current_principal().tenant_id)
+        return admin_pb2.ListAlertRulesResponse(rules=[rule_to_proto(s) for s in stored])
+
+    async def DeleteAlertRule(self, request, context):
+        await self.alerts.delete_rule(current_principal().tenant_id, request.id)
+        return admin_pb2.DeleteAlertRuleResponse()

@@ -6,11 +6,12 @@ import datetime as dt
 from collections.abc import Callable
 
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
+from meterd.api.alerts_codec import alert_to_proto, stream_request
 from meterd.api.convert import duration_us, from_ts, micros, ts
 from meterd.api.interceptor import current_principal, status_code
 from meterd.api.limits_codec import status_to_proto
 from meterd.domain.calls import CallInput, validate_call, validate_dimensions
-from meterd.domain.errors import InvalidArgument, MeterError, Unimplemented
+from meterd.domain.errors import InvalidArgument, MeterError
 from meterd.domain.quota import Estimate
 from meterd.domain.usage import (
     Aggregate,
@@ -23,6 +24,7 @@ from meterd.domain.usage import (
     validate_calls_query,
     validate_usage_query,
 )
+from meterd.service.alerts import AlertStreams, Heartbeat
 from meterd.service.metering import MAX_BATCH, MeteringService, RecordOutcome
 from meterd.service.quota import QuotaService
 from meterd.service.usage import UsageReport, UsageService
@@ -40,7 +42,11 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
         clock: Callable[[], dt.datetime],
         backfill_horizon: dt.timedelta,
         max_future_skew: dt.timedelta,
+        alerts: AlertStreams,
+        alert_heartbeat: float,
     ) -> None:
+        self.alerts = alerts
+        self.alert_heartbeat = alert_heartbeat
         self.usage = usage
         self.quota = quota
         self.metering = metering
@@ -197,8 +203,16 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
         )
 
     async def StreamAlerts(self, request, context):
-        raise Unimplemented("StreamAlerts needs the alert engine (rules, evaluator, fan-out), not built yet")
-        yield  # pragma: no cover - makes this an async generator like a real stream handler
+        f, since_id, heartbeat = stream_request(current_principal().tenant_id, request, self.alert_heartbeat)
+        async for item in self.alerts.stream(f, since_id, heartbeat):
+            if isinstance(item, Heartbeat):
+                yield meter_pb2.StreamAlertsResponse(
+                    heartbeat=meter_pb2.Heartbeat(
+                        server_time=ts(item.server_time), last_id=item.last_id, resume_id=item.resume_id
+                    )
+                )
+            else:
+                yield meter_pb2.StreamAlertsResponse(alert=alert_to_proto(item))
 
 
 def _estimate(e: meter_pb2.Estimate, default_requests: int = 1) -> Estimate:

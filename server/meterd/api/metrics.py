@@ -1,10 +1,10 @@
 """Prometheus metrics over HTTP on their own port: RPC counts and latencies by method and code,
-and database pool gauges. No tenant or subject ever becomes a label (unbounded cardinality)."""
+database pool gauges and the alert engine's figures. No tenant or subject ever becomes a label (unbounded cardinality)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from meterd.store.db import Database
 
@@ -45,11 +45,35 @@ class PoolCollector:
             yield GaugeMetricFamily(f"meter_db_{key}", help_text, value=stats.get(key, 0))
 
 
-def start_metrics_server(listen: str, db: Database):
+class AlertCollector:
+    """Read at scrape time from the process's alert hub and evaluator (any objects with the
+    attributes used below)."""
+
+    def __init__(self, hub, evaluator) -> None:
+        self.hub, self.evaluator = hub, evaluator
+
+    def collect(self):
+        yield GaugeMetricFamily("meter_alert_streams", "Open StreamAlerts streams.", value=self.hub.subscribers)
+        yield CounterMetricFamily("meter_alerts_read", "Alerts read by this process's hub.", value=self.hub.read_total)
+        yield CounterMetricFamily(
+            "meter_alert_stream_overflows", "Streams ended for falling behind.", value=self.hub.overflows
+        )
+        yield GaugeMetricFamily(
+            "meter_alert_evaluator_leader", "1 when this process runs the periodic alert rules.",
+            value=1 if self.evaluator.leader else 0,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "meter_alert_evaluations", "Rounds of the periodic alert rules run here.", value=self.evaluator.rounds
+        )
+
+
+def start_metrics_server(listen: str, db: Database, collectors=()):
     """Serve /metrics on host:port; returns the RPC metrics and the HTTP server (.server_port, .shutdown())."""
     host, _, port = listen.rpartition(":")
     registry = CollectorRegistry()
     metrics = RpcMetrics(registry)
     registry.register(PoolCollector(db))
+    for collector in collectors:
+        registry.register(collector)
     server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
     return metrics, server

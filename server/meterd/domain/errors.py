@@ -41,6 +41,10 @@ class Unimplemented(MeterError):
     pass
 
 
+class ResourceExhausted(MeterError):
+    """A bounded resource of the server ran out for this caller (e.g. a slow stream's buffer)."""
+
+
 def require(violations: list[tuple[str, str]]) -> None:
     """Raise InvalidArgument when any violation was collected."""
     if violations:

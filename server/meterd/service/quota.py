@@ -66,8 +66,10 @@ class QuotaService:
         clock: Callable[[], dt.datetime] | None,
         max_ttl: dt.timedelta,
         batch_workers: int = 4,
+        on_denied: Callable[[str, Dimensions, dt.datetime], None] | None = None,
     ) -> None:
         self.store = store
+        self.on_denied = on_denied  # counts denials for DENIALS alert rules, off the check path
         self.limits = limits
         self.prices = prices
         self.clock = clock  # None: windows follow the database clock, one clock for every replica
@@ -144,6 +146,8 @@ class QuotaService:
             charges=matched_charges,
         )
         outcome = await self.batcher.submit(item)
+        if not outcome.allowed and self.on_denied is not None:
+            self.on_denied(tenant, dims, outcome.at)
         states, retry = _states(matched_charges, outcome.readings, outcome.at, outcome.allowed)
         return CheckResult(
             allowed=outcome.allowed,

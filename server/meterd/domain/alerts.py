@@ -1,0 +1,424 @@
+"""Alert rules, alerts and stream filters: validation and the evaluator's judgements, no I/O.
+
+Mirrors meter.v1 AlertRule / Alert / AlertKind / Severity without importing them (the API layer
+converts enums to and from the lower-case names used here and stored in the database).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from meterd.domain import histogram
+from meterd.domain.errors import InvalidArgument
+from meterd.domain.limits import INT64_MAX, MAX_THRESHOLD_PERCENT, Selector, _validate_selector
+from meterd.domain.windows import MAX_FIXED_SECONDS, WindowKind, WindowSpec, window_end, window_start
+
+_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+DEFAULT_RULE_ID = "(default)"  # the built-in LIMIT_THRESHOLD rule of tenants without one (see 0005)
+MAX_COOLDOWN_S = 30 * 86400
+MAX_WEBHOOK_URL = 2048
+MAX_SECRET = 256
+
+
+class AlertKind(StrEnum):
+    LIMIT_THRESHOLD = "limit_threshold"
+    WINDOW_COST = "window_cost"
+    CALL_COST = "call_cost"
+    ERROR_RATE = "error_rate"
+    LATENCY_P95 = "latency_p95"
+    UNPRICED_MODEL = "unpriced_model"
+    DENIALS = "denials"
+    RESERVATION_EXPIRED = "reservation_expired"
+
+
+# Evaluated periodically by the leader replica; the others are raised by triggers in the writing
+# transaction (LIMIT_THRESHOLD on counters, CALL_COST on calls).
+PERIODIC_KINDS = frozenset(
+    {
+        AlertKind.WINDOW_COST,
+        AlertKind.ERROR_RATE,
+        AlertKind.LATENCY_P95,
+        AlertKind.UNPRICED_MODEL,
+        AlertKind.DENIALS,
+        AlertKind.RESERVATION_EXPIRED,
+    }
+)
+# Read from the hourly rollups, which have no labels and whole hours only.
+ROLLUP_KINDS = frozenset({AlertKind.WINDOW_COST, AlertKind.ERROR_RATE, AlertKind.LATENCY_P95, AlertKind.UNPRICED_MODEL})
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+
+_RANKS = {Severity.INFO: 1, Severity.WARNING: 2, Severity.CRITICAL: 3}
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertRule:
+    id: str
+    kind: AlertKind
+    severity: Severity
+    scope: Selector = Selector()
+    thresholds: tuple[int, ...] = ()  # LIMIT_THRESHOLD percents
+    limit_id: str = ""  # LIMIT_THRESHOLD
+    amount_nanos: int = 0  # WINDOW_COST, CALL_COST
+    window: WindowSpec | None = None  # periodic kinds
+    error_rate: float = 0.0  # ERROR_RATE, 0..1
+    min_calls: int = 0  # ERROR_RATE, LATENCY_P95
+    latency_us: int = 0  # LATENCY_P95
+    count: int = 0  # DENIALS, RESERVATION_EXPIRED
+    cooldown_s: int = 0
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    disabled: bool = False
+
+    def params(self) -> dict[str, Any]:
+        """The jsonb `params` column: the kind's own fields."""
+        p: dict[str, Any] = {}
+        if self.thresholds:
+            p["thresholds"] = list(self.thresholds)
+        if self.limit_id:
+            p["limit_id"] = self.limit_id
+        if self.amount_nanos:
+            p["amount_nanos"] = self.amount_nanos
+        if self.window is not None:
+            p["window_kind"] = self.window.kind.value
+            p["window_seconds"] = self.window.seconds
+        if self.error_rate:
+            p["error_rate"] = self.error_rate
+        if self.min_calls:
+            p["min_calls"] = self.min_calls
+        if self.latency_us:
+            p["latency_us"] = self.latency_us
+        if self.count:
+            p["count"] = self.count
+        return p
+
+    @classmethod
+    def from_row(cls, row: dict) -> AlertRule:
+        p = row["params"] or {}
+        window = WindowSpec(p["window_kind"], p.get("window_seconds", 0)) if "window_kind" in p else None
+        return cls(
+            id=row["id"],
+            kind=AlertKind(row["kind"]),
+            severity=Severity(row["severity"]),
+            scope=Selector.from_json(row["scope"] or {}),
+            thresholds=tuple(p.get("thresholds", ())),
+            limit_id=p.get("limit_id", ""),
+            amount_nanos=p.get("amount_nanos", 0),
+            window=window,
+            error_rate=p.get("error_rate", 0.0),
+            min_calls=p.get("min_calls", 0),
+            latency_us=p.get("latency_us", 0),
+            count=p.get("count", 0),
+            cooldown_s=row["cooldown_s"],
+            webhook_url=row["webhook_url"],
+            webhook_secret=row["webhook_secret"],
+            disabled=row["disabled"],
+        )
+
+
+def _enum(enum, value: str, field: str, violations: list[tuple[str, str]]):
+    try:
+        return enum(value)
+    except ValueError:
+        violations.append((field, "required" if not value else f"unknown value {value!r}"))
+        return None
+
+
+def validate_rule(
+    *,
+    id: str,
+    kind: str,
+    severity: str,
+    scope: Selector,
+    thresholds: Iterable[int] = (),
+    limit_id: str = "",
+    amount_nanos: int = 0,
+    window_kind: str = "",
+    window_seconds: int = 0,
+    window_nanos: int = 0,
+    error_rate: float = 0.0,
+    min_calls: int = 0,
+    latency_us: int = 0,
+    count: int = 0,
+    cooldown_s: float = 0,
+    webhook_url: str = "",
+    webhook_secret: str = "",
+    disabled: bool = False,
+) -> AlertRule:
+    """Raw rule fields → a rule, or InvalidArgument listing every problem (field paths as in the proto)."""
+    v: list[tuple[str, str]] = []
+    if not id:
+        v.append(("rule.id", "required"))
+    elif not _ID_RE.fullmatch(id):
+        v.append(("rule.id", "1-64 characters of A-Z a-z 0-9 . _ : -"))
+    kind_v = _enum(AlertKind, kind, "rule.kind", v)
+    severity_v = _enum(Severity, severity, "rule.severity", v)
+    scope_errors: list[tuple[str, str]] = []
+    clean_scope = _validate_selector(scope, scope_errors)
+    v += [(f.replace("limit.selector", "rule.scope"), why) for f, why in scope_errors]
+    thresholds = sorted(set(thresholds))
+    if any(not 1 <= t <= MAX_THRESHOLD_PERCENT for t in thresholds):
+        v.append(("rule.thresholds_percent", f"each must be 1..{MAX_THRESHOLD_PERCENT}"))
+    window = None
+    if window_kind:
+        wk = _enum(WindowKind, window_kind, "rule.window.kind", v)
+        if wk is not None:
+            if window_nanos:
+                v.append(("rule.window.duration", "whole seconds only"))
+            elif wk is WindowKind.SLIDING:
+                v.append(
+                    ("rule.window.kind", "sliding windows are for limits; rules look at calendar or fixed windows")
+                )
+            elif wk.has_duration and not 1 <= window_seconds <= MAX_FIXED_SECONDS:
+                v.append(("rule.window.duration", f"a fixed window needs 1..{MAX_FIXED_SECONDS} seconds"))
+            elif not wk.has_duration and window_seconds:
+                v.append(("rule.window.duration", f"must not be set for a {wk} window"))
+            else:
+                window = WindowSpec(wk, window_seconds if wk.has_duration else 0)
+    if not 0 <= cooldown_s <= MAX_COOLDOWN_S:
+        v.append(("rule.cooldown", f"0 .. {MAX_COOLDOWN_S} seconds"))
+    if webhook_url:
+        parts = urlsplit(webhook_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or len(webhook_url) > MAX_WEBHOOK_URL:
+            v.append(("rule.webhook_url", "an http:// or https:// URL (at most 2048 characters)"))
+        if not webhook_secret:
+            v.append(("rule.webhook_secret", "required with a webhook_url (it signs every delivery)"))
+    if len(webhook_secret) > MAX_SECRET:
+        v.append(("rule.webhook_secret", f"at most {MAX_SECRET} characters"))
+
+    def need(cond: bool, field: str, why: str) -> None:
+        if not cond:
+            v.append((field, why))
+
+    def unused(value, field: str) -> None:
+        if value:
+            v.append((field, f"not used by {kind_v.value} rules; leave it unset"))
+
+    if kind_v is not None:
+        k = kind_v
+        if k in PERIODIC_KINDS:
+            need(window is not None or bool(window_kind), "rule.window", f"required for {k.value} rules")
+            if window is not None and k in ROLLUP_KINDS:
+                whole_hours = window.kind not in (WindowKind.MINUTE,) and (
+                    not window.kind.has_duration or window.seconds % 3600 == 0
+                )
+                need(whole_hours, "rule.window", "read from hourly rollups: hour, day, week, month or whole hours")
+            if k in ROLLUP_KINDS or k is AlertKind.DENIALS:
+                # Rollups and denial counts have no labels: ignoring them would silently widen the rule.
+                need(
+                    not clean_scope.labels, "rule.scope.labels", "not usable in this rule (its figures have no labels)"
+                )
+        else:
+            unused(window_kind, "rule.window")
+        if k is AlertKind.LIMIT_THRESHOLD:
+            for name in ("provider", "model", "operation"):
+                unused(getattr(clean_scope, name), f"rule.scope.{name}")
+            unused(clean_scope.labels, "rule.scope.labels")
+            if limit_id and not _ID_RE.fullmatch(limit_id):
+                v.append(("rule.limit_id", "a limit id: 1-64 characters of A-Z a-z 0-9 . _ : -"))
+        else:
+            unused(thresholds, "rule.thresholds_percent")
+            unused(limit_id, "rule.limit_id")
+        if k in (AlertKind.WINDOW_COST, AlertKind.CALL_COST):
+            need(0 < amount_nanos <= INT64_MAX, "rule.amount_nanos", "must be greater than 0 (nano-USD)")
+        else:
+            unused(amount_nanos, "rule.amount_nanos")
+        if k is AlertKind.ERROR_RATE:
+            need(0 < error_rate < 1, "rule.error_rate", "a fraction between 0 and 1 (exclusive)")
+        else:
+            unused(error_rate, "rule.error_rate")
+        if k in (AlertKind.ERROR_RATE, AlertKind.LATENCY_P95):
+            need(0 <= min_calls <= INT64_MAX, "rule.min_calls", "must not be negative")
+        else:
+            unused(min_calls, "rule.min_calls")
+        if k is AlertKind.LATENCY_P95:
+            need(latency_us > 0, "rule.latency", "required: the p95 bound")
+        else:
+            unused(latency_us, "rule.latency")
+        if k in (AlertKind.DENIALS, AlertKind.RESERVATION_EXPIRED):
+            need(0 <= count <= INT64_MAX, "rule.count", "must not be negative (0: alert on the first one)")
+        else:
+            unused(count, "rule.count")
+    if v:
+        raise InvalidArgument(v)
+    return AlertRule(
+        id=id,
+        kind=kind_v,
+        severity=severity_v,
+        scope=clean_scope,
+        thresholds=tuple(thresholds),
+        limit_id=limit_id,
+        amount_nanos=amount_nanos,
+        window=window,
+        error_rate=error_rate,
+        min_calls=min_calls,
+        latency_us=latency_us,
+        count=count,
+        cooldown_s=int(cooldown_s),
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        disabled=disabled,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Alert:
+    id: int
+    tenant_id: str
+    rule_id: str
+    kind: AlertKind
+    severity: Severity
+    subject: str
+    provider: str
+    model: str
+    limit_id: str
+    metric: str
+    observed: float
+    threshold: float
+    window_start: dt.datetime | None
+    window_end: dt.datetime | None
+    message: str
+    created_at: dt.datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The webhook body."""
+        out = dataclasses.asdict(self)
+        for key in ("window_start", "window_end", "created_at"):
+            out[key] = out[key].isoformat() if out[key] else None
+        out["kind"], out["severity"] = self.kind.value, self.severity.value
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertFilter:
+    """What a stream wants: its tenant, severity at least, kinds (empty: all), subject prefix."""
+
+    tenant_id: str
+    min_severity: Severity | None = None
+    kinds: frozenset[AlertKind] = frozenset()
+    subject_prefix: str = ""
+
+    def matches(self, alert: Alert) -> bool:
+        return (
+            alert.tenant_id == self.tenant_id
+            and (self.min_severity is None or alert.severity.rank >= self.min_severity.rank)
+            and (not self.kinds or alert.kind in self.kinds)
+            and alert.subject.startswith(self.subject_prefix)
+        )
+
+
+# ---- the periodic evaluator's judgements -----------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """An alert the evaluator wants raised (meter_raise_alert decides dedup and cooldown)."""
+
+    rule: AlertRule
+    dedup_key: str
+    cooldown_key: str
+    subject: str
+    provider: str
+    model: str
+    metric: str
+    observed: float
+    threshold: float
+    window_start: dt.datetime
+    window_end: dt.datetime
+    message: str
+
+
+def current_window(rule: AlertRule, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    assert rule.window is not None
+    return window_start(rule.window, now), window_end(rule.window, now)
+
+
+def scope_subject(rule: AlertRule) -> str:
+    return rule.scope.subject or rule.scope.subject_prefix
+
+
+def _key(rule: AlertRule, start: dt.datetime, *parts: str) -> str:
+    return "/".join((rule.kind.value[:2], rule.id, str(int(start.timestamp())), *parts))
+
+
+def _usd(nanos: float) -> str:
+    return f"${nanos / 1e9:,.2f}"
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupFigures:
+    """Rollup sums of one (provider, model) group in a window (or of the whole scope)."""
+
+    provider: str
+    model: str
+    calls: int
+    errors: int
+    cost_nanos: int
+    unpriced_calls: int
+    latency_buckets: list[int]
+
+
+def judge_rollups(rule: AlertRule, start: dt.datetime, end: dt.datetime, groups: list[GroupFigures]) -> list[Candidate]:
+    """WINDOW_COST (whole scope), ERROR_RATE / LATENCY_P95 / UNPRICED_MODEL (per provider and model)."""
+    subject = scope_subject(rule)
+    out: list[Candidate] = []
+
+    def add(provider, model, metric, observed, threshold, message, *key) -> None:
+        out.append(
+            Candidate(rule, _key(rule, start, *key), "/".join((subject, *key)), subject, provider, model, metric,
+                      float(observed), float(threshold), start, end, message)
+        )  # fmt: skip
+
+    span = f"the {rule.window.kind.value} window from {start:%Y-%m-%d %H:%M} UTC"  # type: ignore[union-attr]
+    if rule.kind is AlertKind.WINDOW_COST:
+        cost = sum(g.cost_nanos for g in groups)
+        if cost > rule.amount_nanos:
+            add("", "", "cost_nanos", cost, rule.amount_nanos,
+                f"cost {_usd(cost)} over {_usd(rule.amount_nanos)} in {span}{' for ' + subject if subject else ''}")  # fmt: skip
+        return out
+    for g in groups:
+        if rule.kind is AlertKind.ERROR_RATE and g.calls >= max(1, rule.min_calls):
+            rate = g.errors / g.calls
+            if rate > rule.error_rate:
+                add(g.provider, g.model, "error_rate", rate, rule.error_rate,
+                    f"error rate {rate:.1%} ({g.errors} of {g.calls} calls) of {g.provider}/{g.model} over "
+                    f"{rule.error_rate:.1%} in {span}", g.provider, g.model)  # fmt: skip
+        elif rule.kind is AlertKind.LATENCY_P95 and sum(g.latency_buckets) >= max(1, rule.min_calls):
+            p95 = histogram.percentile(g.latency_buckets, 0.95) or 0
+            if p95 > rule.latency_us:
+                add(g.provider, g.model, "latency_p95_seconds", p95 / 1e6, rule.latency_us / 1e6,
+                    f"p95 latency {p95 / 1e6:.3f}s of {g.provider}/{g.model} over {rule.latency_us / 1e6:.3f}s "
+                    f"in {span}", g.provider, g.model)  # fmt: skip
+        elif rule.kind is AlertKind.UNPRICED_MODEL and g.unpriced_calls > 0:
+            add(g.provider, g.model, "unpriced_calls", g.unpriced_calls, 0,
+                f"{g.unpriced_calls} call(s) of {g.provider}/{g.model} recorded without a price (cost 0) in {span}; "
+                "add a price and reprice", g.provider, g.model)  # fmt: skip
+    return out
+
+
+def judge_count(rule: AlertRule, start: dt.datetime, end: dt.datetime, count: int) -> list[Candidate]:
+    """DENIALS and RESERVATION_EXPIRED: a count in the window over the rule's count."""
+    if count <= rule.count:
+        return []
+    subject = scope_subject(rule)
+    what = "quota denials" if rule.kind is AlertKind.DENIALS else "reservations expired unsettled"
+    span = f"the {rule.window.kind.value} window from {start:%Y-%m-%d %H:%M} UTC"  # type: ignore[union-attr]
+    return [
+        Candidate(rule, _key(rule, start), subject, subject, "", "", rule.kind.value, float(count), float(rule.count),
+                  start, end, f"{count} {what} in {span}, over {rule.count}{' for ' + subject if subject else ''}")
+    ]  # fmt: skip
