@@ -246,7 +246,7 @@ CREATE TRIGGER counters_alerts_update AFTER UPDATE ON counters
     FOR EACH STATEMENT EXECUTE FUNCTION meter_counters_updated();
 
 -- CALL_COST: one alert per call over the rule's amount (dedup by call id), in the recording
--- transaction. A row trigger (calls are inserted one statement per row), skipped by its WHEN clause
+-- transaction. A row trigger, skipped by its WHEN clause
 -- for free calls; the rule look-up is one index probe on alert_rules' primary key.
 CREATE FUNCTION meter_call_alerts() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
