@@ -1,19 +1,19 @@
 """GetUsage and ListCalls: all their SQL.
 
-Two sources answer GetUsage (domain.usage.UsageQuery.raw picks one):
+domain.usage.plan_spans picks the rows that answer a GetUsage (see docs/usage.md):
 
-* usage_hourly (the rollups, one row per tenant, hour, subject, provider, model and operation) when
-  labels are neither filtered nor grouped on and outcomes are not filtered: whole hours h with
-  floor_hour(start) <= h < end, never a raw call scanned. Latency percentiles come from the summed
-  histograms (their non-zero buckets, summed per group).
+* the rollups when labels are neither filtered nor grouped on and outcomes are not filtered: whole
+  hours h with floor_hour(start) <= h < end, never a raw call scanned. Subject-free queries read
+  usage_model_daily for whole days and usage_model_hourly for the edges (dense histograms, summed
+  bucket by bucket); queries on subjects read usage_hourly (sparse histograms, summed per entry);
 * calls (the raw rows) otherwise, since rollups carry no labels and cannot split a row's tokens, cost
   or latency histogram by outcome: the exact range [start, end). Each call's latency is put in the
   same histogram bucket as domain/histogram.bucket() does, so both sources report the same
   percentiles for the same calls.
 
-Both produce the same columns (k_* group keys, then the sums and the histogram), so ordering, limit
-and decoding are shared. Every read of one GetUsage runs in one REPEATABLE READ snapshot, so rows,
-totals and projection agree with each other.
+Every source produces the same columns (k_* group keys, the sums, then the histogram as
+latency_buckets or latency_hist), so ordering, limit and decoding are shared. Every read of one
+GetUsage runs in one REPEATABLE READ snapshot, so rows, totals and projection agree with each other.
 """
 
 from __future__ import annotations
@@ -411,30 +411,29 @@ SELECT g.*{p95}
 
 def _projection_sql(query: UsageQuery, spans: Sequence[Span]) -> str:
     """Month-to-date cost, the basis period's cost, and when the filtered usage was first seen: the
-    first hour (or day: only its day is used) inside the basis period, or `older` when there is usage
-    before it. The basis bounds are whole days, so daily rows fall entirely inside or outside."""
-    if query.raw:
-        t, source, older = "occurred_at", "calls", "calls"
-    else:
-        t = "t"
-        source = "(" + _rollup_rows(spans, query.filter, "cost_nanos", prefix="q") + ") r"
-        # Every hourly row has its daily (or subject) counterpart, so one table tells whether older usage exists.
-        older = (
-            Source.MODEL_DAILY.value if spans[0].source is not Source.SUBJECT_HOURLY else Source.SUBJECT_HOURLY.value
-        )
-    older_t = {"calls": "occurred_at", "usage_hourly": "hour", "usage_model_daily": "day"}[older]
+    first instant (an hour or a day: only its day is used) inside the basis period, or `older` when
+    there is usage before it. The bounds are whole days but the end, so daily rows fall wholly
+    inside or outside each period."""
     filters = _filter_sql(query.filter, outcome=True)
-    bounds = (
-        f" AND {t} >= least(%(month_start)s, %(basis_start)s) AND {t} < greatest(%(p_end)s, %(basis_end)s)"
-        if query.raw
-        else ""
-    )
-    return f"""SELECT coalesce(sum(cost_nanos) FILTER (WHERE {t} >= %(month_start)s AND {t} < %(p_end)s), 0) AS month_to_date,
-       coalesce(sum(cost_nanos) FILTER (WHERE {t} >= %(basis_start)s AND {t} < %(basis_end)s), 0) AS basis_cost,
-       min({t}) FILTER (WHERE {t} >= %(basis_start)s AND {t} < %(basis_end)s) AS first_in_basis,
-       EXISTS (SELECT 1 FROM {older} WHERE tenant_id = %(tenant)s AND {older_t} < %(basis_start)s{filters}) AS older
-  FROM {source}
- WHERE {"tenant_id = %(tenant)s" if query.raw else "true"}{bounds}{filters if query.raw else ""}"""
+    if query.raw:
+        rows = f"""SELECT occurred_at AS t, cost_nanos FROM calls
+     WHERE tenant_id = %(tenant)s
+       AND occurred_at >= least(%(month_start)s, %(basis_start)s)
+       AND occurred_at < greatest(%(p_end)s, %(basis_end)s){filters}"""
+        older = f"SELECT 1 FROM calls WHERE tenant_id = %(tenant)s AND occurred_at < %(basis_start)s{filters}"
+    else:
+        rows = _rollup_rows(spans, query.filter, "cost_nanos", prefix="q")
+        # Each hourly row has its daily counterpart (or the query reads the per-subject table), so
+        # one table tells whether there is older usage.
+        table, t = (
+            ("usage_hourly", "hour") if spans[0].source is Source.SUBJECT_HOURLY else ("usage_model_daily", "day")
+        )
+        older = f"SELECT 1 FROM {table} WHERE tenant_id = %(tenant)s AND {t} < %(basis_start)s{filters}"
+    return f"""SELECT coalesce(sum(cost_nanos) FILTER (WHERE t >= %(month_start)s AND t < %(p_end)s), 0) AS month_to_date,
+       coalesce(sum(cost_nanos) FILTER (WHERE t >= %(basis_start)s AND t < %(basis_end)s), 0) AS basis_cost,
+       min(t) FILTER (WHERE t >= %(basis_start)s AND t < %(basis_end)s) AS first_in_basis,
+       EXISTS ({older}) AS older
+  FROM ({rows}) r"""
 
 
 # --- decoding -----------------------------------------------------------------------------------
