@@ -145,10 +145,14 @@ class UsageStore:
             if query.group_by:
                 cur = await conn.execute(_grouped_sql(query, spans), params)
                 out.rows = [UsageRow(_key(r), _aggregate(r)) for r in await cur.fetchall()]
+            # Totals and the projection cover every filtered call whatever the grouping, so they may
+            # read coarser rows than the groups (top users: the subject-free grains).
+            whole = dataclasses.replace(query, group_by=())
             if query.group_by and len(out.rows) < query.limit:
                 out.totals = combine([row.stats for row in out.rows])  # every group is there: no second pass
             else:
-                cur = await conn.execute(_aggregate_sql(query, (), spans), params)
+                whole_spans = plan_spans(whole, start, end)
+                cur = await conn.execute(_aggregate_sql(whole, (), whole_spans), params | _span_params(whole_spans))
                 out.totals = _aggregate(await cur.fetchone())
             cur = await conn.execute(
                 f"""SELECT count(*) AS n FROM reservations
@@ -158,8 +162,6 @@ class UsageStore:
             )
             out.expired_reservations = (await cur.fetchone())["n"]
             if projection is not None:
-                # The projection covers every filtered call whatever the grouping, so it can read coarser rows.
-                whole = dataclasses.replace(query, group_by=())
                 lo = min(projection.month_start, projection.basis_start)
                 hi = max(projection.end, projection.basis_end)
                 projection_spans = plan_spans(whole, lo, hi)
@@ -270,8 +272,9 @@ def _span_params(spans: Sequence[Span], prefix: str = "s") -> dict:
     return {f"{prefix}{i}_{edge}": getattr(span, edge) for i, span in enumerate(spans) for edge in ("start", "end")}
 
 
-def _rollup_rows(spans: Sequence[Span], f: UsageFilter, columns: str, prefix: str = "s") -> str:
-    """The rollup rows of every span, their hour or day as t (UNION ALL: the spans never overlap)."""
+def _rollup_rows(spans: Sequence[Span], f: UsageFilter, columns: str, prefix: str = "s", extra: str = "") -> str:
+    """The rollup rows of every span, their hour or day as t (UNION ALL: the spans never overlap);
+    `extra`, a fixed condition starting with AND, narrows them further."""
     pieces = []
     for i, span in enumerate(spans):
         t = "day" if span.source is Source.MODEL_DAILY else "hour"
@@ -281,13 +284,16 @@ def _rollup_rows(spans: Sequence[Span], f: UsageFilter, columns: str, prefix: st
       FROM {span.source.value}
      WHERE tenant_id = %(tenant)s AND {t} >= %({prefix}{i}_start)s AND {t} < %({prefix}{i}_end)s"""
             + _filter_sql(f, outcome=False)
+            + extra
         )
     return "\n    UNION ALL\n    ".join(pieces)
 
 
-def _keyed_rollup_rows(keys: list[tuple[str, str]], spans: Sequence[Span], f: UsageFilter, columns: str) -> str:
+def _keyed_rollup_rows(
+    keys: list[tuple[str, str]], spans: Sequence[Span], f: UsageFilter, columns: str, extra: str = ""
+) -> str:
     key_select = "".join(f"{expr} AS {alias}, " for expr, alias in keys)
-    return f"SELECT {key_select}{columns}\n      FROM ({_rollup_rows(spans, f, columns)}) r"
+    return f"SELECT {key_select}{columns}\n      FROM ({_rollup_rows(spans, f, columns, extra=extra)}) r"
 
 
 _ROLLUP_FIGURES = """calls, errors, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
@@ -330,6 +336,9 @@ def _top_subject_sql(query: UsageQuery, spans: Sequence[Span], order: list[str])
     keys = _keys(query.group_by, "t")
     aliases = ", ".join(alias for _, alias in keys)
     on = " AND ".join(f"f.{alias} = g.{alias}" for _, alias in keys)
+    # The second pass reads only the kept subjects' rows, which the primary key (tenant, hour,
+    # subject, ...) finds without reading every row again.
+    kept = " AND subject IN (SELECT k_subject FROM g)" if Dimension.SUBJECT in query.group_by else ""
     return f"""WITH sums AS (
     SELECT {aliases}, {_ROLLUP_SUMS}
       FROM ({_keyed_rollup_rows(keys, spans, query.filter, _ROLLUP_FIGURES)}) k
@@ -337,7 +346,7 @@ def _top_subject_sql(query: UsageQuery, spans: Sequence[Span], order: list[str])
 ), g AS (
     SELECT * FROM sums g ORDER BY {", ".join(order)} LIMIT %(limit)s
 ), f AS (
-    SELECT f.* FROM ({_keyed_rollup_rows(keys, spans, query.filter, "latency_hist")}) f JOIN g ON {on}
+    SELECT f.* FROM ({_keyed_rollup_rows(keys, spans, query.filter, "latency_hist", kept)}) f JOIN g ON {on}
 ), hist AS (
     SELECT {aliases}, jsonb_object_agg(bucket, n) AS latency_hist
       FROM (SELECT {aliases}, {_SPARSE_BUCKETS} GROUP BY {aliases}, e.k) b
