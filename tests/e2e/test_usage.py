@@ -276,6 +276,18 @@ async def test_rollups_answer_whole_hours_and_raw_calls_the_exact_range(data):
     assert (reply.totals.calls, reply.totals.cost_nanos) == (2, 30_000)
 
 
+async def test_raw_answers_keep_the_exact_range_in_totals_and_projection(data):
+    """Grouping by label makes raw calls answer [start, 11:30) exactly; the totals (of groups cut by the
+    limit) and the projection must not widen to the whole 11:00 hour, which holds c11 at 11:59."""
+    meter, tenant = data
+    reply = await usage(meter, tenant, start=at(1), end=at(10, 11, 30), group_by=[G.GROUP_BY_LABEL],
+                        label_key="feature", limit=1, include_projection=True)  # fmt: skip
+    assert len(reply.rows) == 1  # cut: the totals come from their own query
+    # March before 11:30 on the 10th: every call but c01 (February) and c11 (11:59).
+    assert reply.totals.calls == len(CALLS) - 2 and reply.totals.cost_nanos == TOTAL_COST - 10_000 - 1_000
+    assert reply.projection.month_to_date_cost_nanos == TOTAL_COST - 10_000 - 1_000
+
+
 # --- group by --------------------------------------------------------------------------------------
 
 

@@ -146,8 +146,9 @@ class UsageStore:
                 cur = await conn.execute(_grouped_sql(query, spans), params)
                 out.rows = [UsageRow(_key(r), _aggregate(r)) for r in await cur.fetchall()]
             # Totals and the projection cover every filtered call whatever the grouping, so they may
-            # read coarser rows than the groups (top users: the subject-free grains).
-            whole = dataclasses.replace(query, group_by=())
+            # read coarser rows than the groups (top users: the subject-free grains). Not when raw
+            # calls answer: those answer the exact range, rollups whole hours.
+            whole = query if query.raw else dataclasses.replace(query, group_by=())
             if query.group_by and len(out.rows) < query.limit:
                 out.totals = combine([row.stats for row in out.rows])  # every group is there: no second pass
             else:
