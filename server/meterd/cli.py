@@ -128,7 +128,8 @@ def cmd_keys(config: Config, args: argparse.Namespace) -> None:
 
 
 def cmd_retention(config: Config, args: argparse.Namespace) -> None:
-    """Drop raw calls older than --older-than, a whole month at a time (rollups are kept)."""
+    """Drop raw calls older than --older-than, a whole month at a time, with the history of those
+    months (ended reservations, alerts, delivered webhooks, denial counts); rollups are kept."""
     import datetime as dt
 
     from meterd.config import parse_seconds
@@ -136,12 +137,14 @@ def cmd_retention(config: Config, args: argparse.Namespace) -> None:
 
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=parse_seconds(args.older_than))
     with database(config) as url:
-        dropped, boundary = asyncio.run(
+        dropped, boundary, pruned = asyncio.run(
             _with_database(url, lambda db: PartitionStore(db).drop_older_than(cutoff, dry_run=args.dry_run))
         )
     verb = "would drop" if args.dry_run else "dropped"
     print(f"{verb} {len(dropped)} monthly partition(s){': ' + ', '.join(dropped) if dropped else ''}")
     print(f"raw calls before {boundary:%Y-%m-%d} {'would be' if args.dry_run else 'are'} gone; rollups are kept")
+    print(f"{'would prune' if args.dry_run else 'pruned'} history before {boundary:%Y-%m-%d}: "
+          + ", ".join(f"{n} {table}" for table, n in pruned.items()))  # fmt: skip
 
 
 def _add_retention_parser(sub) -> None:

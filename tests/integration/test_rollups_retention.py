@@ -17,6 +17,7 @@ from meter_testing.processes import METER
 from meter_testing.requests import record
 from meter_testing.rollups import assert_rollup_grains_agree
 from meterd.domain import histogram
+from meterd.store.migrate import migrate
 
 ROLLUP_SUMS = """SELECT tenant_id, hour, subject, provider, model, operation, calls, errors, input_tokens, output_tokens,
                         cached_read_tokens, cache_write_tokens, reasoning_tokens, requests, units, cost_nanos::bigint,
@@ -114,3 +115,50 @@ async def test_retention_drops_old_months_and_keeps_recent_calls_and_rollups(fre
         assert (f"calls_{occurred:%Y_%m}" in parts) == (not gone)
     assert {"age-10", "age-1", "age-100"} <= kept and "age-200" not in kept
     assert rollup_cost == before.totals.cost_nanos == sum(ages)  # aggregates survive retention
+
+
+HISTORY = """
+INSERT INTO tenants (id) VALUES ('h');
+INSERT INTO alert_rules (tenant_id, id, kind, severity, cooldown_s) VALUES
+    ('h', 'short', 'call_cost', 'warning', 3600), ('h', 'long', 'call_cost', 'warning', 400 * 86400);
+INSERT INTO alerts (tenant_id, kind, severity, message, dedup_key, created_at, window_end) VALUES
+    ('h', 'limit_threshold', 'warning', 'm', 'old', now() - interval '200 days', now() - interval '199 days'),
+    ('h', 'limit_threshold', 'warning', 'm', 'old-window-running', now() - interval '200 days', now() + interval '1 day'),
+    ('h', 'call_cost', 'warning', 'm', 'old-webhook-owed', now() - interval '200 days', NULL),
+    ('h', 'call_cost', 'warning', 'm', 'recent', now() - interval '1 day', NULL);
+INSERT INTO alert_webhooks (tenant_id, alert_id, rule_id, delivered_at)
+SELECT 'h', id, 'short', CASE dedup_key WHEN 'old' THEN now() - interval '200 days' END
+  FROM alerts WHERE dedup_key IN ('old', 'old-webhook-owed');
+INSERT INTO alert_cooldowns (tenant_id, rule_id, cooldown_key, last_at) VALUES
+    ('h', 'short', 's', now() - interval '200 days'), ('h', 'long', 's', now() - interval '200 days');
+INSERT INTO quota_denials (tenant_id, minute, subject, provider, model, operation, denials) VALUES
+    ('h', now() - interval '200 days', 's', 'p', 'm', '', 1), ('h', now() - interval '1 day', 's', 'p', 'm', '', 1);
+INSERT INTO reservations (tenant_id, id, api_key_id, subject, provider, model, estimate, state, expires_at, ended_at)
+VALUES ('h', 'old-settled', 'k', 's', 'p', 'm', '{}', 'settled', now() - interval '200 days', now() - interval '200 days'),
+       ('h', 'recent-expired', 'k', 's', 'p', 'm', '{}', 'expired', now() - interval '1 day', now() - interval '1 day'),
+       ('h', 'live', 'k', 's', 'p', 'm', '{}', 'active', now() + interval '1 minute', NULL);
+"""
+
+
+async def test_retention_prunes_old_history_and_keeps_what_is_still_live(fresh_database_url):
+    await migrate(fresh_database_url)
+    async with await psycopg.AsyncConnection.connect(fresh_database_url, autocommit=True) as conn:
+        await conn.execute(HISTORY)
+
+    def retention(*extra: str) -> str:
+        args = [*METER, "retention", "--older-than", "90d", "--database-url", fresh_database_url, *extra]
+        return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+
+    expected = "1 alerts, 1 alert_webhooks, 1 alert_cooldowns, 1 quota_denials, 1 reservations"
+    assert "would prune history before" in (dry := await asyncio.to_thread(retention, "--dry-run")) and expected in dry
+    assert expected in await asyncio.to_thread(retention)
+    async with await psycopg.AsyncConnection.connect(fresh_database_url) as conn:
+
+        async def left(sql: str) -> set:
+            return {r[0] for r in await (await conn.execute(sql)).fetchall()}
+
+        assert await left("SELECT dedup_key FROM alerts") == {"old-window-running", "old-webhook-owed", "recent"}
+        assert await left("SELECT delivered_at IS NULL FROM alert_webhooks") == {True}  # the owed one
+        assert await left("SELECT rule_id FROM alert_cooldowns") == {"long"}  # its 400-day cooldown still runs
+        assert len(await left("SELECT minute FROM quota_denials")) == 1
+        assert await left("SELECT id FROM reservations") == {"recent-expired", "live"}

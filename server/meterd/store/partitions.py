@@ -59,17 +59,61 @@ class PartitionStore:
                 out.append((row["name"], start, next_month(start)))
         return sorted(out, key=lambda p: p[1])
 
-    async def drop_older_than(self, cutoff: dt.datetime, *, dry_run: bool = False) -> tuple[list[str], dt.datetime]:
+    async def drop_older_than(
+        self, cutoff: dt.datetime, *, dry_run: bool = False
+    ) -> tuple[list[str], dt.datetime, dict[str, int]]:
         """Drop the monthly partitions that end at or before `cutoff`, and the same months' rows of
-        calls_default and call_ids. Rollups, counters and reservations are kept. Returns the
-        partitions dropped and the boundary below which raw calls are gone."""
+        calls_default and call_ids; prune the history older than that boundary (see _HISTORY).
+        Rollups, counters and live state are kept. Returns the partitions dropped, the boundary
+        below which raw calls are gone, and the history rows deleted per table."""
         doomed = [p for p in await self.partitions() if p[2] <= cutoff]
         boundary = max((p[2] for p in doomed), default=month_start(cutoff))
         if dry_run:
-            return [p[0] for p in doomed], boundary
+            async with self.db.connection() as conn:
+                pruned = await _prune(conn, boundary, "SELECT count(*) AS n FROM {table} t WHERE {condition}")
+            return [p[0] for p in doomed], boundary, pruned
         async with self.db.transaction() as conn:
+            pruned = await _prune(
+                conn,
+                boundary,
+                "WITH d AS (DELETE FROM {table} t WHERE {condition} RETURNING 1) SELECT count(*) AS n FROM d",
+            )
             for name, _, _ in doomed:
                 await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
             await conn.execute("DELETE FROM calls_default WHERE occurred_at < %s", (boundary,))
             await conn.execute("DELETE FROM call_ids WHERE occurred_at < %s", (boundary,))
-        return [p[0] for p in doomed], boundary
+        return [p[0] for p in doomed], boundary, pruned
+
+
+# History that retention prunes with the raw calls: rows older than the boundary (%s) that nothing
+# live depends on. Alerts of windows still running stay (their dedup keys stop a level firing
+# twice), as do cooldowns still running and webhook deliveries still owed.
+_HISTORY = (
+    (
+        "alerts",
+        """t.created_at < %s AND (t.window_end IS NULL OR t.window_end <= now()) AND NOT EXISTS (
+               SELECT 1 FROM alert_webhooks w WHERE (w.tenant_id, w.alert_id) = (t.tenant_id, t.id)
+                  AND w.delivered_at IS NULL AND w.failed_at IS NULL)""",
+    ),
+    (
+        "alert_webhooks",
+        "(t.delivered_at IS NOT NULL OR t.failed_at IS NOT NULL) AND coalesce(t.delivered_at, t.failed_at) < %s",
+    ),
+    (
+        "alert_cooldowns",
+        """t.last_at < %s AND NOT EXISTS (
+               SELECT 1 FROM alert_rules r WHERE (r.tenant_id, r.id) = (t.tenant_id, t.rule_id)
+                  AND t.last_at + make_interval(secs => r.cooldown_s) > now())""",
+    ),
+    ("quota_denials", "t.minute < %s"),
+    ("reservations", "t.state <> 'active' AND t.ended_at < %s"),
+)
+
+
+async def _prune(conn, boundary: dt.datetime, template: str) -> dict[str, int]:
+    """Runs `template` (a count or a counting DELETE) for each table of _HISTORY; rows per table."""
+    out = {}
+    for table, condition in _HISTORY:
+        cur = await conn.execute(template.format(table=table, condition=condition), (boundary,))
+        out[table] = (await cur.fetchone())["n"]
+    return out
