@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Callable
 
 HourlyKey = tuple[str, dt.datetime, str, str, str, str]  # tenant, hour, subject, provider, model, operation
@@ -57,12 +58,12 @@ class RollupTable:
     def histogram_column(self) -> str:
         return "latency_hist" if self.sparse else "latency_buckets"
 
-    @property
+    @functools.cached_property
     def json_columns(self) -> tuple[str, ...]:
         """The keys of the rows upsert_sql takes (see db.json_rows): key columns, figures, "hs"."""
         return (*self.key_columns, *(c for c, _ in FIGURES), "hs")
 
-    @property
+    @functools.cached_property  # built once: the record path uses it on every batch
     def upsert_sql(self) -> str:
         """Adds pre-summed rows (keys, figures, then a sparse histogram {"bucket": count})."""
         names = [*self.key_columns, *(c for c, _ in FIGURES)]
@@ -84,7 +85,7 @@ ON CONFLICT ({keys}) DO UPDATE SET
     {updates},
     {hist} = {merge}"""
 
-    @property
+    @functools.cached_property
     def reprice_sql(self) -> tuple[str, str]:
         """(lock the rows in key order, add cost and unpriced-call deltas to them)."""
         keys = ", ".join(self.key_columns)
