@@ -250,12 +250,12 @@ class RecordStore:
             ))  # fmt: skip
         if rows:
             await conn.execute(_INSERT_CALLS, (json_rows(_CALL_COLUMNS, rows),))
-        hourly = _rollup_deltas(owned)
+        summed = _rollup_deltas(owned)
         for table in rollups.TABLES:
-            deltas_of_table = hourly if table.from_hourly is None else rollups.fold(hourly, table.from_hourly)
-            if deltas_of_table:
-                keys_sorted = sorted(deltas_of_table)
-                rows = [(*k, *deltas_of_table[k]) for k in keys_sorted]
+            if table.from_previous is not None:
+                summed = rollups.fold(summed, table.from_previous)
+            if summed:
+                rows = [(*k, *summed[k]) for k in sorted(summed)]
                 await conn.execute(table.upsert_sql, (json_rows(table.json_columns, rows),))
         corrected = [
             (cost, item.tenant_id, item.call.call_id) for item, (_, _, cost, _), _ in owned if cost != item.cost_nanos

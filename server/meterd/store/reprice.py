@@ -201,8 +201,10 @@ class RepriceTransaction:
     async def add_to_rollups(self, deltas: dict[HourlyKey, tuple[int, int]]) -> None:
         """Add (cost, unpriced calls) to existing rollup rows of every grain, locked in key order like
         the record path writes them."""
+        table_deltas: dict[tuple, tuple[int, int]] = deltas
         for table in rollups.TABLES:
-            table_deltas = deltas if table.from_hourly is None else rollups.fold_costs(deltas, table.from_hourly)
+            if table.from_previous is not None:
+                table_deltas = rollups.fold_costs(table_deltas, table.from_previous)
             keys = sorted(k for k, v in table_deltas.items() if v != (0, 0))
             if not keys:
                 continue

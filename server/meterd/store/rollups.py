@@ -2,8 +2,9 @@
 
 usage_hourly holds one row per (tenant, hour, subject, provider, model, operation); usage_model_hourly
 and usage_model_daily hold the same figures summed over subjects, per hour and per UTC day. Every
-writer derives the coarser deltas from the hourly ones (`fold`) and writes the tables in this order,
-each in key order, so concurrent writers never deadlock and the three always agree.
+writer derives each table's deltas by folding the previous table's (`fold`: per-subject hours into
+model hours into model days) and writes the tables in this order, each in key order, so concurrent
+writers never deadlock and the three always agree.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def _to_model_hour(key: HourlyKey) -> ModelKey:
     return tenant, hour, provider, model, operation
 
 
-def _to_model_day(key: HourlyKey) -> ModelKey:
-    tenant, hour, _subject, provider, model, operation = key
+def _to_model_day(key: ModelKey) -> ModelKey:
+    tenant, hour, provider, model, operation = key
     return tenant, hour.replace(hour=0), provider, model, operation  # hours are UTC
 
 
@@ -49,7 +50,8 @@ class RollupTable:
     name: str
     key_columns: tuple[str, ...]
     key_types: tuple[str, ...]
-    from_hourly: Callable[[HourlyKey], tuple] | None  # None: the hourly table itself
+    # The key of this table's row for a row of the previous table in TABLES (None: the first table).
+    from_previous: Callable[[tuple], tuple] | None
     # usage_hourly keeps its histogram sparse (latency_hist jsonb {"bucket": count}); the others dense
     # (latency_buckets bigint[128]). See migrations/0004_model_rollups.sql.
     sparse: bool
@@ -126,10 +128,10 @@ TABLES = (
 )
 
 
-def fold(hourly: dict[HourlyKey, list], to_key: Callable[[HourlyKey], tuple]) -> dict[tuple, list]:
+def fold(rows: dict[tuple, list], to_key: Callable[[tuple], tuple]) -> dict[tuple, list]:
     """Rows [figures..., {bucket: count}] summed into the coarser keys."""
     out: dict[tuple, list] = {}
-    for key, row in hourly.items():
+    for key, row in rows.items():
         coarse = to_key(key)
         acc = out.get(coarse)
         if acc is None:
@@ -143,10 +145,10 @@ def fold(hourly: dict[HourlyKey, list], to_key: Callable[[HourlyKey], tuple]) ->
     return out
 
 
-def fold_costs(hourly: dict[HourlyKey, tuple[int, int]], to_key: Callable[[HourlyKey], tuple]) -> dict[tuple, tuple]:
+def fold_costs(deltas: dict[tuple, tuple[int, int]], to_key: Callable[[tuple], tuple]) -> dict[tuple, tuple]:
     """(cost, unpriced) deltas summed into the coarser keys."""
     out: dict[tuple, tuple[int, int]] = {}
-    for key, (cost, unpriced) in hourly.items():
+    for key, (cost, unpriced) in deltas.items():
         coarse = to_key(key)
         c, u = out.get(coarse, (0, 0))
         out[coarse] = (c + cost, u + unpriced)
