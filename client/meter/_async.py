@@ -144,26 +144,18 @@ class AsyncMeterClient:
 
     async def record_many(self, requests: Iterable[meter_pb2.RecordCallRequest]) -> BatchResult:
         items = list(requests)
-        recorded = duplicates = failed = spooled = 0
-        results: list[meter_pb2.RecordCallResult] = []
-        for offset in range(0, len(items), 1000):
-            chunk = items[offset : offset + 1000]
+        tally = _core.BatchTally()
+        for offset in range(0, len(items), _core.BATCH_LIMIT):
+            chunk = items[offset : offset + _core.BATCH_LIMIT]
             reply = await self._batch_with_retries(chunk)
             if reply is None:
                 for request in chunk:
                     self.core.spool_or_raise(request, None)
-                spooled += len(chunk)
+                tally.spooled += len(chunk)
                 self._start_flusher_if_needed()
                 continue
-            recorded, duplicates, failed = (
-                recorded + reply.recorded,
-                duplicates + reply.duplicates,
-                failed + reply.failed,
-            )
-            for result in reply.results:
-                result.index += offset
-                results.append(result)
-        return BatchResult(recorded, duplicates, failed, spooled, tuple(results))
+            tally.answered(reply, offset)
+        return tally.result()
 
     async def _batch_with_retries(self, chunk):
         for attempt in range(self.settings.record_retries + 1):

@@ -373,3 +373,27 @@ class BatchResult:
     failed: int
     spooled: int
     results: tuple[meter_pb2.RecordCallResult, ...]
+
+
+# RecordCalls takes at most this many calls per request; record_many() sends chunks of it.
+BATCH_LIMIT = 1000
+
+
+class BatchTally:
+    """Adds up record_many()'s chunks (the sync and async clients share it)."""
+
+    def __init__(self) -> None:
+        self.recorded = self.duplicates = self.failed = self.spooled = 0
+        self.results: list[meter_pb2.RecordCallResult] = []
+
+    def answered(self, reply: meter_pb2.RecordCallsResponse, offset: int) -> None:
+        """A chunk Meter answered; its items' indexes become positions in the whole list."""
+        self.recorded += reply.recorded
+        self.duplicates += reply.duplicates
+        self.failed += reply.failed
+        for result in reply.results:
+            result.index += offset
+            self.results.append(result)
+
+    def result(self) -> BatchResult:
+        return BatchResult(self.recorded, self.duplicates, self.failed, self.spooled, tuple(self.results))

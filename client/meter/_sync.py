@@ -155,26 +155,18 @@ class MeterClient:
         """RecordCalls in chunks of 1,000; a chunk Meter cannot take (after retries) is spooled whole.
         Build items with meter.record_request(...)."""
         items = list(requests)
-        recorded = duplicates = failed = spooled = 0
-        results: list[meter_pb2.RecordCallResult] = []
-        for offset in range(0, len(items), 1000):
-            chunk = items[offset : offset + 1000]
+        tally = _core.BatchTally()
+        for offset in range(0, len(items), _core.BATCH_LIMIT):
+            chunk = items[offset : offset + _core.BATCH_LIMIT]
             reply = self._batch_with_retries(chunk)
             if reply is None:
                 for request in chunk:
                     self.core.spool_or_raise(request, None)
-                spooled += len(chunk)
+                tally.spooled += len(chunk)
                 self._ensure_flusher()
                 continue
-            recorded, duplicates, failed = (
-                recorded + reply.recorded,
-                duplicates + reply.duplicates,
-                failed + reply.failed,
-            )
-            for result in reply.results:
-                result.index += offset
-                results.append(result)
-        return BatchResult(recorded, duplicates, failed, spooled, tuple(results))
+            tally.answered(reply, offset)
+        return tally.result()
 
     def _batch_with_retries(self, chunk) -> meter_pb2.RecordCallsResponse | None:
         for attempt in range(self.settings.record_retries + 1):
