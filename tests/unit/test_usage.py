@@ -18,6 +18,7 @@ from meterd.domain.usage import (
     Source,
     Span,
     basis_days,
+    combine,
     decode_page_token,
     encode_page_token,
     hour_ceil,
@@ -142,6 +143,21 @@ def test_subjects_read_the_subject_rollup_labels_and_outcomes_raw_calls():
         assert spans_of(q) == [(Source.SUBJECT_HOURLY, at(3, 1, 10), at(3, 4, 8))]
     raw = query(start=start, end=end, filter=usage_filter(labels={"f": "x"}))
     assert plan_spans(raw, *raw.answered_range()) == (Span(Source.CALLS, start, end),)
+
+
+def test_combining_disjoint_groups_adds_sums_and_histograms():
+    fast, slow = histogram.empty(), histogram.empty()
+    fast[histogram.bucket(1_000)] = 3
+    slow[histogram.bucket(1_000_000)] = 1
+    a = Aggregate(calls=3, errors=1, cost_nanos=10, latency_count=3, latency_sum_us=3_000, latency_buckets=tuple(fast))
+    b = Aggregate(calls=2, cost_nanos=5, latency_count=1, latency_sum_us=1_000_000, latency_buckets=tuple(slow))
+    none = Aggregate(calls=1, cost_nanos=1)  # no latencies: an empty histogram
+    total = combine([a, b, none])
+    assert (total.calls, total.errors, total.cost_nanos, total.latency_count) == (6, 1, 16, 4)
+    assert total.latency_buckets[histogram.bucket(1_000)] == 3 and sum(total.latency_buckets) == 4
+    # p50 of 1 ms, 1 ms, 1 ms, 1 s is the 2nd smallest: 1 ms (within the bucket error).
+    assert abs(total.latency_percentile_us(0.5) - 1_000) <= 1_000 * histogram.MAX_RELATIVE_ERROR
+    assert combine([none]).latency_buckets == () and combine([]) == Aggregate()
 
 
 def test_derived_figures():

@@ -289,9 +289,10 @@ def combine(parts: Sequence[Aggregate]) -> Aggregate:
         for f in dataclasses.fields(Aggregate)
         if f.name != "latency_buckets"
     }
-    histograms = [p.latency_buckets for p in parts if p.latency_buckets]
-    buckets = tuple(map(sum, zip(*histograms, strict=True))) if histograms else ()
-    return Aggregate(**sums, latency_buckets=buckets)
+    buckets = histogram.empty()
+    for p in parts:
+        histogram.merge(buckets, p.latency_buckets)
+    return Aggregate(**sums, latency_buckets=tuple(buckets) if any(buckets) else ())
 
 
 @dataclasses.dataclass(frozen=True)
