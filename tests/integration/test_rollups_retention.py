@@ -113,7 +113,7 @@ async def test_retention_drops_old_months_and_keeps_recent_calls_and_rollups(fre
         gone = occurred.replace(day=1) < cutoff.replace(day=1)
         assert (f"age-{age}" not in kept) == gone and (f"age-{age}" in ids) == (not gone)
         assert (f"calls_{occurred:%Y_%m}" in parts) == (not gone)
-    assert {"age-10", "age-1", "age-100"} <= kept and "age-200" not in kept
+    assert {"age-10", "age-1"} <= kept and "age-200" not in kept  # age 100 depends on the date: computed above
     assert rollup_cost == before.totals.cost_nanos == sum(ages)  # aggregates survive retention
 
 
