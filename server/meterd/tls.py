@@ -119,7 +119,8 @@ class CertReloader:
         self.current = load(files)
         self._stats = [_stat(p) for p in files.paths()]
         self._pending = None
-        self.reloads = 0
+        self.reloads = 0  # changes put in force
+        self.refused = 0  # changes refused (the files did not validate)
         self.on_reload: list[Callable[[Material], None]] = []
         log.info("TLS certificate %s loaded (%s)%s", files.cert, self.current.digest,
                  ", client certificates required (mutual TLS)" if files.client_ca else "")  # fmt: skip
@@ -149,6 +150,7 @@ class CertReloader:
         try:
             material = load(self.files)
         except ValueError as exc:
+            self.refused += 1
             log.error("TLS files changed but were refused (%s); the current certificate %s stays in force",
                       exc, self.current.digest)  # fmt: skip
             return False
