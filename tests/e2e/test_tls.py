@@ -41,9 +41,9 @@ async def until(predicate, within: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def usage(channel, tenant, role: str = "read", timeout: float = 5):
+async def usage(channel, tenant, role: str = "read"):
     return await meter_pb2_grpc.MeterStub(channel).GetUsage(
-        meter_pb2.GetUsageRequest(), metadata=tenant.auth(role), timeout=timeout
+        meter_pb2.GetUsageRequest(), metadata=tenant.auth(role), timeout=5
     )
 
 
@@ -102,7 +102,9 @@ async def test_a_key_bound_to_a_certificate_is_refused_with_another_one(database
                 admin_pb2.CreateApiKeyRequest(name="san", roles=[admin_pb2.ROLE_READ], bind_san="alice.svc.example"),
                 metadata=tenant.auth(),
             )
-            listed = {k.id: k for k in (await admin.ListApiKeys(admin_pb2.ListApiKeysRequest(), metadata=tenant.auth())).keys}
+            listed = {
+                k.id: k for k in (await admin.ListApiKeys(admin_pb2.ListApiKeysRequest(), metadata=tenant.auth())).keys
+            }
             assert listed[by_cn.key.id].bound_cert_subject == "alice" and not listed[by_cn.key.id].bound_san
             assert listed[by_san.key.id].bound_san == "alice.svc.example"
             for created in (by_cn, by_san):
