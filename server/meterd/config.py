@@ -270,7 +270,12 @@ def add_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = N
             # A boolean flag alone means true (`--insecure`); `--insecure false` still works.
             extra = {"nargs": "?", "const": "true"} if s.parse is _bool else {}
             parser.add_argument(
-                s.flag, dest=s.name, default=None, help=f"{s.help} [env {s.env}, default {s.default}]", **extra
+                s.flag,
+                dest=s.name,
+                default=None,
+                **extra,
+                # argparse %-formats help: a literal % (e.g. "30% more") must be doubled.
+                help=f"{s.help} [env {s.env}, default {s.default}]".replace("%", "%%"),
             )
 
 
