@@ -155,6 +155,8 @@ class CertReloader:
                       exc, self.current.digest)  # fmt: skip
             return False
         if material.digest == self.current.digest:
+            if force:
+                log.info("TLS files re-read: unchanged (%s)", material.digest)
             return False
         self._pending = material.server_configuration()
         previous, self.current = self.current, material
