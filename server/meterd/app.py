@@ -167,8 +167,9 @@ class MeterServer:
         if self.port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")
         await self.server.start()
-        transport = "mutual TLS" if self.tls and self.tls.mutual else "TLS" if self.tls else "plaintext"
-        log.info("listening on %s (port %d) with %s", self.config.listen, self.port, transport)
+        log.info("listening on %s (port %d)", self.config.listen, self.port)
+        if self.tls:
+            log.info("transport: %s", "mutual TLS (client certificates required)" if self.tls.mutual else "TLS")
         if not self.tls and not is_loopback(self.config.listen):
             log.warning("--insecure: plaintext on the non-loopback address %s; API keys cross the network in clear",
                         self.config.listen)  # fmt: skip

@@ -75,7 +75,7 @@ def test_sighup_rereads_the_certificate_files(tmp_path, database_url, pki):
     args = ("--tls-cert", str(live.cert), "--tls-key", str(live.key), "--tls-reload-interval", "1h")
     server = ServeProcess(tmp_path / "hup.log", *args, "--database-url", database_url)
     try:
-        server.wait_for(r"with TLS")
+        server.wait_for(r"transport: TLS")
         target = f"127.0.0.1:{server.port}"
         with grpc.secure_channel(target, channel_credentials(pki.ca("hup-old"))) as channel:
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
