@@ -172,7 +172,7 @@ class CertReloader:
 
     async def watch(self, interval: float) -> None:
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(interval, 0.05))  # a stat of two or three files per round
             self.reload()
 
 

@@ -168,3 +168,13 @@ async def test_metrics_are_served_over_https_with_the_same_certificate(database_
         assert b"meter_db_pool_size" in body
         with pytest.raises((OSError, http.client.HTTPException)):  # plaintext HTTP gets no metrics
             await asyncio.to_thread(lambda: urllib.request.urlopen(url.replace("https", "http"), timeout=5).read())
+
+        # Rotated with the gRPC certificate: the next scrape gets the new one.
+        install(
+            pki.issue("srv-metrics-next", "localhost", "127.0.0.1", ca="metrics-new"),
+            Pem(settings["tls_cert"], settings["tls_key"]),
+        )
+        await until(lambda: server.tls.reloads == 1)
+        context = ssl.create_default_context(cafile=str(pki.ca("metrics-new")))
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, context=context, timeout=5).read())
+        assert b"meter_db_pool_size" in body

@@ -112,7 +112,8 @@ class KeyPolicyInterceptor(grpc.aio.ServerInterceptor):
 
     def admit(self, context) -> Principal:
         principal = current_principal()
-        principal.check_expiry(self.clock())
+        if principal.expires_at is not None:
+            principal.check_expiry(self.clock())
         if principal.bound:
             principal.check_binding(*peer_identity(context))
         if self.touch is not None:

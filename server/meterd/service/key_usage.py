@@ -40,5 +40,5 @@ class LastUsed:
 
     async def run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            await asyncio.sleep(max(self.interval, 0.05))
             await self.flush()
