@@ -77,7 +77,7 @@ async def test_documented_buf_curl_call_over_mutual_tls(database_url, tmp_path):
 
     import pytest
 
-    from meter_testing.certs import Pki
+    from meter_testing.certs import Pki, mutual_tls
     from meter_testing.fixtures import create_tenant, running_server
 
     npx = shutil.which("npx")
@@ -89,9 +89,7 @@ async def test_documented_buf_curl_call_over_mutual_tls(database_url, tmp_path):
     buf = re.search(r"^BUF=\((.*)\)$", text, re.M).group(1)
     call = re.search(r'^"\$\{BUF\[@\]\}" (.*)$', text, re.M).group(1)
     pki = Pki(tmp_path)
-    srv = pki.issue("buf-srv", "meter.internal")
-    client = pki.issue("buf-client", "buf.example", ca="buf-clients")
-    settings = {"tls_cert": srv.cert, "tls_key": srv.key, "tls_client_ca": pki.ca("buf-clients")}
+    settings, client = mutual_tls(pki, "buf", "meter.internal")
     async with running_server(database_url, **settings) as server:
         tenant = await create_tenant(server)
         files = {"ca.pem": str(pki.ca()), "client.pem": str(client.cert), "client.key": str(client.key)}

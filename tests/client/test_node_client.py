@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from meter.v1 import admin_pb2, admin_pb2_grpc
-from meter_testing.certs import Pki, channel_credentials
+from meter_testing.certs import Pki, channel_credentials, mutual_tls
 from meter_testing.fixtures import create_tenant, running_server
 from meter_testing.requests import limit
 
@@ -67,9 +67,7 @@ async def test_node_client_over_mutual_tls(database_url, tmp_path):
     node, npm = require("node"), require("npm")
     await node_modules_ready(npm)
     pki = Pki(tmp_path)
-    srv = pki.issue("node-srv", "meter.test")
-    client = pki.issue("node-client", "node.example", ca="node-clients")
-    settings = {"tls_cert": srv.cert, "tls_key": srv.key, "tls_client_ca": pki.ca("node-clients")}
+    settings, client = mutual_tls(pki, "node", "meter.test")
     async with running_server(database_url, **settings) as server:
         tenant = await create_tenant(server)
         options = [("grpc.ssl_target_name_override", "meter.test")]

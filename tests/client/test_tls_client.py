@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from meter import TLS, AsyncMeterClient, MeterClient, MeterUnavailable
-from meter_testing.certs import Pki, channel_credentials
+from meter_testing.certs import Pki, channel_credentials, mutual_tls
 from meter_testing.fixtures import create_tenant, running_server
 
 from .settings import STRICT
@@ -23,10 +23,9 @@ def pki(tmp_path_factory) -> Pki:
 @pytest.fixture(scope="module")
 async def mtls(database_url, pki):
     """(target, tenant, client certificate) of a mutual-TLS server whose certificate names only meter.test."""
-    srv = pki.issue("client-srv", "meter.test")
-    settings = {"tls_cert": srv.cert, "tls_key": srv.key, "tls_client_ca": pki.ca("client-cas")}
+    settings, client = mutual_tls(pki, "app", "meter.test")
     async with running_server(database_url, **settings) as server:
-        yield f"127.0.0.1:{server.port}", await create_tenant(server), pki.issue("app", "app.example", ca="client-cas")
+        yield f"127.0.0.1:{server.port}", await create_tenant(server), client
 
 
 async def test_async_client_over_mutual_tls(mtls, pki):

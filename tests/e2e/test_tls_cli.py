@@ -13,7 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from meter_testing.certs import Pki, channel_credentials, install
+from meter_testing.certs import Pki, channel_credentials, install, mutual_tls
 from meter_testing.fixtures import create_tenant, running_server
 from meter_testing.processes import METER, ServeProcess
 from meterd.cli import build_parser
@@ -89,9 +89,7 @@ def test_sighup_rereads_the_certificate_files(tmp_path, database_url, pki):
 
 
 async def test_alerts_tail_dials_with_mutual_tls(database_url, pki):
-    srv = pki.issue("tail-srv")
-    client = pki.issue("tail-client", "tail.example", common_name="tail", ca="tail-clients")
-    settings = {"tls_cert": srv.cert, "tls_key": srv.key, "tls_client_ca": pki.ca("tail-clients")}
+    settings, client = mutual_tls(pki, "tail", "localhost", "127.0.0.1")
     async with running_server(database_url, **settings) as server:
         tenant = await create_tenant(server)
         tail = ["alerts", "tail", "--address", f"127.0.0.1:{server.port}", "--api-key", tenant.keys["read"]]

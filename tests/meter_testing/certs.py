@@ -42,6 +42,15 @@ class Pki:
         return pem
 
 
+def mutual_tls(pki: Pki, name: str, *server_names: str) -> tuple[dict, Pem]:
+    """(server settings for mutual TLS, a client certificate it accepts): the server's certificate is
+    signed by pki.ca() for server_names, clients' by a CA of their own, <name>-clients."""
+    server = pki.issue(f"{name}-server", *server_names)
+    clients_ca = f"{name}-clients"
+    client = pki.issue(f"{name}-client", f"{name}.client.example", common_name=f"{name}-client", ca=clients_ca)
+    return {"tls_cert": server.cert, "tls_key": server.key, "tls_client_ca": pki.ca(clients_ca)}, client
+
+
 def install(source: Pem, target: Pem) -> None:
     """Replace target's files with source's, each by an atomic rename (as cert-manager or certbot do)."""
     for src, dst in ((source.key, target.key), (source.cert, target.cert)):
