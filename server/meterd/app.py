@@ -168,12 +168,11 @@ class MeterServer:
             raise OSError(f"cannot listen on {self.config.listen}")
         await self.server.start()
         log.info("listening on %s (port %d)", self.config.listen, self.port)
-        if self.tls:
-            log.info("transport: %s", "mutual TLS (client certificates required)" if self.tls.mutual else "TLS")
         if not self.tls and not is_loopback(self.config.listen):
             log.warning("--insecure: plaintext on the non-loopback address %s; API keys cross the network in clear",
                         self.config.listen)  # fmt: skip
         if self.tls:
+            log.info("transport: %s", "mutual TLS (client certificates required)" if self.tls.mutual else "TLS")
             self._tasks.append(
                 asyncio.create_task(self.tls.watch(self.config.tls_reload_interval), name="meter-tls-reload")
             )

@@ -144,17 +144,8 @@ def cmd_keys(config: Config, args: argparse.Namespace) -> None:
                 state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active"
                 expires = f"{r.expires_at:%Y-%m-%d %H:%M}" if r.expires_at else "never"
                 used = f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never"
-                bound = (
-                    ",".join(
-                        x
-                        for x in (
-                            r.bound_cert_subject and f"CN={r.bound_cert_subject}",
-                            r.bound_san and f"SAN={r.bound_san}",
-                        )
-                        if x
-                    )
-                    or "-"
-                )
+                binding = (r.bound_cert_subject and f"CN={r.bound_cert_subject}", r.bound_san and f"SAN={r.bound_san}")
+                bound = ",".join(filter(None, binding)) or "-"
                 print(f"{r.id}\t{','.join(r.roles)}\t{state}\t{r.name}\t{expires}\t{used}\t{bound}")
         else:
             row = asyncio.run(_with_keys(config, url, lambda ks: ks.revoke(tenant, args.id)))

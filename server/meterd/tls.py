@@ -17,6 +17,7 @@ import logging
 import os
 import ssl
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -119,6 +120,7 @@ class CertReloader:
         self.current = load(files)
         self._stats = [_stat(p) for p in files.paths()]
         self._pending = None
+        self._lock = threading.Lock()  # fetch runs in gRPC's threads, reload in the event loop's
         self.reloads = 0  # changes put in force
         self.refused = 0  # changes refused (the files did not validate)
         self.on_reload: list[Callable[[Material], None]] = []
@@ -137,7 +139,8 @@ class CertReloader:
 
     def fetch(self):
         """Called by gRPC (from its own threads) before each new handshake: must never block."""
-        pending, self._pending = self._pending, None
+        with self._lock:
+            pending, self._pending = self._pending, None
         return pending
 
     def reload(self, force: bool = False) -> bool:
@@ -158,7 +161,9 @@ class CertReloader:
             if force:
                 log.info("TLS files re-read: unchanged (%s)", material.digest)
             return False
-        self._pending = material.server_configuration()
+        configuration = material.server_configuration()
+        with self._lock:
+            self._pending = configuration
         previous, self.current = self.current, material
         self.reloads += 1
         log.info("TLS certificate reloaded: %s -> %s (new connections use it; open ones keep theirs)",

@@ -36,7 +36,8 @@ class Principal:
 
     def check_expiry(self, now: dt.datetime) -> None:
         if self.expires_at is not None and now >= self.expires_at:
-            raise Unauthenticated(f"API key {self.key_id} expired at {self.expires_at:%Y-%m-%dT%H:%M:%SZ}")
+            at = self.expires_at.astimezone(dt.UTC)
+            raise Unauthenticated(f"API key {self.key_id} expired at {at:%Y-%m-%dT%H:%M:%SZ}")
 
     def check_binding(self, common_names: list[str], sans: list[str]) -> None:
         """The identity of the client certificate the connection presented (empty lists: none). A bound
@@ -47,7 +48,10 @@ class Principal:
         if (self.bound_cert_subject and self.bound_cert_subject not in common_names) or (
             self.bound_san and self.bound_san not in sans
         ):
-            shown = f"CN={common_names[0][:64]!r}" if common_names else "no client certificate"
+            if common_names:
+                shown = f"CN={common_names[0][:64]!r}"
+            else:
+                shown = "a client certificate without a subject CN" if sans else "no client certificate"
             raise Unauthenticated(
                 f"API key {self.key_id} is bound to a client certificate; this connection presented {shown}"
             )
