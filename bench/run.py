@@ -30,6 +30,7 @@ from bench.alerts import alert_latency, start_second_meter
 from bench.baselines import database_batched_upserts, usage_queries
 from bench.cpu import postgres_cpu, process_cpu
 from bench.measure import Result, closed_loop, open_loop
+from bench.tls import start_tls_meters, tls_comparison
 from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2_grpc
 from meterd.store.embedded import EmbeddedPostgres
 
@@ -267,6 +268,22 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         stack.procs.append(second)
         results += await alert_latency(stack.url, meter_port, second_port, args.seconds, 16)
 
+    if "tls" in args.only:
+        certs, procs, tls_port, mtls_port = start_tls_meters(stack.url, stack.workdir, start_process)
+        stack.procs += procs
+
+        def check_only(stubs, auth):
+            async def call(i: int) -> int:
+                reply = await stubs[i % len(stubs)].CheckQuota(
+                    check_request(spread(i), meter_pb2.CHECK_MODE_CHECK_ONLY), metadata=auth
+                )
+                assert reply.allowed
+                return 1
+
+            return call
+
+        results += await tls_comparison(meter_port, tls_port, mtls_port, certs, check_only, auth, args)
+
     for c in channels + echo_channels:
         await c.close()
     return {
@@ -305,8 +322,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        default=["quota", "metering", "usage", "alerts"],
-        choices=["quota", "metering", "usage", "alerts"],
+        default=["quota", "metering", "usage", "alerts", "tls"],
+        choices=["quota", "metering", "usage", "alerts", "tls"],
         help="scenario groups to run (echo always runs)",
     )
     parser.add_argument(

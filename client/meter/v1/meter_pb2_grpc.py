@@ -136,7 +136,8 @@ class MeterServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamAlerts(self, request, context):
-        """Stored alerts after since_id, then live alerts, with heartbeats.
+        """Stored alerts after since_id, then live alerts, with heartbeats. The stream re-checks its API key
+        while open: once the key is revoked or expires, it ends with UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -53,7 +53,9 @@ class MeterStub:
     ListCalls: _grpc.UnaryUnaryMultiCallable[_meter_pb2.ListCallsRequest, _meter_pb2.ListCallsResponse]
     """Recent calls one by one, newest first, with paging."""
     StreamAlerts: _grpc.UnaryStreamMultiCallable[_meter_pb2.StreamAlertsRequest, _meter_pb2.StreamAlertsResponse]
-    """Stored alerts after since_id, then live alerts, with heartbeats."""
+    """Stored alerts after since_id, then live alerts, with heartbeats. The stream re-checks its API key
+    while open: once the key is revoked or expires, it ends with UNAUTHENTICATED.
+    """
 
 @_typing.type_check_only
 class MeterAsyncStub(MeterStub):
@@ -80,7 +82,9 @@ class MeterAsyncStub(MeterStub):
     ListCalls: _aio.UnaryUnaryMultiCallable[_meter_pb2.ListCallsRequest, _meter_pb2.ListCallsResponse]  # type: ignore[assignment]
     """Recent calls one by one, newest first, with paging."""
     StreamAlerts: _aio.UnaryStreamMultiCallable[_meter_pb2.StreamAlertsRequest, _meter_pb2.StreamAlertsResponse]  # type: ignore[assignment]
-    """Stored alerts after since_id, then live alerts, with heartbeats."""
+    """Stored alerts after since_id, then live alerts, with heartbeats. The stream re-checks its API key
+    while open: once the key is revoked or expires, it ends with UNAUTHENTICATED.
+    """
 
 class MeterServicer(metaclass=_abc_1.ABCMeta):
     """The data plane. Every call carries `authorization: Bearer mk_...` metadata; the key's tenant scopes
@@ -152,6 +156,8 @@ class MeterServicer(metaclass=_abc_1.ABCMeta):
         request: _meter_pb2.StreamAlertsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_meter_pb2.StreamAlertsResponse], _abc.AsyncIterator[_meter_pb2.StreamAlertsResponse]]:
-        """Stored alerts after since_id, then live alerts, with heartbeats."""
+        """Stored alerts after since_id, then live alerts, with heartbeats. The stream re-checks its API key
+        while open: once the key is revoked or expires, it ends with UNAUTHENTICATED.
+        """
 
 def add_MeterServicer_to_server(servicer: MeterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
