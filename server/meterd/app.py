@@ -16,6 +16,7 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
 from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.meter import MeterServicer
+from meterd.api.validation import BoundsInterceptor
 from meterd.api.metrics import AlertCollector, start_metrics_server
 from meterd.config import Config
 from meterd.service.alert_hub import AlertHub
@@ -106,7 +107,8 @@ class MeterServer:
             )
             observe = metrics.observe
         self.server = grpc.aio.server(
-            interceptors=[MeterInterceptor(self.key_cache, observe)],
+            # Bounds after authentication: it raises InvalidArgument, which the first one turns into a status.
+            interceptors=[MeterInterceptor(self.key_cache, observe), BoundsInterceptor()],
             options=[
                 ("grpc.so_reuseport", 1 if config.reuse_port else 0),
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
