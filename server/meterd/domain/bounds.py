@@ -243,7 +243,6 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "webhook_secret": Text(TEXT),
     },
     "DeleteAlertRuleRequest": {"id": Text(NAME)},
-    "ApiKey": {"id": Text(NAME), "name": Text(SUBJECT), "roles": Items(8)},
     "CreateApiKeyRequest": {"name": Text(SUBJECT), "roles": Items(8)},
     "RevokeApiKeyRequest": {"id": Text(NAME)},
 }
