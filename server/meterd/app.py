@@ -16,8 +16,8 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
 from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.meter import MeterServicer
-from meterd.api.validation import BoundsInterceptor
 from meterd.api.metrics import AlertCollector, start_metrics_server
+from meterd.api.validation import BoundsInterceptor
 from meterd.config import Config
 from meterd.service.alert_hub import AlertHub
 from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender

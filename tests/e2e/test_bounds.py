@@ -115,9 +115,7 @@ async def test_long_ids_are_refused_and_not_echoed(meter_stub, admin_stub, tenan
 
 
 async def test_long_label_values_are_refused(meter_stub, tenant):
-    err = await _invalid(
-        meter_stub.RecordCall(record(labels={"feature": "v" * 257}), metadata=tenant.auth("record"))
-    )
+    err = await _invalid(meter_stub.RecordCall(record(labels={"feature": "v" * 257}), metadata=tenant.auth("record")))
     assert "labels[feature]" in field_violations(err)
     # 256 is the documented maximum: accepted, kept whole.
     ok = await meter_stub.RecordCall(record(labels={"feature": "v" * 256}), metadata=tenant.auth("record"))
@@ -129,9 +127,7 @@ async def test_violation_lists_are_capped(meter_stub, admin_stub, tenant):
     err = await _invalid(meter_stub.RecordCall(record(labels=labels), metadata=tenant.auth("record")))
     assert list(field_violations(err)) == ["labels"]  # counted, not walked key by key
     prices = [admin_pb2.Price(provider="p\0" + "x" * 100, model_pattern="m" * 500) for _ in range(500)]
-    err = await _invalid(
-        admin_stub.LoadPrices(admin_pb2.LoadPricesRequest(prices=prices), metadata=tenant.auth())
-    )
+    err = await _invalid(admin_stub.LoadPrices(admin_pb2.LoadPricesRequest(prices=prices), metadata=tenant.auth()))
     violations = field_violations(err)
     assert len(violations) == 21
     assert violations["..."] == "and 980 more violations"
@@ -188,3 +184,18 @@ async def test_record_calls_only_empty_item(meter_stub, tenant):
     )
     assert [r.error_code for r in reply.results] == ["INVALID_ARGUMENT"]
     assert reply.failed == 1
+
+
+async def test_extending_a_reservation_that_matched_no_limit_is_not_not_found(meter_stub, make_tenant):
+    # Found by the fuzzer: the extension was applied, yet the caller was told NOT_FOUND.
+    tenant = await make_tenant()
+    reserved = await meter_stub.CheckQuota(check(), metadata=tenant.auth("check"))
+    assert reserved.no_limits_matched and reserved.reservation_id
+    extended = await meter_stub.ExtendReservation(
+        meter_pb2.ExtendReservationRequest(
+            reservation_id=reserved.reservation_id, additional=meter_pb2.Estimate(max_output_tokens=10)
+        ),
+        metadata=tenant.auth("check"),
+    )
+    assert extended.allowed and not extended.limits
+    assert extended.reservation_expires_at.ToDatetime() >= reserved.reservation_expires_at.ToDatetime()

@@ -11,8 +11,8 @@ from meterd.api.convert import duration_us, from_ts, micros, ts
 from meterd.api.interceptor import current_principal, status_code
 from meterd.api.limits_codec import status_to_proto
 from meterd.api.validation import violations
-from meterd.domain.calls import CallInput, validate_call, validate_dimensions
 from meterd.domain.bounds import INT64_MAX
+from meterd.domain.calls import CallInput, validate_call, validate_dimensions
 from meterd.domain.errors import InvalidArgument, MeterError
 from meterd.domain.quota import Estimate
 from meterd.domain.usage import (
