@@ -240,7 +240,7 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "count": Int(0, MAX_ALERT_COUNT),
         "cooldown": Span(0, _s(30 * DAY_S)),
         "webhook_url": Text(URL),
-        "webhook_secret": Text(TEXT),
+        "webhook_secret": Text(256),  # domain.alerts.MAX_SECRET
     },
     "DeleteAlertRuleRequest": {"id": Text(NAME)},
     "CreateApiKeyRequest": {"name": Text(SUBJECT), "roles": Items(8)},
