@@ -130,3 +130,15 @@ def test_error_lists_and_messages_are_bounded():
 def test_quote_escapes_and_cuts():
     assert bounds.quote("a\0b") == "a\\x00b"
     assert bounds.quote("x" * 100, 10) == "x" * 10 + "..."
+
+
+def test_bounds_agree_with_the_domain_and_service_constants():
+    from meterd.domain import calls, limits
+    from meterd.service import metering, prices, quota
+
+    assert bounds.MAX_BATCH_CALLS == metering.MAX_BATCH
+    assert bounds.MAX_LOAD_PRICES == prices.MAX_LOAD
+    assert bounds.ID == calls.MAX_ID == quota.MAX_RESERVATION_ID == prices.MAX_PRICE_NAME
+    assert bounds.SUBJECT == calls.MAX_SUBJECT == calls.MAX_LABEL_VALUE == limits.MAX_SELECTOR_FIELD
+    assert (bounds.NAME, bounds.MAX_LABELS) == (calls.MAX_LABEL_KEY, calls.MAX_LABELS)
+    assert bounds.TEXT == limits.MAX_DESCRIPTION == prices.MAX_PRICE_NOTE
