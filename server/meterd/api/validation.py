@@ -8,6 +8,7 @@ the wrapped deserializer hands the handler a marker instead, answered with INVAL
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import grpc
@@ -55,29 +56,47 @@ def violations(msg, prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
-def _required(table: dict[str, bounds.Bound]) -> tuple[str, ...]:
-    return tuple(
+_TEXT, _INT, _OTHER = "text", "int", "other"
+
+
+@functools.cache
+def _plan(descriptor) -> tuple[tuple[str, ...], dict[str, tuple[str, bounds.Bound | None]]]:
+    """(required fields, field name -> (fast-path kind, bound)) of a message type, computed once: the
+    hot path (RecordCall, CheckQuota) is mostly strings and ints, checked inline in _walk."""
+    table = bounds.FIELDS.get(descriptor.full_name.removeprefix(_PACKAGE), {})
+    required = tuple(
         name
         for name, b in table.items()
         if (isinstance(b, bounds.Text) and b.required) or (isinstance(b, bounds.Items) and b.min > 0)
     )
-
-
-_REQUIRED = {name: _required(table) for name, table in bounds.FIELDS.items()}
+    fields: dict[str, tuple[str, bounds.Bound | None]] = {}
+    for field in descriptor.fields:
+        bound = table.get(field.name)
+        kind = _OTHER
+        if not field.is_repeated and field.type == FieldDescriptor.TYPE_STRING:
+            kind, bound = _TEXT, bound if isinstance(bound, bounds.Text) else _DEFAULT_TEXT
+        elif not field.is_repeated and field.type in _INTS and isinstance(bound, bounds.Int):
+            kind = _INT
+        fields[field.name] = (kind, bound)
+    return required, fields
 
 
 def _walk(msg, prefix: str, out: list[tuple[str, str]]) -> None:
-    name = msg.DESCRIPTOR.full_name.removeprefix(_PACKAGE)
-    table = bounds.FIELDS.get(name, {})
+    required, fields = _plan(msg.DESCRIPTOR)
     # Unset fields are not listed below, so a required one is looked at here (set but blank: below).
-    out.extend((prefix + f, "required") for f in _REQUIRED.get(name, ()) if not len(getattr(msg, f)))
+    out.extend((prefix + f, "required") for f in required if not len(getattr(msg, f)))
     for field, value in msg.ListFields():
-        path = prefix + field.name
-        bound = table.get(field.name)
-        if field.is_repeated:
-            _repeated(field, value, bound, path, out)
+        kind, bound = fields[field.name]
+        if kind is _TEXT:
+            if len(value) > bound.max_len or "\x00" in value or (bound.required and not value.strip()):
+                out.append((prefix + field.name, bounds.text_violation(bound, value)))
+        elif kind is _INT:
+            if not bound.lo <= value <= bound.hi:
+                out.append((prefix + field.name, bounds.int_violation(bound, value)))
+        elif field.is_repeated:
+            _repeated(field, value, bound, prefix + field.name, out)
         else:
-            _single(field, value, bound, path, out)
+            _single(field, value, bound, prefix + field.name, out)
 
 
 def _repeated(field, value, bound, path: str, out: list[tuple[str, str]]) -> None:
@@ -89,11 +108,10 @@ def _repeated(field, value, bound, path: str, out: list[tuple[str, str]]) -> Non
     if field.message_type is not None and field.message_type.GetOptions().map_entry:
         key_bound, value_bound = items.key or _DEFAULT_TEXT, items.value or _DEFAULT_TEXT
         for key, val in value.items():
-            item = f"{path}[{bounds.quote(key, bounds.NAME)}]"
             if why := bounds.text_violation(key_bound, key):
-                out.append((item, f"key {why}"))
+                out.append((f"{path}[{bounds.quote(key, bounds.NAME)}]", f"key {why}"))
             if why := bounds.text_violation(value_bound, val):
-                out.append((item, why))
+                out.append((f"{path}[{bounds.quote(key, bounds.NAME)}]", why))
         return
     if items.per_item:
         return
