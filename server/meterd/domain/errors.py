@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from meterd.domain.bounds import capped, quote
 
-MAX_MESSAGE = 2048  # characters of any error message sent back (far below gRPC's metadata limit)
+MAX_MESSAGE = 1024  # characters of any error message sent back (the details carry the full list)
 
 
 class MeterError(Exception):
