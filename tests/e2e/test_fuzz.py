@@ -5,7 +5,8 @@ NUL, long and non-ASCII strings, huge maps, unknown enum numbers), as hostile mu
 request, and as raw bytes (random, or a valid message with invalid UTF-8 spliced into a string).
 They go through a generic channel call with identity serializers, so whatever the bytes are reaches
 the server. Asserted for every one: never INTERNAL or UNKNOWN; a rejected request changes nothing
-of the tenant's state; health stays SERVING.
+of the tenant's state; health stays SERVING. And RecordCalls batches mixing valid and hostile items
+record every valid item exactly once.
 
 Seeded (derandomized) with a small example count for CI; `make fuzz` runs more
 (METER_FUZZ_EXAMPLES, per RPC) and prints the counts by status code.
@@ -27,7 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meter.v1 import admin_pb2, common_pb2, meter_pb2
+from meter.v1 import admin_pb2, common_pb2, meter_pb2, meter_pb2_grpc
 from meter_testing.clock import FakeClock
 from meter_testing.fixtures import create_tenant, running_server
 from meter_testing.requests import check, limit, record
@@ -264,6 +265,51 @@ async def test_fuzz_rpc(fuzz_server, path, method):
     server, url, tenant = fuzz_server
     # Hypothesis drives sync calls, so it runs in a thread while this loop serves them.
     await asyncio.to_thread(_fuzz, server.port, url, tenant, path, method, EXAMPLES)
+
+
+@st.composite
+def batches(draw):
+    """RecordCalls items, each valid (a fresh call_id) or a valid record with hostile fields."""
+    items, valid = [], []
+    for _ in range(draw(st.integers(1, 12))):
+        item = record()
+        if draw(st.booleans()):
+            valid.append(item.call_id)
+        else:
+            for field in draw(st.lists(st.sampled_from(list(item.DESCRIPTOR.fields)), min_size=1, max_size=3)):
+                item.ClearField(field.name)
+                _set(draw, item, field, 1)
+        items.append(item)
+    return items, valid
+
+
+def _fuzz_batches(port: int, url: str, tenant, examples: int) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, psycopg.connect(url, autocommit=True) as db:
+        stub = meter_pb2_grpc.MeterStub(channel)
+
+        @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @given(batch=batches())
+        def one(batch) -> None:
+            items, valid = batch
+            reply = stub.RecordCalls(meter_pb2.RecordCallsRequest(calls=items), metadata=tenant.auth(), timeout=30)
+            assert [r.index for r in reply.results] == list(range(len(items)))
+            by_id = {item.call_id: r for item, r in zip(items, reply.results, strict=True)}
+            for call_id in valid:
+                assert by_id[call_id].error_code == "" and not by_id[call_id].response.duplicate
+            assert reply.recorded + reply.duplicates + reply.failed == len(items)
+            rows = db.execute(
+                "SELECT call_id, count(*) FROM calls WHERE tenant_id = %s AND call_id = ANY(%s) GROUP BY call_id",
+                (tenant.id, valid),
+            ).fetchall()
+            assert sorted(rows) == sorted((call_id, 1) for call_id in valid)  # every valid item, exactly once
+
+        one()
+
+
+async def test_fuzz_record_calls_batches_record_every_valid_item_once(fuzz_server):
+    server, url, tenant = fuzz_server
+    await asyncio.to_thread(_fuzz_batches, server.port, url, tenant, EXAMPLES)
 
 
 def test_fuzz_report():
