@@ -82,7 +82,9 @@ def _valid(method):
             start={"seconds": int(now.timestamp()) - 3600}, end={"seconds": int(now.timestamp())}
         ),
         "SetAlertRule": lambda: admin_pb2.SetAlertRuleRequest(
-            rule=admin_pb2.AlertRule(id="fz", kind=common_pb2.ALERT_KIND_CALL_COST, amount_nanos=1)
+            rule=admin_pb2.AlertRule(
+                id="fz", kind=common_pb2.ALERT_KIND_CALL_COST, severity=common_pb2.SEVERITY_INFO, amount_nanos=1
+            )
         ),
         "ListAlertRules": lambda: admin_pb2.ListAlertRulesRequest(),
         "DeleteAlertRule": lambda: admin_pb2.DeleteAlertRuleRequest(id="fz-none"),
@@ -164,7 +166,7 @@ def _set(draw, msg, field, depth: int) -> None:
 @st.composite
 def requests(draw, method):
     cls = message_factory.GetMessageClass(method.input_type)
-    mode = draw(st.sampled_from(["generated", "mutated", "mutated", "raw", "bad-utf8"]))
+    mode = draw(st.sampled_from(["generated", "mutated", "mutated", "valid", "raw", "bad-utf8"]))
     if not method.input_type.fields:
         mode = draw(st.sampled_from(["generated", "raw"]))
     msg = _valid(method) if mode != "generated" else cls()
