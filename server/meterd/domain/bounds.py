@@ -44,9 +44,9 @@ MAX_LOAD_PRICES = 10_000  # LoadPrices versions (service.prices.MAX_LOAD)
 
 SECOND_NANOS = 10**9
 DAY_S = 86_400
-# Timestamps: the Unix epoch up to the year 3000. PostgreSQL and Python's datetime both hold far more
-# (and the proto 0001-9999), but every range computed from a timestamp (windows, buckets, a 30-day
-# default range) must stay inside datetime's year 9999.
+# Timestamps: the Unix epoch up to the year 3000. The proto and Python's datetime reach 9999 and
+# PostgreSQL further, but every range computed from a timestamp (windows, buckets, projections, a
+# 30-day default range) must stay inside datetime's year 9999: a year-9999 GetUsage.end failed so.
 MIN_TIMESTAMP_S = 0  # 1970-01-01T00:00:00Z
 MAX_TIMESTAMP_S = 32_503_680_000  # 3000-01-01T00:00:00Z, exclusive
 # google.protobuf.Duration's own range: +-10,000 years.
