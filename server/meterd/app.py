@@ -18,6 +18,7 @@ from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.key_policy import KeyPolicyInterceptor
 from meterd.api.meter import MeterServicer
 from meterd.api.metrics import AlertCollector, start_metrics_server
+from meterd.api.validation import BoundsInterceptor
 from meterd.config import Config
 from meterd.service.alert_hub import AlertHub
 from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender
@@ -120,8 +121,9 @@ class MeterServer:
             self.key_cache, recheck_interval=config.key_cache_ttl / 2, touch=self.last_used.touch
         )
         self.server = grpc.aio.server(
-            # Order matters: MeterInterceptor authenticates, then key_policy runs inside it.
-            interceptors=[MeterInterceptor(self.key_cache, observe), key_policy],
+            # Order matters: MeterInterceptor authenticates, key_policy runs inside it (expiry, certificate
+            # binding), then bounds: auth errors come first, and InvalidArgument raised here becomes a status there.
+            interceptors=[MeterInterceptor(self.key_cache, observe), key_policy, BoundsInterceptor()],
             options=[
                 ("grpc.so_reuseport", 1 if config.reuse_port else 0),
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),

@@ -49,10 +49,10 @@ async def test_counter_trigger_stays_linear_after_small_batches_warmed_the_sessi
     with psycopg.connect(fresh_database_url, autocommit=True) as warmed:
         for _ in range(10):  # PL/pgSQL caches a generic plan after a few executions
             timed_move(warmed, 1)
-        warmed_s = timed_move(warmed, BIG)
+        warmed_s = min(timed_move(warmed, BIG) for _ in range(2))
     print(f"counter trigger x{BIG}: fresh {fresh_s * 1000:.0f} ms, warmed {warmed_s * 1000:.0f} ms")
-    # A cached nested loop over transition tables is quadratic: hundreds of times slower, not 3x.
-    assert warmed_s < 3 * fresh_s + 0.05, (warmed_s, fresh_s)
+    # A cached nested loop over transition tables is quadratic: a hundred times slower, not 5x.
+    assert warmed_s < 5 * fresh_s + 0.1, (warmed_s, fresh_s)
 
 
 # n RESERVE requests, each charging one of n distinct per-subject counters: the check path's shape.
@@ -93,6 +93,7 @@ async def test_check_function_stays_linear_after_small_batches_warmed_the_sessio
     with psycopg.connect(fresh_database_url, autocommit=True) as warmed:
         for n in range(10):
             timed_check(warmed, 1, reserve, f"w{n}-")
-        warmed_s = timed_check(warmed, BIG, reserve, "big-")
+        # A cached bad plan stays bad, so the better of two runs still shows it, and not the machine's noise.
+        warmed_s = min(timed_check(warmed, BIG, reserve, f"big{n}-") for n in range(2))
     print(f"meter_check x{BIG}: fresh {fresh_s * 1000:.0f} ms, warmed {warmed_s * 1000:.0f} ms")
-    assert warmed_s < 3 * fresh_s + 0.05, (warmed_s, fresh_s)
+    assert warmed_s < 5 * fresh_s + 0.1, (warmed_s, fresh_s)

@@ -47,7 +47,9 @@ class MeterStub:
     RecordCall: _grpc.UnaryUnaryMultiCallable[_meter_pb2.RecordCallRequest, _meter_pb2.RecordCallResponse]
     """After a call: record what it used and cost, once per call_id; settles its reservation if any."""
     RecordCalls: _grpc.UnaryUnaryMultiCallable[_meter_pb2.RecordCallsRequest, _meter_pb2.RecordCallsResponse]
-    """Many records in one request (high volume, back-fill), same semantics per item, results per item."""
+    """Many records in one request (high volume, back-fill), same semantics per item, results per item:
+    a bad item gets its own error in its result and never fails the others.
+    """
     GetUsage: _grpc.UnaryUnaryMultiCallable[_meter_pb2.GetUsageRequest, _meter_pb2.GetUsageResponse]
     """Aggregates over a time range: filters, group-by, top-N, totals, month-end projection."""
     ListCalls: _grpc.UnaryUnaryMultiCallable[_meter_pb2.ListCallsRequest, _meter_pb2.ListCallsResponse]
@@ -76,7 +78,9 @@ class MeterAsyncStub(MeterStub):
     RecordCall: _aio.UnaryUnaryMultiCallable[_meter_pb2.RecordCallRequest, _meter_pb2.RecordCallResponse]  # type: ignore[assignment]
     """After a call: record what it used and cost, once per call_id; settles its reservation if any."""
     RecordCalls: _aio.UnaryUnaryMultiCallable[_meter_pb2.RecordCallsRequest, _meter_pb2.RecordCallsResponse]  # type: ignore[assignment]
-    """Many records in one request (high volume, back-fill), same semantics per item, results per item."""
+    """Many records in one request (high volume, back-fill), same semantics per item, results per item:
+    a bad item gets its own error in its result and never fails the others.
+    """
     GetUsage: _aio.UnaryUnaryMultiCallable[_meter_pb2.GetUsageRequest, _meter_pb2.GetUsageResponse]  # type: ignore[assignment]
     """Aggregates over a time range: filters, group-by, top-N, totals, month-end projection."""
     ListCalls: _aio.UnaryUnaryMultiCallable[_meter_pb2.ListCallsRequest, _meter_pb2.ListCallsResponse]  # type: ignore[assignment]
@@ -132,7 +136,9 @@ class MeterServicer(metaclass=_abc_1.ABCMeta):
         request: _meter_pb2.RecordCallsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_meter_pb2.RecordCallsResponse, _abc.Awaitable[_meter_pb2.RecordCallsResponse]]:
-        """Many records in one request (high volume, back-fill), same semantics per item, results per item."""
+        """Many records in one request (high volume, back-fill), same semantics per item, results per item:
+        a bad item gets its own error in its result and never fails the others.
+        """
 
     @_abc_1.abstractmethod
     def GetUsage(
