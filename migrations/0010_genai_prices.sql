@@ -5,7 +5,8 @@
 -- (JSON, see server/meterd/domain/price_rules.py; '' = model_pattern is a glob), the model's
 -- position in its provider's list (first match wins), context-length tiers
 -- ([[rate, start, nanos_per_mtok], ...]), what usage.units counts and per how many units
--- unit_nanos is. retired_at: no longer in force for new prices (a sync replaced or removed it);
+-- unit_nanos is; daily_window ('HH:MM:SS-HH:MM:SS' UTC, '' none): the version applies only at those
+-- times of day (DeepSeek's peak hours), where it beats versions without one. retired_at: no longer in force for new prices (a sync replaced or removed it);
 -- the row stays so the calls that used it keep a price_id that resolves.
 ALTER TABLE prices
     ADD COLUMN service_tier text NOT NULL DEFAULT '',
@@ -15,11 +16,12 @@ ALTER TABLE prices
     ADD COLUMN unit_kind    text NOT NULL DEFAULT '',
     ADD COLUMN unit_divisor bigint NOT NULL DEFAULT 1 CHECK (unit_divisor BETWEEN 1 AND 1000000000),
     ADD COLUMN source       text NOT NULL DEFAULT '',
+    ADD COLUMN daily_window text NOT NULL DEFAULT '',
     ADD COLUMN retired_at   timestamptz;
 
 ALTER TABLE prices DROP CONSTRAINT prices_tenant_id_provider_model_pattern_effective_from_key;
-CREATE UNIQUE INDEX prices_version_key ON prices (tenant_id, provider, model_pattern, service_tier, effective_from)
-    WHERE retired_at IS NULL;
+CREATE UNIQUE INDEX prices_version_key
+    ON prices (tenant_id, provider, model_pattern, service_tier, daily_window, effective_from) WHERE retired_at IS NULL;
 
 -- The hand-kept catalog that 0001-era servers seeded (all its rows were inserted by one statement,
 -- so they share the earliest created_at of the shared rows) is replaced by genai-prices at the next

@@ -70,5 +70,5 @@ def cmd_sync(config: Config, args: argparse.Namespace, database, with_database) 
         f"unchanged {diff.unchanged} versions"
         + (" (dry run: nothing changed)" if args.dry_run else f"; shared catalog is now {conversion.version}")
     )
-    for line in conversion.refused[:SHOWN]:
-        print(f"refused\t{line}")
+    for provider, model, reason in conversion.refused[:SHOWN]:
+        print(f"refused\t{provider}/{model}: {reason}")

@@ -111,10 +111,9 @@ def test_seed_per_1k_prices(catalog: PriceSet, provider: str, model: str, per_1k
         # fastapi-usage-tracker.md, api-usage-rate-limits.md, gemini-api-usage-admin.md, $ per 1M tokens.
         ("anthropic", "claude-3-sonnet", "3", "15"),
         ("anthropic", "claude-3-haiku", "0.25", "1.25"),
-        # The seed's DeepSeek figures (0.27/1.10, 0.55/2.19) were DeepSeek's early-2025 list prices;
-        # genai-prices has today's single price for both names (no history): 0.135/0.55.
-        ("deepseek", "deepseek-chat", "0.135", "0.55"),
-        ("deepseek", "deepseek-reasoner", "0.135", "0.55"),
+        # DeepSeek's peak-hour prices (00:30-16:30 UTC; see the test below for the off-peak ones).
+        ("deepseek", "deepseek-chat", "0.27", "1.10"),
+        ("deepseek", "deepseek-reasoner", "0.55", "2.19"),
         # The seed's flat OpenRouter $0.50/$1.50 hid the real price: OpenRouter passes Anthropic's on.
         ("openrouter", "anthropic/claude-3.5-sonnet", "3", "15"),
         ("groq", "llama-3.1-70b-versatile", "0.59", "0.79"),
@@ -128,9 +127,18 @@ def test_seed_per_1k_prices(catalog: PriceSet, provider: str, model: str, per_1k
     ],
 )
 def test_seed_per_million_prices(catalog: PriceSet, provider: str, model: str, per_m_in: str, per_m_out: str) -> None:
-    # 100,000 tokens (below every context tier) cost a tenth of the per-million figure.
-    assert catalog_cost(catalog, provider, model, input_tokens=100_000) * 10 == usd_to_nanos(per_m_in)
-    assert catalog_cost(catalog, provider, model, output_tokens=100_000) * 10 == usd_to_nanos(per_m_out)
+    # 100,000 tokens (below every context tier) cost a tenth of the per-million figure; at noon UTC.
+    noon = NOW + timedelta(hours=12)
+    assert catalog_cost(catalog, provider, model, noon, input_tokens=100_000) * 10 == usd_to_nanos(per_m_in)
+    assert catalog_cost(catalog, provider, model, noon, output_tokens=100_000) * 10 == usd_to_nanos(per_m_out)
+
+
+def test_deepseek_off_peak_hours(catalog: PriceSet) -> None:
+    # Outside 00:30-16:30 UTC deepseek-chat costs $0.135 in / $0.55 out per M (genai-prices'
+    # time-of-day price): 100,000 tokens = 13_500_000 and 55_000_000 nanos; 16:30 is already off-peak.
+    for at in (NOW + timedelta(hours=20), NOW + timedelta(hours=16, minutes=30), NOW + timedelta(minutes=29)):
+        assert catalog_cost(catalog, "deepseek", "deepseek-chat", at, input_tokens=100_000) == 13_500_000
+        assert catalog_cost(catalog, "deepseek", "deepseek-chat", at, output_tokens=100_000) == 55_000_000
 
 
 def test_claude_with_cache_read_and_write(catalog: PriceSet) -> None:

@@ -19,8 +19,8 @@ Mapping of the source's price keys (USD) onto Meter's rates:
       storage_searches_kcount -> "storage_search", per 1,000 (divisor 1,000)
   Not representable (Meter records no such counts) and left out, counted in the report: modality
   token rates (audio/image/video/text tokens), 1-hour cache writes, reasoning and citation token
-  rates, any second unit price of a model, time-of-day prices (DeepSeek off-peak) and variants
-  keyed by anything but the service tier or batch processing.
+  rates, any second unit price of a model, and variants keyed by anything but the service tier or
+  batch processing. Time-of-day prices (DeepSeek's peak hours) become versions with a daily_window.
 """
 
 from __future__ import annotations
@@ -73,10 +73,10 @@ class Conversion:
     providers: list[CatalogProvider]
     prices: list[Price]
     models: int = 0
-    refused: list[str] = field(default_factory=list)  # "provider/model: reason"
+    refused: list[tuple[str, str, str]] = field(default_factory=list)  # (provider, model, reason)
     dropped_keys: Counter = field(default_factory=Counter)  # price key -> versions that had it
     dropped_contexts: Counter = field(default_factory=Counter)  # variant `when` -> variants
-    time_of_day: int = 0  # conditional prices with a daily window, left out
+    time_of_day: int = 0  # conditional prices with a daily window (imported as daily_window versions)
 
     def summary(self) -> str:
         dropped = ", ".join(f"{k} ({n})" for k, n in sorted(self.dropped_keys.items()))
@@ -84,8 +84,8 @@ class Conversion:
         return (
             f"{SOURCE_NAME} {self.version}: {len(self.providers)} providers, {self.models} models, "
             f"{len(self.prices)} price versions; refused {len(self.refused)} models (inexact in nanos); "
-            f"left out: price keys [{dropped or 'none'}], variants [{contexts or 'none'}], "
-            f"time-of-day prices ({self.time_of_day})"
+            f"time-of-day prices {self.time_of_day}; "
+            f"left out: price keys [{dropped or 'none'}], variants [{contexts or 'none'}]"
         )
 
 
@@ -120,11 +120,14 @@ def _day(d: date) -> datetime:
     return datetime.combine(d, time(), tzinfo=UTC)
 
 
-def _resolve(model: Any, day: datetime, context: dict[str, str] | None) -> dict[str, Any]:
-    """The source's ModelInfo.get_prices for one UTC day, without time-of-day prices."""
+def _resolve(model: Any, day: datetime, context: dict[str, str] | None, forced: Any = None) -> dict[str, Any]:
+    """The source's ModelInfo.get_prices for one UTC day, with time-of-day prices left out, or with
+    `forced` (a time-of-day conditional price) as the standard price, as inside its window."""
     from genai_prices.types import ModelPrice, StartDateConstraint
 
-    if isinstance(model.prices, ModelPrice):
+    if forced is not None:
+        standard = forced.prices
+    elif isinstance(model.prices, ModelPrice):
         standard = model.prices
     else:
         standard = model.prices[0].prices
@@ -145,6 +148,40 @@ def _resolve(model: Any, day: datetime, context: dict[str, str] | None) -> dict[
                         overrides.setdefault(k, v)
         values.update(overrides)
     return values
+
+
+def _window(constraint: Any) -> str:
+    def utc(t: time) -> str:
+        t = t if t.tzinfo is None else datetime.combine(date(1970, 1, 1), t).astimezone(UTC).timetz()
+        return t.strftime("%H:%M:%S")
+
+    return f"{utc(constraint.start_time)}-{utc(constraint.end_time)}"
+
+
+def _time_of_day(model: Any) -> list[tuple[str, Any]]:
+    """(window, conditional price) of every time-of-day price of the model."""
+    from genai_prices.types import ModelPrice, TimeOfDateConstraint
+
+    if isinstance(model.prices, ModelPrice):
+        return []
+    return [(_window(cp.constraint), cp) for cp in model.prices if isinstance(cp.constraint, TimeOfDateConstraint)]
+
+
+def _reached(model: Any, day: datetime) -> set[int]:
+    """ids of the time-of-day prices the source would use inside their windows on `day`: those
+    after (later in the list than) the last price that is always or already in force."""
+    from genai_prices.types import ModelPrice, StartDateConstraint, TimeOfDateConstraint
+
+    out: set[int] = set()
+    if isinstance(model.prices, ModelPrice):
+        return out
+    for cp in reversed(model.prices):
+        c = cp.constraint
+        if isinstance(c, TimeOfDateConstraint):
+            out.add(id(cp))
+        elif c is None or (isinstance(c, StartDateConstraint) and c.active(day)):
+            break
+    return out
 
 
 def _rates(values: dict[str, Any], dropped: Counter) -> dict[str, Any]:
@@ -206,11 +243,8 @@ def _tier_label(when: dict[str, str]) -> str | None:
 
 
 def convert_model(provider_id: str, order: int, model: Any, version: str, report: Conversion) -> list[Price]:
-    """Every effective-dated version of one model (standard, then one timeline per service tier)."""
-    from genai_prices.types import ModelPrice, TimeOfDateConstraint
-
-    if not isinstance(model.prices, ModelPrice):
-        report.time_of_day += sum(isinstance(cp.constraint, TimeOfDateConstraint) for cp in model.prices)
+    """Every effective-dated version of one model: one timeline per service tier ("" standard) and,
+    for time-of-day prices, per daily window."""
     contexts: dict[str, dict[str, str]] = {"": {}}
     for v in model.price_variants or ():
         label = _tier_label(v.when)
@@ -218,6 +252,9 @@ def convert_model(provider_id: str, order: int, model: Any, version: str, report
             report.dropped_contexts[json.dumps(v.when, sort_keys=True)] += 1
         else:
             contexts.setdefault(label, dict(v.when))
+    windows = _time_of_day(model)
+    if len({w for w, _ in windows}) != len(windows):
+        raise Inexact("two time-of-day prices with the same window")
     days = _boundaries(model)
     rule = rule_json(model.match)
     note = (model.name or model.id)[:200]
@@ -225,23 +262,34 @@ def convert_model(provider_id: str, order: int, model: Any, version: str, report
     dropped: Counter = Counter()
     standard_at: dict[datetime, dict] = {}
     for label, context in contexts.items():
-        previous = None
+        timelines: dict[str, dict | None] = {"": None, **{w: None for w, _ in windows}}
         for day in days:
             rates = _rates(_resolve(model, day, context or None), dropped)
             if label:
                 # A tier version starts where the variant first differs from the standard price.
-                if previous is None and rates == standard_at[day]:
+                if timelines[""] is None and rates == standard_at[day]:
                     continue
             else:
                 standard_at[day] = rates
-            if rates == previous:
-                continue
-            previous = rates
-            out.append(
-                Price(provider=provider_id, model_pattern=model.id, effective_from=day, service_tier=label,
-                      match_rule=rule, match_order=order, source=f"{SOURCE_NAME} {version}", note=note, **rates)
-            )  # fmt: skip
+            reached = _reached(model, day)
+            versions = [("", rates)]
+            for window, cp in windows:
+                in_window = _rates(_resolve(model, day, context or None, cp), dropped) if id(cp) in reached else rates
+                # A window version starts where it first differs; once started it follows every change
+                # (outside its reach it repeats the price without a window).
+                if timelines[window] is not None or in_window != rates:
+                    versions.append((window, in_window))
+            for window, figures in versions:
+                if figures == timelines[window]:
+                    continue
+                timelines[window] = figures
+                out.append(
+                    Price(provider=provider_id, model_pattern=model.id, effective_from=day, service_tier=label,
+                          daily_window=window, match_rule=rule, match_order=order, source=f"{SOURCE_NAME} {version}",
+                          note=note, **figures)
+                )  # fmt: skip
     report.dropped_keys.update(dropped)
+    report.time_of_day += len(windows)
     return out
 
 
@@ -260,17 +308,21 @@ def convert(providers: Sequence[Any], version: str) -> Conversion:
         prices=[],
     )
     seen: set[tuple[str, str]] = set()
-    for p in providers:
+    for i, p in enumerate(providers):
+        unpriced: list[tuple[str, int, str]] = []
         for order, model in enumerate(p.models):
             report.models += 1
             if (p.id, model.id.lower()) in seen:
-                report.refused.append(f"{p.id}/{model.id}: duplicate model id")
+                report.refused.append((p.id, model.id, "duplicate model id"))
                 continue
             seen.add((p.id, model.id.lower()))
             try:
                 report.prices += convert_model(p.id, order, model, version, report)
             except (Inexact, ValueError) as e:
-                report.refused.append(f"{p.id}/{model.id}: {e}"[:300])
+                report.refused.append((p.id, model.id, str(e)[:300]))
+                unpriced.append((model.id, order, rule_json(model.match)))
+        if unpriced:
+            report.providers[i] = replace(report.providers[i], unpriced=tuple(unpriced))
     return report
 
 

@@ -81,13 +81,19 @@ class CatalogProvider:
     id: str
     provider_match: str = ""  # JSON rule over the call's provider name ("": id only)
     fallbacks: tuple[str, ...] = ()
+    # Models of the source left unpriced (refused as inexact): (model id, match order, rule JSON).
+    # They keep their place in the match order, so a name they match is unpriced rather than
+    # matched by a later model's broader rule.
+    unpriced: tuple[tuple[str, int, str], ...] = ()
 
     def to_json(self) -> dict:
-        return {"id": self.id, "provider_match": self.provider_match, "fallbacks": list(self.fallbacks)}
+        return {"id": self.id, "provider_match": self.provider_match, "fallbacks": list(self.fallbacks),
+                "unpriced": [list(u) for u in self.unpriced]}  # fmt: skip
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> CatalogProvider:
-        return CatalogProvider(d["id"], d.get("provider_match", ""), tuple(d.get("fallbacks", ())))
+        unpriced = tuple((m, int(o), r) for m, o, r in d.get("unpriced", ()))
+        return CatalogProvider(d["id"], d.get("provider_match", ""), tuple(d.get("fallbacks", ())), unpriced)
 
 
 @dataclass
@@ -160,9 +166,10 @@ class PriceSet:
         self.by_model: dict[tuple[str, str], list[Price]] = {}
         for p in ruled:
             self.by_model.setdefault((p.provider, p.model_pattern), []).append(p)
-        self.rules = RuleIndex.build(
-            providers, ((p.provider, p.model_pattern, p.match_order, p.match_rule) for p in ruled)
-        )
+        models = [(p.provider, p.model_pattern, p.match_order, p.match_rule) for p in ruled]
+        if ruled:
+            models += [(c.id, m, order, rule) for c in providers for m, order, rule in c.unpriced]
+        self.rules = RuleIndex.build(providers, models)
 
     def candidates(self, provider: str, model: str) -> list[Price]:
         out = [p for p in self.globs if p.matches(provider, model)]

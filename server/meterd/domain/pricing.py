@@ -24,6 +24,7 @@ INT64_MAX = 2**63 - 1
 _TOKEN_RATES = ("input_per_mtok", "output_per_mtok", "cached_read_per_mtok", "cache_write_per_mtok")
 _OTHER_RATES = ("per_request", "per_unit")
 _USD_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
+_WINDOW_RE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
 
 
 def _check_count(name: str, value: object) -> None:
@@ -60,6 +61,9 @@ class Price:
     unit_kind: str = ""  # what RecordCall.usage.units counts for this model ("" = provider units)
     unit_divisor: int = 1  # per_unit is nanos per this many units (3,600 for a price per hour of seconds)
     source: str = ""  # e.g. "genai-prices 0.2.3"; "" for prices set by hand
+    # "HH:MM:SS-HH:MM:SS" (UTC; may wrap past midnight): the version applies only to calls at those
+    # times of day, where it beats the versions without a window (DeepSeek's peak/off-peak prices).
+    daily_window: str = ""
 
     def __post_init__(self) -> None:
         if not self.provider.strip():
@@ -77,6 +81,8 @@ class Price:
                 raise ValueError(f"tier of unknown rate {rate!r}")
             _check_count("tier start", start)
             _check_count(f"tier {rate}", value)
+        if self.daily_window and not _WINDOW_RE.fullmatch(self.daily_window):
+            raise ValueError(f"daily_window must look like 00:30:00-16:30:00, got {self.daily_window!r}")
         if type(self.unit_divisor) is not int or not 1 <= self.unit_divisor <= 10**9:
             raise ValueError(f"unit_divisor must be an int in [1, 10**9], got {self.unit_divisor!r}")
 
@@ -234,9 +240,23 @@ def choose(candidates: Iterable[Price], at: datetime, service_tier: str = "") ->
     in_force = [p for p in candidates if p.effective_from <= at]
     tier = [p for p in in_force if p.service_tier == service_tier] if service_tier else []
     pool = tier or [p for p in in_force if not p.service_tier]
+    if any(p.daily_window for p in pool):
+        now = at.astimezone(UTC).strftime("%H:%M:%S")
+        windowed = [p for p in pool if p.daily_window and in_window(p.daily_window, now)]
+        if windowed:
+            return max(sorted(windowed, key=lambda p: p.model_pattern), key=lambda p: p.effective_from)
+        pool = [p for p in pool if not p.daily_window]
     # Sorting by pattern first makes max() (which keeps the first maximum) break ties deterministically.
     pool.sort(key=lambda p: p.model_pattern)
     return max(pool, key=lambda p: (p.is_exact, p.specificity, p.effective_from), default=None)
+
+
+def in_window(window: str, hhmmss: str) -> bool:
+    """Whether a UTC time of day ("16:45:00") is in a daily window ("00:30:00-16:30:00"; end excluded)."""
+    start, end = window.split("-")
+    if end < start:  # wraps past midnight
+        return hhmmss >= start or hhmmss < end
+    return start <= hhmmss < end
 
 
 def usd_to_nanos(text: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -27,6 +28,8 @@ class PriceBook:
         self._shared: tuple[PriceSet, tuple[CatalogProvider, ...], float] | None = None
         self._own: dict[str, tuple[PriceSet, float]] = {}
         self._candidates: dict[tuple[str, str, str], tuple[list[Price], list[Price]]] = {}
+        self._loading = asyncio.Lock()
+        self._shared_stamp: tuple = ()
 
     async def seed_catalog(self) -> None:
         """Import the installed genai-prices catalog when none was ever imported (a new database, or
@@ -47,19 +50,36 @@ class PriceBook:
                 latest.source, latest.version, conversion.version,
             )  # fmt: skip
 
-    async def _sets(self, tenant_id: str) -> tuple[PriceSet, PriceSet]:
+    def _fresh(self, tenant_id: str) -> tuple[PriceSet, PriceSet] | None:
         now = time.monotonic()
-        if self._shared is None or now - self._shared[2] > self.max_age:
-            shared, latest = await self.store.shared()
-            providers = latest.providers if latest else ()
-            self._shared = (PriceSet(shared, providers), providers, now)
-            self._candidates.clear()
-        entry = self._own.get(tenant_id)
-        if entry is None or now - entry[1] > self.max_age:
-            entry = (PriceSet(await self.store.own(tenant_id), self._shared[1]), now)
-            self._own[tenant_id] = entry
-            self._forget_candidates(tenant_id)
-        return entry[0], self._shared[0]
+        shared, own = self._shared, self._own.get(tenant_id)
+        if shared is None or now - shared[2] > self.max_age or own is None or now - own[1] > self.max_age:
+            return None
+        return own[0], shared[0]
+
+    async def _sets(self, tenant_id: str) -> tuple[PriceSet, PriceSet]:
+        if (sets := self._fresh(tenant_id)) is not None:
+            return sets
+        # One load at a time: hundreds of concurrent first calls must not each read the catalog.
+        async with self._loading:
+            if (sets := self._fresh(tenant_id)) is not None:
+                return sets
+            now = time.monotonic()
+            if self._shared is None or now - self._shared[2] > self.max_age:
+                stamp = await self.store.shared_stamp()
+                if self._shared is not None and stamp == self._shared_stamp:
+                    self._shared = (*self._shared[:2], now)
+                else:
+                    shared, latest = await self.store.shared()
+                    providers = latest.providers if latest else ()
+                    self._shared, self._shared_stamp = (PriceSet(shared, providers), providers, now), stamp
+                    self._candidates.clear()
+            entry = self._own.get(tenant_id)
+            if entry is None or now - entry[1] > self.max_age:
+                entry = (PriceSet(await self.store.own(tenant_id), self._shared[1]), now)
+                self._own[tenant_id] = entry
+                self._forget_candidates(tenant_id)
+            return entry[0], self._shared[0]
 
     async def lookup(
         self, tenant_id: str, provider: str, model: str, at: dt.datetime, service_tier: str = ""
@@ -183,11 +203,11 @@ class PriceAdmin:
         given = len(prices)
         if include_default_catalog:
             prices = [*prices, *genai_catalog.installed().prices]
-        unique: dict[tuple[str, str, str, dt.datetime], Price] = {}
+        unique: dict[tuple[str, str, str, str, dt.datetime], Price] = {}
         duplicates = 0
         conflicts: list[tuple[str, str]] = []
         for i, p in enumerate(prices):
-            key = (p.provider, p.model_pattern.casefold(), p.service_tier, p.effective_from)
+            key = (p.provider, p.model_pattern.casefold(), p.service_tier, p.daily_window, p.effective_from)
             first = unique.get(key)
             if first is None:
                 unique[key] = p
@@ -219,11 +239,12 @@ class PriceAdmin:
             rows = [r for r in rows if _lists_for(r.price, model.casefold())]
         if at is None:
             return rows
-        in_force: dict[tuple[str, str, str], StoredPrice] = {}
+        in_force: dict[tuple[str, str, str, str], StoredPrice] = {}
         for r in rows:
             if r.price.effective_from > at:
                 continue
-            key = (r.price.provider.casefold(), r.price.model_pattern.casefold(), r.price.service_tier)
+            key = (r.price.provider.casefold(), r.price.model_pattern.casefold(), r.price.service_tier,
+                   r.price.daily_window)  # fmt: skip
             best = in_force.get(key)
             # Own rows beat shared ones; within one side the latest effective_from wins.
             if best is None or (not r.shared, r.price.effective_from) > (not best.shared, best.price.effective_from):

@@ -14,12 +14,14 @@ from meterd.store.db import Database
 
 _COLUMNS = """id, provider, model_pattern, effective_from, input_nanos_per_mtok, output_nanos_per_mtok,
               cached_read_nanos_per_mtok, cache_write_nanos_per_mtok, request_nanos, unit_nanos, note,
-              service_tier, match_rule, match_order, tiers, unit_kind, unit_divisor, source"""
+              service_tier, match_rule, match_order, tiers, unit_kind, unit_divisor, source, daily_window"""
 _INSERT = """INSERT INTO prices (tenant_id, provider, model_pattern, effective_from, input_nanos_per_mtok,
                  output_nanos_per_mtok, cached_read_nanos_per_mtok, cache_write_nanos_per_mtok, request_nanos,
-                 unit_nanos, note, service_tier, match_rule, match_order, tiers, unit_kind, unit_divisor, source)
-             VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-             ON CONFLICT (tenant_id, provider, model_pattern, service_tier, effective_from) WHERE retired_at IS NULL
+                 unit_nanos, note, service_tier, match_rule, match_order, tiers, unit_kind, unit_divisor, source,
+                 daily_window)
+             VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+             ON CONFLICT (tenant_id, provider, model_pattern, service_tier, daily_window, effective_from)
+                WHERE retired_at IS NULL
              DO NOTHING"""
 _ACTIVE = "retired_at IS NULL"
 
@@ -46,6 +48,7 @@ def _price(row: dict) -> Price:
         unit_kind=row["unit_kind"],
         unit_divisor=row["unit_divisor"],
         source=row["source"],
+        daily_window=row["daily_window"],
     )
 
 
@@ -54,6 +57,7 @@ def _params(tenant_id: str, p: Price) -> tuple:
         tenant_id, p.provider, p.model_pattern, p.effective_from, p.input_per_mtok, p.output_per_mtok,
         p.cached_read_per_mtok, p.cache_write_per_mtok, p.per_request, p.per_unit, p.note, p.service_tier,
         p.match_rule, p.match_order, Jsonb([list(t) for t in p.tiers]), p.unit_kind, p.unit_divisor, p.source,
+        p.daily_window,
     )  # fmt: skip
 
 
@@ -88,6 +92,18 @@ class PriceStore:
             latest = await _latest_import(conn)
         return [_price(r) for r in rows], latest
 
+    async def shared_stamp(self) -> tuple:
+        """Changes whenever the shared catalog does (rows added or retired, an import recorded): lets
+        replicas skip re-reading thousands of unchanged rows."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                """SELECT count(*) FILTER (WHERE retired_at IS NULL) AS n, max(id) AS last, max(retired_at) AS retired,
+                          (SELECT max(id) FROM price_catalog_imports) AS import
+                     FROM prices WHERE tenant_id = ''"""
+            )
+            row = await cur.fetchone()
+        return row["n"], row["last"], row["retired"], row["import"]
+
     async def for_tenant(self, tenant_id: str) -> tuple[list[Price], list[Price], tuple[CatalogProvider, ...]]:
         """(the tenant's own prices, the shared catalog, the catalog's providers)."""
         shared, latest = await self.shared()
@@ -102,7 +118,7 @@ class PriceStore:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 f"""SELECT tenant_id, {_COLUMNS}, created_at FROM prices WHERE tenant_id IN (%s, %s) AND {_ACTIVE}
-                     ORDER BY tenant_id = %s, provider, lower(model_pattern), service_tier, effective_from, id""",
+                     ORDER BY tenant_id = %s, provider, lower(model_pattern), service_tier, daily_window, effective_from, id""",
                 (tenant_id, CATALOG_TENANT, CATALOG_TENANT),
             )
             rows = await cur.fetchall()
@@ -250,8 +266,8 @@ class StoredPrice:
     created_at: datetime
 
 
-def _version_key(p: Price) -> tuple[str, str, str, datetime]:
-    return p.provider.casefold(), p.model_pattern.casefold(), p.service_tier, p.effective_from
+def _version_key(p: Price) -> tuple[str, str, str, str, datetime]:
+    return p.provider.casefold(), p.model_pattern.casefold(), p.service_tier, p.daily_window, p.effective_from
 
 
 _RATES = (
