@@ -5,7 +5,6 @@ versions are in force never depends on today's date."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 
 import grpc
 import pytest

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import warnings
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
