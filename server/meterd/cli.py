@@ -181,7 +181,9 @@ def _price_line(stored) -> str:
     p = stored.price
     rates = [nanos_to_usd(getattr(p, attr)) for _, attr in PRICE_RATE_FIELDS]
     scope = "catalog" if stored.shared else "tenant"
-    return "\t".join([p.price_id, scope, p.provider, p.model_pattern, p.effective_from.isoformat(), *rates, p.note])
+    # A catalog version for one service tier or time of day says so after the model.
+    model = " ".join([p.model_pattern] + [f"[{x}]" for x in (p.service_tier, p.daily_window) if x])
+    return "\t".join([p.price_id, scope, p.provider, model, p.effective_from.isoformat(), *rates, p.note])
 
 
 PRICE_HEADER = "# id\tscope\tprovider\tmodel\teffective_from\tinput/Mtok\toutput/Mtok\tcached_read/Mtok\tcache_write/Mtok\tper_request\tper_unit\tnote"

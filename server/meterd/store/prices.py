@@ -203,8 +203,7 @@ class PriceStore:
                 if key not in wanted:
                     diff.removed.append(p)
                     retire.append(int(p.price_id[1:]))
-            if dry_run:
-                await conn.rollback()
+            if dry_run:  # nothing was written: the transaction only read
                 return diff
             if retire:
                 await conn.execute(
