@@ -29,15 +29,18 @@ CREATE UNIQUE INDEX prices_version_key
 UPDATE prices SET retired_at = now()
  WHERE tenant_id = '' AND created_at = (SELECT min(created_at) FROM prices WHERE tenant_id = '');
 
--- Every import of the shared catalog; the latest row is the catalog in force. providers: the
--- source's providers in its order, [{id, provider_match, fallbacks}].
+-- Every import of the shared catalog; the latest row is the catalog in force. tenant_id '' like
+-- the shared rows of prices (keys lead with tenant_id, as on every per-tenant table). providers:
+-- the source's providers in its order, [{id, provider_match, fallbacks, unpriced}].
 CREATE TABLE price_catalog_imports (
-    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id    text NOT NULL DEFAULT '',
+    id           bigint GENERATED ALWAYS AS IDENTITY,
     source       text NOT NULL,
     version      text NOT NULL,
     imported_at  timestamptz NOT NULL DEFAULT now(),
     providers    jsonb NOT NULL DEFAULT '[]',
-    summary      text NOT NULL DEFAULT ''
+    summary      text NOT NULL DEFAULT '',
+    PRIMARY KEY (tenant_id, id)
 );
 
 -- Cost parts in nano-USD, in this order: input, output, cached read, cache write, requests, units,

@@ -98,7 +98,7 @@ class PriceStore:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 """SELECT count(*) FILTER (WHERE retired_at IS NULL) AS n, max(id) AS last, max(retired_at) AS retired,
-                          (SELECT max(id) FROM price_catalog_imports) AS import
+                          (SELECT max(id) FROM price_catalog_imports WHERE tenant_id = '') AS import
                      FROM prices WHERE tenant_id = ''"""
             )
             row = await cur.fetchone()
@@ -241,7 +241,7 @@ async def _insert(conn, tenant_id: str, prices: list[Price]) -> list[StoredPrice
 async def _latest_import(conn) -> CatalogImport | None:
     cur = await conn.execute(
         """SELECT source, version, imported_at, providers, summary FROM price_catalog_imports
-            ORDER BY id DESC LIMIT 1"""
+            WHERE tenant_id = '' ORDER BY id DESC LIMIT 1"""
     )
     row = await cur.fetchone()
     if row is None:

@@ -268,7 +268,7 @@ class RecordStore:
         corrected = [
             (cost, list(parts.as_tuple()), item.tenant_id, item.call.call_id)
             for item, (_, _, cost, _, parts), _ in owned
-            if cost != item.cost_nanos
+            if cost != item.cost_nanos or parts != item.cost_parts
         ]
         if corrected:
             await conn.cursor().executemany(
