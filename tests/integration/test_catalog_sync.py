@@ -82,8 +82,11 @@ def data_file(tmp_path, input_usd: str) -> str:
                     "name": "OpenAI",
                     "api_pattern": "https://api\\.openai\\.com",
                     "models": [
-                        {"id": "gpt-4.1", "match": {"or": [{"equals": "gpt-4.1"}, {"starts_with": "gpt-4.1-2025"}]},
-                         "prices": {"input_mtok": input_usd, "output_mtok": "9"}},
+                        {
+                            "id": "gpt-4.1",
+                            "match": {"or": [{"equals": "gpt-4.1"}, {"starts_with": "gpt-4.1-2025"}]},
+                            "prices": {"input_mtok": input_usd, "output_mtok": "9"},
+                        },
                     ],
                 }
             ]
@@ -103,7 +106,9 @@ async def test_sync_dry_run_file_and_back_keeps_recorded_price_ids(fresh_databas
             assert before.cost_nanos == 2_000_000_000  # gpt-4.1: $2 per M input
 
             path = data_file(tmp_path, "3")
-            dry = await asyncio.to_thread(meter_cli, "prices", "sync", "--dry-run", "--from", path, "--version", "t1", *db)
+            dry = await asyncio.to_thread(
+                meter_cli, "prices", "sync", "--dry-run", "--from", path, "--version", "t1", *db
+            )
             assert dry.returncode == 0, dry.stderr
             assert "repriced\topenai/gpt-4.1 from 1970-01-01: input 2 -> 3, output 8 -> 9 USD/Mtok" in dry.stdout
             last = dry.stdout.strip().splitlines()[-1]
@@ -159,4 +164,3 @@ async def test_tenant_override_wins_over_a_synced_catalog(fresh_database_url, tm
                 record(cost_nanos=None, usage=common_pb2.Usage(input_tokens=1_000_000)), metadata=tenant.auth("record")
             )
             assert reply.cost_nanos == 1  # the tenant's own price, not the synced $5
-
