@@ -180,3 +180,29 @@ async def test_list_prices_names_the_catalog_version(stack):
     )
     [standard] = [p for p in gemini.prices if not p.service_tier]
     assert admin_pb2.PriceTier(rate="input", start_tokens=200_000, nanos_per_mtok=2_500_000_000) in standard.tiers
+
+
+async def test_reprice_recomputes_the_breakdown_everywhere(stack):
+    meter, _, channel, server = stack
+    tenant = await create_tenant(server)
+    admin = admin_pb2_grpc.MeterAdminStub(channel)
+    u = usage(input_tokens=1000, output_tokens=100, cached_read_tokens=4000)
+    first = await meter.RecordCall(record(model="gpt-5", cost_nanos=None, usage=u), metadata=tenant.auth("record"))
+    # The tenant's own gpt-5 price from before the call: $2 in, $20 out, $1 cached read per M.
+    own = admin_pb2.Price(provider="openai", model_pattern="gpt-5", effective_from=ts(NOW - dt.timedelta(days=1)),
+                          input_nanos_per_mtok=2_000_000_000, output_nanos_per_mtok=20_000_000_000,
+                          cached_read_nanos_per_mtok=1_000_000_000)  # fmt: skip
+    await admin.SetPrice(admin_pb2.SetPriceRequest(price=own), metadata=tenant.auth())
+    span = dict(start=ts(NOW - dt.timedelta(hours=1)), end=ts(NOW + dt.timedelta(hours=1)))
+    reply = await admin.RepriceCalls(admin_pb2.RepriceCallsRequest(**span), metadata=tenant.auth())
+    # 1000*2e9/1e6 + 100*20e9/1e6 + 4000*1e9/1e6 = 2,000,000 + 2,000,000 + 4,000,000; savings 4000*1e9/1e6.
+    assert (reply.calls_changed, reply.cost_delta_nanos) == (1, 8_000_000 - first.cost_nanos)
+    [call] = (await meter.ListCalls(meter_pb2.ListCallsRequest(**span), metadata=tenant.auth("read"))).calls
+    assert parts(call.cost_breakdown) == (2_000_000, 2_000_000, 4_000_000, 0, 0, 0, 0) and call.cost_nanos == 8_000_000
+    assert call.cost_breakdown.cache_savings_nanos == 4_000_000
+    totals = (await meter.GetUsage(meter_pb2.GetUsageRequest(**span), metadata=tenant.auth("read"))).totals
+    assert totals.cost_breakdown == call.cost_breakdown and totals.cost_nanos == 8_000_000
+    again = await meter.RecordCall(
+        record(first.call_id, model="gpt-5", cost_nanos=None, usage=u), metadata=tenant.auth("record")
+    )
+    assert again.duplicate and again.cost_breakdown == call.cost_breakdown  # the corrected first answer
