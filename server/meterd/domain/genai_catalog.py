@@ -202,11 +202,12 @@ def _rates(values: dict[str, Any], dropped: Counter) -> dict[str, Any]:
             tiers += [(field_name, t.start, nanos(t.price)) for t in value.tiers]
         else:
             out[field_name] = nanos(value)
-    unit_chosen = False
+    # The model's one unit price: the first of UNIT_KEYS it has (their order is the documented one).
+    unit_key = next((k for k in UNIT_KEYS if k in values), None)
     for key, value in values.items():
         if key in _TOKEN_KEYS:
             continue
-        if key != _REQUEST_KEY and (key not in UNIT_KEYS or unit_chosen):
+        if key != _REQUEST_KEY and key != unit_key:
             dropped[key] += 1
             continue
         if isinstance(value, TieredPrices):
@@ -215,7 +216,7 @@ def _rates(values: dict[str, Any], dropped: Counter) -> dict[str, Any]:
             out["per_request"] = nanos(value, 1000)
         else:
             kind, per = UNIT_KEYS[key]
-            out["per_unit"], out["unit_divisor"], out["unit_kind"], unit_chosen = nanos(value), per, kind, True
+            out["per_unit"], out["unit_divisor"], out["unit_kind"] = nanos(value), per, kind
     out["tiers"] = tuple(sorted(tiers))
     return out
 
