@@ -189,7 +189,7 @@ class MeterServer:
                 if applied:
                     log.info("migrations applied: %s", ", ".join(applied))
                 await self.db.open(wait_timeout=max(5.0, self.config.pool_timeout))
-                await self.prices.seed_default_catalog()
+                await self.prices.seed_catalog()
                 await self._ensure_partitions()
                 break
             except (psycopg.OperationalError, OSError) as exc:  # the database may not be up yet: keep trying

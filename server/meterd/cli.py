@@ -218,7 +218,9 @@ def _price_line(stored) -> str:
     p = stored.price
     rates = [nanos_to_usd(getattr(p, attr)) for _, attr in PRICE_RATE_FIELDS]
     scope = "catalog" if stored.shared else "tenant"
-    return "\t".join([p.price_id, scope, p.provider, p.model_pattern, p.effective_from.isoformat(), *rates, p.note])
+    # A catalog version for one service tier or time of day says so after the model.
+    model = " ".join([p.model_pattern] + [f"[{x}]" for x in (p.service_tier, p.daily_window) if x])
+    return "\t".join([p.price_id, scope, p.provider, model, p.effective_from.isoformat(), *rates, p.note])
 
 
 PRICE_HEADER = "# id\tscope\tprovider\tmodel\teffective_from\tinput/Mtok\toutput/Mtok\tcached_read/Mtok\tcache_write/Mtok\tper_request\tper_unit\tnote"
@@ -234,8 +236,12 @@ def cmd_prices(config: Config, args: argparse.Namespace) -> None:
     from meterd.store.prices import CATALOG_TENANT, PriceStore
     from meterd.store.reprice import RepriceStore
 
-    tenant = validate_tenant(args.tenant) if getattr(args, "tenant", None) else CATALOG_TENANT
     command = args.prices_command
+    if command == "sync":
+        from meterd.cli_prices_sync import cmd_sync
+
+        return cmd_sync(config, args, database, _with_database)
+    tenant = validate_tenant(args.tenant) if getattr(args, "tenant", None) else CATALOG_TENANT
     if command == "list":
 
         def action(db):
@@ -306,7 +312,7 @@ def _add_prices_parser(sub) -> None:
     listing.add_argument("--model", default="", help="versions whose pattern matches this model")
     listing.add_argument("--at", type=_instant, help="only the versions in force at this time")
     setting = prices_sub.add_parser("set", help="add a price version (USD amounts, e.g. --input-per-mtok 2.50)")
-    loading = prices_sub.add_parser("load", help="add the versions of a TOML catalog (format of default_prices.toml)")
+    loading = prices_sub.add_parser("load", help="add the versions of a TOML price file (format in docs/pricing.md)")
     for p in (setting, loading):
         scope = p.add_mutually_exclusive_group(required=True)
         scope.add_argument("--tenant")
@@ -322,7 +328,7 @@ def _add_prices_parser(sub) -> None:
     setting.add_argument("--per-unit", type=_usd, default=0, help="USD per unit")
     setting.add_argument("--note", default="")
     loading.add_argument("file", nargs="?", help="TOML file with [[price]] entries")
-    loading.add_argument("--default", action="store_true", help="also the catalog bundled with meter")
+    loading.add_argument("--default", action="store_true", help="also the installed genai-prices catalog")
     reprice = prices_sub.add_parser("reprice", help="recompute recorded calls' costs with the prices now in force")
     reprice.add_argument("--tenant", required=True)
     reprice.add_argument("--from", dest="start", required=True, type=_instant, help="occurred_at from (inclusive)")
@@ -332,6 +338,9 @@ def _add_prices_parser(sub) -> None:
     reprice.add_argument("--include-client-costs", action="store_true", help="also calls whose cost the client gave")
     for p in (listing, setting, loading, reprice):
         add_flags(p, ("database_url", "data_dir", "log_level"))
+    from meterd.cli_prices_sync import add_sync_parser
+
+    add_sync_parser(prices_sub)
 
 
 ALERT_KINDS = ("limit_threshold", "window_cost", "call_cost", "error_rate", "latency_p95", "unpriced_model",

@@ -18,17 +18,21 @@ from meter_testing.requests import record
 from meter_testing.rollups import assert_rollup_grains_agree
 from meterd.domain import histogram
 from meterd.store.migrate import migrate
+from meterd.store.rollups import PART_COLUMNS
 
 ROLLUP_SUMS = """SELECT tenant_id, hour, subject, provider, model, operation, calls, errors, input_tokens, output_tokens,
                         cached_read_tokens, cache_write_tokens, reasoning_tokens, requests, units, cost_nanos::bigint,
-                        unpriced_calls, latency_count, latency_sum_us::bigint, latency_hist
-                   FROM usage_hourly ORDER BY 1, 2, 3, 4, 5, 6"""
+                        unpriced_calls, latency_count, latency_sum_us::bigint, latency_hist, ARRAY[{parts}]::bigint[]
+                   FROM usage_hourly ORDER BY 1, 2, 3, 4, 5, 6""".format(parts=", ".join(PART_COLUMNS))
 RAW_SUMS = """SELECT tenant_id, date_trunc('hour', occurred_at) AS hour, subject, provider, model, operation,
                      count(*), count(*) FILTER (WHERE NOT success), sum(input_tokens), sum(output_tokens),
                      sum(cached_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens), sum(requests),
                      sum(units), sum(cost_nanos)::bigint, count(*) FILTER (WHERE cost_source = 'unpriced'),
-                     count(latency_us), coalesce(sum(latency_us), 0)::bigint, array_agg(latency_us)
-                FROM calls GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"""
+                     count(latency_us), coalesce(sum(latency_us), 0)::bigint, array_agg(latency_us),
+                     ARRAY[{parts}]::bigint[]
+                FROM calls GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6""".format(
+    parts=", ".join(f"sum(cost_parts[{i}])" for i in range(1, 9))
+)
 
 
 def latency(us: int) -> duration_pb2.Duration:
@@ -73,6 +77,8 @@ async def test_rollups_equal_the_raw_calls_under_concurrent_records(fresh_databa
             if us is not None:
                 expected[histogram.bucket(us)] += 1
         assert r[19] == {str(b): n for b, n in enumerate(expected) if n}  # sparse: non-zero buckets only
+        assert r[20] == c[20]  # the cost parts
+        assert sum(r[20][:7]) == r[15]  # sum to the cost
     await assert_rollup_grains_agree(fresh_database_url)
 
 

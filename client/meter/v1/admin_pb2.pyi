@@ -98,7 +98,7 @@ class DeleteLimitResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class Price(_message.Message):
-    __slots__ = ("id", "provider", "model_pattern", "effective_from", "input_nanos_per_mtok", "output_nanos_per_mtok", "cached_read_nanos_per_mtok", "cache_write_nanos_per_mtok", "request_nanos", "unit_nanos", "note", "create_time")
+    __slots__ = ("id", "provider", "model_pattern", "effective_from", "input_nanos_per_mtok", "output_nanos_per_mtok", "cached_read_nanos_per_mtok", "cache_write_nanos_per_mtok", "request_nanos", "unit_nanos", "note", "create_time", "service_tier", "match_rule", "tiers", "unit_kind", "unit_divisor", "source")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATTERN_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +111,12 @@ class Price(_message.Message):
     UNIT_NANOS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_TIER_FIELD_NUMBER: _ClassVar[int]
+    MATCH_RULE_FIELD_NUMBER: _ClassVar[int]
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    UNIT_KIND_FIELD_NUMBER: _ClassVar[int]
+    UNIT_DIVISOR_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     provider: str
     model_pattern: str
@@ -123,7 +129,23 @@ class Price(_message.Message):
     unit_nanos: int
     note: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., model_pattern: _Optional[str] = ..., effective_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_nanos_per_mtok: _Optional[int] = ..., output_nanos_per_mtok: _Optional[int] = ..., cached_read_nanos_per_mtok: _Optional[int] = ..., cache_write_nanos_per_mtok: _Optional[int] = ..., request_nanos: _Optional[int] = ..., unit_nanos: _Optional[int] = ..., note: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    service_tier: str
+    match_rule: str
+    tiers: _containers.RepeatedCompositeFieldContainer[PriceTier]
+    unit_kind: str
+    unit_divisor: int
+    source: str
+    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., model_pattern: _Optional[str] = ..., effective_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_nanos_per_mtok: _Optional[int] = ..., output_nanos_per_mtok: _Optional[int] = ..., cached_read_nanos_per_mtok: _Optional[int] = ..., cache_write_nanos_per_mtok: _Optional[int] = ..., request_nanos: _Optional[int] = ..., unit_nanos: _Optional[int] = ..., note: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., service_tier: _Optional[str] = ..., match_rule: _Optional[str] = ..., tiers: _Optional[_Iterable[_Union[PriceTier, _Mapping]]] = ..., unit_kind: _Optional[str] = ..., unit_divisor: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
+
+class PriceTier(_message.Message):
+    __slots__ = ("rate", "start_tokens", "nanos_per_mtok")
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    START_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    NANOS_PER_MTOK_FIELD_NUMBER: _ClassVar[int]
+    rate: str
+    start_tokens: int
+    nanos_per_mtok: int
+    def __init__(self, rate: _Optional[str] = ..., start_tokens: _Optional[int] = ..., nanos_per_mtok: _Optional[int] = ...) -> None: ...
 
 class SetPriceRequest(_message.Message):
     __slots__ = ("price",)
@@ -148,10 +170,16 @@ class ListPricesRequest(_message.Message):
     def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListPricesResponse(_message.Message):
-    __slots__ = ("prices",)
+    __slots__ = ("prices", "catalog_source", "catalog_version", "catalog_imported_at")
     PRICES_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_IMPORTED_AT_FIELD_NUMBER: _ClassVar[int]
     prices: _containers.RepeatedCompositeFieldContainer[Price]
-    def __init__(self, prices: _Optional[_Iterable[_Union[Price, _Mapping]]] = ...) -> None: ...
+    catalog_source: str
+    catalog_version: str
+    catalog_imported_at: _timestamp_pb2.Timestamp
+    def __init__(self, prices: _Optional[_Iterable[_Union[Price, _Mapping]]] = ..., catalog_source: _Optional[str] = ..., catalog_version: _Optional[str] = ..., catalog_imported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LoadPricesRequest(_message.Message):
     __slots__ = ("prices", "include_default_catalog")

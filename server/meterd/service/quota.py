@@ -87,7 +87,9 @@ class QuotaService:
         # Keys are locked in one order, so deadlocks should not happen; a rollback is retried whole.
         return await retry_rollbacks(lambda batch: self.store.check(batch, self.db_time()), items)
 
-    async def estimate_cost(self, tenant_id: str, dims: Dimensions, estimate: Estimate) -> tuple[int, bool]:
+    async def estimate_cost(
+        self, tenant_id: str, dims: Dimensions, estimate: Estimate, service_tier: str = ""
+    ) -> tuple[int, bool]:
         """(cost in nanos, unpriced)."""
         if estimate.cost_nanos is not None:
             return estimate.cost_nanos, False
@@ -98,8 +100,8 @@ class QuotaService:
             requests=estimate.requests,
             units=estimate.units,
         )
-        cost, price = await self.prices.cost(tenant_id, dims.provider, dims.model, self.now(), amounts)
-        return cost, price is None
+        parts, price = await self.prices.cost(tenant_id, dims.provider, dims.model, self.now(), amounts, service_tier)
+        return parts.total, price is None
 
     async def check(
         self,
@@ -110,6 +112,7 @@ class QuotaService:
         reserve: bool,
         reservation_id: str,
         ttl: dt.timedelta | None,
+        service_tier: str = "",
     ) -> CheckResult:
         violations = estimate.violations("estimate")
         if len(reservation_id) > MAX_RESERVATION_ID:
@@ -123,7 +126,7 @@ class QuotaService:
         matched = matching(
             await self.limits.get(tenant), dims.subject, dims.provider, dims.model, dims.operation, dims.labels
         )
-        cost, unpriced = await self.estimate_cost(tenant, dims, estimate)
+        cost, unpriced = await self.estimate_cost(tenant, dims, estimate, service_tier)
         if unpriced and needs_cost(matched):
             raise FailedPrecondition(
                 f"no price for {dims.provider}/{dims.model} and a cost limit applies: give estimate.cost_nanos "
