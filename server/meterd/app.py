@@ -20,6 +20,7 @@ from meterd.api.metrics import AlertCollector, start_metrics_server
 from meterd.config import Config
 from meterd.service.alert_hub import AlertHub
 from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender
+from meterd.service.channels import ChannelSender
 from meterd.service.limit_cache import LimitCache
 from meterd.service.metering import MeteringService
 from meterd.service.prices import PriceAdmin, PriceBook
@@ -28,6 +29,7 @@ from meterd.service.reprice import Repricer
 from meterd.service.usage import UsageService
 from meterd.store.alerts import AlertStore
 from meterd.store.db import Database
+from meterd.store.deliveries import DeliveryStore
 from meterd.store.keys import KeyStore
 from meterd.store.limits import LimitStore
 from meterd.store.migrate import MigrationError, migrate
@@ -85,6 +87,14 @@ class MeterServer:
             retry_base=config.webhook_retry_base,
         )
         self.alert_hub.on_new.append(self.webhooks.wake)
+        self.channels = ChannelSender(
+            DeliveryStore(self.db),
+            timeout=config.webhook_timeout,
+            max_attempts=config.webhook_max_attempts,
+            retry_base=config.webhook_retry_base,
+            console_url=config.alert_console_url,
+        )
+        self.alert_hub.on_new.append(self.channels.wake)
         self.quota = QuotaService(
             quota_store,
             self.limits,
@@ -184,6 +194,7 @@ class MeterServer:
         self._tasks.append(asyncio.create_task(self.alert_hub.run(), name="meter-alert-hub"))
         self._tasks.append(asyncio.create_task(self.evaluator.run(), name="meter-alert-evaluator"))
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="meter-alert-webhooks"))
+        self._tasks.append(asyncio.create_task(self.channels.run(), name="meter-alert-channels"))
         self._tasks.append(asyncio.create_task(self.denials.run(), name="meter-denial-counts"))
 
     async def _ensure_partitions(self) -> None:

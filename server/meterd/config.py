@@ -172,6 +172,12 @@ SETTINGS: tuple[Setting, ...] = (
         1.0,
         "Seconds before the first webhook retry; each further retry waits twice as long (at most 1 h).",
     ),
+    Setting(
+        "alert_console_url",
+        str,
+        "",
+        "Web console URL linked from alert messages (Slack, Teams, email...). Empty: no link.",
+    ),
 )
 
 
@@ -204,6 +210,7 @@ class Config:
     webhook_timeout: float
     webhook_max_attempts: int
     webhook_retry_base: float
+    alert_console_url: str
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
