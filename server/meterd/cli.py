@@ -428,7 +428,19 @@ def _rule_from_args(args: argparse.Namespace):
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret or os.environ.get("METER_WEBHOOK_SECRET", ""),
         disabled=args.disabled,
+        channels=[_channel_arg(c) for c in args.channel or ()],
+        message_template=args.template or "",
     )  # fmt: skip
+
+
+def _channel_arg(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        sys.exit(f"meter: --channel wants a JSON object like '{{\"kind\":\"slack\",\"url\":\"https://...\"}}', got {text[:80]!r}")
+    return value
 
 
 def _rule_line(stored) -> str:
@@ -436,8 +448,9 @@ def _rule_line(stored) -> str:
     params = json.dumps(r.params(), separators=(",", ":"))
     scope = json.dumps(r.scope.to_json(), separators=(",", ":"))
     state = "disabled" if r.disabled else "enabled"
+    channels = ",".join(f"{c.kind.value}:{c.target}" for c in r.channels)  # secrets stay in the database
     return "\t".join([r.id, r.kind.value, r.severity.value, scope, params, f"cooldown={r.cooldown_s}s",
-                      r.webhook_url or "-", state])  # fmt: skip
+                      r.webhook_url or "-", state] + ([channels] if channels else []))  # fmt: skip
 
 
 def cmd_alert_rules(config: Config, args: argparse.Namespace) -> None:
@@ -511,6 +524,14 @@ def _add_alerts_parser(sub) -> None:
     setting.add_argument("--cooldown", help="no second alert for the same rule and subject within this, e.g. 1h")
     setting.add_argument("--webhook-secret", help="signs webhook deliveries [env METER_WEBHOOK_SECRET]")
     setting.add_argument("--disabled", action="store_true")
+    setting.add_argument(
+        "--channel",
+        action="append",
+        help='a delivery channel as JSON, repeat for several: {"kind":"slack","url":"..."}, {"kind":"pagerduty",'
+        '"secret":"ROUTING_KEY"}, {"kind":"email","email_to":["ops@x.com"],"email_from":"meter@x.com",'
+        '"smtp_host":"smtp.x.com","smtp_username":"u","secret":"PASSWORD"} (docs/alerts.md#channels)',
+    )
+    setting.add_argument("--template", help="message template with ${subject}, ${observed}... (docs/alerts.md)")
     listing = rules_sub.add_parser("list", help="list a tenant's rules")
     deleting = rules_sub.add_parser("delete", help="delete a rule by id")
     deleting.add_argument("id")

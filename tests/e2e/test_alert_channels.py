@@ -29,6 +29,7 @@ async def channels_env(postgres):
             url, alert_poll_interval=0.2, webhook_retry_base=0.1, webhook_max_attempts=3, alert_console_url=CONSOLE
         ) as server:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                server.test_database_url = url
                 yield server, meter_pb2_grpc.MeterStub(channel), admin_pb2_grpc.MeterAdminStub(channel)
     finally:
         postgres.drop_database(url)
@@ -178,3 +179,25 @@ async def test_channel_fields_are_validated_with_one_violation_per_problem(chann
         "rule.channels[0].url", "rule.channels[1].secret", "rule.channels[2].email_to", "rule.channels[2].email_from",
         "rule.channels[2].smtp_host", "rule.channels[3].secret", "rule.channels[4].kind", "rule.message_template",
     }  # fmt: skip
+
+
+async def test_cli_sets_channels_and_lists_them_without_secrets(channels_env):
+    from e2e.test_alerts import meter_cli
+
+    server, _, admin = channels_env
+    tenant = await create_tenant(server)
+    url = server.test_database_url
+    slack = '{"kind":"slack","url":"https://hooks.slack.com/services/T/B/xoxb-secret"}'
+    code, out, err = await meter_cli(
+        "alerts", "rules", "set", "--tenant", tenant.id, "--id", "cli-ch", "--kind", "call_cost", "--amount-usd", "1",
+        "--channel", slack, "--channel", '{"kind":"pagerduty","secret":"rk-secret"}', "--template", "${subject}!",
+        "--database-url", url,
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, _ = await meter_cli("alerts", "rules", "list", "--tenant", tenant.id, "--database-url", url)
+    assert "slack:https://hooks.slack.com/…,pagerduty:https://events.pagerduty.com/…" in out and "secret" not in out
+    listed = await admin.ListAlertRules(admin_pb2.ListAlertRulesRequest(), metadata=tenant.auth())
+    assert listed.rules[0].message_template == "${subject}!" and len(listed.rules[0].channels) == 2
+    code, _, err = await meter_cli("alerts", "rules", "set", "--tenant", tenant.id, "--id", "x", "--kind", "call_cost",
+                                   "--amount-usd", "1", "--channel", "slack", "--database-url", url)  # fmt: skip
+    assert code != 0 and "--channel wants a JSON object" in err
