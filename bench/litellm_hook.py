@@ -37,11 +37,10 @@ def meter_key(url: str) -> str:
 
 async def measure(port: int, key: str, calls: int) -> dict[str, float]:
     import litellm
+    from litellm.integrations.custom_logger import CustomLogger
 
     from meter.integrations.litellm import MeterCallback
     from meter_testing.fake_openai import fake_openai
-
-    from litellm.integrations.custom_logger import CustomLogger
 
     callback = MeterCallback(f"127.0.0.1:{port}", key)
 
@@ -75,7 +74,9 @@ async def measure(port: int, key: str, calls: int) -> dict[str, float]:
             await litellm.acompletion(model="openai/gpt-4.1", api_base=fake.base_url, api_key="sk-fake",
                                       messages=messages, max_tokens=200, metadata={"meter_subject": "bench:user"})  # fmt: skip
             timings[variant].append(time.perf_counter() - t0)
-            while callback._in_flight:  # let the record finish before the next call (it runs after return)
+            deadline = time.monotonic() + 10
+            # The record runs after LiteLLM returns, in a task it schedules: nothing to await but the state.
+            while callback._in_flight and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.001)
 
         order = list(variants)

@@ -439,7 +439,9 @@ def _channel_arg(text: str) -> dict:
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        sys.exit(f"meter: --channel wants a JSON object like '{{\"kind\":\"slack\",\"url\":\"https://...\"}}', got {text[:80]!r}")
+        sys.exit(
+            f'meter: --channel wants a JSON object like \'{{"kind":"slack","url":"https://..."}}\', got {text[:80]!r}'
+        )
     return value
 
 

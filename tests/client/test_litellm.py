@@ -67,7 +67,12 @@ async def test_calls_are_reserved_recorded_with_usage_and_denied_with_429(hooked
     assert len(fake.requests) == 2  # the denied call never reached the provider
 
     first, second = await calls_of(reader, 2)
-    assert (first.subject, first.provider, first.model, first.operation) == ("team:search/user:7", "openai", "gpt-4.1", "chat")
+    assert (first.subject, first.provider, first.model, first.operation) == (
+        "team:search/user:7",
+        "openai",
+        "gpt-4.1",
+        "chat",
+    )
     assert first.outcome == common_pb2.OUTCOME_SUCCESS and first.reservation_id == first.call_id
     expected = common_pb2.Usage(input_tokens=PROMPT_TOKENS - CACHED_TOKENS, cached_read_tokens=CACHED_TOKENS,
                                 output_tokens=COMPLETION_TOKENS, requests=1)  # fmt: skip
@@ -92,7 +97,10 @@ async def test_the_subject_comes_from_the_proxy_keys_team_user_or_alias():
     proxy = {"litellm_params": {"metadata": {"user_api_key_team_id": "t1", "user_api_key_user_id": "u1"}}}
     assert cb.subject(proxy) == "team:t1/user:u1"
     assert cb.subject({"metadata": {"user_api_key_team_id": "t1"}}) == "team:t1"
-    assert cb.subject({"metadata": {"user_api_key_alias": "billing-svc", "user_api_key_hash": "abcdef0123456789"}}) == "key:billing-svc"
+    assert (
+        cb.subject({"metadata": {"user_api_key_alias": "billing-svc", "user_api_key_hash": "abcdef0123456789"}})
+        == "key:billing-svc"
+    )
     assert cb.subject({"litellm_metadata": {"user_api_key_hash": "abcdef0123456789"}}) == "key:abcdef012345"
     assert cb.subject({}) == "litellm"
     assert cb.provider_model({"model": "anthropic/claude-sonnet-4-5"}) == ("anthropic", "claude-sonnet-4-5")

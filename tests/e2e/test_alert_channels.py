@@ -92,7 +92,12 @@ async def test_an_alert_reaches_every_channel_in_its_native_format(channels_env)
     expected = f"call {call_id} of team:search/user:42 (openai/gpt-4.1) cost $0.10, over $0.01"
 
     slack = http.at("/slack/T1/B2/tok")[-1].json()
-    assert expected in slack["text"] and [b["type"] for b in slack["blocks"]] == ["header", "section", "section", "actions"]
+    assert expected in slack["text"] and [b["type"] for b in slack["blocks"]] == [
+        "header",
+        "section",
+        "section",
+        "actions",
+    ]
     assert slack["blocks"][1]["text"] == {"type": "mrkdwn", "text": f"[CRITICAL] {expected}\n{CONSOLE}"}
     assert "*Subject:* team:search/user:42" in slack["blocks"][2]["text"]["text"]
     assert slack["blocks"][3]["elements"][0]["url"] == CONSOLE

@@ -161,7 +161,12 @@ async def test_retention_prunes_old_history_and_keeps_what_is_still_live(fresh_d
         async def left(sql: str) -> set:
             return {r[0] for r in await (await conn.execute(sql)).fetchall()}
 
-        assert await left("SELECT dedup_key FROM alerts") == {"old-window-running", "old-webhook-owed", "old-channel-owed", "recent"}
+        assert await left("SELECT dedup_key FROM alerts") == {
+            "old-window-running",
+            "old-webhook-owed",
+            "old-channel-owed",
+            "recent",
+        }
         assert await left("SELECT delivered_at IS NULL FROM alert_webhooks") == {True}  # the owed one
         assert await left("SELECT delivered_at IS NULL FROM alert_deliveries") == {True}
         assert await left("SELECT rule_id FROM alert_cooldowns") == {"long"}  # its 400-day cooldown still runs

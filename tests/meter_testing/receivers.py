@@ -51,7 +51,9 @@ async def http_receiver(statuses: dict[str, list[int]] | None = None, ok: dict[s
         pending = rec.statuses.get(path) or []
         status = pending.pop(0) if pending else ok.get(path, 200)
         answer = b"" if status == 204 else (b"ok" if status < 300 else b"try later")
-        writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: {len(answer)}\r\nConnection: close\r\n\r\n".encode() + answer)
+        writer.write(
+            f"HTTP/1.1 {status} X\r\nContent-Length: {len(answer)}\r\nConnection: close\r\n\r\n".encode() + answer
+        )
         await writer.drain()
         writer.close()
 

@@ -23,7 +23,13 @@ def alert(**fields) -> Alert:
 
 @pytest.mark.parametrize(
     ("nanos", "text"),
-    [(100_000_000, "$0.10"), (10_000_000, "$0.01"), (250_000, "$0.00025"), (0, "$0.00"), (1_234_567_000_000, "$1,234.57")],
+    [
+        (100_000_000, "$0.10"),
+        (10_000_000, "$0.01"),
+        (250_000, "$0.00025"),
+        (0, "$0.00"),
+        (1_234_567_000_000, "$1,234.57"),
+    ],
 )
 def test_money_is_shown_in_dollars(nanos, text):
     assert ch.usd(nanos) == text
@@ -51,7 +57,11 @@ def test_template_placeholders_are_checked_and_substituted_safely():
     v = []
     ch.validate_template("${subject} over ${threshold} $$ ${console_link}", v)
     assert v == []
-    r = ch.render(alert(kind=AlertKind.CALL_COST, observed=2e8, threshold=1e8), "${subject} over ${threshold} $$${console_link}", "https://c.example")
+    r = ch.render(
+        alert(kind=AlertKind.CALL_COST, observed=2e8, threshold=1e8),
+        "${subject} over ${threshold} $$${console_link}",
+        "https://c.example",
+    )
     assert r.text == "team:a over $0.10 $\nhttps://c.example"
 
 

@@ -138,9 +138,7 @@ class MeterCallback(CustomLogger):
                 response=_response_429(headers),
             ) from None
         except MeterUnavailable as exc:  # the client's failure policy said no
-            raise litellm.ServiceUnavailableError(
-                message=f"Meter: {exc}", llm_provider=provider, model=model
-            ) from None
+            raise litellm.ServiceUnavailableError(message=f"Meter: {exc}", llm_provider=provider, model=model) from None
         self._in_flight[call_id] = (subject, provider, model, labels, result.reservation_id)
         while len(self._in_flight) > MAX_IN_FLIGHT:
             self._in_flight.popitem(last=False)
@@ -218,14 +216,18 @@ def _usage(kwargs: dict, response) -> common_pb2.Usage | None:
                 pass
     slo = kwargs.get("standard_logging_object") or {}
     if slo.get("prompt_tokens") is not None:
-        return common_pb2.Usage(input_tokens=int(slo["prompt_tokens"]), output_tokens=int(slo.get("completion_tokens") or 0))
+        return common_pb2.Usage(
+            input_tokens=int(slo["prompt_tokens"]), output_tokens=int(slo.get("completion_tokens") or 0)
+        )
     return None  # no usage at all: Meter charges the reservation's estimate
 
 
 def _response_429(headers: dict[str, str] | None):
     import httpx  # a dependency of litellm and openai
 
-    return httpx.Response(429, headers=headers, request=httpx.Request("POST", "https://meter.invalid/v1/chat/completions"))
+    return httpx.Response(
+        429, headers=headers, request=httpx.Request("POST", "https://meter.invalid/v1/chat/completions")
+    )
 
 
 # For the proxy's config.yaml (`callbacks: meter.integrations.litellm.meter_callback`): configured

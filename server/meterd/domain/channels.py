@@ -93,7 +93,11 @@ def mask_url(url: str) -> str:
     if not parts.scheme or not parts.hostname:
         return ""
     port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}/…" if parts.path not in ("", "/") else f"{parts.scheme}://{parts.hostname}{port}/"
+    return (
+        f"{parts.scheme}://{parts.hostname}{port}/…"
+        if parts.path not in ("", "/")
+        else f"{parts.scheme}://{parts.hostname}{port}/"
+    )
 
 
 def _http_url(url: str) -> bool:
@@ -320,7 +324,9 @@ def teams_payload(r: Rendered) -> dict[str, Any]:
         card["actions"] = [{"type": "Action.OpenUrl", "title": "Open console", "url": r.link}]
     return {
         "type": "message",
-        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}],
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
+        ],
     }
 
 

@@ -8,6 +8,7 @@ import datetime as dt
 from meterd.store.alerts import ALERT_COLUMNS
 from meterd.store.db import Database
 
+
 class DeliveryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
