@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from meterd import cli_alert_defaults
 from meterd.config import Config, add_flags
 from meterd.domain.errors import MeterError
 from meterd.domain.keys import ROLES, validate_roles, validate_tenant
@@ -540,6 +541,7 @@ def _add_alerts_parser(sub) -> None:
     for p in (setting, listing, deleting):
         p.add_argument("--tenant", required=True)
         add_flags(p, ("database_url", "data_dir", "log_level"))
+    cli_alert_defaults.add_parser(alerts_sub, add_flags, _usd, _channel_arg)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -589,6 +591,8 @@ def main(argv: list[str] | None = None) -> None:
             cmd_prices(config, args)
         elif args.command == "alerts" and args.alerts_command == "tail":
             cmd_alerts_tail(args)
+        elif args.command == "alerts" and args.alerts_command == "defaults":
+            cli_alert_defaults.run(config, args, database, _with_database, validate_tenant)
         elif args.command == "alerts":
             cmd_alert_rules(config, args)
         else:

@@ -206,3 +206,22 @@ async def test_cli_sets_channels_and_lists_them_without_secrets(channels_env):
     code, _, err = await meter_cli("alerts", "rules", "set", "--tenant", tenant.id, "--id", "x", "--kind", "call_cost",
                                    "--amount-usd", "1", "--channel", "slack", "--database-url", url)  # fmt: skip
     assert code != 0 and "--channel wants a JSON object" in err
+
+
+async def test_cli_defaults_creates_starter_rules_once(channels_env):
+    from e2e.test_alerts import meter_cli
+
+    server, _, admin = channels_env
+    tenant = await create_tenant(server)
+    args = ("alerts", "defaults", "--tenant", tenant.id, "--daily-cost-usd", "25", "--database-url",
+            server.test_database_url)  # fmt: skip
+    code, out, err = await meter_cli(*args)
+    assert code == 0, err
+    assert [line.split("\t")[:2] for line in out.splitlines()] == [
+        ["created", "default-limits"], ["created", "default-error-rate"], ["created", "default-daily-cost"],
+    ]  # fmt: skip
+    code, out, _ = await meter_cli(*args)
+    assert [line.split("\t")[0] for line in out.splitlines()] == ["kept"] * 3
+    listed = await admin.ListAlertRules(admin_pb2.ListAlertRulesRequest(), metadata=tenant.auth())
+    daily = next(r for r in listed.rules if r.id == "default-daily-cost")
+    assert daily.amount_nanos == 25_000_000_000 and daily.window.kind == common_pb2.WINDOW_KIND_DAY

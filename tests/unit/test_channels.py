@@ -69,3 +69,27 @@ def test_secret_urls_are_masked_to_scheme_and_host():
     assert ch.mask_url("https://hooks.slack.com/services/T0/B0/XXXX") == "https://hooks.slack.com/…"
     assert ch.mask_url("http://127.0.0.1:8080/x?token=1") == "http://127.0.0.1:8080/…"
     assert ch.Channel(ch.ChannelKind.PAGERDUTY, secret="rk").target == "https://events.pagerduty.com/…"
+
+
+@pytest.mark.parametrize("command", [["alerts", "defaults"], ["alerts", "rules", "set"]])
+def test_cli_help_of_the_channel_commands(command, capsys):
+    from meterd.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit:
+        build_parser().parse_args([*command, "--help"])
+    out = capsys.readouterr().out
+    assert exit.value.code == 0 and "--channel" in out and "--template" in out
+    if command[1] == "defaults":
+        assert "80%/100% of every limit" in out and "--daily-cost-usd" in out
+
+
+def test_default_rules_are_valid_rules_and_carry_the_channels():
+    from meterd.domain.default_rules import default_rules
+
+    rules = default_rules(daily_cost_nanos=50_000_000_000, channels=[{"kind": "slack", "url": "https://h.example/x"}])
+    assert [(r.id, r.kind.value) for r in rules] == [
+        ("default-limits", "limit_threshold"), ("default-error-rate", "error_rate"), ("default-daily-cost", "window_cost"),
+    ]  # fmt: skip
+    assert rules[0].thresholds == (80, 100) and rules[1].error_rate == 0.10 and rules[2].amount_nanos == 50_000_000_000
+    assert all(r.channels[0].kind is ch.ChannelKind.SLACK for r in rules)
+    assert [r.id for r in default_rules()] == ["default-limits", "default-error-rate"]
