@@ -16,6 +16,8 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
 from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.meter import MeterServicer
+from meterd.api.business_metrics import BusinessMetrics, ServiceCollector
+from meterd.api.grpc_metrics import MetricsInterceptor
 from meterd.api.metrics import AlertCollector, start_metrics_server
 from meterd.config import Config
 from meterd.service.alert_hub import AlertHub
@@ -30,6 +32,7 @@ from meterd.service.usage import UsageService
 from meterd.store.alerts import AlertStore
 from meterd.store.db import Database
 from meterd.store.deliveries import DeliveryStore
+from meterd.store.gauges import active_reservations
 from meterd.store.keys import KeyStore
 from meterd.store.limits import LimitStore
 from meterd.store.migrate import MigrationError, migrate
@@ -109,14 +112,18 @@ class MeterServer:
         )
         self.health = health.aio.HealthServicer()
         self.metrics_http = None
-        observe = None
+        self.business: BusinessMetrics | None = None
+        outer: list[grpc.aio.ServerInterceptor] = []
         if config.metrics_listen:
-            metrics, self.metrics_http = start_metrics_server(
-                config.metrics_listen, self.db, [AlertCollector(self.alert_hub, self.evaluator)]
+            rpc, self.business, self.metrics_http = start_metrics_server(
+                config.metrics_listen,
+                self.db,
+                [AlertCollector(self.alert_hub, self.evaluator), ServiceCollector(self.quota, self.webhooks)],
             )
-            observe = metrics.observe
+            outer.append(MetricsInterceptor(rpc))  # outside authentication: rejected calls count too
+            self._feed_business_metrics(self.business)
         self.server = grpc.aio.server(
-            interceptors=[MeterInterceptor(self.key_cache, observe)],
+            interceptors=[*outer, MeterInterceptor(self.key_cache)],
             options=[
                 ("grpc.so_reuseport", 1 if config.reuse_port else 0),
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
@@ -195,7 +202,29 @@ class MeterServer:
         self._tasks.append(asyncio.create_task(self.evaluator.run(), name="meter-alert-evaluator"))
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="meter-alert-webhooks"))
         self._tasks.append(asyncio.create_task(self.channels.run(), name="meter-alert-channels"))
+        if self.business is not None:
+            self._tasks.append(asyncio.create_task(self._refresh_gauges(self.business), name="meter-gauges"))
         self._tasks.append(asyncio.create_task(self.denials.run(), name="meter-denial-counts"))
+
+    def _feed_business_metrics(self, business: BusinessMetrics) -> None:
+        self.metering.on_recorded = business.recorded
+        denied = self.quota.on_denied
+
+        def on_denied(tenant_id, dims, at):
+            if denied is not None:
+                denied(tenant_id, dims, at)
+            business.denied(tenant_id, dims, at)
+
+        self.quota.on_denied = on_denied
+        self.channels.on_outcome = business.delivery
+
+    async def _refresh_gauges(self, business: BusinessMetrics, interval: float = 15.0) -> None:
+        while True:
+            try:
+                business.active.set(await active_reservations(self.db))
+            except Exception as exc:  # noqa: BLE001 - the database may be down; next round
+                log.debug("refreshing metric gauges failed: %s", exc)
+            await asyncio.sleep(interval)
 
     async def _ensure_partitions(self) -> None:
         """Monthly calls partitions from the back-fill horizon to two months ahead."""
