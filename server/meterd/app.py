@@ -14,10 +14,10 @@ from grpc_reflection.v1alpha import reflection
 
 from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
-from meterd.api.interceptor import KeyCache, MeterInterceptor
-from meterd.api.meter import MeterServicer
 from meterd.api.business_metrics import BusinessMetrics, ServiceCollector
 from meterd.api.grpc_metrics import MetricsInterceptor
+from meterd.api.interceptor import KeyCache, MeterInterceptor
+from meterd.api.meter import MeterServicer
 from meterd.api.metrics import AlertCollector, start_metrics_server
 from meterd.config import Config
 from meterd.service.alert_hub import AlertHub

@@ -66,11 +66,17 @@ async def scraped(postgres):
             port = server.metrics_http.server_port
             deadline = asyncio.get_running_loop().time() + 10
             while True:  # the cancelled stream's handled count lands when its handler has unwound
-                body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read())
+                body = await asyncio.to_thread(
+                    lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read()
+                )
                 text = body.decode()
-                if 'grpc_method="StreamAlerts"' in text and "grpc_server_handled_total" in text and (
-                    re.search(r'grpc_server_handled_total\{grpc_code="Canceled",grpc_method="StreamAlerts"', text)
-                    or asyncio.get_running_loop().time() > deadline
+                if (
+                    'grpc_method="StreamAlerts"' in text
+                    and "grpc_server_handled_total" in text
+                    and (
+                        re.search(r'grpc_server_handled_total\{grpc_code="Canceled",grpc_method="StreamAlerts"', text)
+                        or asyncio.get_running_loop().time() > deadline
+                    )
                 ):
                     break
                 await asyncio.sleep(0.05)
@@ -83,7 +89,9 @@ async def test_rpcs_are_counted_with_go_grpc_prometheus_names_and_labels(scraped
     unary = {"grpc_type": "unary", "grpc_service": "meter.v1.Meter"}
     assert series(scraped, "grpc_server_started_total", grpc_method="RecordCall", **unary) == 1
     assert series(scraped, "grpc_server_handled_total", grpc_method="RecordCall", grpc_code="OK", **unary) == 1
-    assert series(scraped, "grpc_server_handled_total", grpc_method="GetUsage", grpc_code="Unauthenticated", **unary) == 1
+    assert (
+        series(scraped, "grpc_server_handled_total", grpc_method="GetUsage", grpc_code="Unauthenticated", **unary) == 1
+    )
     assert series(scraped, "grpc_server_handling_seconds_count", grpc_method="CheckQuota", **unary) == 1
     assert series(scraped, "grpc_server_msg_received_total", grpc_method="CheckQuota", **unary) == 1
     assert series(scraped, "grpc_server_msg_sent_total", grpc_method="CheckQuota", **unary) == 1
@@ -119,7 +127,9 @@ async def test_promtool_accepts_the_exposition(scraped, tmp_path):
         if os.environ.get("CI"):
             pytest.fail("promtool is missing in CI (.ci/run installs Debian's prometheus package)")
         pytest.skip("promtool not installed (apt-get install prometheus)")
-    result = subprocess.run([promtool, "check", "metrics"], input=scraped, capture_output=True, text=True)
+    result = await asyncio.to_thread(
+        subprocess.run, [promtool, "check", "metrics"], input=scraped, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
