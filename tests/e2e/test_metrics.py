@@ -140,3 +140,36 @@ def test_model_labels_are_capped():
     assert labels("OpenAI", "GPT-4.1") == ("openai", "gpt-4.1")
     assert labels("anthropic", "claude") == ("anthropic", "claude")
     assert labels("x", "y") == OTHER and labels("openai", "gpt-4.1") == ("openai", "gpt-4.1")
+
+
+def dashboard_exprs() -> list[str]:
+    import json
+    from pathlib import Path
+
+    dash = json.loads((Path(__file__).parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    return [t["expr"] for p in dash["panels"] for t in p.get("targets", ())]
+
+
+async def test_the_grafana_dashboard_queries_series_the_server_exports(scraped, tmp_path):
+    exprs = dashboard_exprs()
+    assert len(exprs) >= 20
+    exported = {re.split(r"[{ ]", line, 1)[0] for line in scraped.splitlines() if line and not line.startswith("#")}
+    for family in re.findall(r"^# TYPE (\S+) ", scraped, re.M):  # declared, even before a first sample
+        exported |= {family + suffix for suffix in ("", "_total", "_bucket", "_count", "_sum")}
+    for expr in exprs:
+        for name in re.findall(r"\b((?:grpc|meter|process|python)_[a-z_]+)\{", expr):  # series, not labels
+            assert name in exported, f"{name} (in {expr!r}) is not exported"
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool is missing in CI")
+        pytest.skip("promtool not installed: PromQL syntax not checked")
+    # Grafana's variables as Prometheus would see them, each expression as a recording rule.
+    rules = tmp_path / "dashboard-rules.yml"
+    lines = ["groups:", "  - name: dashboard", "    rules:"]
+    for i, expr in enumerate(exprs):
+        promql = expr.replace("$__rate_interval", "5m").replace("$job", ".*").replace("$instance", ".*")
+        lines += [f"      - record: meter:dashboard_{i}", f"        expr: '{promql}'"]
+    rules.write_text("\n".join(lines) + "\n")
+    result = await asyncio.to_thread(subprocess.run, [promtool, "check", "rules", str(rules)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
