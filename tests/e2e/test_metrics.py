@@ -153,7 +153,9 @@ def dashboard_exprs() -> list[str]:
 async def test_the_grafana_dashboard_queries_series_the_server_exports(scraped, tmp_path):
     exprs = dashboard_exprs()
     assert len(exprs) >= 20
-    exported = {re.split(r"[{ ]", line, 1)[0] for line in scraped.splitlines() if line and not line.startswith("#")}
+    exported = {
+        re.split(r"[{ ]", line, maxsplit=1)[0] for line in scraped.splitlines() if line and not line.startswith("#")
+    }
     for family in re.findall(r"^# TYPE (\S+) ", scraped, re.M):  # declared, even before a first sample
         exported |= {family + suffix for suffix in ("", "_total", "_bucket", "_count", "_sum")}
     for expr in exprs:
@@ -171,5 +173,7 @@ async def test_the_grafana_dashboard_queries_series_the_server_exports(scraped, 
         promql = expr.replace("$__rate_interval", "5m").replace("$job", ".*").replace("$instance", ".*")
         lines += [f"      - record: meter:dashboard_{i}", f"        expr: '{promql}'"]
     rules.write_text("\n".join(lines) + "\n")
-    result = await asyncio.to_thread(subprocess.run, [promtool, "check", "rules", str(rules)], capture_output=True, text=True)
+    result = await asyncio.to_thread(
+        subprocess.run, [promtool, "check", "rules", str(rules)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
