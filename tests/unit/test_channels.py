@@ -93,3 +93,13 @@ def test_default_rules_are_valid_rules_and_carry_the_channels():
     assert rules[0].thresholds == (80, 100) and rules[1].error_rate == 0.10 and rules[2].amount_nanos == 50_000_000_000
     assert all(r.channels[0].kind is ch.ChannelKind.SLACK for r in rules)
     assert [r.id for r in default_rules()] == ["default-limits", "default-error-rate"]
+
+
+def test_channels_from_json_with_wrong_types_get_violations_not_crashes():
+    v: list = []
+    out = ch.validate_channels(
+        [{"kind": "email", "email_to": "ops@x.com", "smtp_port": "25"}, {"kind": "slack", "hook": "x"}, "slack"], v
+    )
+    assert out == () and set(dict(v)) == {
+        "rule.channels[0].email_to", "rule.channels[0].smtp_port", "rule.channels[1].hook", "rule.channels[2]",
+    }  # fmt: skip

@@ -110,6 +110,31 @@ def _address(a: str) -> bool:
     return bool(local) and "." in domain and len(a) <= MAX_ADDRESS and not any(c in a for c in " \r\n<>,;")
 
 
+_TYPES = {"kind": str, "url": str, "secret": str, "email_from": str, "smtp_host": str, "smtp_tls": str,
+          "smtp_username": str, "smtp_port": int}  # fmt: skip
+
+
+def _well_typed(c: Any, f: str, v: list[tuple[str, str]]) -> bool:
+    """The CLI passes JSON: wrong types get a violation, not a crash."""
+    if not isinstance(c, dict):
+        v.append((f, "a channel object"))
+        return False
+    ok = True
+    for name, value in c.items():
+        want = _TYPES.get(name)
+        if name == "email_to":
+            if not isinstance(value, list | tuple) or not all(isinstance(a, str) for a in value):
+                v.append((f"{f}.email_to", "a list of addresses"))
+                ok = False
+        elif want is None:
+            v.append((f"{f}.{name}", "unknown field"))
+            ok = False
+        elif not isinstance(value, want) or isinstance(value, bool):
+            v.append((f"{f}.{name}", f"must be a {'number' if want is int else 'string'}"))
+            ok = False
+    return ok
+
+
 def validate_channels(raw: Iterable[dict[str, Any]], v: list[tuple[str, str]]) -> tuple[Channel, ...]:
     """Raw channel fields (dicts with the Channel field names, kind as a ChannelKind value or "") →
     channels; problems are appended to `v` as (field path, why)."""
@@ -119,6 +144,8 @@ def validate_channels(raw: Iterable[dict[str, Any]], v: list[tuple[str, str]]) -
         v.append(("rule.channels", f"at most {MAX_CHANNELS} channels per rule"))
     for i, c in enumerate(raw[:MAX_CHANNELS]):
         f = f"rule.channels[{i}]"
+        if not _well_typed(c, f, v):
+            continue
         try:
             kind = ChannelKind(c.get("kind", ""))
         except ValueError:
