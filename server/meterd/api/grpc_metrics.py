@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -74,20 +75,28 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
-class _Call:
-    """One RPC's children of the metric families (label lookups done once per call)."""
-
-    __slots__ = ("m", "labels", "started_at", "received", "sent")
+class _Method:
+    """One method's children of the metric families, looked up once (the hot path only increments)."""
 
     def __init__(self, metrics: GrpcMetrics, labels: tuple[str, str, str]) -> None:
-        self.m, self.labels = metrics, labels
-        metrics.started.labels(*labels).inc()
-        self.started_at = time.perf_counter()
+        self.labels = labels
+        self.handled_family = metrics.handled
+        self.started = metrics.started.labels(*labels)
+        self.seconds = metrics.seconds.labels(*labels)
+        self.received = metrics.received.labels(*labels)
+        self.sent = metrics.sent.labels(*labels)
+        self.handled: dict[grpc.StatusCode, Any] = {}
 
-    def done(self, code: grpc.StatusCode | None) -> None:
-        name = GO_CODE_NAMES.get(code or grpc.StatusCode.UNKNOWN, "Unknown")
-        self.m.handled.labels(*self.labels, name).inc()
-        self.m.seconds.labels(*self.labels).observe(time.perf_counter() - self.started_at)
+    def start(self) -> float:
+        self.started.inc()
+        return time.perf_counter()
+
+    def done(self, started_at: float, code: grpc.StatusCode) -> None:
+        child = self.handled.get(code)
+        if child is None:
+            child = self.handled[code] = self.handled_family.labels(*self.labels, GO_CODE_NAMES.get(code, "Unknown"))
+        child.inc()
+        self.seconds.observe(time.perf_counter() - started_at)
 
 
 def _code_of(context, exc: BaseException | None) -> grpc.StatusCode:
@@ -116,7 +125,6 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _wrap(self, method: str, h: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        m = self.metrics
         service, name = _split(method)
         kinds = {
             "unary_unary": "unary",
@@ -125,59 +133,58 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             "stream_stream": "bidi_stream",
         }
         attr = next(a for a in kinds if getattr(h, a) is not None)
-        labels = (kinds[attr], service, name)
+        m = _Method(self.metrics, (kinds[attr], service, name))
         inner = getattr(h, attr)
-        received, sent = m.received.labels(*labels), m.sent.labels(*labels)
 
         async def counted(requests):
             async for r in requests:
-                received.inc()
+                m.received.inc()
                 yield r
 
         def request_in(arg):
             if attr.startswith("unary"):
-                received.inc()
+                m.received.inc()
                 return arg
             return counted(arg)
 
         if not attr.endswith("stream"):  # unary response
 
             async def unary_response(request, context):
-                call = _Call(m, labels)
+                started = m.start()
                 try:
                     response = await inner(request_in(request), context)
                 except BaseException as exc:
-                    call.done(_code_of(context, exc))
+                    m.done(started, _code_of(context, exc))
                     raise
-                sent.inc()
-                call.done(_code_of(context, None))
+                m.sent.inc()
+                m.done(started, _code_of(context, None))
                 return response
 
             handler = unary_response
         elif inspect.isasyncgenfunction(inner):
 
             async def stream_response(request, context):
-                call = _Call(m, labels)
+                started = m.start()
                 try:
                     async for response in inner(request_in(request), context):
-                        sent.inc()
+                        m.sent.inc()
                         yield response
                 except BaseException as exc:
-                    call.done(_code_of(context, exc))
+                    m.done(started, _code_of(context, exc))
                     raise
-                call.done(_code_of(context, None))
+                m.done(started, _code_of(context, None))
 
             handler = stream_response
-        else:  # a streaming handler that writes with context.write (e.g. health's Watch)
+        else:  # a streaming handler that writes with context.write (e.g. health's Watch): sent not counted
 
             async def written_response(request, context):
-                call = _Call(m, labels)
+                started = m.start()
                 try:
                     result = await inner(request_in(request), context)
                 except BaseException as exc:
-                    call.done(_code_of(context, exc))
+                    m.done(started, _code_of(context, exc))
                     raise
-                call.done(_code_of(context, None))
+                m.done(started, _code_of(context, None))
                 return result
 
             handler = written_response
