@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from meter import AsyncMeterClient
+from meter import AsyncMeterClient, FailurePolicy
 from meter.v1 import common_pb2
 from meter_testing.fake_openai import CACHED_TOKENS, COMPLETION_TOKENS, PROMPT_TOKENS, fake_openai
 from meter_testing.requests import limit
@@ -26,7 +26,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::U
 async def hooked(meter_server, fresh_tenant, target, set_limits):
     """(tenant, callback, read client, fake server): litellm.callbacks holds the Meter callback."""
     _, key = await meter_server.keys.create(fresh_tenant.id, ["check", "record"], "litellm hook")
-    callback = MeterCallback(target, key)
+    # Closed and patient: on a loaded machine a slow answer must not turn into a fail-open allowance.
+    options = {"policy": FailurePolicy.closed(), "check_timeout": 10.0}
+    callback = MeterCallback(target, key, client_options=options)
     saved = list(litellm.callbacks)
     litellm.callbacks = [callback]
     reader = AsyncMeterClient(target, fresh_tenant.keys["read"])
