@@ -2,11 +2,11 @@
 webhooks): at least once, retried with exponential backoff, every attempt's outcome recorded in
 alert_deliveries.
 
-Hand-written senders rather than apprise: apprise's Slack, Discord and PagerDuty plugins post to
-the services' fixed hosts (hooks.slack.com, discord.com, events.pagerduty.com) and report only a
-boolean, so we could neither record why a delivery failed nor test each native format against a
-local receiver. Each sender here is one HTTP POST (stdlib urllib, as the legacy webhook) or one
-SMTP session (stdlib smtplib), run in a thread so the event loop never blocks.
+Hand-written senders rather than apprise: apprise 2.3 does report a result per service, but its
+Slack, Discord and PagerDuty plugins post only to the services' own hosts (hooks.slack.com,
+discord.com, events.pagerduty.com), so their native payloads could not be tested against local
+receivers. Each sender here is one HTTP POST (stdlib urllib, as the legacy webhook) or one SMTP
+session (stdlib smtplib), run in a thread so the event loop never blocks.
 """
 
 from __future__ import annotations
