@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from meterd import cli_alert_defaults
 from meterd.config import Config, add_flags
 from meterd.domain.errors import MeterError
 from meterd.domain.keys import ROLES, validate_roles, validate_tenant
@@ -501,7 +502,21 @@ def _rule_from_args(args: argparse.Namespace):
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret or os.environ.get("METER_WEBHOOK_SECRET", ""),
         disabled=args.disabled,
+        channels=[_channel_arg(c) for c in args.channel or ()],
+        message_template=args.template or "",
     )  # fmt: skip
+
+
+def _channel_arg(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        sys.exit(
+            f'meter: --channel wants a JSON object like \'{{"kind":"slack","url":"https://..."}}\', got {text[:80]!r}'
+        )
+    return value
 
 
 def _rule_line(stored) -> str:
@@ -509,8 +524,9 @@ def _rule_line(stored) -> str:
     params = json.dumps(r.params(), separators=(",", ":"))
     scope = json.dumps(r.scope.to_json(), separators=(",", ":"))
     state = "disabled" if r.disabled else "enabled"
+    channels = ",".join(f"{c.kind.value}:{c.target}" for c in r.channels)  # secrets stay in the database
     return "\t".join([r.id, r.kind.value, r.severity.value, scope, params, f"cooldown={r.cooldown_s}s",
-                      r.webhook_url or "-", state])  # fmt: skip
+                      r.webhook_url or "-", state] + ([channels] if channels else []))  # fmt: skip
 
 
 def cmd_alert_rules(config: Config, args: argparse.Namespace) -> None:
@@ -585,12 +601,21 @@ def _add_alerts_parser(sub) -> None:
     setting.add_argument("--cooldown", help="no second alert for the same rule and subject within this, e.g. 1h")
     setting.add_argument("--webhook-secret", help="signs webhook deliveries [env METER_WEBHOOK_SECRET]")
     setting.add_argument("--disabled", action="store_true")
+    setting.add_argument(
+        "--channel",
+        action="append",
+        help='a delivery channel as JSON, repeat for several: {"kind":"slack","url":"..."}, {"kind":"pagerduty",'
+        '"secret":"ROUTING_KEY"}, {"kind":"email","email_to":["ops@x.com"],"email_from":"meter@x.com",'
+        '"smtp_host":"smtp.x.com","smtp_username":"u","secret":"PASSWORD"} (docs/alerts.md#channels)',
+    )
+    setting.add_argument("--template", help="message template with ${subject}, ${observed}... (docs/alerts.md)")
     listing = rules_sub.add_parser("list", help="list a tenant's rules")
     deleting = rules_sub.add_parser("delete", help="delete a rule by id")
     deleting.add_argument("id")
     for p in (setting, listing, deleting):
         p.add_argument("--tenant", required=True)
         add_flags(p, ("database_url", "data_dir", "log_level"))
+    cli_alert_defaults.add_parser(alerts_sub, add_flags, _usd, _channel_arg)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -651,6 +676,8 @@ def main(argv: list[str] | None = None) -> None:
             cmd_prices(config, args)
         elif args.command == "alerts" and args.alerts_command == "tail":
             cmd_alerts_tail(args)
+        elif args.command == "alerts" and args.alerts_command == "defaults":
+            cli_alert_defaults.run(config, args, database, _with_database, validate_tenant)
         elif args.command == "alerts":
             cmd_alert_rules(config, args)
         else:

@@ -254,6 +254,18 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "cooldown": Span(0, _s(30 * DAY_S)),
         "webhook_url": Text(URL),
         "webhook_secret": Text(256),  # domain.alerts.MAX_SECRET
+        "channels": Items(8),  # domain.channels.MAX_CHANNELS
+        "message_template": Text(2000),  # domain.channels.MAX_TEMPLATE
+    },
+    "AlertChannel": {  # domain.channels checks the combinations per kind
+        "url": Text(URL),
+        "secret": Text(256),
+        "email_to": Items(20, each=Text(254)),
+        "email_from": Text(254),
+        "smtp_host": Text(253),
+        "smtp_port": Int(0, 65535, "port"),
+        "smtp_username": Text(SUBJECT),
+        "target": Text(URL),  # output only, bounded so a listed rule can be sent back
     },
     "DeleteAlertRuleRequest": {"id": Text(NAME)},
     "CreateApiKeyRequest": {

@@ -50,7 +50,9 @@ class MeteringService:
         *,
         clock: Callable[[], dt.datetime] | None,
         batch_workers: int = 4,
+        on_recorded: Callable[[CallInput, RecordResult], None] | None = None,
     ) -> None:
+        self.on_recorded = on_recorded  # e.g. the business metrics (by provider and model)
         self.store = store
         self.limits = limits
         self.prices = prices
@@ -126,4 +128,6 @@ class MeteringService:
                 for c in recorded.counters
             ]
             out.append(RecordOutcome(recorded.result, recorded.reservation_settled, states))
+            if self.on_recorded is not None:
+                self.on_recorded(call, recorded.result)
         return out

@@ -70,6 +70,7 @@ class QuotaService:
     ) -> None:
         self.store = store
         self.on_denied = on_denied  # counts denials for DENIALS alert rules, off the check path
+        self.expired_total = 0  # reservations this process's sweeper expired (a metric)
         self.limits = limits
         self.prices = prices
         self.clock = clock  # None: windows follow the database clock, one clock for every replica
@@ -213,8 +214,8 @@ class QuotaService:
         rows are claimed with SKIP LOCKED, so two sweepers never release the same one)."""
         while True:
             try:
-                while await self.store.expire(self.db_time()) > 0:
-                    pass
+                while (expired := await self.store.expire(self.db_time())) > 0:
+                    self.expired_total += expired
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database may be down; try again later
