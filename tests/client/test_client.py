@@ -229,3 +229,15 @@ async def test_record_many_sends_chunks_of_a_thousand_and_reports_per_item(targe
     assert batch.results[1000].response.call_id == requests[1000].call_id
     async with AsyncMeterClient(target, api_key=fresh_tenant.keys["read"], **STRICT) as reader:
         assert (await reader.usage(subject="user:8")).totals.calls == 1001
+
+
+async def test_close_returns_the_records_left_in_the_spool(dead_target):
+    fast = {"record_retries": 1, "retry_backoff": 0.01, "probe_interval": 0}
+    meter = AsyncMeterClient(dead_target, api_key="mk_x_y", **fast)
+    for _ in range(2):
+        assert (await meter.record("user:7", "openai", "gpt-4.1", input_tokens=1)).spooled
+    assert await meter.close(flush_timeout=0) == 2
+    assert await meter.close() == 0
+    sync = MeterClient(dead_target, api_key="mk_x_y", **fast)
+    assert sync.record("user:7", "openai", "gpt-4.1", input_tokens=1).spooled
+    assert sync.close(flush_timeout=0.05) == 1
