@@ -230,6 +230,23 @@ async def test_extend_until_denied_then_release(env):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await meter.ExtendReservation(more, metadata=tenant.auth("check"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    again = await meter.ReleaseReservation(
+        meter_pb2.ReleaseReservationRequest(reservation_id=reserved.reservation_id), metadata=tenant.auth("check")
+    )
+    assert not again.released  # a retry of a release is harmless
+
+
+async def test_releasing_an_unknown_or_another_tenants_reservation_is_not_found(env, make_clocked_tenant):
+    _, meter, set_limits, tenant, _ = env
+    await set_limits(limit("requests", "REQUESTS", "HOUR", 10))
+    reserved = await meter.CheckQuota(check(), metadata=tenant.auth("check"))
+    other = await make_clocked_tenant()
+    for rid, who in (("never-reserved", tenant), (reserved.reservation_id, other)):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await meter.ReleaseReservation(meter_pb2.ReleaseReservationRequest(reservation_id=rid), metadata=who.auth())
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND and rid in err.value.details()
+    peek = await meter.CheckQuota(check("CHECK_ONLY"), metadata=tenant.auth("check"))
+    assert peek.limits[0].reserved == 1  # the other tenant's attempt did not release it
 
 
 async def test_deleted_limit_stops_applying(env, clocked):
