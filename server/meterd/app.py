@@ -53,6 +53,13 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class ListenError(OSError):
+    """An address the server cannot bind: the operator's to fix, so one line naming the setting."""
+
+    def __init__(self, address: str, flag: str, env: str, why) -> None:
+        super().__init__(f"cannot listen on {address} ({why}): choose another address with {flag} or {env}")
+
+
 class MeterServer:
     """One server process. `start()` binds and serves at once (health NOT_SERVING) and turns SERVING
     when the database is migrated and reachable; `stop()` drains and closes everything."""
@@ -110,9 +117,12 @@ class MeterServer:
         observe = None
         if config.metrics_listen:
             tls_files = {"certfile": config.tls_cert, "keyfile": config.tls_key} if config.metrics_tls else {}
-            metrics, self.metrics_http = start_metrics_server(
-                config.metrics_listen, self.db, [AlertCollector(self.alert_hub, self.evaluator)], **tls_files
-            )
+            try:
+                metrics, self.metrics_http = start_metrics_server(
+                    config.metrics_listen, self.db, [AlertCollector(self.alert_hub, self.evaluator)], **tls_files
+                )
+            except (OSError, ValueError) as exc:
+                raise ListenError(config.metrics_listen, "--metrics-listen", "METER_METRICS_LISTEN", exc) from None
             observe = metrics.observe
             if config.metrics_tls and self.tls:
                 self.tls.on_reload.append(reload_metrics_context(self.metrics_http))
@@ -160,12 +170,15 @@ class MeterServer:
 
     async def start(self) -> int:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        if self.tls:
-            self.port = self.server.add_secure_port(self.config.listen, self.tls.credentials())
-        else:
-            self.port = self.server.add_insecure_port(self.config.listen)
+        try:
+            if self.tls:
+                self.port = self.server.add_secure_port(self.config.listen, self.tls.credentials())
+            else:
+                self.port = self.server.add_insecure_port(self.config.listen)
+        except RuntimeError:  # recent grpcio raises (its message points at GRPC_VERBOSITY) instead of returning 0
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {self.config.listen}")
+            raise ListenError(self.config.listen, "--listen", "METER_LISTEN", "address in use or not valid")
         await self.server.start()
         log.info("listening on %s (port %d)", self.config.listen, self.port)
         if not self.tls and not is_loopback(self.config.listen):

@@ -75,13 +75,17 @@ def run_loop(coro, use_uvloop: bool) -> None:
 
 
 def cmd_serve(config: Config) -> None:
+    from meterd.app import ListenError
     from meterd.tls import transport_problem
 
     problem = transport_problem(config)  # before an embedded PostgreSQL is started for nothing
     if problem:
         sys.exit(f"meter: {problem}")
     with database(config) as url:
-        run_loop(_serve(config, url), config.uvloop)
+        try:
+            run_loop(_serve(config, url), config.uvloop)
+        except ListenError as exc:
+            sys.exit(f"meter: {exc}")
 
 
 def cmd_migrate(config: Config) -> None:
