@@ -407,8 +407,17 @@ def cmd_alerts_tail(args: argparse.Namespace) -> None:
         sys.exit("meter: alerts tail needs --api-key or METER_API_KEY (a key with the read role)")
     state = TailState(args.state_file, args.since_id)
     auth = (("authorization", f"Bearer {args.api_key}"),)
+    # --once stops at the first heartbeat, which comes after the replay and one quiet interval: the
+    # shortest interval the server allows keeps that prompt.
+    heartbeat = args.heartbeat if args.heartbeat is not None else (1.0 if args.once else 15.0)
     backoff = 0.5
     with dial(args) as channel:
+        # A wrong address or a server that is not running is the user's to fix: say so, do not retry
+        # forever (reconnects after a first success do go on, that is what tail is for).
+        try:
+            grpc.channel_ready_future(channel).result(timeout=args.connect_timeout)
+        except grpc.FutureTimeoutError:
+            sys.exit(f"meter: cannot reach Meter at {args.address} within {args.connect_timeout:g}s (is it running? see --address)")
         stub = meter_pb2_grpc.MeterStub(channel)
         while True:
             request = meter_pb2.StreamAlertsRequest(
@@ -418,7 +427,7 @@ def cmd_alerts_tail(args: argparse.Namespace) -> None:
                 else 0,
                 kinds=[common_pb2.AlertKind.Value("ALERT_KIND_" + k.upper()) for k in args.kind or ()],
                 subject_prefix=args.subject_prefix,
-                heartbeat_interval={"seconds": int(args.heartbeat)},
+                heartbeat_interval={"seconds": max(int(heartbeat), 1)},
             )
             try:
                 for response in stub.StreamAlerts(request, metadata=auth):
@@ -432,7 +441,7 @@ def cmd_alerts_tail(args: argparse.Namespace) -> None:
                             return
             except grpc.RpcError as exc:
                 code = exc.code().name  # type: ignore[attr-defined]
-                if code not in TAIL_RETRY:
+                if code not in TAIL_RETRY or args.once:
                     sys.exit(f"meter: {code}: {exc.details()}")  # type: ignore[attr-defined]
                 print(f"# stream ended ({code}: {exc.details()}); resuming in {backoff:.1f}s", file=sys.stderr)  # type: ignore[attr-defined]
                 time.sleep(backoff)
@@ -556,9 +565,10 @@ def _add_alerts_parser(sub) -> None:
     tail.add_argument("--min-severity", choices=SEVERITIES)
     tail.add_argument("--kind", action="append", choices=ALERT_KINDS, help="repeat for several kinds")
     tail.add_argument("--subject-prefix", default="")
-    tail.add_argument("--heartbeat", type=float, default=15.0, help="seconds between heartbeats (1-300)")
+    tail.add_argument("--heartbeat", type=float, help="seconds between heartbeats (1-300; default 15, with --once 1)")
+    tail.add_argument("--connect-timeout", type=float, default=5.0, help="seconds to reach the server before giving up")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
-    tail.add_argument("--once", action="store_true", help="stop at the first heartbeat (print what is stored, exit)")
+    tail.add_argument("--once", action="store_true", help="print the stored alerts after the resume point and exit")
     add_flags(tail, ("log_level",))
     rules = alerts_sub.add_parser("rules", help="alert rules of a tenant, directly in the database")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)

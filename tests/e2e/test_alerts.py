@@ -562,10 +562,36 @@ async def test_cli_tail_resumes_from_its_state_file_and_rules_are_managed_from_t
     code, _, err = await meter_cli("alerts", "tail", "--address", f"127.0.0.1:{server.port}", "--api-key",
                                    tenant.keys["record"], "--once")  # fmt: skip
     assert code != 0 and "PERMISSION_DENIED" in err
+
     code, out, _ = await meter_cli(
         "alerts", "rules", "delete", "cli-cost", "--tenant", tenant.id, "--database-url", url
     )
     assert code == 0 and out.strip() == "deleted cli-cost"
+
+
+async def test_cli_tail_once_returns_promptly_and_gives_up_on_an_unreachable_server(env, tmp_path):
+    import socket
+    import time
+
+    server, _, _, tenant, _, url = env
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        stored = await raise_alert(conn, tenant.id, "once", subject="s-once")
+    started = time.monotonic()
+    code, out, err = await meter_cli("alerts", "tail", "--address", f"127.0.0.1:{server.port}", "--api-key",
+                                     tenant.keys["read"], "--once", "--since-id", str(stored - 1))  # fmt: skip
+    took = time.monotonic() - started
+    assert code == 0 and out.startswith(f"#{stored} "), err
+    # The default heartbeat is 15 s; --once must not wait for it (1 s interval + a process start).
+    assert took < 10, took
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    for once in (("--once",), ()):
+        started = time.monotonic()
+        code, _, err = await meter_cli("alerts", "tail", "--address", dead, "--api-key", "mk_x_y",
+                                       "--connect-timeout", "1", *once)  # fmt: skip
+        assert code != 0 and f"cannot reach Meter at {dead}" in err and "Traceback" not in err, err
+        assert time.monotonic() - started < 20
 
 
 async def test_stopping_the_server_ends_open_streams_at_once(fresh_database_url):
