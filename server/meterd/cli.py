@@ -231,7 +231,9 @@ PRICE_HEADER = "# id\tscope\tprovider\tmodel\teffective_from\tinput/Mtok\toutput
 def cmd_prices(config: Config, args: argparse.Namespace) -> None:
     """Price versions and repricing, directly in the database. Without --tenant (list) or with
     --shared (set, load) the shared catalog is meant; USD amounts are exact decimals."""
-    from meterd.domain.pricing import load_catalog, nanos_to_usd
+    import tomllib
+
+    from meterd.domain.pricing import missing_cache_rates, nanos_to_usd, parse_catalog
     from meterd.service.prices import PriceAdmin, PriceBook, validate_price
     from meterd.service.reprice import Repricer
     from meterd.store.limits import LimitStore
@@ -248,6 +250,11 @@ def cmd_prices(config: Config, args: argparse.Namespace) -> None:
             )
 
     elif command == "set":
+        # The rule of catalog files too (domain.pricing.CACHE_RATES): a cache rate not given is the
+        # input rate, said out loud.
+        for name in missing_cache_rates(vars(args)):
+            setattr(args, name, args.input_per_mtok)
+            print(f"# --{name.replace('_', '-')} not given: the input rate", file=sys.stderr)
         rates = {
             "input_nanos_per_mtok": args.input_per_mtok,
             "output_nanos_per_mtok": args.output_per_mtok,
@@ -267,10 +274,18 @@ def cmd_prices(config: Config, args: argparse.Namespace) -> None:
     elif command == "load":
         if not args.file and not args.default:
             sys.exit("meter: prices load needs a FILE, --default, or both")
-        try:
-            prices = load_catalog(args.file) if args.file else []
-        except (OSError, ValueError) as exc:
-            sys.exit(f"meter: {args.file}: {exc}")
+        prices = []
+        if args.file:
+            try:
+                with open(args.file, "rb") as fh:
+                    data = tomllib.load(fh)
+                prices = parse_catalog(data)
+            except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+                sys.exit(f"meter: {args.file}: {exc}")
+            for i, entry in enumerate(data.get("price", [])):
+                if missing := missing_cache_rates(entry):
+                    print(f"# price[{i}] ({entry['provider']} {entry['model']}): {', '.join(missing)} not given: "
+                          "the input rate", file=sys.stderr)  # fmt: skip
 
         def action(db):
             return PriceAdmin(PriceBook(PriceStore(db))).load(tenant, prices, include_default_catalog=args.default)
@@ -320,8 +335,8 @@ def _add_prices_parser(sub) -> None:
     setting.add_argument("--effective-from", required=True, type=_instant, help="ISO date or date-time (UTC)")
     setting.add_argument("--input-per-mtok", required=True, type=_usd, help="USD per million input tokens")
     setting.add_argument("--output-per-mtok", required=True, type=_usd, help="USD per million output tokens")
-    setting.add_argument("--cached-read-per-mtok", type=_usd, default=0, help="USD per million cached-read tokens")
-    setting.add_argument("--cache-write-per-mtok", type=_usd, default=0, help="USD per million cache-write tokens")
+    setting.add_argument("--cached-read-per-mtok", type=_usd, help="USD per million cached-read tokens (default: input)")
+    setting.add_argument("--cache-write-per-mtok", type=_usd, help="USD per million cache-write tokens (default: input)")
     setting.add_argument("--per-request", type=_usd, default=0, help="USD per request")
     setting.add_argument("--per-unit", type=_usd, default=0, help="USD per unit")
     setting.add_argument("--note", default="")
