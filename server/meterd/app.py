@@ -69,6 +69,7 @@ class MeterServer:
         tests inject one."""
         self.config = config
         self.database_url = database_url
+        self._clock = clock
         self.db = Database(
             database_url,
             min_size=config.pool_min,
@@ -228,7 +229,7 @@ class MeterServer:
 
     async def _ensure_partitions(self) -> None:
         """Monthly calls partitions from the back-fill horizon to two months ahead."""
-        now = utc_now()
+        now = (self._clock or utc_now)()
         await self.partitions.ensure_months(
             now - dt.timedelta(seconds=self.config.backfill_horizon), now + dt.timedelta(days=62)
         )
