@@ -81,7 +81,7 @@ async def test_set_then_list_versions_and_at(admin_stub, make_tenant):
 
 async def test_list_shows_the_shared_catalog_and_the_tenant_override_in_force(admin_stub, make_tenant):
     tenant = await make_tenant()
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC)  # any-date: the session server's clock; a price a day old is in force
     catalog = await list_prices(admin_stub, tenant, provider="openai", model="gpt-4.1", at=now)
     assert catalog and all(p.id.startswith("p") for p in catalog)
     assert "gpt-4.1*" in {p.model_pattern for p in catalog}
@@ -95,7 +95,7 @@ async def test_list_shows_the_shared_catalog_and_the_tenant_override_in_force(ad
 
 async def test_tenant_price_overrides_the_catalog_when_recording(admin_stub, meter_stub, make_tenant):
     tenant, other = await make_tenant(), await make_tenant()
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC)  # any-date: the session server's clock; a price a day old is in force
     own = await set_price(
         admin_stub,
         tenant,
@@ -215,7 +215,7 @@ async def test_cli_set_list_and_reprice(meter_stub, make_tenant, database_url):
     # (1000 * 2.5e9 + 500 * 10e9 + 200 * 2.5e9) / 1e6 = 8,000,000 nanos.
     reply = await meter_stub.RecordCall(record(cost_nanos=None), metadata=tenant.auth("record"))
     assert (reply.cost_nanos, reply.price_id) == (8_000_000, price_id)
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC)  # any-date: a range around the call the session server just recorded
     repriced = await asyncio.to_thread(
         meter_cli, "prices", "reprice", "--tenant", tenant.id, "--from", (now - dt.timedelta(days=1)).isoformat(),
         "--to", (now + dt.timedelta(hours=1)).isoformat(), *db,
