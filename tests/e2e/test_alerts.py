@@ -228,6 +228,38 @@ async def test_a_batch_crossing_many_counters_at_once_raises_one_alert_per_count
     assert got == sorted((f"u{i}", level) for i in range(5) for level in (80.0, 100.0))
 
 
+async def test_a_shared_limit_of_one_exact_subject_alerts_with_that_subject(env):
+    _, meter, admin, tenant, stream, url = env
+    await admin.SetLimit(
+        admin_pb2.SetLimitRequest(limit=limit("vip", "REQUESTS", "DAY", 5, selector={"subject": "team:a/vip"})),
+        metadata=tenant.auth(),
+    )
+    await admin.SetLimit(  # shared by many subjects: no subject to name
+        admin_pb2.SetLimitRequest(limit=limit("team", "REQUESTS", "DAY", 5, selector={"subject_prefix": "team:a/"})),
+        metadata=tenant.auth(),
+    )
+    selected = stream(since_id=0, subject_prefix="team:a/")
+    everything = stream(since_id=0)
+    for _ in range(5):
+        await meter.RecordCall(record(subject="team:a/vip"), metadata=tenant.auth("record"))
+    await everything.wait_alerts(4)
+    assert {(a.limit_id, a.subject) for a in everything.alerts} == {("vip", "team:a/vip"), ("team", "")}
+    await selected.caught_up(await newest_alert_id(url))
+    assert sorted((a.limit_id, a.threshold) for a in selected.alerts) == [("vip", 80), ("vip", 100)]
+
+
+async def test_a_subject_scoped_threshold_rule_applies_to_a_shared_limit_of_that_subject(env):
+    _, meter, admin, tenant, _, url = env
+    await admin.SetLimit(
+        admin_pb2.SetLimitRequest(limit=limit("vip", "REQUESTS", "DAY", 2, selector={"subject": "team:a/vip"})),
+        metadata=tenant.auth(),
+    )
+    await set_rule(admin, tenant, rule("team-a", "LIMIT_THRESHOLD", "INFO", scope={"subject_prefix": "team:a/"},
+                                       thresholds_percent=[50]))  # fmt: skip
+    await meter.RecordCall(record(subject="team:a/vip"), metadata=tenant.auth("record"))
+    assert [(r[1], r[3], r[4]) for r in await stored_alerts(url, tenant.id)] == [("team-a", "info", 50.0)]
+
+
 async def test_reservations_do_not_count_towards_thresholds_until_settled(env):
     _, meter, admin, tenant, stream, url = env
     await admin.SetLimit(admin_pb2.SetLimitRequest(limit=limit("r", "REQUESTS", "DAY", 10)), metadata=tenant.auth())
