@@ -175,7 +175,7 @@ def bash_script(doc_commands: list[str], port: int) -> str:
     for n, command in enumerate(doc_commands):
         command = command.replace("localhost:50051", f"localhost:{port}")
         if re.fullmatch(r"KEY_ID=\.\.\..*", command):  # "key.id" from the CreateApiKey answer above
-            command = "KEY_ID=$(python -c 'import json,sys; print(json.load(sys.stdin)[\"key\"][\"id\"])' < \"$CREATED\")"
+            command = 'KEY_ID=$(python -c \'import json,sys; print(json.load(sys.stdin)["key"]["id"])\' < "$CREATED")'
         elif "StreamAlerts" in command:  # runs until Ctrl-C: the replay, then a few seconds of live
             command = f"timeout 3 {command}; rc=$?; [ $rc -eq 124 ] || [ $rc -eq 0 ]"
         elif "CreateApiKey" in command:
