@@ -17,7 +17,7 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2_grpc
 from meter_testing.alerts import AlertReader
 from meter_testing.fixtures import TEST_PG_SETTINGS, running_server
 from meter_testing.processes import ServeProcess, create_key
-from meter_testing.requests import limit, record
+from meter_testing.requests import check, limit, record
 from meter_testing.waiting import eventually
 from meterd.store.embedded import EmbeddedPostgres
 
@@ -113,6 +113,15 @@ async def test_alerts_raised_on_either_process_reach_streams_on_both(two_servers
 
         # 50 concurrent records over both processes take one counter past 80% and 100%: one alert each.
         await admins[1].SetLimit(admin_pb2.SetLimitRequest(limit=limit("fifty", "REQUESTS", "DAY", 50)), metadata=auth)
+
+        async def both_apply_it() -> bool:  # limit changes reach the other process by NOTIFY, not at once
+            for m in meters:
+                reply = await m.CheckQuota(check("CHECK_ONLY"), metadata=auth)
+                if "fifty" not in {s.limit_id for s in reply.limits}:
+                    return False
+            return True
+
+        await eventually(both_apply_it, what="both processes apply the new limit")
         await asyncio.gather(*(meters[i % 2].RecordCall(record(call_id=f"f{i}"), metadata=auth) for i in range(50)))
         for r in readers:
             await r.wait_for(lambda r: sum(a.limit_id == "fifty" for a in r.alerts) >= 2)
