@@ -38,7 +38,7 @@ async def until(predicate, within: float = 10.0) -> None:
     deadline = time.monotonic() + within
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # sleep-ok: poll interval of a wait with a deadline
 
 
 async def usage(channel, tenant, role: str = "read"):
