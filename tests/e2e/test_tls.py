@@ -43,7 +43,7 @@ async def until(predicate, within: float = 10.0) -> None:
 
 async def usage(channel, tenant, role: str = "read"):
     return await meter_pb2_grpc.MeterStub(channel).GetUsage(
-        meter_pb2.GetUsageRequest(), metadata=tenant.auth(role), timeout=5
+        meter_pb2.GetUsageRequest(), metadata=tenant.auth(role), timeout=15
     )
 
 
