@@ -15,7 +15,7 @@ from meter.guard import Guard, metered
 from meter.policy import FailurePolicy
 from meter.results import CheckResult, RecordResult
 from meter.spool import MemorySpool
-from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
+from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2_grpc
 
 
 class MeterClient:
@@ -52,6 +52,7 @@ class MeterClient:
             )
         self._channel = channel
         self.stub = meter_pb2_grpc.MeterStub(channel)
+        self.admin_stub = admin_pb2_grpc.MeterAdminStub(channel)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -280,6 +281,26 @@ class MeterClient:
         return AlertStream(
             self, since_id, min_severity, tuple(kinds), subject_prefix, heartbeat_interval, max_reconnect_delay
         )
+
+    # -- admin reads (admin role) ---------------------------------------------------------------------
+
+    def list_limits(self) -> list[admin_pb2.Limit]:
+        return list(
+            (self._unary(self.admin_stub.ListLimits, admin_pb2.ListLimitsRequest(), self.settings.read_timeout)).limits
+        )
+
+    def list_prices(self, *, provider: str = "", model: str = "", at=None) -> list[admin_pb2.Price]:
+        """Price versions of the tenant and the catalog; with `at`, only the version in force then."""
+        request = admin_pb2.ListPricesRequest(provider=provider, model=model, at=_core._timestamp(at))
+        return list((self._unary(self.admin_stub.ListPrices, request, self.settings.read_timeout)).prices)
+
+    def list_alert_rules(self) -> list[admin_pb2.AlertRule]:
+        request = admin_pb2.ListAlertRulesRequest()
+        return list((self._unary(self.admin_stub.ListAlertRules, request, self.settings.read_timeout)).rules)
+
+    def list_api_keys(self, *, include_revoked: bool = False) -> list[admin_pb2.ApiKey]:
+        request = admin_pb2.ListApiKeysRequest(include_revoked=include_revoked)
+        return list((self._unary(self.admin_stub.ListApiKeys, request, self.settings.read_timeout)).keys)
 
     def _unary(self, method, request, timeout: float):
         try:
