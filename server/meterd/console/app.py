@@ -1,0 +1,326 @@
+"""The console's web application (Starlette + Jinja2): sign-in, the pages, CSV export, the alert feed.
+
+Every page is a thin view over the `meter` client: `pages.py`, `limits_view.py` and `report.py`
+gather the figures; this module handles sessions, forms and HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import re
+import secrets
+import time
+from collections.abc import Callable
+
+import grpc
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from meter import MeterAuthError, MeterError
+from meter.v1 import admin_pb2, common_pb2
+from meterd.console import fmt, limits_view, pages, report
+from meterd.console.alert_feed import alert_events
+from meterd.console.ranges import PRESETS, RangeError, parse_instant, resolve
+from meterd.console.sessions import COOKIE, Session, Sessions, SignInError
+
+SIGNIN_CSRF = "meter_console_signin"
+# Scripts, styles and data only from the console itself: no CDN, no inline script.
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("meterd.console", "templates"), autoescape=True)
+    env.filters.update(
+        usd=fmt.usd,
+        usd_exact=fmt.usd_exact,
+        number=fmt.number,
+        percent=fmt.percent,
+        utc=fmt.utc,
+        iso=fmt.iso,
+        latency=fmt.latency,
+        enum=_enum_name,
+        selector=_selector,
+    )
+    return env
+
+
+def _enum_name(value: int, type_name: str) -> str:
+    """`partition|enum('Partition')` → "per_subject" (the enum's prefix dropped)."""
+    enum = getattr(common_pb2, type_name, None) or getattr(admin_pb2, type_name)
+    name = enum.Name(value) if value in enum.values() else str(value)
+    prefix = "_".join(re.findall("[A-Z][a-z]*", type_name)).upper() + "_"
+    return name.removeprefix(prefix).lower()
+
+
+def _selector(selector) -> str:
+    parts = [f"{f.name}={v}" for f, v in selector.ListFields() if f.name != "labels"]
+    parts += [f"{k}={v}" for k, v in sorted(selector.labels.items())]
+    return " ".join(parts) or "everything"
+
+
+class Console:
+    def __init__(self, target: str, *, secure_cookie: bool = True, clock: Callable[[], dt.datetime] | None = None):
+        self.target = target
+        self.secure_cookie = secure_cookie
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.channel: grpc.aio.Channel | None = None
+        self.sessions: Sessions | None = None
+        self.templates = Jinja2Templates(env=_environment())
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        self.channel = grpc.aio.insecure_channel(self.target)
+        self.sessions = Sessions(self.target, self.channel)
+
+    async def shutdown(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+
+    def render(self, request: Request, name: str, session: Session | None, status: int = 200, **context) -> Response:
+        context.update(session=session, nav=request.url.path, presets=PRESETS)
+        response = self.templates.TemplateResponse(request, name, context, status_code=status)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    def _cookie(self, response: Response, name: str, value: str, max_age: int | None = None) -> None:
+        response.set_cookie(
+            name, value, max_age=max_age, httponly=True, secure=self.secure_cookie, samesite="strict", path="/"
+        )
+
+    def page(self, view, *, admin: bool = False):
+        """Wraps a view: a session or a redirect to sign-in; admin pages 403 for other keys; a key that
+        stopped working (revoked) ends the session; Meter's errors become a readable page."""
+
+        async def endpoint(request: Request) -> Response:
+            started = time.perf_counter()
+            session = self.sessions.get(request.cookies.get(COOKIE))
+            if session is None:
+                return RedirectResponse("/signin", status_code=303)
+            if admin and not session.is_admin:
+                return self.render(request, "error.html", session, 403, message="This page needs an admin key.")
+            try:
+                response = await view(request, session)
+            except MeterAuthError as err:
+                if err.code == grpc.StatusCode.UNAUTHENTICATED:
+                    self.sessions.drop(session.id)
+                    return RedirectResponse("/signin?expired=1", status_code=303)
+                response = self.render(request, "error.html", session, 403, message=str(err)[:300])
+            except (MeterError, RangeError) as err:
+                status = 400 if isinstance(err, RangeError) or err.code == grpc.StatusCode.INVALID_ARGUMENT else 502
+                response = self.render(request, "error.html", session, status, message=str(err)[:300])
+            response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+            return response
+
+        return endpoint
+
+    def range_of(self, request: Request):
+        q = request.query_params
+        return resolve(q.get("range", "7d"), self.clock(), q.get("start", ""), q.get("end", ""))
+
+    # -- sign-in ------------------------------------------------------------------------------------
+
+    async def signin_form(self, request: Request, error: str = "", status: int = 200) -> Response:
+        token = secrets.token_urlsafe(32)
+        if request.query_params.get("expired"):
+            error = error or "Your key no longer works (revoked?); sign in again."
+        response = self.render(request, "signin.html", None, status, csrf=token, error=error)
+        self._cookie(response, SIGNIN_CSRF, token, max_age=3600)
+        return response
+
+    async def signin(self, request: Request) -> Response:
+        form = await request.form()
+        expected = request.cookies.get(SIGNIN_CSRF, "")
+        if not expected or not secrets.compare_digest(expected, str(form.get("csrf", ""))):
+            return await self.signin_form(request, "The form expired; please try again.", 400)
+        try:
+            session = await self.sessions.sign_in(
+                str(form.get("api_key", "")), lambda c: c.usage(start=self.clock() - dt.timedelta(hours=1))
+            )
+        except SignInError as err:
+            return await self.signin_form(request, str(err), 401)
+        response = RedirectResponse("/", status_code=303)
+        self._cookie(response, COOKIE, session.id)
+        response.delete_cookie(SIGNIN_CSRF, path="/")
+        return response
+
+    async def signout(self, request: Request) -> Response:
+        session = self.sessions.get(request.cookies.get(COOKIE))
+        form = await request.form()
+        if session is not None:
+            if not session.csrf_ok(str(form.get("csrf", ""))):
+                return PlainTextResponse("bad CSRF token", status_code=403)
+            self.sessions.drop(session.id)
+        response = RedirectResponse("/signin", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    # -- pages --------------------------------------------------------------------------------------
+
+    async def overview(self, request: Request, session: Session) -> Response:
+        rng = self.range_of(request)
+        stack = "provider" if request.query_params.get("stack") == "provider" else "model"
+        label_key = request.query_params.get("label_key", "").strip()[:100]
+        data = await pages.overview(session.client, rng, stack, label_key)
+        return self.render(request, "overview.html", session, rng=rng, stack=stack, label_key=label_key, **data)
+
+    async def export(self, request: Request, session: Session) -> Response:
+        """A CSV of one overview table (models, providers, users, labels) for the same range."""
+        rng = self.range_of(request)
+        name = request.query_params.get("table", "models")
+        if name not in ("models", "providers", "users", "labels"):
+            return PlainTextResponse("table is one of models, providers, users, labels", status_code=400)
+        label_key = request.query_params.get("label_key", "")
+        data = await pages.overview(session.client, rng, "model", label_key)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow([name.rstrip("s"), "cost_usd", "calls", "tokens", "error_rate", "latency_p95_s"])
+        for row in data["tables"][name]:
+            p95 = fmt.seconds(row["p95"])
+            writer.writerow(
+                [
+                    row["name"],
+                    f"{fmt.dollars(row['cost_nanos']):f}",
+                    row["calls"],
+                    row["tokens"],
+                    f"{row['error_rate']:.6f}",
+                    "" if p95 is None else f"{p95:.6f}",
+                ]
+            )
+        filename = f"meter-{name}-{rng.start:%Y%m%d}-{rng.end:%Y%m%d}.csv"
+        return Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="{filename}"', **SECURITY_HEADERS},
+        )
+
+    async def limits(self, request: Request, session: Session) -> Response:
+        if not session.is_admin:
+            return self.render(request, "limits.html", session, uses=None)
+        uses = await limits_view.limits_with_use(session.client, self.clock())
+        return self.render(request, "limits.html", session, uses=uses, now=self.clock())
+
+    async def alerts(self, request: Request, session: Session) -> Response:
+        return self.render(request, "alerts.html", session)
+
+    async def alert_stream(self, request: Request, session: Session) -> Response:
+        last = request.headers.get("last-event-id") or request.query_params.get("since", "")
+        since = int(last) if last.isdigit() else None
+        return StreamingResponse(
+            alert_events(session.client, since),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
+
+    async def calls(self, request: Request, session: Session) -> Response:
+        q = request.query_params
+        filters = pages.call_filters(q)
+        start = parse_instant(q["start"]) if q.get("start") else None
+        end = parse_instant(q["end"]) if q.get("end") else None
+        size = min(max(int(q.get("page_size", "50")) if q.get("page_size", "").isdigit() else 50, 1), 500)
+        response = await session.client.list_calls(
+            start=start, end=end, page_size=size, page_token=q.get("page_token", "")[:500], **filters
+        )
+        rows = [pages.call_row(call) for call in response.calls]
+        next_query = dict(q) | {"page_token": response.next_page_token} if response.next_page_token else None
+        return self.render(request, "calls.html", session, rows=rows, q=q, next_query=next_query)
+
+    async def call_detail(self, request: Request, session: Session) -> Response:
+        q = request.query_params
+        if not q.get("id") or not q.get("at"):
+            raise RangeError("a call is found by its id and occurred_at (follow a link from the list)")
+        call = await pages.find_call(session.client, q["id"][:200], parse_instant(q["at"]), q.get("subject", "")[:200])
+        if call is None:
+            return self.render(request, "error.html", session, 404, message="No such call in that instant.")
+        return self.render(request, "call.html", session, row=pages.call_row(call))
+
+    async def report_page(self, request: Request, session: Session) -> Response:
+        period = request.query_params.get("period", "day")
+        kind = request.query_params.get("format", "html")
+        data = await report.build(session.client, period, self.clock())
+        if kind == "markdown":
+            return PlainTextResponse(report.markdown(data), headers=SECURITY_HEADERS)
+        if kind == "csv":
+            return Response(
+                report.csv_text(data),
+                media_type="text/csv; charset=utf-8",
+                headers={
+                    "content-disposition": f'attachment; filename="meter-report-{period}.csv"',
+                    **SECURITY_HEADERS,
+                },
+            )
+        return self.render(
+            request, "report_page.html", session, report=data, period=period, summary=report.summary(data)
+        )
+
+    # -- admin (read-only) --------------------------------------------------------------------------
+
+    async def admin_limits(self, request: Request, session: Session) -> Response:
+        limits = await session.client.list_limits()
+        return self.render(request, "admin_limits.html", session, limits=limits, view=limits_view)
+
+    async def admin_prices(self, request: Request, session: Session) -> Response:
+        q = request.query_params
+        at = self.clock() if q.get("history") != "1" else None
+        prices = await session.client.list_prices(
+            provider=q.get("provider", "")[:100], model=q.get("model", "")[:200], at=at
+        )
+        return self.render(request, "admin_prices.html", session, prices=prices, q=q)
+
+    async def admin_rules(self, request: Request, session: Session) -> Response:
+        rules = await session.client.list_alert_rules()
+        return self.render(request, "admin_rules.html", session, rules=rules)
+
+    async def admin_keys(self, request: Request, session: Session) -> Response:
+        keys = await session.client.list_api_keys(include_revoked=request.query_params.get("revoked") == "1")
+        return self.render(request, "admin_keys.html", session, keys=keys)
+
+    # -- the application ----------------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        page = self.page
+        routes = [
+            Route("/signin", self.signin_form, methods=["GET"]),
+            Route("/signin", self.signin, methods=["POST"]),
+            Route("/signout", self.signout, methods=["POST"]),
+            Route("/", page(self.overview)),
+            Route("/export.csv", page(self.export)),
+            Route("/limits", page(self.limits)),
+            Route("/alerts", page(self.alerts)),
+            Route("/alerts/stream", page(self.alert_stream)),
+            Route("/calls", page(self.calls)),
+            Route("/calls/detail", page(self.call_detail)),
+            Route("/report", page(self.report_page)),
+            Route("/admin/limits", page(self.admin_limits, admin=True)),
+            Route("/admin/prices", page(self.admin_prices, admin=True)),
+            Route("/admin/rules", page(self.admin_rules, admin=True)),
+            Route("/admin/keys", page(self.admin_keys, admin=True)),
+            Mount("/static", app=StaticFiles(packages=[("meterd.console", "static")]), name="static"),
+        ]
+
+        @contextlib.asynccontextmanager
+        async def lifespan(_app):
+            await self.startup()
+            try:
+                yield
+            finally:
+                await self.shutdown()
+
+        return Starlette(routes=routes, lifespan=lifespan, max_body_size=64 * 1024)
+
+
+def create_app(target: str, **options) -> Starlette:
+    return Console(target, **options).app()

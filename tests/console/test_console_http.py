@@ -1,0 +1,150 @@
+"""The console over HTTP (no browser): sign-in, sessions and CSRF, admin-only pages, every page
+answers, exports and reports, against a real Meter server holding known calls."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from meterd.console.app import SIGNIN_CSRF
+from meterd.console.sessions import COOKIE
+
+PAGES = [
+    "/",
+    "/?range=today",
+    "/?range=30d&stack=provider",
+    "/?range=month&label_key=conversation",
+    "/?range=custom&start=2026-03-05&end=2026-03-10",
+    "/limits",
+    "/alerts",
+    "/calls",
+    "/calls?outcome=error&provider=openai",
+    "/report",
+    "/report?period=week",
+    "/report?period=month",
+]
+ADMIN_PAGES = [
+    "/admin/limits",
+    "/admin/prices",
+    "/admin/prices?history=1&provider=openai",
+    "/admin/rules",
+    "/admin/keys",
+]
+
+
+def _cookie(response: httpx.Response, name: str) -> str | None:
+    match = re.search(rf"(?:^|, ){name}=([^;]+)", response.headers.get("set-cookie", ""))
+    return match.group(1) if match else None
+
+
+async def sign_in(client: httpx.AsyncClient, key: str) -> httpx.Response:
+    """The browser's part by hand: the cookies are Secure, which httpx keeps from plain http."""
+    client.headers.pop("cookie", None)
+    form = await client.get("/signin")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    response = await client.post(
+        "/signin",
+        data={"csrf": csrf, "api_key": key},
+        headers={"cookie": f"{SIGNIN_CSRF}={_cookie(form, SIGNIN_CSRF)}"},
+    )
+    session = _cookie(response, COOKIE)
+    if session:
+        client.headers["cookie"] = f"{COOKIE}={session}"
+    return response
+
+
+@pytest.fixture
+async def http(console_url):
+    async with httpx.AsyncClient(base_url=console_url, timeout=10) as client:
+        yield client
+
+
+async def test_nothing_is_served_without_a_session(http):
+    for path in PAGES + ADMIN_PAGES + ["/export.csv?table=models", "/alerts/stream"]:
+        response = await http.get(path)
+        assert response.status_code == 303 and response.headers["location"] == "/signin", path
+    assert (await http.get("/static/console.js")).status_code == 200
+    assert "Chart.js" in (await http.get("/static/chart.umd.min.js")).text[:200]
+
+
+async def test_sign_in_sets_an_http_only_strict_cookie_holding_no_key(http, meter_env):
+    key = meter_env[1].keys["read"]
+    response = await sign_in(http, key)
+    assert response.status_code == 303 and response.headers["location"] == "/"
+    cookie = response.headers["set-cookie"]
+    assert (
+        cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" in cookie
+    )
+    assert key not in cookie and key.split("_")[2] not in cookie
+    page = await http.get("/")
+    assert page.status_code == 200 and "Overview" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+
+
+async def test_bad_keys_and_missing_csrf_are_refused(http, meter_env):
+    assert (await sign_in(http, "mk_unknown_secret")).status_code == 401
+    assert "does not know this key" in (await sign_in(http, "mk_unknown_secret")).text
+    assert "start with mk_" in (await sign_in(http, "hello")).text
+    check_only = await sign_in(http, meter_env[1].keys["check"])
+    assert check_only.status_code == 401 and "read role" in check_only.text
+    forged = await http.post("/signin", data={"csrf": "x", "api_key": meter_env[1].keys["read"]})
+    assert forged.status_code == 400 and _cookie(forged, COOKIE) is None
+
+
+async def test_every_page_answers_for_a_read_key_and_admin_pages_refuse_it(http, meter_env):
+    await sign_in(http, meter_env[1].keys["read"])
+    for path in PAGES:
+        response = await http.get(path)
+        assert response.status_code == 200, (path, response.text[:500])
+        assert "server-timing" in response.headers
+    for path in ADMIN_PAGES:
+        assert (await http.get(path)).status_code == 403, path
+    assert "needs an admin key" in (await http.get("/limits")).text
+
+
+async def test_admin_pages_list_what_the_api_holds(http, meter_env):
+    await sign_in(http, meter_env[1].keys["admin"])
+    for path in ADMIN_PAGES:
+        assert (await http.get(path)).status_code == 200, path
+    assert "daily-spend" in (await http.get("/admin/limits")).text
+    assert "big-call" in (await http.get("/admin/rules")).text
+    assert "test read" in (await http.get("/admin/keys")).text
+    limits = (await http.get("/limits")).text
+    assert 'data-limit="daily-spend"' in limits and 'data-limit="user-requests"' in limits
+
+
+async def test_bad_input_is_a_clear_400(http, meter_env):
+    await sign_in(http, meter_env[1].keys["read"])
+    for path in [
+        "/?range=custom",
+        "/?range=custom&start=nope",
+        "/?range=bogus",
+        "/calls?start=yesterday",
+        "/calls/detail",
+    ]:
+        response = await http.get(path)
+        assert response.status_code == 400, path
+        assert 'role="alert"' in response.text
+
+
+async def test_sign_out_needs_the_csrf_token_and_ends_the_session(http, meter_env):
+    await sign_in(http, meter_env[1].keys["read"])
+    assert (await http.post("/signout", data={"csrf": "wrong"})).status_code == 403
+    page = await http.get("/")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    assert (await http.post("/signout", data={"csrf": csrf})).status_code == 303
+    assert (await http.get("/")).status_code == 303
+
+
+async def test_csv_export_and_report_formats(http, meter_env):
+    await sign_in(http, meter_env[1].keys["read"])
+    export = await http.get("/export.csv?range=7d&table=models")
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    lines = export.text.strip().splitlines()
+    assert lines[0] == "model,cost_usd,calls,tokens,error_rate,latency_p95_s" and len(lines) == 4
+    markdown = await http.get("/report?period=week&format=markdown")
+    assert markdown.text.startswith("# Meter week report") and "## By model" in markdown.text
+    csv_report = await http.get("/report?period=month&format=csv")
+    assert csv_report.text.startswith("section,name,cost_usd")
