@@ -9,6 +9,7 @@ import contextlib
 import csv
 import datetime as dt
 import io
+import logging
 import re
 import secrets
 import time
@@ -30,6 +31,7 @@ from meterd.console.alert_feed import alert_events
 from meterd.console.ranges import PRESETS, RangeError, parse_instant, resolve
 from meterd.console.sessions import COOKIE, Session, Sessions, SignInError
 
+log = logging.getLogger("meterd.console")
 SIGNIN_CSRF = "meter_console_signin"
 # Scripts, styles and data only from the console itself: no CDN, no inline script.
 SECURITY_HEADERS = {
@@ -122,6 +124,11 @@ class Console:
             except (MeterError, RangeError) as err:
                 status = 400 if isinstance(err, RangeError) or err.code == grpc.StatusCode.INVALID_ARGUMENT else 502
                 response = self.render(request, "error.html", session, status, message=str(err)[:300])
+            except Exception:
+                log.exception("console page %s failed", request.url.path)
+                response = self.render(
+                    request, "error.html", session, 500, message="The console failed on this page (see its log)."
+                )
             response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
             return response
 

@@ -112,8 +112,9 @@ def runout(used: int, maximum: int, start: dt.datetime, now: dt.datetime, reset:
     elapsed = (now - start).total_seconds()
     if used <= 0 or elapsed <= 0:
         return None
-    at = now + dt.timedelta(seconds=(maximum - used) * elapsed / used)
-    return at if reset is None or at < reset else None
+    wait = (maximum - used) * elapsed / used
+    horizon = (reset - now).total_seconds() if reset is not None else 366 * 86400.0
+    return now + dt.timedelta(seconds=wait) if wait < horizon else None
 
 
 def _filter(selector: common_pb2.Selector) -> dict:
