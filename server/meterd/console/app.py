@@ -188,14 +188,16 @@ class Console:
         """A CSV of one overview table (models, providers, users, labels) for the same range."""
         rng = self.range_of(request)
         name = request.query_params.get("table", "models")
-        if name not in ("models", "providers", "users", "labels"):
-            return PlainTextResponse("table is one of models, providers, users, labels", status_code=400)
-        label_key = request.query_params.get("label_key", "")
-        data = await pages.overview(session.client, rng, "model", label_key)
+        label_key = request.query_params.get("label_key", "").strip()[:100]
+        if name not in pages.TABLES or (name == "labels" and not label_key):
+            return PlainTextResponse(
+                "table is one of models, providers, users, labels (with label_key)", status_code=400
+            )
+        rows = await pages.table_rows(session.client, rng, name, label_key)
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow([name.rstrip("s"), "cost_usd", "calls", "tokens", "error_rate", "latency_p95_s"])
-        for row in data["tables"][name]:
+        for row in rows:
             p95 = fmt.seconds(row["p95"])
             writer.writerow(
                 [
