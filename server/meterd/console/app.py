@@ -134,9 +134,15 @@ class Console:
 
         return endpoint
 
+    def now(self) -> dt.datetime:
+        """The clock rounded up to the minute: reloads within a minute ask the same (cached) questions."""
+        now = self.clock()
+        whole = now.replace(second=0, microsecond=0)
+        return whole if whole == now else whole + dt.timedelta(minutes=1)
+
     def range_of(self, request: Request):
         q = request.query_params
-        return resolve(q.get("range", "7d"), self.clock(), q.get("start", ""), q.get("end", ""))
+        return resolve(q.get("range", "7d"), self.now(), q.get("start", ""), q.get("end", ""))
 
     # -- sign-in ------------------------------------------------------------------------------------
 
@@ -219,8 +225,9 @@ class Console:
     async def limits(self, request: Request, session: Session) -> Response:
         if not session.is_admin:
             return self.render(request, "limits.html", session, uses=None)
-        uses = await limits_view.limits_with_use(session.client, self.clock())
-        return self.render(request, "limits.html", session, uses=uses, now=self.clock())
+        now = self.now()
+        uses = await limits_view.limits_with_use(session.client, now)
+        return self.render(request, "limits.html", session, uses=uses, now=now)
 
     async def alerts(self, request: Request, session: Session) -> Response:
         return self.render(request, "alerts.html", session)
@@ -259,7 +266,7 @@ class Console:
     async def report_page(self, request: Request, session: Session) -> Response:
         period = request.query_params.get("period", "day")
         kind = request.query_params.get("format", "html")
-        data = await report.build(session.client, period, self.clock())
+        data = await report.build(session.client, period, self.now())
         if kind == "markdown":
             return PlainTextResponse(report.markdown(data), headers=SECURITY_HEADERS)
         if kind == "csv":

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from meter import AsyncMeterClient, MeterAuthError, MeterError
+from meterd.console.cache import CachingClient, UsageCache
 
 COOKIE = "meter_console"
 IDLE_SECONDS = 8 * 3600
@@ -30,7 +31,7 @@ class SignInError(Exception):
 @dataclass
 class Session:
     id: str
-    client: AsyncMeterClient
+    client: CachingClient
     is_admin: bool
     key_id: str
     created: float
@@ -52,6 +53,7 @@ class Sessions:
         self.target = target
         self.channel = channel
         self.clock = clock
+        self.usage_cache = UsageCache()
         self._table: dict[str, Session] = {}
 
     async def sign_in(self, api_key: str, probe) -> Session:
@@ -79,7 +81,8 @@ class Sessions:
             oldest = min(self._table.values(), key=lambda s: s.seen)
             self._table.pop(oldest.id, None)
         now = self.clock()
-        session = Session(secrets.token_urlsafe(32), client, is_admin, key_id(api_key), now, now)
+        reader = CachingClient(client, self.usage_cache, api_key)
+        session = Session(secrets.token_urlsafe(32), reader, is_admin, key_id(api_key), now, now)
         self._table[session.id] = session
         return session
 
