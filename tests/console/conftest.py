@@ -32,7 +32,8 @@ def _ts(at: dt.datetime) -> timestamp_pb2.Timestamp:
 
 
 def known_calls() -> list[meter_pb2.RecordCallRequest]:
-    """Six days of calls: 3 models, 4 users, every 7th an error, client-supplied costs (exact sums)."""
+    """Six days of calls: 3 models, 4 users, every 7th an error, client-supplied costs (exact sums);
+    and fewer the week before."""
     calls = []
     for i in range(180):
         provider, model, unit = MODELS[i % 3]
@@ -51,6 +52,19 @@ def known_calls() -> list[meter_pb2.RecordCallRequest]:
                 error_code="rate_limited" if i % 7 == 0 else "",
                 occurred_at=_ts(at),
                 cost_nanos=unit * (1 + i % 5),
+            )
+        )
+    for i in range(36):  # the week before: the overview's "vs previous" has something to compare with
+        provider, model, unit = MODELS[i % 3]
+        calls.append(
+            meter_pb2.RecordCallRequest(
+                call_id=f"before-{i:03d}",
+                subject=f"user:{i % 4}",
+                provider=provider,
+                model=model,
+                usage=common_pb2.Usage(input_tokens=800, output_tokens=100),
+                occurred_at=_ts(T0 - dt.timedelta(days=8, hours=3 * i)),
+                cost_nanos=unit * 2,
             )
         )
     return calls

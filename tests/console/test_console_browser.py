@@ -105,7 +105,11 @@ async def test_every_page_with_figures_from_get_usage(browser, console_url, mete
         ),
         metadata=tenant.auth("read"),
     )
-    assert usage.totals.calls == 180
+    previous = await meter.GetUsage(
+        meter_pb2.GetUsageRequest(start=_ts(T0 - dt.timedelta(days=14)), end=_ts(T0 - dt.timedelta(days=7))),
+        metadata=tenant.auth("read"),
+    )
+    assert usage.totals.calls == 180 and previous.totals.calls == 36
     problems = {}
     for name, path in PAGES:
         await page.goto(f"{console_url}{path}")
@@ -121,7 +125,11 @@ async def test_every_page_with_figures_from_get_usage(browser, console_url, mete
     card = page.locator('[data-metric="cost"] .value')
     await expect(card).to_have_text(fmt.usd(usage.totals.cost_nanos))
     assert await card.get_attribute("title") == fmt.usd_exact(usage.totals.cost_nanos)
+    await expect(page.locator('[data-metric="cost"] .change')).to_contain_text(
+        fmt.change(usage.totals.cost_nanos, previous.totals.cost_nanos)
+    )
     await expect(page.locator('[data-metric="calls"] .value')).to_have_text("180")
+    await expect(page.locator('[data-metric="calls"] .change')).to_contain_text("+400.0%")
     await expect(page.locator('[data-metric="error_rate"] .value')).to_have_text(
         fmt.percent(usage.totals.error_rate, 2)
     )
