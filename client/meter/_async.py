@@ -303,6 +303,19 @@ class AsyncMeterClient:
         request = admin_pb2.ListApiKeysRequest(include_revoked=include_revoked)
         return list((await self._unary(self.admin_stub.ListApiKeys, request, self.settings.read_timeout)).keys)
 
+    async def delete_limit(self, limit_id: str) -> None:
+        await self._unary(
+            self.admin_stub.DeleteLimit, admin_pb2.DeleteLimitRequest(id=limit_id), self.settings.read_timeout
+        )
+
+    async def delete_alert_rule(self, rule_id: str) -> None:
+        request = admin_pb2.DeleteAlertRuleRequest(id=rule_id)
+        await self._unary(self.admin_stub.DeleteAlertRule, request, self.settings.read_timeout)
+
+    async def revoke_api_key(self, key_id: str) -> admin_pb2.ApiKey:
+        request = admin_pb2.RevokeApiKeyRequest(id=key_id)
+        return (await self._unary(self.admin_stub.RevokeApiKey, request, self.settings.read_timeout)).key
+
     async def _unary(self, method, request, timeout: float):
         try:
             return await method(request, metadata=self.core.metadata, timeout=timeout)

@@ -302,6 +302,17 @@ class MeterClient:
         request = admin_pb2.ListApiKeysRequest(include_revoked=include_revoked)
         return list((self._unary(self.admin_stub.ListApiKeys, request, self.settings.read_timeout)).keys)
 
+    def delete_limit(self, limit_id: str) -> None:
+        self._unary(self.admin_stub.DeleteLimit, admin_pb2.DeleteLimitRequest(id=limit_id), self.settings.read_timeout)
+
+    def delete_alert_rule(self, rule_id: str) -> None:
+        request = admin_pb2.DeleteAlertRuleRequest(id=rule_id)
+        self._unary(self.admin_stub.DeleteAlertRule, request, self.settings.read_timeout)
+
+    def revoke_api_key(self, key_id: str) -> admin_pb2.ApiKey:
+        request = admin_pb2.RevokeApiKeyRequest(id=key_id)
+        return (self._unary(self.admin_stub.RevokeApiKey, request, self.settings.read_timeout)).key
+
     def _unary(self, method, request, timeout: float):
         try:
             return method(request, metadata=self.core.metadata, timeout=timeout)

@@ -56,3 +56,18 @@ async def test_sync_admin_reads(fresh_tenant, target, set_limits):
 
     with pytest.raises(MeterAuthError):
         await asyncio.to_thread(unknown_key)
+
+
+async def test_async_admin_deletes_and_revokes(fresh_tenant, target, set_limits, admin_stub):
+    await set_limits(fresh_tenant, _limit("gone"))
+    client = AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"])
+    try:
+        await client.delete_limit("gone")
+        assert await client.list_limits() == []
+        read_key = next(k for k in await client.list_api_keys() if k.name == "test read")
+        revoked = await client.revoke_api_key(read_key.id)
+        assert revoked.revoke_time.seconds > 0
+        with pytest.raises(MeterError, match="NOT_FOUND"):
+            await client.delete_alert_rule("no-such-rule")
+    finally:
+        await client.close()

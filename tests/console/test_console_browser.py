@@ -7,13 +7,14 @@ run or fail: `.ci/run` installs chromium."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import shutil
 
 import pytest
 
-from meter.v1 import common_pb2, meter_pb2
+from meter.v1 import admin_pb2, common_pb2, meter_pb2
 from meterd.console import fmt
 
 from .conftest import T0, _ts
@@ -85,7 +86,7 @@ async def signed_in(browser, url, key):
 
 
 async def test_every_page_with_figures_from_get_usage(browser, console_url, meter_env, shots, capsys):
-    server, tenant, meter, _ = meter_env
+    server, tenant, meter, admin = meter_env
     context, page = await signed_in(browser, console_url, tenant.keys["admin"])
     cookies = {c["name"]: c for c in await context.cookies()}
     assert cookies["meter_console"]["httpOnly"] and cookies["meter_console"]["sameSite"] == "Strict"
@@ -143,6 +144,17 @@ async def test_every_page_with_figures_from_get_usage(browser, console_url, mete
     # Local time on hover: the page's script fills the title in the browser's zone (Paris here).
     title = await page.locator("time").first.get_attribute("title")
     assert title and "local time" in title
+
+    # Revoking a key from the admin page (after the browser's confirmation dialog).
+    created = await admin.CreateApiKey(
+        admin_pb2.CreateApiKeyRequest(name="to revoke", roles=[admin_pb2.ROLE_READ]), metadata=tenant.auth()
+    )
+    await page.goto(f"{console_url}/admin/keys")
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.get_by_role("button", name=f"Revoke {created.key.id}").click()
+    await expect(page.locator(".notice")).to_contain_text(created.key.id)
+    keys = await admin.ListApiKeys(admin_pb2.ListApiKeysRequest(include_revoked=True), metadata=tenant.auth())
+    assert next(k for k in keys.keys if k.id == created.key.id).revoke_time.seconds > 0
 
     # A call's detail from the list.
     await page.goto(f"{console_url}/calls?model=gpt-4.1&outcome=error")

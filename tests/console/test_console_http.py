@@ -148,3 +148,33 @@ async def test_csv_export_and_report_formats(http, meter_env):
     assert markdown.text.startswith("# Meter week report") and "## By model" in markdown.text
     csv_report = await http.get("/report?period=month&format=csv")
     assert csv_report.text.startswith("section,name,cost_usd")
+
+
+async def test_admin_actions_need_the_session_csrf_token(http, meter_env):
+    from meter.v1 import admin_pb2, common_pb2
+
+    _, tenant, _, admin = meter_env
+    doomed = admin_pb2.Limit(
+        id="doomed",
+        metric=common_pb2.METRIC_REQUESTS,
+        window=common_pb2.Window(kind=common_pb2.WINDOW_KIND_HOUR),
+        max=5,
+    )
+    await admin.SetLimit(admin_pb2.SetLimitRequest(limit=doomed), metadata=tenant.auth())
+    await sign_in(http, tenant.keys["read"])
+    assert (await http.post("/admin/limits/delete", data={"id": "doomed"})).status_code == 403
+    await sign_in(http, tenant.keys["admin"])
+    page = await http.get("/admin/limits")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    assert (await http.post("/admin/limits/delete", data={"id": "doomed", "csrf": "forged"})).status_code == 403
+    assert "doomed" in [
+        lim.id for lim in (await admin.ListLimits(admin_pb2.ListLimitsRequest(), metadata=tenant.auth())).limits
+    ]
+    done = await http.post("/admin/limits/delete", data={"id": "doomed", "csrf": csrf})
+    assert done.status_code == 303 and done.headers["location"] == "/admin/limits?done=doomed"
+    assert "doomed" not in [
+        lim.id for lim in (await admin.ListLimits(admin_pb2.ListLimitsRequest(), metadata=tenant.auth())).limits
+    ]
+    missing = await http.post("/admin/rules/delete", data={"id": "no-such-rule", "csrf": csrf})
+    assert missing.status_code == 502 and "NOT_FOUND" in missing.text
+    assert (await http.get("/admin/limits/delete")).status_code == 405

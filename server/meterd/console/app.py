@@ -304,6 +304,20 @@ class Console:
         keys = await session.client.list_api_keys(include_revoked=request.query_params.get("revoked") == "1")
         return self.render(request, "admin_keys.html", session, keys=keys)
 
+    def admin_action(self, act, back: str):
+        """A state-changing admin form: POST only, the session's CSRF token, then back to the listing
+        with a notice (Meter's own answer on failure, e.g. NOT_FOUND)."""
+
+        async def view(request: Request, session: Session) -> Response:
+            form = await request.form()
+            if not session.csrf_ok(str(form.get("csrf", ""))):
+                return self.render(request, "error.html", session, 403, message="The form's CSRF token is wrong.")
+            target = str(form.get("id", "")).strip()[:200]
+            await act(session.client, target)
+            return RedirectResponse(f"{back}?done={target}", status_code=303)
+
+        return self.page(view, admin=True)
+
     # -- the application ----------------------------------------------------------------------------
 
     def app(self) -> Starlette:
@@ -324,6 +338,21 @@ class Console:
             Route("/admin/prices", page(self.admin_prices, admin=True)),
             Route("/admin/rules", page(self.admin_rules, admin=True)),
             Route("/admin/keys", page(self.admin_keys, admin=True)),
+            Route(
+                "/admin/limits/delete",
+                self.admin_action(lambda c, i: c.delete_limit(i), "/admin/limits"),
+                methods=["POST"],
+            ),
+            Route(
+                "/admin/rules/delete",
+                self.admin_action(lambda c, i: c.delete_alert_rule(i), "/admin/rules"),
+                methods=["POST"],
+            ),
+            Route(
+                "/admin/keys/revoke",
+                self.admin_action(lambda c, i: c.revoke_api_key(i), "/admin/keys"),
+                methods=["POST"],
+            ),
             Mount("/static", app=StaticFiles(packages=[("meterd.console", "static")]), name="static"),
         ]
 

@@ -71,8 +71,17 @@ function alertFeed() {
   });
 }
 
+function confirmations() {
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
   localTimes(document);
+  confirmations();
   drawCharts();
   alertFeed();
 });
