@@ -102,3 +102,18 @@ def test_tables_in_every_format():
     assert data[1] == {"model": "o3", "cost_nanos": 62_500_000, "cost_usd": "0.062500000", "calls": 3}
     assert render(cols, rows, "csv").splitlines()[1] == "gpt-4.1,1.500000000,1200"
     assert render(cols, rows, "markdown").splitlines()[1] == "| --- | ---: | ---: |"
+
+
+def test_every_template_and_asset_ships_in_the_package():
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "meterd.console" in config["packages"]
+    patterns = config["package-data"]["meterd.console"]
+    console = root / "server" / "meterd" / "console"
+    files = [p.relative_to(console).as_posix() for d in ("templates", "static") for p in (console / d).iterdir()]
+    assert "static/chart.umd.min.js" in files and "static/chart.js.LICENSE.md" in files
+    assert [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)] == []

@@ -18,9 +18,12 @@ def _split_listen(text: str) -> tuple[str, int]:
 
 
 def cmd_console(args: argparse.Namespace) -> None:
-    import uvicorn
+    try:
+        import uvicorn
 
-    from meterd.console.app import create_app
+        from meterd.console.app import create_app
+    except ImportError as exc:
+        raise SystemExit(f"meter console needs the console extra: pip install 'meter[console]' ({exc})") from None
 
     host, port = _split_listen(args.listen)
     app = create_app(args.meter, secure_cookie=not args.insecure_cookie)
