@@ -302,6 +302,16 @@ class MeterClient:
         request = admin_pb2.ListApiKeysRequest(include_revoked=include_revoked)
         return list((self._unary(self.admin_stub.ListApiKeys, request, self.settings.read_timeout)).keys)
 
+    def set_limit(self, limit: admin_pb2.Limit) -> admin_pb2.SetLimitResponse:
+        """Create or replace a limit (by id)."""
+        request = admin_pb2.SetLimitRequest(limit=limit)
+        return self._unary(self.admin_stub.SetLimit, request, self.settings.read_timeout)
+
+    def create_api_key(self, name: str, roles) -> admin_pb2.CreateApiKeyResponse:
+        """A new key of the caller's tenant; `.secret` is the only time the full key is shown."""
+        request = admin_pb2.CreateApiKeyRequest(name=name, roles=list(roles))
+        return self._unary(self.admin_stub.CreateApiKey, request, self.settings.read_timeout)
+
     def delete_limit(self, limit_id: str) -> None:
         self._unary(self.admin_stub.DeleteLimit, admin_pb2.DeleteLimitRequest(id=limit_id), self.settings.read_timeout)
 

@@ -178,3 +178,33 @@ async def test_admin_actions_need_the_session_csrf_token(http, meter_env):
     missing = await http.post("/admin/rules/delete", data={"id": "no-such-rule", "csrf": csrf})
     assert missing.status_code == 502 and "NOT_FOUND" in missing.text
     assert (await http.get("/admin/limits/delete")).status_code == 405
+
+
+async def test_admin_forms_create_a_limit_in_dollars_and_a_key_shown_once(http, meter_env):
+    from meter.v1 import admin_pb2, common_pb2
+
+    _, tenant, _, admin = meter_env
+    await sign_in(http, tenant.keys["admin"])
+    csrf = re.search(r'name="csrf" value="([^"]+)"', (await http.get("/admin/limits")).text).group(1)
+    form = {"csrf": csrf, "id": "from-form", "metric": "cost", "max": "$12.3456789012", "window": "week",
+            "partition": "per_subject", "action": "warn", "subject_prefix": "user:", "thresholds": "50,90"}  # fmt: skip
+    assert "whole" in (await http.post("/admin/limits/set", data=form)).text  # 10 decimals of a dollar
+    form["max"] = "12.3456789"
+    done = await http.post("/admin/limits/set", data=form)
+    assert done.status_code == 303, done.text[:300]
+    stored = (await admin.GetLimit(admin_pb2.GetLimitRequest(id="from-form"), metadata=tenant.auth())).limit
+    assert stored.max == 12_345_678_900 and stored.metric == common_pb2.METRIC_COST_NANOS
+    assert stored.partition == common_pb2.PARTITION_PER_SUBJECT and list(stored.alert_thresholds_percent) == [50, 90]
+    assert stored.selector.subject_prefix == "user:" and stored.window.kind == common_pb2.WINDOW_KIND_WEEK
+    bad = await http.post("/admin/limits/set", data=form | {"window": "sliding", "seconds": ""})
+    assert bad.status_code == 400 and "INVALID_ARGUMENT" in bad.text
+    await admin.DeleteLimit(admin_pb2.DeleteLimitRequest(id="from-form"), metadata=tenant.auth())
+
+    created = await http.post(
+        "/admin/keys/create", data={"csrf": csrf, "name": "made in the console", "role": ["read"]}
+    )
+    secret = re.search(r'<code id="new-secret">(mk_[^<]+)</code>', created.text).group(1)
+    assert "made in the console" in created.text
+    assert "new-secret" not in (await http.get("/admin/keys")).text
+    async with httpx.AsyncClient(base_url=str(http.base_url)) as other:
+        assert (await sign_in(other, secret)).status_code == 303

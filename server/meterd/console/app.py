@@ -26,7 +26,7 @@ from starlette.templating import Jinja2Templates
 
 from meter import MeterAuthError, MeterError
 from meter.v1 import admin_pb2, common_pb2
-from meterd.console import fmt, limits_view, pages, report
+from meterd.console import admin_views, fmt, limits_view, pages, report
 from meterd.console.alert_feed import alert_events
 from meterd.console.ranges import PRESETS, RangeError, parse_instant, resolve
 from meterd.console.sessions import COOKIE, Session, Sessions, SignInError
@@ -282,42 +282,6 @@ class Console:
             request, "report_page.html", session, report=data, period=period, summary=report.summary(data)
         )
 
-    # -- admin (read-only) --------------------------------------------------------------------------
-
-    async def admin_limits(self, request: Request, session: Session) -> Response:
-        limits = await session.client.list_limits()
-        return self.render(request, "admin_limits.html", session, limits=limits, view=limits_view)
-
-    async def admin_prices(self, request: Request, session: Session) -> Response:
-        q = request.query_params
-        at = self.clock() if q.get("history") != "1" else None
-        prices = await session.client.list_prices(
-            provider=q.get("provider", "")[:100], model=q.get("model", "")[:200], at=at
-        )
-        return self.render(request, "admin_prices.html", session, prices=prices, q=q)
-
-    async def admin_rules(self, request: Request, session: Session) -> Response:
-        rules = await session.client.list_alert_rules()
-        return self.render(request, "admin_rules.html", session, rules=rules)
-
-    async def admin_keys(self, request: Request, session: Session) -> Response:
-        keys = await session.client.list_api_keys(include_revoked=request.query_params.get("revoked") == "1")
-        return self.render(request, "admin_keys.html", session, keys=keys)
-
-    def admin_action(self, act, back: str):
-        """A state-changing admin form: POST only, the session's CSRF token, then back to the listing
-        with a notice (Meter's own answer on failure, e.g. NOT_FOUND)."""
-
-        async def view(request: Request, session: Session) -> Response:
-            form = await request.form()
-            if not session.csrf_ok(str(form.get("csrf", ""))):
-                return self.render(request, "error.html", session, 403, message="The form's CSRF token is wrong.")
-            target = str(form.get("id", "")).strip()[:200]
-            await act(session.client, target)
-            return RedirectResponse(f"{back}?done={target}", status_code=303)
-
-        return self.page(view, admin=True)
-
     # -- the application ----------------------------------------------------------------------------
 
     def app(self) -> Starlette:
@@ -334,25 +298,7 @@ class Console:
             Route("/calls", page(self.calls)),
             Route("/calls/detail", page(self.call_detail)),
             Route("/report", page(self.report_page)),
-            Route("/admin/limits", page(self.admin_limits, admin=True)),
-            Route("/admin/prices", page(self.admin_prices, admin=True)),
-            Route("/admin/rules", page(self.admin_rules, admin=True)),
-            Route("/admin/keys", page(self.admin_keys, admin=True)),
-            Route(
-                "/admin/limits/delete",
-                self.admin_action(lambda c, i: c.delete_limit(i), "/admin/limits"),
-                methods=["POST"],
-            ),
-            Route(
-                "/admin/rules/delete",
-                self.admin_action(lambda c, i: c.delete_alert_rule(i), "/admin/rules"),
-                methods=["POST"],
-            ),
-            Route(
-                "/admin/keys/revoke",
-                self.admin_action(lambda c, i: c.revoke_api_key(i), "/admin/keys"),
-                methods=["POST"],
-            ),
+            *admin_views.routes(self),
             Mount("/static", app=StaticFiles(packages=[("meterd.console", "static")]), name="static"),
         ]
 
