@@ -71,3 +71,15 @@ async def test_async_admin_deletes_and_revokes(fresh_tenant, target, set_limits,
             await client.delete_alert_rule("no-such-rule")
     finally:
         await client.close()
+
+
+async def test_sync_admin_writes(fresh_tenant, target):
+    def write():
+        with MeterClient(target, api_key=fresh_tenant.keys["admin"]) as client:
+            created = client.set_limit(_limit("sync-made")).created
+            key = client.create_api_key("sync key", [admin_pb2.ROLE_READ])
+            client.revoke_api_key(key.key.id)
+            client.delete_limit("sync-made")
+            return created, key.secret.startswith("mk_"), client.list_limits()
+
+    assert await asyncio.to_thread(write) == (True, True, [])
