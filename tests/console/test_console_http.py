@@ -62,7 +62,7 @@ async def http(console_url):
 
 
 async def test_nothing_is_served_without_a_session(http):
-    for path in PAGES + ADMIN_PAGES + ["/export.csv?table=models", "/alerts/stream"]:
+    for path in PAGES + ADMIN_PAGES + ["/export.csv?table=models", "/alerts/stream", "/fragments/table?table=users"]:
         response = await http.get(path)
         assert response.status_code == 303 and response.headers["location"] == "/signin", path
     assert (await http.get("/static/console.js")).status_code == 200
@@ -144,6 +144,9 @@ async def test_csv_export_and_report_formats(http, meter_env):
     assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
     lines = export.text.strip().splitlines()
     assert lines[0] == "model,cost_usd,calls,tokens,error_rate,latency_p95_s" and len(lines) == 4
+    fragment = await http.get("/fragments/table?range=7d&table=labels&label_key=conversation")
+    assert fragment.status_code == 200 and fragment.text.count("<tr>") == 6 and "conv-4" in fragment.text
+    assert (await http.get("/fragments/table?table=models")).status_code == 400
     markdown = await http.get("/report?period=week&format=markdown")
     assert markdown.text.startswith("# Meter week report") and "## By model" in markdown.text
     csv_report = await http.get("/report?period=month&format=csv")

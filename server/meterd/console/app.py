@@ -28,6 +28,7 @@ from meter import MeterAuthError, MeterError
 from meter.v1 import admin_pb2, common_pb2
 from meterd.console import admin_views, fmt, limits_view, pages, report
 from meterd.console.alert_feed import alert_events
+from meterd.console.cache import TTL_SECONDS
 from meterd.console.ranges import PRESETS, RangeError, parse_instant, resolve
 from meterd.console.sessions import COOKIE, Session, Sessions, SignInError
 
@@ -74,7 +75,15 @@ def _selector(selector) -> str:
 
 
 class Console:
-    def __init__(self, target: str, *, secure_cookie: bool = True, clock: Callable[[], dt.datetime] | None = None):
+    def __init__(
+        self,
+        target: str,
+        *,
+        secure_cookie: bool = True,
+        clock: Callable[[], dt.datetime] | None = None,
+        cache_ttl: float = TTL_SECONDS,
+    ):
+        self.cache_ttl = cache_ttl
         self.target = target
         self.secure_cookie = secure_cookie
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
@@ -86,7 +95,7 @@ class Console:
 
     async def startup(self) -> None:
         self.channel = grpc.aio.insecure_channel(self.target)
-        self.sessions = Sessions(self.target, self.channel)
+        self.sessions = Sessions(self.target, self.channel, cache_ttl=self.cache_ttl)
 
     async def shutdown(self) -> None:
         if self.channel is not None:
@@ -187,7 +196,7 @@ class Console:
         rng = self.range_of(request)
         stack = "provider" if request.query_params.get("stack") == "provider" else "model"
         label_key = request.query_params.get("label_key", "").strip()[:100]
-        data = await pages.overview(session.client, rng, stack, label_key)
+        data = await pages.overview(session.client, rng, stack)
         return self.render(request, "overview.html", session, rng=rng, stack=stack, label_key=label_key, **data)
 
     async def export(self, request: Request, session: Session) -> Response:
@@ -199,7 +208,7 @@ class Console:
             return PlainTextResponse(
                 "table is one of models, providers, users, labels (with label_key)", status_code=400
             )
-        rows = await pages.table_rows(session.client, rng, name, label_key)
+        rows = await pages.table_rows(session.client, rng, name, label_key, limit=200)
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow([name.rstrip("s"), "cost_usd", "calls", "tokens", "error_rate", "latency_p95_s"])
@@ -221,6 +230,20 @@ class Console:
             media_type="text/csv; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="{filename}"', **SECURITY_HEADERS},
         )
+
+    async def fragment(self, request: Request, session: Session) -> Response:
+        """A deferred table (top users, top label values) as HTML, fetched by the page's script."""
+        q = request.query_params
+        name = q.get("table", "")
+        label_key = q.get("label_key", "").strip()[:100]
+        if name not in pages.SLOW_TABLES or (name == "labels" and not label_key):
+            return PlainTextResponse("table is users or labels (with label_key)", status_code=400)
+        rows = await pages.table_rows(session.client, self.range_of(request), name, label_key)
+        title, what = ("Top users", "Subject") if name == "users" else (f"Top {label_key} values", label_key)
+        return self.render(
+            request, "_table_fragment.html", session, id=f"top-{name}", title=title, what=what, rows=rows,
+            export=str(request.query_params),
+        )  # fmt: skip
 
     async def limits(self, request: Request, session: Session) -> Response:
         if not session.is_admin:
@@ -266,7 +289,7 @@ class Console:
     async def report_page(self, request: Request, session: Session) -> Response:
         period = request.query_params.get("period", "day")
         kind = request.query_params.get("format", "html")
-        data = await report.build(session.client, period, self.now())
+        data = await report.build(session.client, period, self.now(), with_users=kind != "html")
         if kind == "markdown":
             return PlainTextResponse(report.markdown(data), headers=SECURITY_HEADERS)
         if kind == "csv":
@@ -292,6 +315,7 @@ class Console:
             Route("/signout", self.signout, methods=["POST"]),
             Route("/", page(self.overview)),
             Route("/export.csv", page(self.export)),
+            Route("/fragments/table", page(self.fragment)),
             Route("/limits", page(self.limits)),
             Route("/alerts", page(self.alerts)),
             Route("/alerts/stream", page(self.alert_stream)),

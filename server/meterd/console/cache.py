@@ -15,6 +15,9 @@ from collections import OrderedDict
 
 from meter import _core
 
+# `timeout` here is the gRPC deadline passed through, not a local wait.
+# ruff: noqa: ASYNC109
+
 TTL_SECONDS = 30.0
 MAX_ENTRIES = 2000
 
@@ -59,10 +62,10 @@ class CachingClient:
         self._cache = cache
         self._salt = hashlib.sha256(api_key.encode()).digest()
 
-    async def usage(self, **kwargs):
+    async def usage(self, *, timeout: float | None = None, **kwargs):
         request = _core.usage_request(**kwargs)
         key = self._salt + request.SerializeToString(deterministic=True)
-        return await self._cache.get(key, lambda: self._client.usage(**kwargs))
+        return await self._cache.get(key, lambda: self._client.usage(timeout=timeout, **kwargs))
 
     def __getattr__(self, name):
         return getattr(self._client, name)

@@ -26,7 +26,7 @@ def cmd_console(args: argparse.Namespace) -> None:
         raise SystemExit(f"meter console needs the console extra: pip install 'meter[console]' ({exc})") from None
 
     host, port = _split_listen(args.listen)
-    app = create_app(args.meter, secure_cookie=not args.insecure_cookie)
+    app = create_app(args.meter, secure_cookie=not args.insecure_cookie, cache_ttl=args.cache_ttl)
     print(f"Meter console on http://{host}:{port}/ (Meter at {args.meter}); sign in with a read or admin key")
     uvicorn.run(app, host=host, port=port, log_level=args.log_level.lower(), proxy_headers=True, server_header=False)
 
@@ -48,6 +48,9 @@ def add_console_commands(sub) -> None:
         action="store_true",
         help="drop the Secure flag of the session cookie (only for plain HTTP on a non-loopback address; "
         "browsers keep Secure cookies on http://localhost and 127.0.0.1)",
+    )
+    console.add_argument(
+        "--cache-ttl", type=float, default=30.0, help="seconds a GetUsage answer is reused for the same key (0: never)"
     )
     console.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     console.set_defaults(console_func=cmd_console)

@@ -24,7 +24,7 @@ class Report:
     projection: object
     models: list[dict]
     providers: list[dict]
-    users: list[dict]
+    users: list[dict] | None
     labels: list[dict]
     label_key: str
     errors: list[dict]
@@ -57,7 +57,9 @@ def recommendations(rep: Report) -> list[str]:
     return out
 
 
-async def build(client, period: str, now: dt.datetime, label_key: str = "") -> Report:
+async def build(client, period: str, now: dt.datetime, label_key: str = "", *, with_users: bool = True) -> Report:
+    """with_users=False leaves `users` None: the console's page fetches that table apart (slow on
+    millions of calls, see pages.SLOW_TABLES)."""
     rng = report_range(period, now)
     before = rng.previous()
     span = {"start": rng.start, "end": rng.end}
@@ -67,16 +69,17 @@ async def build(client, period: str, now: dt.datetime, label_key: str = "") -> R
         client.usage(start=before.start, end=before.end),
         client.usage(**span, group_by=["model"], order_by="cost", descending=True, limit=50),
         client.usage(**span, group_by=["provider"], order_by="cost", descending=True, limit=50),
-        client.usage(**span, group_by=["subject"], order_by="cost", descending=True, limit=10),
         client.usage(**span, group_by=["provider", "model"], order_by="errors", descending=True, limit=20),
         client.usage(**span, group_by=["time"], time_bucket=bucket),
     ]
+    slow = {"order_by": "cost", "descending": True, "limit": 10, "timeout": 60.0}
+    if with_users:
+        reads.append(client.usage(**span, group_by=["subject"], **slow))
     if label_key:
-        reads.append(
-            client.usage(**span, group_by=["label"], label_key=label_key, order_by="cost", descending=True, limit=10)
-        )
+        reads.append(client.usage(**span, group_by=["label"], label_key=label_key, **slow))
     answers = await asyncio.gather(*reads)
-    current, previous, models, providers, users, errors, trend = answers[:7]
+    current, previous, models, providers, errors, trend = answers[:6]
+    users = answers[6] if with_users else None
     rep = Report(
         period=period,
         range=rng,
@@ -85,8 +88,8 @@ async def build(client, period: str, now: dt.datetime, label_key: str = "") -> R
         projection=current.projection,
         models=pages.table(models.rows, "model"),
         providers=pages.table(providers.rows, "provider"),
-        users=pages.table(users.rows, "subject"),
-        labels=pages.table(answers[7].rows, "label_value") if label_key else [],
+        users=pages.table(users.rows, "subject") if users is not None else None,
+        labels=pages.table(answers[-1].rows, "label_value") if label_key else [],
         label_key=label_key,
         errors=[
             {
@@ -146,7 +149,7 @@ def markdown(rep: Report) -> str:
     out += ["## Totals", ""] + _md_table(["", f"this {rep.period}", "vs previous"], [list(x) for x in summary(rep)])
     out += ["## By model", ""] + _md_table(head, _cost_rows(rep.models))
     out += ["## By provider", ""] + _md_table(head, _cost_rows(rep.providers))
-    out += ["## Top users", ""] + _md_table(head, _cost_rows(rep.users))
+    out += ["## Top users", ""] + _md_table(head, _cost_rows(rep.users or []))
     if rep.label_key:
         out += [f"## Top {rep.label_key} values", ""] + _md_table(head, _cost_rows(rep.labels))
     out += ["## Errors", ""] + _md_table(
@@ -185,7 +188,7 @@ def csv_text(rep: Report) -> str:
     for section, rows in (
         ("model", rep.models),
         ("provider", rep.providers),
-        ("user", rep.users),
+        ("user", rep.users or []),
         ("label", rep.labels),
     ):
         for r in rows:

@@ -49,11 +49,18 @@ def key_id(api_key: str) -> str:
 
 
 class Sessions:
-    def __init__(self, target: str, channel: grpc.aio.Channel, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        target: str,
+        channel: grpc.aio.Channel,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cache_ttl: float = 30.0,
+    ):
         self.target = target
         self.channel = channel
         self.clock = clock
-        self.usage_cache = UsageCache()
+        self.usage_cache = UsageCache(ttl=cache_ttl)
         self._table: dict[str, Session] = {}
 
     async def sign_in(self, api_key: str, probe) -> Session:

@@ -71,6 +71,24 @@ function alertFeed() {
   });
 }
 
+// Tables that read the most rows arrive after the page (see pages.SLOW_TABLES).
+function deferredTables() {
+  document.querySelectorAll("[data-fragment]").forEach(function (slot) {
+    fetch(slot.dataset.fragment, { credentials: "same-origin" })
+      .then(function (response) { if (!response.ok) throw new Error(response.status); return response.text(); })
+      .then(function (html) {
+        var holder = document.createElement("div");
+        holder.innerHTML = html;  // rendered and escaped by the console's templates
+        var table = holder.firstElementChild;
+        slot.replaceWith(table);
+        localTimes(table);
+      })
+      .catch(function (err) {
+        slot.querySelector(".loading").textContent = "Could not load this table (" + err.message + "); reload to retry.";
+      });
+  });
+}
+
 function confirmations() {
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
@@ -82,6 +100,7 @@ function confirmations() {
 document.addEventListener("DOMContentLoaded", function () {
   localTimes(document);
   confirmations();
+  deferredTables();
   drawCharts();
   alertFeed();
 });
