@@ -117,3 +117,14 @@ def test_every_template_and_asset_ships_in_the_package():
     files = [p.relative_to(console).as_posix() for d in ("templates", "static") for p in (console / d).iterdir()]
     assert "static/chart.umd.min.js" in files and "static/chart.js.LICENSE.md" in files
     assert [f for f in files if not any(fnmatch.fnmatch(f, pat) for pat in patterns)] == []
+
+
+def test_a_tables_share_is_of_the_whole_range_not_of_the_rows_shown():
+    from meter.v1 import meter_pb2
+    from meterd.console import pages
+
+    top = meter_pb2.GetUsageResponse(
+        rows=[meter_pb2.UsageRow(key=meter_pb2.UsageKey(subject="user:1"), stats=meter_pb2.UsageStats(cost_nanos=250))],
+        totals=meter_pb2.UsageStats(cost_nanos=1000),
+    )
+    assert pages.table(top, "subject")[0]["share"] == 0.25

@@ -91,11 +91,12 @@ def error_chart(rows) -> dict:
     }
 
 
-def table(rows, key: str) -> list[dict]:
-    """Rows of a grouped GetUsage answer for the cost tables (and their CSV export)."""
-    total = sum(row.stats.cost_nanos for row in rows) or 1
+def table(response: meter_pb2.GetUsageResponse, key: str) -> list[dict]:
+    """Rows of a grouped GetUsage answer for the cost tables (and their CSV export); the share is of
+    the whole range's cost (the totals), not of the rows shown."""
+    total = response.totals.cost_nanos or 1
     out = []
-    for row in rows:
+    for row in response.rows:
         s = row.stats
         out.append(
             {
@@ -132,7 +133,7 @@ async def table_rows(client, rng: Range, name: str, label_key: str = "", limit: 
         limit=limit,
         timeout=60.0,
     )
-    return table(response.rows, "label_value" if group == "label" else group)
+    return table(response, "label_value" if group == "label" else group)
 
 
 async def overview(client, rng: Range, stack: str = "model") -> dict:
@@ -158,8 +159,8 @@ async def overview(client, rng: Range, stack: str = "model") -> dict:
         "projection": current.projection,
         "charts_json": json.dumps(charts),
         "tables": {
-            "models": table(models.rows, "model"),
-            "providers": table(providers.rows, "provider"),
+            "models": table(models, "model"),
+            "providers": table(providers, "provider"),
         },
         "answered": (current.start, current.end),
     }

@@ -86,10 +86,10 @@ async def build(client, period: str, now: dt.datetime, label_key: str = "", *, w
         totals=current.totals,
         previous=previous.totals,
         projection=current.projection,
-        models=pages.table(models.rows, "model"),
-        providers=pages.table(providers.rows, "provider"),
-        users=pages.table(users.rows, "subject") if users is not None else None,
-        labels=pages.table(answers[-1].rows, "label_value") if label_key else [],
+        models=pages.table(models, "model"),
+        providers=pages.table(providers, "provider"),
+        users=pages.table(users, "subject") if users is not None else None,
+        labels=pages.table(answers[-1], "label_value") if label_key else [],
         label_key=label_key,
         errors=[
             {
