@@ -3,6 +3,8 @@ answers, exports and reports, against a real Meter server holding known calls.""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 
 import httpx
@@ -211,3 +213,32 @@ async def test_admin_forms_create_a_limit_in_dollars_and_a_key_shown_once(http, 
     assert "new-secret" not in (await http.get("/admin/keys")).text
     async with httpx.AsyncClient(base_url=str(http.base_url)) as other:
         assert (await sign_in(other, secret)).status_code == 303
+
+
+async def test_the_alert_stream_resumes_from_last_event_id(http, meter_env, monkeypatch):
+    """A reconnecting EventSource sends Last-Event-ID (the last heartbeat's resume_id): the stream
+    replays from there, so alerts raised while the browser was away still arrive."""
+    from meter.v1 import common_pb2, meter_pb2
+    from meterd.console import alert_feed
+
+    monkeypatch.setattr(alert_feed, "HEARTBEAT_SECONDS", 1.0)
+    _, tenant, meter, _ = meter_env
+    await meter.RecordCall(  # over the big-call rule: an alert, raised while no browser listens
+        meter_pb2.RecordCallRequest(
+            call_id="while-away", subject="user:7", provider="openai", model="gpt-4.1",
+            usage=common_pb2.Usage(input_tokens=1), cost_nanos=700_000_000,
+        ),
+        metadata=tenant.auth("record"),
+    )  # fmt: skip
+    await sign_in(http, tenant.keys["read"])
+    events: list[str] = []
+    async with asyncio.timeout(20):
+        async with http.stream("GET", "/alerts/stream", headers={"last-event-id": "0"}) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            async for line in stream.aiter_lines():
+                events.append(line)
+                if line.startswith("id: "):  # the first heartbeat: the replay is over
+                    break
+    alerts = [json.loads(line[6:]) for line in events if line.startswith('data: {"id"')]
+    assert any(a["kind"] == "call_cost" and a["subject"] == "user:7" for a in alerts), events[:20]
+    assert "event: alert" in events and "event: heartbeat" in events
