@@ -48,8 +48,8 @@ PAGES = [
     ("admin-rules", "/admin/rules"),
     ("admin-keys", "/admin/keys"),
 ]
-# Every form control has a label; every image and chart has a text alternative.
-A11Y = """() => {
+# Every form control has a label; every image and chart has a text alternative; text has AA contrast.
+A11Y = r"""() => {
   const bad = [];
   for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
     const labelled = (el.id && document.querySelector(`label[for="${el.id}"]`)) || el.closest('label') || el.getAttribute('aria-label');
@@ -57,6 +57,24 @@ A11Y = """() => {
   }
   for (const el of document.querySelectorAll('img:not([alt]), canvas:not([aria-label])')) bad.push(el.outerHTML.slice(0, 80));
   if (!document.documentElement.lang) bad.push('html without lang');
+  // Text contrast (WCAG AA: 4.5:1, 3:1 for large text) against the first opaque background behind it.
+  const rgb = (c) => (c.match(/[\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  for (const el of document.querySelectorAll('body *')) {
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden' || style.display === 'none') continue;
+    let bg = null;
+    for (let up = el; up && !bg; up = up.parentElement) {
+      const c = rgb(getComputedStyle(up).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) bg = c.slice(0, 3);
+    }
+    const [a, b] = [lum(rgb(style.color).slice(0, 3)), lum(bg || [255, 255, 255])];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const large = parseFloat(style.fontSize) >= 24 || (parseFloat(style.fontSize) >= 18.66 && style.fontWeight >= 700);
+    if (ratio < (large ? 3 : 4.5)) bad.push(`contrast ${ratio.toFixed(2)}: ${el.outerHTML.slice(0, 60)}`);
+  }
   return bad;
 }"""
 
