@@ -20,10 +20,12 @@ from .conftest import T0, _ts
 RANGE = ["--range", "custom", "--start", "2026-03-03T12:00", "--end", "2026-03-10T12:00"]
 
 
-@pytest.mark.parametrize("command", ["console", "usage", "limits", "calls", "report"])
+@pytest.mark.parametrize(
+    "command", ["console", "usage", "limits", "limits list", "limits set", "limits delete", "calls", "report"]
+)
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as done:
-        main([command, "--help"])
+        main([*command.split(), "--help"])
     assert done.value.code == 0
     assert f"usage: meter {command}" in capsys.readouterr().out
 
@@ -136,3 +138,41 @@ async def test_report_formats(meter_env, capsys):
     assert html.startswith("<!doctype html>") and "Top conversation values" in html
     rows = list(csv.reader(io.StringIO(await run(capsys, *base, "--format", "csv"))))
     assert rows[1][:3] == ["totals", "week", f"{fmt.dollars(expected.totals.cost_nanos):f}"]
+
+
+async def test_limits_set_and_delete(meter_env, capsys):
+    from meter.v1 import admin_pb2, common_pb2
+
+    _, tenant, _, admin = meter_env
+    base = ["limits", "set", *_conn(meter_env, "admin")]
+    out = await run(capsys, *base[:2], "cli-made", *base[2:], "--metric", "cost", "--max", "2.50", "--window", "month",
+                    "--subject-prefix", "team:", "--alert-at", "80,100")  # fmt: skip
+    assert out == "created limit cli-made\n"
+    stored = (await admin.GetLimit(admin_pb2.GetLimitRequest(id="cli-made"), metadata=tenant.auth())).limit
+    assert (stored.max, stored.metric, stored.window.kind) == (
+        2_500_000_000,
+        common_pb2.METRIC_COST_NANOS,
+        common_pb2.WINDOW_KIND_MONTH,
+    )
+    assert stored.selector.subject_prefix == "team:" and list(stored.alert_thresholds_percent) == [80, 100]
+    assert "replaced" in await run(
+        capsys, *base[:2], "cli-made", *base[2:], "--metric", "input_tokens", "--max", "1000"
+    )
+    listed = json.loads(await run(capsys, "limits", "list", *_conn(meter_env, "admin"), "--format", "json"))
+    assert "cli-made" in [item["id"] for item in listed]
+    assert await run(capsys, "limits", "delete", *_conn(meter_env, "admin"), "cli-made") == "deleted limit cli-made\n"
+    with pytest.raises(SystemExit, match="NOT_FOUND"):
+        await run(capsys, "limits", "delete", *_conn(meter_env, "admin"), "cli-made")
+    with pytest.raises(SystemExit, match="whole"):
+        await run(capsys, *base[:2], "bad", *base[2:], "--metric", "requests", "--max", "1.5")
+
+
+def test_building_the_cli_needs_no_web_libraries():
+    """`meter serve` must work without the console extra: only `meter console` imports them."""
+    import subprocess
+    import sys
+
+    code = "import sys, meterd.cli; meterd.cli.build_parser(); print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'jinja2', 'uvicorn')))"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )

@@ -9,7 +9,7 @@ import os
 import sys
 
 from meter import AsyncMeterClient
-from meterd.console import fmt, limits_view, pages, report
+from meterd.console import fmt, limit_form, limits_view, pages, report
 from meterd.console.ranges import PRESETS, RangeError, parse_instant, resolve
 from meterd.console.tables import FORMATS, Column, render, utc_now
 
@@ -148,6 +148,11 @@ LIMIT_COLUMNS = [
 
 
 def cmd_limits(args) -> None:
+    if getattr(args, "limits_command", None) == "set":
+        return cmd_limit_set(args)
+    if getattr(args, "limits_command", None) == "delete":
+        return _run(args, lambda client: _delete_limit(client, args.id))
+
     async def work(client):
         uses = await limits_view.limits_with_use(client, utc_now())
         machine = args.format in ("json", "csv")
@@ -170,6 +175,39 @@ def cmd_limits(args) -> None:
 
     _run(args, work)
 
+
+async def _delete_limit(client, limit_id: str) -> str:
+    await client.delete_limit(limit_id)
+    return f"deleted limit {limit_id}\n"
+
+
+def cmd_limit_set(args) -> None:
+    fields = {name: getattr(args, name) or "" for name in LIMIT_FIELDS}
+    fields["metric"] = args.metric.replace("_", " ")
+    fields["thresholds"] = args.alert_at or ""
+
+    async def work(client):
+        reply = await client.set_limit(limit_form.limit_from_form(fields))
+        return f"{'created' if reply.created else 'replaced'} limit {reply.limit.id}\n"
+
+    _run(args, work)
+
+
+LIMIT_FIELDS = (
+    "id",
+    "description",
+    "metric",
+    "max",
+    "window",
+    "seconds",
+    "partition",
+    "action",
+    "subject",
+    "subject_prefix",
+    "provider",
+    "model",
+    "operation",
+)
 
 CALL_COLUMNS = [
     Column("occurred_at", "occurred", "time"),
@@ -274,10 +312,34 @@ def add_commands(sub, _meter_arguments=None) -> None:
     usage.add_argument("--format", default="table", choices=FORMATS)
     usage.set_defaults(console_func=cmd_usage)
 
-    limits = sub.add_parser("limits", help="limits with their current use, percent, reset and run-out (admin key)")
+    limits = sub.add_parser(
+        "limits", help="limits with their current use, percent, reset and run-out; set, delete (admin key)"
+    )
     _connection(limits, "admin")
     limits.add_argument("--format", default="table", choices=FORMATS)
     limits.set_defaults(console_func=cmd_limits)
+    limits_sub = limits.add_subparsers(dest="limits_command")
+    listing = limits_sub.add_parser("list", help="the same as plain `meter limits`")
+    _connection(listing, "admin")
+    listing.add_argument("--format", default="table", choices=FORMATS)
+    setting = limits_sub.add_parser("set", help="create or replace a limit (by id); a cost max is in dollars")
+    _connection(setting, "admin")
+    setting.add_argument("id")
+    setting.add_argument("--metric", required=True, choices=[m.replace(" ", "_") for m in limit_form.METRIC_NAMES])
+    setting.add_argument("--max", required=True, help="the maximum: dollars for cost (e.g. 25 or 0.50), else a count")
+    setting.add_argument("--window", default="day", choices=list(limit_form.WINDOW_NAMES))
+    setting.add_argument("--seconds", help="the duration of a fixed or sliding window")
+    setting.add_argument("--partition", default="shared", choices=list(limit_form.PARTITIONS))
+    setting.add_argument("--action", default="deny", choices=list(limit_form.ACTIONS))
+    setting.add_argument("--description", default="")
+    setting.add_argument("--alert-at", help="alert thresholds in percent, e.g. 80,100")
+    for name in ("subject", "subject_prefix", "provider", "model", "operation"):
+        setting.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, default="", help=f"only calls with this {name.replace('_', ' ')}"
+        )
+    deleting = limits_sub.add_parser("delete", help="delete a limit by id")
+    _connection(deleting, "admin")
+    deleting.add_argument("id")
 
     calls = sub.add_parser("calls", help="search recorded calls, newest first (ListCalls)")
     _connection(calls, "read")
