@@ -281,14 +281,11 @@ class AsyncMeterClient:
             self, since_id, min_severity, tuple(kinds), subject_prefix, heartbeat_interval, max_reconnect_delay
         )
 
-    # -- admin reads (admin role) ---------------------------------------------------------------------
+    # -- control plane (MeterAdmin; the admin role) ---------------------------------------------------
 
     async def list_limits(self) -> list[admin_pb2.Limit]:
-        return list(
-            (
-                await self._unary(self.admin_stub.ListLimits, admin_pb2.ListLimitsRequest(), self.settings.read_timeout)
-            ).limits
-        )
+        request = admin_pb2.ListLimitsRequest()
+        return list((await self._unary(self.admin_stub.ListLimits, request, self.settings.read_timeout)).limits)
 
     async def list_prices(self, *, provider: str = "", model: str = "", at=None) -> list[admin_pb2.Price]:
         """Price versions of the tenant and the catalog; with `at`, only the version in force then."""
