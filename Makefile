@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROTOS := $(wildcard protos/meter/v1/*.proto)
 
-.PHONY: setup run test fuzz proto proto-check proto-release migrations-release lint bench clean
+.PHONY: setup run console test fuzz proto proto-check proto-release migrations-release lint bench clean
 
 $(BIN)/meter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ setup: $(BIN)/meter
 
 run: setup
 	$(BIN)/meter serve
+
+# The web console beside `make run` (another terminal): http://127.0.0.1:8080/
+console: setup
+	$(BIN)/meter console --listen 127.0.0.1:8080 --meter 127.0.0.1:50051
 
 test: setup
 	$(BIN)/pytest

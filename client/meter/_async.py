@@ -19,7 +19,7 @@ from meter.results import CheckResult, RecordResult
 from meter.spool import MemorySpool
 from meter.tls import TLS
 from meter.tls import resolve as resolve_tls
-from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
+from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2_grpc
 
 
 class AsyncMeterClient:
@@ -51,6 +51,7 @@ class AsyncMeterClient:
             )
         self._channel = channel
         self.stub = meter_pb2_grpc.MeterStub(channel)
+        self.admin_stub = admin_pb2_grpc.MeterAdminStub(channel)
         self._flusher: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
         self._closed = False
@@ -283,6 +284,48 @@ class AsyncMeterClient:
         return AsyncAlertStream(
             self, since_id, min_severity, tuple(kinds), subject_prefix, heartbeat_interval, max_reconnect_delay
         )
+
+    # -- control plane (MeterAdmin; the admin role) ---------------------------------------------------
+
+    async def list_limits(self) -> list[admin_pb2.Limit]:
+        request = admin_pb2.ListLimitsRequest()
+        return list((await self._unary(self.admin_stub.ListLimits, request, self.settings.read_timeout)).limits)
+
+    async def list_prices(self, *, provider: str = "", model: str = "", at=None) -> list[admin_pb2.Price]:
+        """Price versions of the tenant and the catalog; with `at`, only the version in force then."""
+        request = admin_pb2.ListPricesRequest(provider=provider, model=model, at=_core._timestamp(at))
+        return list((await self._unary(self.admin_stub.ListPrices, request, self.settings.read_timeout)).prices)
+
+    async def list_alert_rules(self) -> list[admin_pb2.AlertRule]:
+        request = admin_pb2.ListAlertRulesRequest()
+        return list((await self._unary(self.admin_stub.ListAlertRules, request, self.settings.read_timeout)).rules)
+
+    async def list_api_keys(self, *, include_revoked: bool = False) -> list[admin_pb2.ApiKey]:
+        request = admin_pb2.ListApiKeysRequest(include_revoked=include_revoked)
+        return list((await self._unary(self.admin_stub.ListApiKeys, request, self.settings.read_timeout)).keys)
+
+    async def set_limit(self, limit: admin_pb2.Limit) -> admin_pb2.SetLimitResponse:
+        """Create or replace a limit (by id)."""
+        request = admin_pb2.SetLimitRequest(limit=limit)
+        return await self._unary(self.admin_stub.SetLimit, request, self.settings.read_timeout)
+
+    async def create_api_key(self, name: str, roles) -> admin_pb2.CreateApiKeyResponse:
+        """A new key of the caller's tenant; `.secret` is the only time the full key is shown."""
+        request = admin_pb2.CreateApiKeyRequest(name=name, roles=list(roles))
+        return await self._unary(self.admin_stub.CreateApiKey, request, self.settings.read_timeout)
+
+    async def delete_limit(self, limit_id: str) -> None:
+        await self._unary(
+            self.admin_stub.DeleteLimit, admin_pb2.DeleteLimitRequest(id=limit_id), self.settings.read_timeout
+        )
+
+    async def delete_alert_rule(self, rule_id: str) -> None:
+        request = admin_pb2.DeleteAlertRuleRequest(id=rule_id)
+        await self._unary(self.admin_stub.DeleteAlertRule, request, self.settings.read_timeout)
+
+    async def revoke_api_key(self, key_id: str) -> admin_pb2.ApiKey:
+        request = admin_pb2.RevokeApiKeyRequest(id=key_id)
+        return (await self._unary(self.admin_stub.RevokeApiKey, request, self.settings.read_timeout)).key
 
     async def _unary(self, method, request, timeout: float):
         try:

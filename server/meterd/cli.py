@@ -15,6 +15,7 @@ from pathlib import Path
 
 from meterd import cli_alert_defaults
 from meterd.config import Config, add_flags
+from meterd.console.cli import add_console_commands, run_console_command
 from meterd.domain.errors import MeterError
 from meterd.domain.keys import ROLES, validate_roles, validate_tenant
 
@@ -711,11 +712,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retention_parser(sub)
     _add_prices_parser(sub)
     _add_alerts_parser(sub)
+    add_console_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "console_func"):  # console, usage, limits, calls, report: API clients, no Config
+        return run_console_command(args)
     try:
         config = Config.load(vars(args))
     except ValueError as exc:

@@ -1,0 +1,360 @@
+"""`meter usage`, `meter limits`, `meter calls`, `meter report`: Meter's figures for people (aligned
+tables, dollars) and scripts (`--format json|csv|markdown`), through the public gRPC API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from meter import AsyncMeterClient
+from meterd.console import fmt, limit_form, limits_view, pages, report
+from meterd.console.ranges import PRESETS, RangeError, parse_instant, resolve
+from meterd.console.tables import FORMATS, Column, render, utc_now
+
+GROUPS = ("subject", "provider", "model", "operation", "label", "time")
+ORDERS = ("cost", "calls", "total_tokens", "errors", "latency_p95")
+USAGE_COLUMNS = [
+    Column("cost", "cost", "usd"),
+    Column("calls", "calls", "int"),
+    Column("errors", "errors", "int"),
+    Column("error_rate", "error rate", "pct"),
+    Column("input_tokens", "input", "int"),
+    Column("output_tokens", "output", "int"),
+    Column("cached_read_tokens", "cached", "int"),
+    Column("cache_hit_rate", "cache hit", "pct"),
+    Column("latency_p50", "p50", "seconds"),
+    Column("latency_p95", "p95", "seconds"),
+]
+
+
+def _client(args) -> AsyncMeterClient:
+    if not args.api_key:
+        sys.exit(f"meter: {args.command} needs --api-key or METER_API_KEY")
+    return AsyncMeterClient(args.address, api_key=args.api_key)
+
+
+def _run(args, work) -> None:
+    async def main():
+        client = _client(args)
+        try:
+            return await work(client)
+        finally:
+            await client.close()
+
+    try:
+        sys.stdout.write(asyncio.run(main()))
+    except RangeError as exc:
+        sys.exit(f"meter: {exc}")
+
+
+def _filters(args) -> dict:
+    out = {name: getattr(args, name) for name in pages.CALL_FILTERS if getattr(args, name, "")}
+    labels = dict(pair.split("=", 1) for pair in args.label or [] if "=" in pair)
+    bad = [pair for pair in args.label or [] if "=" not in pair]
+    if bad:
+        raise RangeError(f"--label wants key=value, got {bad[0]!r}")
+    if labels:
+        out["labels"] = labels
+    return out
+
+
+def _stats_row(stats) -> dict:
+    return {
+        "cost": stats.cost_nanos,
+        "calls": stats.calls,
+        "errors": stats.errors,
+        "error_rate": stats.error_rate,
+        "input_tokens": stats.input_tokens,
+        "output_tokens": stats.output_tokens,
+        "cached_read_tokens": stats.cached_read_tokens,
+        "cache_hit_rate": stats.cache_hit_rate,
+        "latency_p50": fmt.seconds(stats.latency_p50),
+        "latency_p95": fmt.seconds(stats.latency_p95),
+    }
+
+
+def cmd_usage(args) -> None:
+    groups = [g.strip() for g in (args.group_by or "").split(",") if g.strip()]
+    unknown = [g for g in groups if g not in GROUPS]
+    if unknown:
+        sys.exit(f"meter: --group-by takes {', '.join(GROUPS)}; not {unknown[0]!r}")
+    if "label" in groups and not args.label_key:
+        sys.exit("meter: --group-by label needs --label-key")
+
+    async def work(client):
+        rng = resolve(args.range, utc_now(), args.start or "", args.end or "")
+        response = await client.usage(
+            start=rng.start,
+            end=rng.end,
+            group_by=groups,
+            label_key=args.label_key or "",
+            time_bucket=args.bucket if "time" in groups else 0,
+            order_by=args.order or ("cost" if args.top else 0),
+            descending=bool(args.top) or args.order is not None,
+            limit=args.top or 0,
+            include_projection=args.projection,
+            **_filters(args),
+        )
+        keys = [
+            Column(
+                g if g != "label" else "label_value",
+                g if g != "label" else args.label_key,
+                "time" if g == "time" else "text",
+            )
+            for g in groups
+        ]
+        key_fields = {"time": "bucket_start", "label": "label_value"}
+        rows = []
+        for row in response.rows:
+            item = {c.name: None for c in keys}
+            for g, col in zip(groups, keys, strict=True):
+                value = getattr(row.key, key_fields.get(g, g))
+                item[col.name] = fmt.when(value) if g == "time" else value
+            rows.append(item | _stats_row(row.stats))
+        total = {c.name: "" for c in keys} | _stats_row(response.totals)
+        if keys:
+            total[keys[0].name] = "TOTAL"
+            rows.append(total)
+        else:
+            rows = [total]
+        text = render(keys + USAGE_COLUMNS, rows, args.format)
+        if args.projection and args.format == "table":
+            p = response.projection
+            text += (
+                f"\nmonth to date {fmt.usd(p.month_to_date_cost_nanos)}, run rate {fmt.usd(p.daily_run_rate_cost_nanos)}/day "
+                f"over {p.basis_days} days: projected month {fmt.usd(p.projected_month_cost_nanos)}\n"
+            )
+        if args.format == "table":
+            text = f"{fmt.utc(response.start)} – {fmt.utc(response.end)}\n" + text
+        return text
+
+    _run(args, work)
+
+
+LIMIT_COLUMNS = [
+    Column("id", "limit"),
+    Column("metric", "metric"),
+    Column("window", "window"),
+    Column("action", "action"),
+    Column("used", "used"),
+    Column("max", "max"),
+    Column("percent", "percent", "pct"),
+    Column("reset_at", "resets", "time"),
+    Column("runout_at", "runs out", "time"),
+    Column("partition", "partition"),
+]
+
+
+def cmd_limits(args) -> None:
+    if getattr(args, "limits_command", None) == "set":
+        return cmd_limit_set(args)
+    if getattr(args, "limits_command", None) == "delete":
+        return _run(args, lambda client: _delete_limit(client, args.id))
+
+    async def work(client):
+        uses = await limits_view.limits_with_use(client, utc_now())
+        machine = args.format in ("json", "csv")
+        rows = [
+            {
+                "id": u.limit.id,
+                "metric": u.metric,
+                "window": u.window,
+                "action": u.action,
+                "used": u.used if machine else u.used_text + (" ≈" if u.approximate else ""),
+                "max": u.limit.max if machine else u.max_text,
+                "percent": u.percent / 100,
+                "reset_at": u.reset_at,
+                "runout_at": u.runout_at,
+                "partition": u.partition_note,
+            }
+            for u in uses
+        ]
+        return render(LIMIT_COLUMNS, rows, args.format)
+
+    _run(args, work)
+
+
+async def _delete_limit(client, limit_id: str) -> str:
+    await client.delete_limit(limit_id)
+    return f"deleted limit {limit_id}\n"
+
+
+def cmd_limit_set(args) -> None:
+    fields = {name: getattr(args, name) or "" for name in LIMIT_FIELDS}
+    fields["metric"] = args.metric.replace("_", " ")
+    fields["thresholds"] = args.alert_at or ""
+
+    async def work(client):
+        reply = await client.set_limit(limit_form.limit_from_form(fields))
+        return f"{'created' if reply.created else 'replaced'} limit {reply.limit.id}\n"
+
+    _run(args, work)
+
+
+LIMIT_FIELDS = (
+    "id",
+    "description",
+    "metric",
+    "max",
+    "window",
+    "seconds",
+    "partition",
+    "action",
+    "subject",
+    "subject_prefix",
+    "provider",
+    "model",
+    "operation",
+)
+
+CALL_COLUMNS = [
+    Column("occurred_at", "occurred", "time"),
+    Column("call_id", "call"),
+    Column("subject", "subject"),
+    Column("provider", "provider"),
+    Column("model", "model"),
+    Column("outcome", "outcome"),
+    Column("tokens", "tokens", "int"),
+    Column("cost", "cost", "usd"),
+    Column("latency", "latency", "seconds"),
+]
+
+
+def cmd_calls(args) -> None:
+    async def work(client):
+        filters = _filters(args)
+        if args.outcome:
+            filters["outcome"] = pages.OUTCOMES[args.outcome]
+        start = parse_instant(args.start) if args.start else None
+        end = parse_instant(args.end) if args.end else None
+        rows, token = [], ""
+        while len(rows) < args.limit:
+            page = await client.list_calls(
+                start=start, end=end, page_size=min(args.limit - len(rows), 1000), page_token=token, **filters
+            )
+            for call in page.calls:
+                row = pages.call_row(call)
+                rows.append(
+                    {
+                        "occurred_at": call.occurred_at,
+                        "call_id": call.call_id,
+                        "subject": call.subject,
+                        "provider": call.provider,
+                        "model": call.model,
+                        "outcome": row["outcome"] + (f" ({call.error_code})" if call.error_code else ""),
+                        "tokens": row["tokens"],
+                        "cost": call.cost_nanos,
+                        "latency": fmt.seconds(call.latency),
+                    }
+                )
+            token = page.next_page_token
+            if not token:
+                break
+        return render(CALL_COLUMNS, rows, args.format)
+
+    _run(args, work)
+
+
+def cmd_report(args) -> None:
+    async def work(client):
+        at = parse_instant(args.at) if args.at else utc_now()
+        rep = await report.build(client, args.period, at, args.label_key or "")
+        if args.format == "csv":
+            return report.csv_text(rep)
+        if args.format == "html":
+            from meterd.console.app import _environment
+
+            page = _environment().get_template("report_standalone.html")
+            return page.render(report=rep, summary=report.summary(rep)) + "\n"
+        return report.markdown(rep)
+
+    _run(args, work)
+
+
+def _connection(parser: argparse.ArgumentParser, role: str) -> None:
+    parser.add_argument(
+        "--address",
+        default=os.environ.get("METER_ADDRESS", "127.0.0.1:50051"),
+        help="Meter's host:port [env METER_ADDRESS]",
+    )
+    parser.add_argument(
+        "--api-key", default=os.environ.get("METER_API_KEY"), help=f"a key with the {role} role [env METER_API_KEY]"
+    )
+
+
+def _filter_flags(parser: argparse.ArgumentParser) -> None:
+    for name in pages.CALL_FILTERS:
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, default="", help=f"only calls with this {name.replace('_', ' ')}"
+        )
+    parser.add_argument("--label", action="append", metavar="KEY=VALUE", help="only calls with this label (repeatable)")
+
+
+def add_commands(sub, _meter_arguments=None) -> None:
+    usage = sub.add_parser("usage", help="spend and usage over a range, grouped and ranked (GetUsage)")
+    _connection(usage, "read")
+    usage.add_argument(
+        "--range", default="7d", choices=list(PRESETS), help="today, 7d, 30d, month or custom (with --start)"
+    )
+    usage.add_argument("--start", help="custom range start, YYYY-MM-DD[THH:MM] UTC")
+    usage.add_argument("--end", help="custom range end (default now)")
+    usage.add_argument("--group-by", help=f"comma-separated: {', '.join(GROUPS)}")
+    usage.add_argument("--label-key", help="the label to group by (with --group-by label)")
+    usage.add_argument(
+        "--bucket", default="day", choices=["hour", "day", "week", "month"], help="time bucket for --group-by time"
+    )
+    usage.add_argument("--top", type=int, default=0, help="only the N largest groups (by --order, default cost)")
+    usage.add_argument("--order", choices=ORDERS, help="order groups by this, largest first")
+    usage.add_argument("--projection", action="store_true", help="add the month-end projection")
+    _filter_flags(usage)
+    usage.add_argument("--format", default="table", choices=FORMATS)
+    usage.set_defaults(console_func=cmd_usage)
+
+    limits = sub.add_parser(
+        "limits", help="limits with their current use, percent, reset and run-out; set, delete (admin key)"
+    )
+    _connection(limits, "admin")
+    limits.add_argument("--format", default="table", choices=FORMATS)
+    limits.set_defaults(console_func=cmd_limits)
+    limits_sub = limits.add_subparsers(dest="limits_command")
+    listing = limits_sub.add_parser("list", help="the same as plain `meter limits`")
+    _connection(listing, "admin")
+    listing.add_argument("--format", default="table", choices=FORMATS)
+    setting = limits_sub.add_parser("set", help="create or replace a limit (by id); a cost max is in dollars")
+    _connection(setting, "admin")
+    setting.add_argument("id")
+    setting.add_argument("--metric", required=True, choices=[m.replace(" ", "_") for m in limit_form.METRIC_NAMES])
+    setting.add_argument("--max", required=True, help="the maximum: dollars for cost (e.g. 25 or 0.50), else a count")
+    setting.add_argument("--window", default="day", choices=list(limit_form.WINDOW_NAMES))
+    setting.add_argument("--seconds", help="the duration of a fixed or sliding window")
+    setting.add_argument("--partition", default="shared", choices=list(limit_form.PARTITIONS))
+    setting.add_argument("--action", default="deny", choices=list(limit_form.ACTIONS))
+    setting.add_argument("--description", default="")
+    setting.add_argument("--alert-at", help="alert thresholds in percent, e.g. 80,100")
+    for name in ("subject", "subject_prefix", "provider", "model", "operation"):
+        setting.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, default="", help=f"only calls with this {name.replace('_', ' ')}"
+        )
+    deleting = limits_sub.add_parser("delete", help="delete a limit by id")
+    _connection(deleting, "admin")
+    deleting.add_argument("id")
+
+    calls = sub.add_parser("calls", help="search recorded calls, newest first (ListCalls)")
+    _connection(calls, "read")
+    _filter_flags(calls)
+    calls.add_argument("--outcome", choices=["success", "error"])
+    calls.add_argument("--start", help="YYYY-MM-DD[THH:MM] UTC")
+    calls.add_argument("--end", help="YYYY-MM-DD[THH:MM] UTC")
+    calls.add_argument("--limit", type=int, default=50, help="at most this many calls (default 50)")
+    calls.add_argument("--format", default="table", choices=FORMATS)
+    calls.set_defaults(console_func=cmd_calls)
+
+    rep = sub.add_parser("report", help="the last whole day's, week's or month's report")
+    _connection(rep, "read")
+    rep.add_argument("--period", default="day", choices=["day", "week", "month"])
+    rep.add_argument("--label-key", help="also rank the values of this label (e.g. conversation; reads raw calls)")
+    rep.add_argument("--at", help="report the period before this instant instead of now (YYYY-MM-DD[THH:MM] UTC)")
+    rep.add_argument("--format", default="markdown", choices=["markdown", "html", "csv"])
+    rep.set_defaults(console_func=cmd_report)

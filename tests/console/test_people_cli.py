@@ -1,0 +1,178 @@
+"""meter usage / limits / calls / report against the real server holding the known calls: the
+figures printed are GetUsage's, in every format; every subcommand's --help works."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import json
+
+import pytest
+
+from meter.v1 import meter_pb2
+from meterd.cli import main
+from meterd.console import fmt
+
+from .conftest import T0, _ts
+
+RANGE = ["--range", "custom", "--start", "2026-03-03T12:00", "--end", "2026-03-10T12:00"]
+
+
+@pytest.mark.parametrize(
+    "command", ["console", "usage", "limits", "limits list", "limits set", "limits delete", "calls", "report"]
+)
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([*command.split(), "--help"])
+    assert done.value.code == 0
+    assert f"usage: meter {command}" in capsys.readouterr().out
+
+
+async def run(capsys, *argv) -> str:
+    await asyncio.to_thread(main, list(argv))
+    return capsys.readouterr().out
+
+
+def _conn(meter_env, role="read"):
+    server, tenant = meter_env[0], meter_env[1]
+    return ["--address", f"127.0.0.1:{server.port}", "--api-key", tenant.keys[role]]
+
+
+async def _usage(meter_env, **request):
+    return await meter_env[2].GetUsage(
+        meter_pb2.GetUsageRequest(start=_ts(T0 - dt.timedelta(days=7)), end=_ts(T0), **request),
+        metadata=meter_env[1].auth("read"),
+    )
+
+
+async def test_usage_by_model_in_every_format(meter_env, capsys):
+    expected = await _usage(
+        meter_env, group_by=[meter_pb2.GROUP_BY_MODEL], order_by=meter_pb2.USAGE_ORDER_COST, descending=True, limit=2
+    )
+    base = ["usage", *_conn(meter_env), *RANGE, "--group-by", "model", "--top", "2"]
+    table = await run(capsys, *base)
+    lines = table.splitlines()
+    assert lines[1].split()[:2] == ["model", "cost"]
+    first = lines[3].split()
+    assert first[:3] == [
+        expected.rows[0].key.model,
+        fmt.usd(expected.rows[0].stats.cost_nanos),
+        str(expected.rows[0].stats.calls),
+    ]
+    assert lines[-1].split()[:2] == ["TOTAL", fmt.usd(expected.totals.cost_nanos)]
+    data = json.loads(await run(capsys, *base, "--format", "json"))
+    assert data[0]["model"] == expected.rows[0].key.model and data[0]["cost_nanos"] == expected.rows[0].stats.cost_nanos
+    assert data[0]["cost_usd"] == f"{fmt.dollars(expected.rows[0].stats.cost_nanos):f}"
+    rows = list(csv.DictReader(io.StringIO(await run(capsys, *base, "--format", "csv"))))
+    assert [r["model"] for r in rows] == [r.key.model for r in expected.rows] + ["TOTAL"]
+    markdown = await run(capsys, *base, "--format", "markdown")
+    assert markdown.startswith("| model | cost |") and "| ---: |" in markdown
+
+
+async def test_usage_filters_and_projection(meter_env, capsys):
+    expected = await _usage(meter_env, filter=meter_pb2.UsageFilter(provider="openai", subject="user:1"))
+    out = await run(
+        capsys, "usage", *_conn(meter_env), *RANGE, "--provider", "openai", "--subject", "user:1", "--projection"
+    )
+    assert fmt.usd(expected.totals.cost_nanos) in out.splitlines()[3]
+    assert "projected month" in out
+    with pytest.raises(SystemExit, match="needs --label-key"):
+        await run(capsys, "usage", *_conn(meter_env), "--group-by", "label")
+
+
+async def test_limits_and_calls(meter_env, capsys):
+    limits = json.loads(await run(capsys, "limits", *_conn(meter_env, "admin"), "--format", "json"))
+    assert sorted(item["id"] for item in limits) == ["daily-spend", "user-requests"]
+    calls = list(
+        csv.DictReader(
+            io.StringIO(
+                await run(
+                    capsys,
+                    "calls",
+                    *_conn(meter_env),
+                    "--model",
+                    "gpt-4.1",
+                    "--outcome",
+                    "error",
+                    "--limit",
+                    "3",
+                    "--format",
+                    "csv",
+                )
+            )
+        )
+    )
+    assert (
+        len(calls) == 3
+        and {c["model"] for c in calls} == {"gpt-4.1"}
+        and all(c["outcome"].startswith("error") for c in calls)
+    )
+    with pytest.raises(SystemExit, match="PERMISSION_DENIED"):
+        await run(capsys, "limits", *_conn(meter_env, "read"))
+
+
+async def test_report_formats(meter_env, capsys):
+    expected = await meter_env[2].GetUsage(
+        meter_pb2.GetUsageRequest(
+            start=_ts(dt.datetime(2026, 3, 2, tzinfo=dt.UTC)), end=_ts(dt.datetime(2026, 3, 9, tzinfo=dt.UTC))
+        ),
+        metadata=meter_env[1].auth("read"),
+    )
+    base = ["report", *_conn(meter_env), "--period", "week", "--at", "2026-03-10T12:00"]
+    markdown = await run(capsys, *base)
+    assert markdown.startswith("# Meter week report: 2026-03-02 00:00 – 2026-03-09 00:00 UTC")
+    assert f"| Cost | {fmt.usd(expected.totals.cost_nanos)} |" in markdown
+    for section in (
+        "## By model",
+        "## By provider",
+        "## Top users",
+        "## Errors",
+        "## Trend",
+        "## Projection",
+        "## Recommendations",
+    ):
+        assert section in markdown
+    html = await run(capsys, *base, "--format", "html", "--label-key", "conversation")
+    assert html.startswith("<!doctype html>") and "Top conversation values" in html
+    rows = list(csv.reader(io.StringIO(await run(capsys, *base, "--format", "csv"))))
+    assert rows[1][:3] == ["totals", "week", f"{fmt.dollars(expected.totals.cost_nanos):f}"]
+
+
+async def test_limits_set_and_delete(meter_env, capsys):
+    from meter.v1 import admin_pb2, common_pb2
+
+    _, tenant, _, admin = meter_env
+    base = ["limits", "set", *_conn(meter_env, "admin")]
+    out = await run(capsys, *base[:2], "cli-made", *base[2:], "--metric", "cost", "--max", "2.50", "--window", "month",
+                    "--subject-prefix", "team:", "--alert-at", "80,100")  # fmt: skip
+    assert out == "created limit cli-made\n"
+    stored = (await admin.GetLimit(admin_pb2.GetLimitRequest(id="cli-made"), metadata=tenant.auth())).limit
+    assert (stored.max, stored.metric, stored.window.kind) == (
+        2_500_000_000,
+        common_pb2.METRIC_COST_NANOS,
+        common_pb2.WINDOW_KIND_MONTH,
+    )
+    assert stored.selector.subject_prefix == "team:" and list(stored.alert_thresholds_percent) == [80, 100]
+    assert "replaced" in await run(
+        capsys, *base[:2], "cli-made", *base[2:], "--metric", "input_tokens", "--max", "1000"
+    )
+    listed = json.loads(await run(capsys, "limits", "list", *_conn(meter_env, "admin"), "--format", "json"))
+    assert "cli-made" in [item["id"] for item in listed]
+    assert await run(capsys, "limits", "delete", *_conn(meter_env, "admin"), "cli-made") == "deleted limit cli-made\n"
+    with pytest.raises(SystemExit, match="NOT_FOUND"):
+        await run(capsys, "limits", "delete", *_conn(meter_env, "admin"), "cli-made")
+    with pytest.raises(SystemExit, match="whole"):
+        await run(capsys, *base[:2], "bad", *base[2:], "--metric", "requests", "--max", "1.5")
+
+
+def test_building_the_cli_needs_no_web_libraries():
+    """`meter serve` must work without the console extra: only `meter console` imports them."""
+    import subprocess
+    import sys
+
+    code = "import sys, meterd.cli; meterd.cli.build_parser(); print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'jinja2', 'uvicorn')))"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
