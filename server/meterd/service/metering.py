@@ -16,6 +16,7 @@ from meterd.domain.quota import Charge, LimitState, charges, limit_state
 from meterd.service.batching import Batcher, retry_rollbacks
 from meterd.service.limit_cache import LimitCache
 from meterd.service.prices import PriceBook
+from meterd.store.db import content_error
 from meterd.store.records import Recorded, RecordItem, RecordResult, RecordStore
 
 
@@ -37,6 +38,10 @@ def actual_usage(call: CallInput, cost: int) -> Usage:
     )
 
 
+def _tenant(item: RecordItem) -> str:
+    return item.tenant_id
+
+
 # Records per transaction at most: a whole RecordCalls request (its limit) fits in one.
 MAX_BATCH = 1000
 
@@ -50,13 +55,19 @@ class MeteringService:
         *,
         clock: Callable[[], dt.datetime] | None,
         batch_workers: int = 4,
+        batch_timeout: float | None = None,
     ) -> None:
         self.store = store
         self.limits = limits
         self.prices = prices
         self.clock = clock
         self.batcher: Batcher[RecordItem, Recorded | MeterError] = Batcher(
-            self._run_batch, workers=batch_workers, max_batch=MAX_BATCH
+            self._run_batch,
+            workers=batch_workers,
+            max_batch=MAX_BATCH,
+            key=_tenant,
+            timeout=batch_timeout,
+            culprit_error=content_error,
         )
 
     async def _run_batch(self, items: list[RecordItem]) -> list[Recorded | MeterError]:
