@@ -80,8 +80,9 @@ class Batcher(Generic[T, R]):
     async def submit(self, item: T) -> R:
         return (await self.submit_many([item]))[0]
 
-    async def submit_many(self, items: list[T]) -> list[R]:
-        """Queue items together (so they share batches) and wait for all their results, in order."""
+    async def submit_many(self, items: list[T], *, return_exceptions: bool = False) -> list[R]:
+        """Queue items together (so they share batches) and wait for all their results, in order;
+        return_exceptions: an item's error is its result (else the first error is raised)."""
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._work(), name=f"batcher-{i}") for i in range(self.workers)]
         loop = asyncio.get_running_loop()
@@ -97,10 +98,15 @@ class Batcher(Generic[T, R]):
             queue.append(_Entry(item, future, now))
         self._pending += len(items)
         self._wake.set()
-        if len(futures) == 1:
+        if len(futures) == 1 and not return_exceptions:
             return [await futures[0]]
         await asyncio.wait(futures)
-        return [future.result() for future in futures]
+        errors = [future.exception() for future in futures]  # each retrieved: no "never retrieved" noise
+        if not return_exceptions:
+            for error in errors:
+                if error is not None:
+                    raise error
+        return [future.result() if error is None else error for future, error in zip(futures, errors, strict=True)]
 
     def _take(self) -> list[_Entry]:
         """Up to max_batch live entries, one per key in turn; entries queued longer than the

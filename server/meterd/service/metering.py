@@ -123,7 +123,10 @@ class MeteringService:
                 )
             )
         out: list[RecordOutcome | MeterError] = []
-        for call, recorded in zip(calls, await self.batcher.submit_many(items), strict=True):
+        answers = await self.batcher.submit_many(items, return_exceptions=True)
+        for call, recorded in zip(calls, answers, strict=True):
+            if isinstance(recorded, BaseException) and not isinstance(recorded, MeterError):
+                raise recorded  # a server bug (INTERNAL); the batch's other calls were committed
             if isinstance(recorded, MeterError):
                 out.append(recorded)
                 continue

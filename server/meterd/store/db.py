@@ -37,6 +37,8 @@ def content_error(exc: Exception) -> Exception:
     """The error the one request that made a batch fail gets: INVALID_ARGUMENT when PostgreSQL
     says its values are at fault (with a bounded message), else the exception itself (INTERNAL)."""
     sqlstate = getattr(exc, "sqlstate", None) or ""
+    if not sqlstate and isinstance(exc, psycopg.DataError):
+        sqlstate = "22000"  # refused by psycopg before sending, e.g. a NUL in a text parameter
     why = _CONTENT_CLASSES.get(sqlstate[:2])
     if why is None or isinstance(exc, MeterError):
         return exc
