@@ -169,8 +169,10 @@ class HealthProbe:
     def __init__(self, conninfo: str, kwargs: dict, timeout: float) -> None:
         self.conninfo, self.kwargs, self.timeout = conninfo, kwargs, timeout
         self._conn: psycopg.AsyncConnection | None = None
+        self.pings = 0
 
     async def ping(self) -> bool:
+        self.pings += 1
         try:
             async with asyncio.timeout(self.timeout):
                 if self._conn is None or self._conn.closed:
