@@ -144,7 +144,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "tenant_max_in_flight",
         int,
-        64,
+        16,
         "RPCs one tenant may have in progress per server process (streams excepted); more wait, in order and "
         "without touching the database, so one tenant's flood only queues behind itself. 0: off.",
     ),
@@ -152,7 +152,7 @@ SETTINGS: tuple[Setting, ...] = (
         "tenant_max_wait",
         parse_seconds,
         1.0,
-        "Seconds an RPC of a tenant over tenant_max_in_flight may wait for a slot (at most 16 x that many "
+        "Seconds an RPC of a tenant over tenant_max_in_flight may wait for a slot (at most 64 x that many "
         "wait) before it gets RESOURCE_EXHAUSTED with RetryInfo.",
     ),
     Setting(
@@ -166,7 +166,7 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         20,
         "Failed authentications one client host may make per 10 s; beyond that its keys not already "
-        "verified are refused with RESOURCE_EXHAUSTED (no database look-up). 0: off.",
+        "verified are refused with RESOURCE_EXHAUSTED after a 1 s delay (no database look-up). 0: off.",
     ),
     Setting(
         "reconnect_timeout",

@@ -74,7 +74,7 @@ def guard_with(known: dict[str, Principal], clock: Clock, peer_failures: int = 3
     async def lookup(full_key: str) -> Principal | None:
         return known.get(full_key)
 
-    return AuthGuard(lookup, unknown_ttl=30, peer_failures=peer_failures, clock=clock)
+    return AuthGuard(lookup, unknown_ttl=30, peer_failures=peer_failures, clock=clock, refusal_delay=0)
 
 
 async def test_an_unknown_key_is_looked_up_once_then_refused_from_memory_until_its_ttl():

@@ -52,8 +52,10 @@ class AuthGuard:
         unknown_ttl: float,
         peer_failures: int,
         clock: Callable[[], float] = time.monotonic,
+        refusal_delay: float = 1.0,
     ) -> None:
         self._lookup, self.unknown_ttl, self.peer_failures, self.clock = lookup, unknown_ttl, peer_failures, clock
+        self.refusal_delay = refusal_delay
         self._unknown: dict[bytes, float] = {}  # digest -> refused until
         self._verified: dict[bytes, float] = {}  # digest -> last verified (let through an over-budget host)
         self._failures: dict[str, list[float]] = {}  # host -> [window start, failures]
@@ -66,6 +68,9 @@ class AuthGuard:
         if digest not in self._verified and self.peer_failures and host:
             window = self._failures.get(host)
             if window is not None and window[0] + FAILURE_WINDOW > now and window[1] >= self.peer_failures:
+                # Answered late on purpose: a client looping on refusals then costs one cheap RPC per
+                # second per connection slot instead of the whole transport's CPU.
+                await asyncio.sleep(min(self.refusal_delay, window[0] + FAILURE_WINDOW - now))
                 raise ResourceExhausted(
                     f"more than {self.peer_failures} failed authentications from this host in "
                     f"{FAILURE_WINDOW:g}s; check the API key, then retry later",
@@ -107,7 +112,7 @@ class TenantGate:
     to `max_wait` seconds and `WAITING_FACTOR` x max_in_flight waiters, then RESOURCE_EXHAUSTED.
     Other tenants are admitted at once meanwhile: a flood only ever queues behind itself."""
 
-    WAITING_FACTOR = 16
+    WAITING_FACTOR = 64
 
     def __init__(self, max_in_flight: int, max_wait: float = 1.0) -> None:
         self.max_in_flight, self.max_wait = max_in_flight, max_wait
