@@ -151,7 +151,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "tenant_max_wait",
         parse_seconds,
-        1.0,
+        2.0,
         "Seconds an RPC of a tenant over tenant_max_in_flight may wait for a slot (at most 64 x that many "
         "wait) before it gets RESOURCE_EXHAUSTED with RetryInfo.",
     ),

@@ -51,6 +51,16 @@ async def test_a_tenant_waiting_too_long_or_too_many_gets_resource_exhausted_wit
     await gate.enter("a")  # nothing leaked
 
 
+async def test_after_waiters_gave_up_a_tenant_with_nothing_in_flight_is_admitted_at_once():
+    gate = TenantGate(max_in_flight=1, max_wait=0.01)
+    await gate.enter("a")
+    with pytest.raises(ResourceExhausted):
+        await gate.enter("a")
+    gate.leave("a")
+    await asyncio.wait_for(gate.enter("a"), 0.5)  # not queued behind the dead waiter
+    assert gate.in_flight("a") == 1
+
+
 async def test_a_cancelled_waiter_does_not_keep_a_slot():
     gate = TenantGate(max_in_flight=1, max_wait=5)
     await gate.enter("a")

@@ -12,6 +12,7 @@ Two interceptors around the auth interceptor (MeterInterceptor):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import time
 from collections import deque
@@ -114,7 +115,7 @@ class TenantGate:
 
     WAITING_FACTOR = 64
 
-    def __init__(self, max_in_flight: int, max_wait: float = 1.0) -> None:
+    def __init__(self, max_in_flight: int, max_wait: float = 2.0) -> None:
         self.max_in_flight, self.max_wait = max_in_flight, max_wait
         self._in_flight: dict[str, int] = {}
         self._waiters: dict[str, deque[asyncio.Future]] = {}
@@ -142,23 +143,34 @@ class TenantGate:
         try:
             await asyncio.wait_for(slot, self.max_wait)
         except TimeoutError:
+            self._forget(tenant_id, slot)
             raise self._refuse(tenant_id, f"none finished within {self.max_wait:g}s") from None
         except asyncio.CancelledError:
             if slot.done() and not slot.cancelled():
                 self.leave(tenant_id)  # handed a slot just as the caller went away: pass it on
+            else:
+                self._forget(tenant_id, slot)
             raise
-        finally:
+
+    def _forget(self, tenant_id: str, slot: asyncio.Future) -> None:
+        """A waiter that gave up leaves the queue, so the queue only ever holds live waiters (a
+        tenant with none in flight and a queue of dead ones would otherwise never be admitted)."""
+        waiters = self._waiters.get(tenant_id)
+        if waiters is not None:
+            with contextlib.suppress(ValueError):
+                waiters.remove(slot)
             if not waiters:
-                self._waiters.pop(tenant_id, None)
+                del self._waiters[tenant_id]
 
     def leave(self, tenant_id: str) -> None:
         waiters = self._waiters.get(tenant_id)
         while waiters:
             slot = waiters.popleft()
+            if not waiters:
+                del self._waiters[tenant_id]
             if not slot.done():
                 slot.set_result(None)  # the finished RPC's slot goes to the first waiter
                 return
-        self._waiters.pop(tenant_id, None)
         n = self._in_flight[tenant_id] - 1
         if n:
             self._in_flight[tenant_id] = n

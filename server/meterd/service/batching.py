@@ -155,7 +155,11 @@ class Batcher(Generic[T, R]):
             await self._settle(batch)
             return
         task = asyncio.ensure_future(self._settle(batch))
-        done, _ = await asyncio.wait((task,), timeout=self.timeout)
+        try:
+            done, _ = await asyncio.wait((task,), timeout=self.timeout)
+        except asyncio.CancelledError:  # close(): the batch goes with its worker
+            task.cancel()
+            raise
         if done:
             return
         # Not awaited: its clean-up may itself hang on a dead socket (bounded by the TCP timeouts).

@@ -139,7 +139,7 @@ class Database:
             raise Unavailable("too many requests waiting for a database connection; retry with backoff") from None
         except ROLLED_BACK:
             raise  # the whole transaction rolled back and nothing was applied: callers run it again
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:  # InterfaceError: "connection is closed"
             log.warning("database operation failed: %s", exc)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise Unavailable(f"database unavailable ({reason}); retry with backoff") from None
