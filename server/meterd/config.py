@@ -145,8 +145,9 @@ SETTINGS: tuple[Setting, ...] = (
         "tenant_max_in_flight",
         int,
         16,
-        "RPCs one tenant may have in progress per server process (streams excepted); more wait, in order and "
-        "without touching the database, so one tenant's flood only queues behind itself. 0: off.",
+        "RPCs one tenant may have in progress per server process while another tenant is active (streams "
+        "excepted); more wait, in order and without touching the database, so one tenant's flood only queues "
+        "behind itself. A tenant alone may use the whole server. 0: off.",
     ),
     Setting(
         "tenant_max_wait",

@@ -62,6 +62,7 @@ async def test_a_tenant_over_its_share_waits_then_gets_retry_info_while_another_
         async with grpc.aio.insecure_channel(f"127.0.0.1:{s.port}") as channel:
             meter = meter_pb2_grpc.MeterStub(channel)
             await meter.RecordCall(record(), metadata=auth_a)
+            await meter.GetUsage(meter_pb2.GetUsageRequest(), metadata=auth_b)  # B is active: shares apply
             async with await psycopg.AsyncConnection.connect(fresh_database_url) as blocker:
                 await blocker.execute("BEGIN")
                 await blocker.execute("LOCK TABLE call_ids IN ACCESS EXCLUSIVE MODE")  # A's record hangs

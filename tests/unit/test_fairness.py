@@ -15,8 +15,29 @@ async def turns(n: int = 10) -> None:
         await asyncio.sleep(0)
 
 
+def contended_gate(**kwargs) -> TenantGate:
+    """A gate on which another tenant ("z") has just been active, so shares apply."""
+    gate = TenantGate(**kwargs)
+    gate._seen["z"] = gate.clock()
+    return gate
+
+
+async def test_alone_a_tenant_may_use_the_whole_server_and_its_share_applies_once_another_is_active():
+    now = [100.0]
+    gate = TenantGate(max_in_flight=2, max_wait=0.01, clock=lambda: now[0])
+    for _ in range(10):
+        await gate.enter("a")  # alone: not capped
+    assert gate.in_flight("a") == 10
+    await gate.enter("b")
+    gate.leave("b")
+    with pytest.raises(ResourceExhausted):
+        await gate.enter("a")  # b is active: a is far over its share
+    now[0] += TenantGate.ACTIVE_WINDOW + 1
+    await gate.enter("a")  # b has been quiet for a while: a has the server again
+
+
 async def test_a_tenant_over_its_share_waits_in_order_and_others_go_straight_in():
-    gate = TenantGate(max_in_flight=2, max_wait=5)
+    gate = contended_gate(max_in_flight=2, max_wait=5)
     await gate.enter("a")
     await gate.enter("a")
     waiting = [asyncio.ensure_future(gate.enter("a")) for _ in range(3)]
@@ -35,7 +56,7 @@ async def test_a_tenant_over_its_share_waits_in_order_and_others_go_straight_in(
 
 
 async def test_a_tenant_waiting_too_long_or_too_many_gets_resource_exhausted_with_a_retry_delay():
-    gate = TenantGate(max_in_flight=1, max_wait=0.05)
+    gate = contended_gate(max_in_flight=1, max_wait=0.05)
     await gate.enter("a")
     with pytest.raises(ResourceExhausted, match="within") as err:
         await gate.enter("a")
@@ -52,7 +73,7 @@ async def test_a_tenant_waiting_too_long_or_too_many_gets_resource_exhausted_wit
 
 
 async def test_after_waiters_gave_up_a_tenant_with_nothing_in_flight_is_admitted_at_once():
-    gate = TenantGate(max_in_flight=1, max_wait=0.01)
+    gate = contended_gate(max_in_flight=1, max_wait=0.01)
     await gate.enter("a")
     with pytest.raises(ResourceExhausted):
         await gate.enter("a")
@@ -62,7 +83,7 @@ async def test_after_waiters_gave_up_a_tenant_with_nothing_in_flight_is_admitted
 
 
 async def test_a_cancelled_waiter_does_not_keep_a_slot():
-    gate = TenantGate(max_in_flight=1, max_wait=5)
+    gate = contended_gate(max_in_flight=1, max_wait=5)
     await gate.enter("a")
     waiter = asyncio.ensure_future(gate.enter("a"))
     await turns()

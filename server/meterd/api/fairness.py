@@ -108,15 +108,18 @@ def _put(table: dict, key, value) -> None:
 
 
 class TenantGate:
-    """RPCs in progress per tenant, at most `max_in_flight` each (0: unbounded). A tenant over its
-    share waits, in order and without touching the database, for one of its own RPCs to finish: up
-    to `max_wait` seconds and `WAITING_FACTOR` x max_in_flight waiters, then RESOURCE_EXHAUSTED.
-    Other tenants are admitted at once meanwhile: a flood only ever queues behind itself."""
+    """RPCs in progress per tenant, at most `max_in_flight` each while another tenant is active
+    (0: unbounded). A tenant over its share waits, in order and without touching the database, for
+    one of its own RPCs to finish: up to `max_wait` seconds and `WAITING_FACTOR` x max_in_flight
+    waiters, then RESOURCE_EXHAUSTED. Other tenants are admitted at once meanwhile: a flood only
+    ever queues behind itself."""
 
     WAITING_FACTOR = 64
+    ACTIVE_WINDOW = 2.0  # seconds since its last RPC during which a tenant counts as active
 
-    def __init__(self, max_in_flight: int, max_wait: float = 2.0) -> None:
-        self.max_in_flight, self.max_wait = max_in_flight, max_wait
+    def __init__(self, max_in_flight: int, max_wait: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_in_flight, self.max_wait, self.clock = max_in_flight, max_wait, clock
+        self._seen: dict[str, float] = {}  # tenant -> its last RPC
         self._in_flight: dict[str, int] = {}
         self._waiters: dict[str, deque[asyncio.Future]] = {}
         self.refused = 0
@@ -132,7 +135,14 @@ class TenantGate:
 
     async def enter(self, tenant_id: str) -> None:
         n = self._in_flight.get(tenant_id, 0)
+        now = self.clock()
+        _put(self._seen, tenant_id, now)
         if not self.max_in_flight or (n < self.max_in_flight and tenant_id not in self._waiters):
+            self._in_flight[tenant_id] = n + 1
+            return
+        if tenant_id not in self._waiters and not self._contended(tenant_id, now):
+            # Work-conserving: alone on the server a tenant may use all of it (group commit needs
+            # concurrency to make large batches); its share applies once another tenant is active.
             self._in_flight[tenant_id] = n + 1
             return
         waiters = self._waiters.setdefault(tenant_id, deque())
@@ -151,6 +161,11 @@ class TenantGate:
             else:
                 self._forget(tenant_id, slot)
             raise
+
+    def _contended(self, tenant_id: str, now: float) -> bool:
+        """Whether another tenant sent an RPC in the last ACTIVE_WINDOW seconds."""
+        since = now - self.ACTIVE_WINDOW
+        return any(seen > since for other, seen in self._seen.items() if other != tenant_id)
 
     def _forget(self, tenant_id: str, slot: asyncio.Future) -> None:
         """A waiter that gave up leaves the queue, so the queue only ever holds live waiters (a
