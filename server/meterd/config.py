@@ -144,7 +144,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "tenant_max_in_flight",
         int,
-        16,
+        8,
         "RPCs one tenant may have in progress per server process while another tenant is active (streams "
         "excepted); more wait, in order and without touching the database, so one tenant's flood only queues "
         "behind itself. A tenant alone may use the whole server. 0: off.",
@@ -167,7 +167,7 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         20,
         "Failed authentications one client host may make per 10 s; beyond that its keys not already "
-        "verified are refused with RESOURCE_EXHAUSTED after a 1 s delay (no database look-up). 0: off.",
+        "verified are refused with RESOURCE_EXHAUSTED after about 1 s (no database look-up). 0: off.",
     ),
     Setting(
         "reconnect_timeout",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -69,9 +70,10 @@ class AuthGuard:
         if digest not in self._verified and self.peer_failures and host:
             window = self._failures.get(host)
             if window is not None and window[0] + FAILURE_WINDOW > now and window[1] >= self.peer_failures:
-                # Answered late on purpose: a client looping on refusals then costs one cheap RPC per
-                # second per connection slot instead of the whole transport's CPU.
-                await asyncio.sleep(min(self.refusal_delay, window[0] + FAILURE_WINDOW - now))
+                # Answered late on purpose: a client looping on refusals then costs about one cheap
+                # RPC per second per request it keeps in flight, instead of the whole transport's CPU.
+                # Jittered, so that a flood's refusals do not come back (and return) all at once.
+                await asyncio.sleep(self.refusal_delay * (0.5 + random.random()))
                 raise ResourceExhausted(
                     f"more than {self.peer_failures} failed authentications from this host in "
                     f"{FAILURE_WINDOW:g}s; check the API key, then retry later",
