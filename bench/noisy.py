@@ -69,15 +69,15 @@ async def noisy_neighbour(url: str, port: int, seconds: float) -> list[Result]:
         alone = await open_loop("noisy neighbour: B alone", b, B_RATE, seconds)
         results.append(alone)
         for mode, key in (("tenant", key_a), ("unknown-keys", "")):
-            flooder = subprocess.Popen(
-                [sys.executable, "-m", "bench.noisy", "--flood", mode, address, key, str(seconds + 2), "256"],
-                stdout=subprocess.PIPE, text=True,
+            flooder = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.noisy", "--flood", mode, address, key, str(seconds + 2), "256",
+                stdout=asyncio.subprocess.PIPE,
             )  # fmt: skip
-            assert flooder.stdout.readline().strip() == "flooding"
+            assert (await flooder.stdout.readline()).strip() == b"flooding"
             await asyncio.sleep(1.0)  # let the flood reach its steady state before measuring
             during = await open_loop(f"noisy neighbour: B while A floods ({mode})", b, B_RATE, seconds)
-            counts = json.loads(await asyncio.to_thread(flooder.stdout.read))
-            flooder.wait()
+            counts = json.loads(await flooder.stdout.read())
+            await flooder.wait()
             during.ratio_to_echo = during.p99_ms / alone.p99_ms
             flood = ", ".join(f"{n / (seconds + 2):,.0f}/s {code}" for code, n in sorted(counts.items()))
             during.note = f"ratio column: B p99 / B p99 alone; A: {flood}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import grpc
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,8 +22,6 @@ from meterd.domain.errors import InvalidArgument, MeterError
 from meterd.domain.keys import Principal
 from meterd.domain.quota import Estimate
 from meterd.service.metering import RecordOutcome
-
-import grpc
 
 INT64_MAX = 2**63 - 1
 # overflow: a retry count beyond the column's integer (always fails); nul: PostgreSQL text cannot
@@ -125,6 +124,7 @@ async def test_reservations_stay_exact_when_a_hostile_request_shares_their_batch
         admin_pb2.Limit(id="cost", metric=common_pb2.METRIC_COST_NANOS, max=INT64_MAX,
                         window=common_pb2.Window(kind=common_pb2.WINDOW_KIND_DAY)),
     )  # fmt: skip
+
     async def reserve(kind: str):
         # A NUL in a text parameter: refused by psycopg itself, failing the whole batch's statement.
         dims = Dimensions("user:\x00" if kind == "hostile" else "user:1", "openai", "gpt-4.1", "chat", {})
@@ -164,7 +164,9 @@ async def test_a_culprit_that_is_a_server_bug_is_internal_for_it_alone(iso, monk
     answers = await asyncio.gather(*(server.metering.record(principal, c) for c in calls), return_exceptions=True)
     assert isinstance(answers[3], RuntimeError) and not isinstance(answers[3], MeterError)
     assert all(isinstance(a, RecordOutcome) for i, a in enumerate(answers) if i != 3)
-    assert sorted(await recorded_ids(url, principal.tenant_id)) == sorted(c.call_id for i, c in enumerate(calls) if i != 3)
+    assert sorted(await recorded_ids(url, principal.tenant_id)) == sorted(
+        c.call_id for i, c in enumerate(calls) if i != 3
+    )
 
 
 async def test_over_the_api_a_poisoned_batch_costs_another_tenant_nothing(iso):

@@ -74,7 +74,9 @@ async def test_health_follows_the_database_not_a_saturated_pool(lockable):
             pings, deadline = server.probe.pings, time.monotonic() + 10
             while server.probe.pings < pings + 3:  # three probes while the pool cannot serve anyone
                 assert time.monotonic() < deadline
-                assert (await health.Check(health_pb2.HealthCheckRequest())).status == health_pb2.HealthCheckResponse.SERVING
+                assert (
+                    await health.Check(health_pb2.HealthCheckRequest())
+                ).status == health_pb2.HealthCheckResponse.SERVING
                 await asyncio.sleep(0.05)
     finally:
         for conn in held:

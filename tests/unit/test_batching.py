@@ -64,6 +64,15 @@ class Poison(Exception):
     pass
 
 
+async def until(predicate, turns: int = 10_000) -> None:
+    """Let the event loop run until predicate() holds (no timer: the work is already scheduled)."""
+    for _ in range(turns):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not reached")
+
+
 async def test_a_content_error_fails_only_its_culprit_and_the_rest_of_the_batch_commits_once():
     committed, attempts = [], []
 
@@ -115,13 +124,11 @@ async def test_batches_take_tenants_in_turn_not_first_come():
 
     batcher = Batcher(run, workers=1, max_batch=4, key=lambda item: item[0])
     first = asyncio.ensure_future(batcher.submit(("a", 0)))
-    while not batches:
-        await asyncio.sleep(0)
+    await until(lambda: batches)
     # While that batch is in the database, tenant a queues 10 and then b queues 1.
     flood = [asyncio.ensure_future(batcher.submit(("a", i))) for i in range(1, 11)]
     lone = asyncio.ensure_future(batcher.submit(("b", 0)))
-    while batcher.pending() < 11:
-        await asyncio.sleep(0)
+    await until(lambda: batcher.pending() >= 11)
     release.set()
     await asyncio.gather(first, lone, *flood)
     await batcher.close()
@@ -161,11 +168,9 @@ async def test_requests_queued_longer_than_the_timeout_fail_without_running():
     now = [0.0]
     batcher = Batcher(run, workers=1, timeout=0.1, clock=lambda: now[0])
     first = asyncio.ensure_future(batcher.submit(0))
-    while not ran:
-        await asyncio.sleep(0)
+    await until(lambda: ran)
     late = asyncio.ensure_future(batcher.submit(1))
-    while not batcher.pending():
-        await asyncio.sleep(0)
+    await until(batcher.pending)
     now[0] += 0.5  # late has been queued for half a second when the worker comes back
     with pytest.raises(Unavailable):
         await first  # the batch of 0 timed out

@@ -265,4 +265,6 @@ class TenantGateInterceptor(_CachingInterceptor):
             finally:
                 gate.leave(tenant)
 
-        return grpc.unary_unary_rpc_method_handler(unary_unary, handler.request_deserializer, handler.response_serializer)
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, handler.request_deserializer, handler.response_serializer
+        )

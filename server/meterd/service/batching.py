@@ -126,7 +126,9 @@ class Batcher(Generic[T, R]):
                     continue
                 if expired_before is not None and entry.queued_at < expired_before:
                     entry.future.set_exception(
-                        Unavailable(f"queued for more than {self.timeout:g}s behind a slow database; retry with backoff")
+                        Unavailable(
+                            f"queued for more than {self.timeout:g}s behind a slow database; retry with backoff"
+                        )
                     )
                     continue
                 batch.append(entry)

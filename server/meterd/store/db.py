@@ -69,7 +69,7 @@ class _Pool(AsyncConnectionPool):
     is returned, so during an outage dead waiters fill max_waiting ("too many requests waiting"):
     take them out as soon as they give up."""
 
-    async def getconn(self, timeout: float | None = None):
+    async def getconn(self, timeout: float | None = None):  # noqa: ASYNC109 - psycopg_pool's signature
         try:
             return await super().getconn(timeout)
         except BaseException:
