@@ -179,3 +179,14 @@ async def test_requests_queued_longer_than_the_timeout_fail_without_running():
     assert ran == [0]
     gate.set()
     await batcher.close()
+
+
+def test_every_connection_bounds_a_hung_socket():
+    from meterd.store.db import connection_kwargs
+
+    kwargs = connection_kwargs(timeout=2, statement_timeout=10, tcp_user_timeout=10)
+    assert kwargs["keepalives"] == 1 and kwargs["keepalives_count"] >= 1
+    # An idle connection whose peer vanished is found dead by keepalives in about tcp_user_timeout.
+    assert kwargs["keepalives_idle"] + kwargs["keepalives_interval"] * kwargs["keepalives_count"] <= 10 + 5
+    assert kwargs["tcp_user_timeout"] == 10_000
+    assert "statement_timeout=10000" in kwargs["options"]

@@ -5,8 +5,9 @@ Two interceptors around the auth interceptor (MeterInterceptor):
 - PeerInterceptor, outside it, only notes the caller's host, so that AuthGuard (the key look-up the
   auth interceptor's cache calls on a miss) can count failed authentications per host;
 - TenantGateInterceptor, inside it (the principal is known), bounds the RPCs each tenant has in
-  progress: over its share a tenant gets RESOURCE_EXHAUSTED with RetryInfo at once, instead of
-  queueing in front of every other tenant for connections and batch slots.
+  progress while others are active: over its share a tenant waits behind its own RPCs (then gets
+  RESOURCE_EXHAUSTED with RetryInfo) instead of queueing in front of every other tenant for
+  connections and batch slots.
 """
 
 from __future__ import annotations
@@ -167,7 +168,9 @@ class TenantGate:
     def _contended(self, tenant_id: str, now: float) -> bool:
         """Whether another tenant sent an RPC in the last ACTIVE_WINDOW seconds."""
         since = now - self.ACTIVE_WINDOW
-        return any(seen > since for other, seen in self._seen.items() if other != tenant_id)
+        for stale in [t for t, seen in self._seen.items() if seen <= since]:
+            del self._seen[stale]  # so the scan costs the number of active tenants, not of all ever seen
+        return any(other != tenant_id for other in self._seen)
 
     def _forget(self, tenant_id: str, slot: asyncio.Future) -> None:
         """A waiter that gave up leaves the queue, so the queue only ever holds live waiters (a
