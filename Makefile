@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROTOS := $(wildcard protos/meter/v1/*.proto)
 
-.PHONY: setup run test proto proto-check proto-release lint bench clean
+.PHONY: setup run test fuzz proto proto-check proto-release lint bench clean
 
 $(BIN)/meter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ run: setup
 
 test: setup
 	$(BIN)/pytest
+
+# The fuzz test of every RPC with more examples than CI runs (METER_FUZZ_EXAMPLES per RPC); prints counts by status.
+FUZZ_EXAMPLES ?= 500
+fuzz: setup
+	METER_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -s tests/e2e/test_fuzz.py
 
 proto: setup
 	$(BIN)/python -m grpc_tools.protoc -Iprotos \

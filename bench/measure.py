@@ -21,6 +21,8 @@ class Result:
     errors: int
     ratio_to_echo: float | None = None
     note: str = ""
+    server_cpu_s_per_k: float | None = None  # CPU seconds per 1,000 requests (or calls), server process
+    db_cpu_s_per_k: float | None = None  # the same, PostgreSQL (every backend)
 
     @property
     def rate(self) -> float:

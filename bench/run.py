@@ -28,8 +28,10 @@ from google.protobuf import duration_pb2
 
 from bench.alerts import alert_latency, start_second_meter
 from bench.baselines import database_batched_upserts, usage_queries
+from bench.cpu import postgres_cpu, process_cpu
 from bench.measure import Result, closed_loop, open_loop
 from bench.noisy import noisy_neighbour
+from bench.tls import start_tls_meters, tls_comparison
 from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2_grpc
 from meterd.store.embedded import EmbeddedPostgres
 
@@ -88,6 +90,7 @@ class Stack:
     echo_port: int
     meter_port: int
     meter_pid: int
+    echo_pid: int
     key: str
     url: str
     workdir: Path
@@ -118,9 +121,9 @@ def start_stack(args: argparse.Namespace) -> Stack:
              "--database-url", url], check=True, capture_output=True, text=True,
         ).stdout.strip()  # fmt: skip
     except BaseException:
-        Stack(pg, procs, 0, 0, 0, "", url, workdir).stop()
+        Stack(pg, procs, 0, 0, 0, 0, "", url, workdir).stop()
         raise
-    return Stack(pg, procs, echo_port, meter_port, meter_proc.pid, key, url, workdir)
+    return Stack(pg, procs, echo_port, meter_port, meter_proc.pid, echo_proc.pid, key, url, workdir)
 
 
 async def run(args: argparse.Namespace, stack: Stack) -> dict:
@@ -220,7 +223,12 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         round_results = []
         for name, call, concurrency in scenarios:
             await closed_loop(name, call, concurrency, args.warmup)
+            server_pid = stack.echo_pid if name.startswith("echo") else stack.meter_pid
+            cpu_before = process_cpu(server_pid), postgres_cpu(stack.pg.pgdata)
             result = await closed_loop(name, call, concurrency, args.seconds)
+            if result.calls:
+                result.server_cpu_s_per_k = (process_cpu(server_pid) - cpu_before[0]) * 1000 / result.calls
+                result.db_cpu_s_per_k = (postgres_cpu(stack.pg.pgdata) - cpu_before[1]) * 1000 / result.calls
             round_results.append(result)
             print(f"  round {round_no}, {name}: {result.rate:,.0f}/s", file=sys.stderr, flush=True)
         rss_rounds.append(round(rss_mb(stack.meter_pid), 1))
@@ -268,6 +276,22 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         stack.procs.append(second)
         results += await alert_latency(stack.url, meter_port, second_port, args.seconds, 16)
 
+    if group("tls", "tls transport"):
+        certs, procs, tls_port, mtls_port = start_tls_meters(stack.url, stack.workdir, start_process)
+        stack.procs += procs
+
+        def check_only(stubs, auth):
+            async def call(i: int) -> int:
+                reply = await stubs[i % len(stubs)].CheckQuota(
+                    check_request(spread(i), meter_pb2.CHECK_MODE_CHECK_ONLY), metadata=auth
+                )
+                assert reply.allowed
+                return 1
+
+            return call
+
+        results += await tls_comparison(meter_port, tls_port, mtls_port, certs, check_only, auth, args)
+
     for c in channels + echo_channels:
         await c.close()
     return {
@@ -280,11 +304,17 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
 
 
 def print_table(report: dict) -> None:
-    print(f"\n{'scenario':<46} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x echo':>7} {'errors':>6}")
+    print(f"\n{'scenario':<46} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x echo':>7} {'errors':>6}"
+          f" {'srv s/1k':>8} {'db s/1k':>8}")  # fmt: skip
     for r in report["results"]:
         ratio = f"{r['ratio_to_echo']:.2f}" if r["ratio_to_echo"] is not None else ""
+        cpu = "".join(
+            f" {v:>8.3f}" if v is not None else f" {'':>8}"
+            for v in (r.get("server_cpu_s_per_k"), r.get("db_cpu_s_per_k"))
+        )
         print(f"{r['scenario']:<46} {r['rate']:>9,.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {ratio:>7} "
-              f"{r['errors']:>6}  {r['note']}")  # fmt: skip
+              f"{r['errors']:>6}{cpu}  {r['note']}")  # fmt: skip
+    print("srv s/1k, db s/1k: CPU seconds per 1,000 requests of the server under test and of PostgreSQL")
     rss = report["server_rss_mb"]
     rounds = ", ".join(f"{mb} MB" for mb in rss["after_each_round"])
     print(f"\nserver RSS: {rss['before']} MB before the scenarios; after each round: {rounds}")
@@ -300,8 +330,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        default=["quota", "metering", "usage", "alerts", "noisy"],
-        choices=["quota", "metering", "usage", "alerts", "noisy"],
+        default=["quota", "metering", "usage", "alerts", "tls", "noisy"],
+        choices=["quota", "metering", "usage", "alerts", "tls", "noisy"],
         help="scenario groups to run (echo always runs)",
     )
     parser.add_argument(

@@ -15,6 +15,7 @@ from meter.guard import AsyncGuard, Call, Guard
 from meter.policy import FailurePolicy
 from meter.results import CheckResult, RecordResult
 from meter.spool import FileSpool, MemorySpool
+from meter.tls import TLS
 from meter.usage_extract import anthropic_usage, detect_usage, gemini_usage, openai_usage
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "QuotaExceeded",
     "RecordResult",
     "Settings",
+    "TLS",
     "anthropic_usage",
     "detect_usage",
     "gemini_usage",

@@ -17,6 +17,8 @@ from meter.guard import AsyncGuard, metered
 from meter.policy import FailurePolicy
 from meter.results import CheckResult, RecordResult
 from meter.spool import MemorySpool
+from meter.tls import TLS
+from meter.tls import resolve as resolve_tls
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
 
 
@@ -33,6 +35,7 @@ class AsyncMeterClient:
         *,
         policy: FailurePolicy | None = None,
         spool: MemorySpool | bool | None = None,
+        tls: TLS | bool | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         channel: grpc.aio.Channel | None = None,
         **settings,
@@ -40,8 +43,9 @@ class AsyncMeterClient:
         self.core = Core(api_key, policy, spool, Settings(**settings))
         self.settings = self.core.settings
         if channel is None:
+            credentials, tls_options = resolve_tls(tls, credentials)
             channel = (
-                grpc.aio.secure_channel(target, credentials, options=_core.CHANNEL_OPTIONS)
+                grpc.aio.secure_channel(target, credentials, options=[*_core.CHANNEL_OPTIONS, *tls_options])
                 if credentials
                 else grpc.aio.insecure_channel(target, options=_core.CHANNEL_OPTIONS)
             )

@@ -15,6 +15,8 @@ from meter.guard import Guard, metered
 from meter.policy import FailurePolicy
 from meter.results import CheckResult, RecordResult
 from meter.spool import MemorySpool
+from meter.tls import TLS
+from meter.tls import resolve as resolve_tls
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
 
 
@@ -25,7 +27,8 @@ class MeterClient:
       and 100,000 tokens a minute; see meter.policy).
     spool: where records wait during an outage: a MemorySpool (default), a FileSpool, or False (none:
       records raise MeterUnavailable after their retries).
-    credentials: grpc.ChannelCredentials for TLS; plaintext when None.
+    tls: a meter.TLS (CA file, optional client certificate for mutual TLS), or True for the system's CAs.
+    credentials: grpc.ChannelCredentials of your own instead of tls=; plaintext when neither is given.
     Other keyword arguments are `meter.Settings` fields (timeouts, retries...).
     """
 
@@ -38,6 +41,7 @@ class MeterClient:
         *,
         policy: FailurePolicy | None = None,
         spool: MemorySpool | bool | None = None,
+        tls: TLS | bool | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         channel: grpc.Channel | None = None,
         **settings,
@@ -45,8 +49,9 @@ class MeterClient:
         self.core = Core(api_key, policy, spool, Settings(**settings))
         self.settings = self.core.settings
         if channel is None:
+            credentials, tls_options = resolve_tls(tls, credentials)
             channel = (
-                grpc.secure_channel(target, credentials, options=_core.CHANNEL_OPTIONS)
+                grpc.secure_channel(target, credentials, options=[*_core.CHANNEL_OPTIONS, *tls_options])
                 if credentials
                 else grpc.insecure_channel(target, options=_core.CHANNEL_OPTIONS)
             )

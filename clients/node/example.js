@@ -1,5 +1,7 @@
 // Check (reserve), record and read usage, then print what Meter answered as one JSON object.
 //   METER_TARGET=127.0.0.1:50051 METER_API_KEY=mk_... node example.js [subject]
+// Over TLS: METER_TLS_CA=ca.pem (and METER_TLS_CLIENT_CERT=client.pem METER_TLS_CLIENT_KEY=client.key for
+// mutual TLS; METER_TLS_SERVER_NAME when the certificate does not name the target's host).
 "use strict";
 
 const crypto = require("node:crypto");
@@ -10,7 +12,17 @@ async function main() {
   const apiKey = process.env.METER_API_KEY;
   if (!apiKey) throw new Error("set METER_API_KEY (a key with the check, record and read roles, or admin)");
   const subject = process.argv[2] || "node:user:1";
-  const meter = new MeterClient(target, apiKey, { checkTimeoutMs: Number(process.env.METER_CHECK_TIMEOUT_MS || 500) });
+  const env = process.env;
+  const tls =
+    env.METER_TLS_CA || env.METER_TLS_CLIENT_CERT
+      ? {
+          caFile: env.METER_TLS_CA,
+          certFile: env.METER_TLS_CLIENT_CERT,
+          keyFile: env.METER_TLS_CLIENT_KEY,
+          serverName: env.METER_TLS_SERVER_NAME,
+        }
+      : undefined;
+  const meter = new MeterClient(target, apiKey, { checkTimeoutMs: Number(env.METER_CHECK_TIMEOUT_MS || 500), tls });
   try {
     const call = { subject, provider: "openai", model: "gpt-4.1", operation: "chat" };
     const check = await meter.reserve({ ...call, estimate: { input_tokens: 1200, max_output_tokens: 300 } });

@@ -3,6 +3,7 @@
 // same or generate stubs (see docs/grpcurl.md).
 "use strict";
 
+const fs = require("node:fs");
 const path = require("node:path");
 const crypto = require("node:crypto");
 const grpc = require("@grpc/grpc-js");
@@ -22,15 +23,34 @@ function loadMeterPackage(protoRoot = PROTOS) {
   return grpc.loadPackageDefinition(definition).meter.v1;
 }
 
+/**
+ * @typedef {object} TlsOptions
+ * @property {string} [caFile] CA bundle (PEM) the server's certificate must chain to; default: Node's roots
+ * @property {string} [certFile] client certificate chain (PEM), for a server with --tls-client-ca (mutual TLS)
+ * @property {string} [keyFile] private key of certFile (PEM)
+ * @property {string} [serverName] name to verify the server's certificate against, when not the target's host
+ */
+
+/** [credentials, channel options] for the options' tls (undefined: plaintext). */
+function channelCredentials(tls) {
+  if (!tls) return [grpc.credentials.createInsecure(), {}];
+  if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) throw new Error("tls: certFile and keyFile go together");
+  const read = (file) => (file ? fs.readFileSync(file) : null);
+  const credentials = grpc.credentials.createSsl(read(tls.caFile), read(tls.keyFile), read(tls.certFile));
+  return [credentials, tls.serverName ? { "grpc.ssl_target_name_override": tls.serverName } : {}];
+}
+
 class MeterClient {
   /**
    * @param {string} target host:port
    * @param {string} apiKey mk_... (sent as `authorization: Bearer mk_...`)
-   * @param {{checkTimeoutMs?: number, timeoutMs?: number}} [options]
+   * @param {{checkTimeoutMs?: number, timeoutMs?: number, tls?: TlsOptions}} [options]
+   *   tls: connect with TLS (a server started with --tls-cert); plaintext without it.
    */
   constructor(target, apiKey, options = {}) {
     const pkg = loadMeterPackage();
-    this.stub = new pkg.Meter(target, grpc.credentials.createInsecure());
+    const [credentials, channelOptions] = channelCredentials(options.tls);
+    this.stub = new pkg.Meter(target, credentials, channelOptions);
     this.metadata = new grpc.Metadata();
     this.metadata.set("authorization", `Bearer ${apiKey}`);
     this.checkTimeoutMs = options.checkTimeoutMs ?? 500; // past this, your failure policy decides
@@ -67,4 +87,4 @@ class MeterClient {
   }
 }
 
-module.exports = { MeterClient, loadMeterPackage, PROTOS };
+module.exports = { MeterClient, channelCredentials, loadMeterPackage, PROTOS };

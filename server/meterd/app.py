@@ -16,11 +16,14 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
 from meterd.api.fairness import AuthGuard, PeerInterceptor, TenantGate, TenantGateInterceptor
 from meterd.api.interceptor import KeyCache, MeterInterceptor
+from meterd.api.key_policy import KeyPolicyInterceptor
 from meterd.api.meter import MeterServicer
 from meterd.api.metrics import AlertCollector, start_metrics_server
+from meterd.api.validation import BoundsInterceptor
 from meterd.config import Config
 from meterd.service.alert_hub import AlertHub
 from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender
+from meterd.service.key_usage import LastUsed
 from meterd.service.limit_cache import LimitCache
 from meterd.service.metering import MeteringService
 from meterd.service.prices import PriceAdmin, PriceBook
@@ -38,6 +41,7 @@ from meterd.store.quota import QuotaStore
 from meterd.store.records import RecordStore
 from meterd.store.reprice import RepriceStore
 from meterd.store.usage import UsageStore
+from meterd.tls import is_loopback, reload_metrics_context, server_tls, transport_problem
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +116,34 @@ class MeterServer:
             batch_timeout=config.batch_timeout,
         )
         self.health = health.aio.HealthServicer()
+        problem = transport_problem(config)
+        if problem:
+            raise ValueError(problem)
+        self.tls = server_tls(config)  # None: plaintext
+        self.last_used = LastUsed(self.keys, config.key_last_used_interval)
         self.metrics_http = None
         observe = None
         if config.metrics_listen:
+            tls_files = {"certfile": config.tls_cert, "keyfile": config.tls_key} if config.metrics_tls else {}
             metrics, self.metrics_http = start_metrics_server(
-                config.metrics_listen, self.db, [AlertCollector(self.alert_hub, self.evaluator)]
+                config.metrics_listen, self.db, [AlertCollector(self.alert_hub, self.evaluator)], **tls_files
             )
             observe = metrics.observe
+            if config.metrics_tls and self.tls:
+                self.tls.on_reload.append(reload_metrics_context(self.metrics_http))
+        key_policy = KeyPolicyInterceptor(
+            self.key_cache, recheck_interval=config.key_cache_ttl / 2, touch=self.last_used.touch
+        )
         self.server = grpc.aio.server(
+            # Order matters: PeerInterceptor notes the caller's host for the key look-up; MeterInterceptor
+            # authenticates, key_policy runs inside it (expiry, certificate binding), then bounds: auth errors
+            # come first, and InvalidArgument raised here becomes a status there; the tenant gate last, so a
+            # request refused by the bounds never waits for a slot.
             interceptors=[
                 PeerInterceptor(),
                 MeterInterceptor(self.key_cache, observe),
+                key_policy,
+                BoundsInterceptor(),
                 TenantGateInterceptor(self.tenant_gate),
             ],
             options=[
@@ -163,11 +184,22 @@ class MeterServer:
 
     async def start(self) -> int:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.port = self.server.add_insecure_port(self.config.listen)
+        if self.tls:
+            self.port = self.server.add_secure_port(self.config.listen, self.tls.credentials())
+        else:
+            self.port = self.server.add_insecure_port(self.config.listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")
         await self.server.start()
         log.info("listening on %s (port %d)", self.config.listen, self.port)
+        if not self.tls and not is_loopback(self.config.listen):
+            log.warning("--insecure: plaintext on the non-loopback address %s; API keys cross the network in clear",
+                        self.config.listen)  # fmt: skip
+        if self.tls:
+            log.info("transport: %s", "mutual TLS (client certificates required)" if self.tls.mutual else "TLS")
+            self._tasks.append(
+                asyncio.create_task(self.tls.watch(self.config.tls_reload_interval), name="meter-tls-reload")
+            )
         self._tasks.append(asyncio.create_task(self._become_ready(), name="meter-ready"))
         return self.port
 
@@ -203,6 +235,7 @@ class MeterServer:
         self._tasks.append(asyncio.create_task(self.evaluator.run(), name="meter-alert-evaluator"))
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="meter-alert-webhooks"))
         self._tasks.append(asyncio.create_task(self.denials.run(), name="meter-denial-counts"))
+        self._tasks.append(asyncio.create_task(self.last_used.run(), name="meter-key-last-used"))
 
     async def _ensure_partitions(self) -> None:
         """Monthly calls partitions from the back-fill horizon to two months ahead."""
@@ -253,6 +286,7 @@ class MeterServer:
             await self.denials.flush()
         except Exception as exc:  # noqa: BLE001 - the database may be down at shutdown
             log.warning("final flush of denial counts failed: %s", exc)
+        await self.last_used.flush()
         await self.quota.batcher.close()
         await self.metering.batcher.close()
         await self.db.close()

@@ -47,6 +47,8 @@ async def _serve(config: Config, url: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if server.tls:
+        loop.add_signal_handler(signal.SIGHUP, lambda: server.tls.reload(force=True))
     ready = asyncio.create_task(server.ready.wait())
     await asyncio.wait([ready, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
     if ready.done() and not config.database_url and await KeyStore(server.db).count() == 0:
@@ -73,6 +75,11 @@ def run_loop(coro, use_uvloop: bool) -> None:
 
 
 def cmd_serve(config: Config) -> None:
+    from meterd.tls import transport_problem
+
+    problem = transport_problem(config)  # before an embedded PostgreSQL is started for nothing
+    if problem:
+        sys.exit(f"meter: {problem}")
     with database(config) as url:
         run_loop(_serve(config, url), config.uvloop)
 
@@ -110,8 +117,21 @@ def cmd_keys(config: Config, args: argparse.Namespace) -> None:
     tenant = validate_tenant(args.tenant)
     with database(config) as url:
         if args.keys_command == "create":
+            import datetime as dt
+
+            from meterd.domain.keys import validate_binding
+
             roles = validate_roles(args.role)
-            row, secret = asyncio.run(_with_keys(config, url, lambda ks: ks.create(tenant, roles, args.name)))
+            options = {
+                "expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=args.expires_in)
+                if args.expires_in
+                else None,
+                "bound_cert_subject": validate_binding(args.bind_cert_subject, "--bind-cert-subject"),
+                "bound_san": validate_binding(args.bind_san, "--bind-san"),
+            }
+            row, secret = asyncio.run(
+                _with_keys(config, url, lambda ks: ks.create(tenant, roles, args.name, **options))
+            )
             print(secret)
             print(
                 f"# key id {row.id}, tenant {tenant}, roles {','.join(row.roles)}: shown once, store it now",
@@ -119,9 +139,14 @@ def cmd_keys(config: Config, args: argparse.Namespace) -> None:
             )
         elif args.keys_command == "list":
             rows = asyncio.run(_with_keys(config, url, lambda ks: ks.list(tenant, args.all)))
+            print("# id\troles\tstate\tname\texpires\tlast used\tbound to")
             for r in rows:
                 state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active"
-                print(f"{r.id}\t{','.join(r.roles)}\t{state}\t{r.name}")
+                expires = f"{r.expires_at:%Y-%m-%d %H:%M}" if r.expires_at else "never"
+                used = f"{r.last_used_at:%Y-%m-%d %H:%M}" if r.last_used_at else "never"
+                binding = (r.bound_cert_subject and f"CN={r.bound_cert_subject}", r.bound_san and f"SAN={r.bound_san}")
+                bound = ",".join(filter(None, binding)) or "-"
+                print(f"{r.id}\t{','.join(r.roles)}\t{state}\t{r.name}\t{expires}\t{used}\t{bound}")
         else:
             row = asyncio.run(_with_keys(config, url, lambda ks: ks.revoke(tenant, args.id)))
             print(f"revoked {row.id}")
@@ -152,6 +177,18 @@ def _add_retention_parser(sub) -> None:
     retention.add_argument("--older-than", required=True, help="e.g. 90d: months that ended before now - 90 days")
     retention.add_argument("--dry-run", action="store_true", help="only say what would be dropped")
     add_flags(retention, ("database_url", "data_dir", "log_level"))
+
+
+def _positive_duration(text: str) -> float:
+    from meterd.config import parse_seconds
+
+    try:
+        seconds = parse_seconds(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration like 30d, 12h or 90m, got {text!r}") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than zero")
+    return seconds
 
 
 def _usd(text: str) -> int:
@@ -367,7 +404,7 @@ def cmd_alerts_tail(args: argparse.Namespace) -> None:
     state = TailState(args.state_file, args.since_id)
     auth = (("authorization", f"Bearer {args.api_key}"),)
     backoff = 0.5
-    with grpc.insecure_channel(args.address) as channel:
+    with dial(args) as channel:
         stub = meter_pb2_grpc.MeterStub(channel)
         while True:
             request = meter_pb2.StreamAlertsRequest(
@@ -396,6 +433,33 @@ def cmd_alerts_tail(args: argparse.Namespace) -> None:
                 print(f"# stream ended ({code}: {exc.details()}); resuming in {backoff:.1f}s", file=sys.stderr)  # type: ignore[attr-defined]
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+
+
+def add_tls_client_flags(parser: argparse.ArgumentParser) -> None:
+    """The TLS options of every command that dials a server (see dial)."""
+    group = parser.add_argument_group("TLS (a server started with --tls-cert)")
+    group.add_argument("--tls", action="store_true", help="TLS with the system's trusted CAs (implied by --tls-ca)")
+    group.add_argument("--tls-ca", type=Path, help="CA bundle (PEM) to verify the server's certificate with")
+    group.add_argument("--tls-cert", type=Path, help="client certificate chain (PEM), for mutual TLS")
+    group.add_argument("--tls-key", type=Path, help="private key of --tls-cert (PEM)")
+    group.add_argument("--tls-server-name", help="name to verify the server's certificate against (default: the host)")
+
+
+def dial(args: argparse.Namespace):
+    """A channel to args.address: TLS when any --tls* flag is given, else plaintext."""
+    import grpc
+
+    from meter.tls import TLS
+
+    if not (args.tls or args.tls_ca or args.tls_cert or args.tls_key or args.tls_server_name):
+        return grpc.insecure_channel(args.address)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        sys.exit("meter: --tls-cert and --tls-key go together")
+    try:
+        tls = TLS(ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key, server_name=args.tls_server_name)
+        return grpc.secure_channel(args.address, tls.credentials(), options=tls.channel_options())
+    except OSError as exc:
+        sys.exit(f"meter: cannot read {exc.filename}: {exc.strerror}")
 
 
 def _rule_from_args(args: argparse.Namespace):
@@ -477,6 +541,7 @@ def _add_alerts_parser(sub) -> None:
     alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True)
     tail = alerts_sub.add_parser("tail", help="print alerts as they come (StreamAlerts), resuming where it left off")
     tail.add_argument("--address", default="127.0.0.1:50051", help="the server's host:port")
+    add_tls_client_flags(tail)
     tail.add_argument(
         "--api-key", default=os.environ.get("METER_API_KEY"), help="key with the read role [env METER_API_KEY]"
     )
@@ -532,6 +597,17 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--tenant", required=True)
     create.add_argument("--role", action="append", required=True, choices=ROLES, help="repeat for several roles")
     create.add_argument("--name", default="")
+    create.add_argument(
+        "--expires-in",
+        type=_positive_duration,
+        help="the key stops working after this long, e.g. 30d or 12h (default: never)",
+    )
+    create.add_argument(
+        "--bind-cert-subject", default="", help="mutual TLS: accept the key only with a client certificate of this CN"
+    )
+    create.add_argument(
+        "--bind-san", default="", help="mutual TLS: accept the key only with a client certificate listing this SAN"
+    )
     listing = keys_sub.add_parser("list", help="list a tenant's keys")
     listing.add_argument("--tenant", required=True)
     listing.add_argument("--all", action="store_true", help="include revoked keys")

@@ -221,6 +221,34 @@ SETTINGS: tuple[Setting, ...] = (
         1.0,
         "Seconds before the first webhook retry; each further retry waits twice as long (at most 1 h).",
     ),
+    # Transport security (meterd/tls.py, docs/operations.md#tls).
+    Setting("tls_cert", str, "", "Server certificate chain, leaf first (PEM). With --tls-key: serve TLS only."),
+    Setting("tls_key", str, "", "Private key of --tls-cert (unencrypted PEM)."),
+    Setting(
+        "tls_client_ca",
+        str,
+        "",
+        "CA bundle (PEM) client certificates must chain to: mutual TLS, a client without one is refused.",
+    ),
+    Setting(
+        "tls_reload_interval",
+        parse_seconds,
+        10.0,
+        "Seconds between checks of the TLS files for changes (also re-read on SIGHUP); new connections get the new ones.",
+    ),
+    Setting(
+        "insecure",
+        _bool,
+        False,
+        "Allow plaintext on a non-loopback --listen address (logged as a warning); without it Meter refuses to start.",
+    ),
+    Setting("metrics_tls", _bool, False, "Serve --metrics-listen over HTTPS with the --tls-cert certificate."),
+    Setting(
+        "key_last_used_interval",
+        parse_seconds,
+        60.0,
+        "Seconds between writes of API keys' last-use times (ListApiKeys); each key costs one row update at most per interval.",
+    ),
 )
 
 
@@ -260,6 +288,13 @@ class Config:
     webhook_timeout: float
     webhook_max_attempts: int
     webhook_retry_base: float
+    tls_cert: str
+    tls_key: str
+    tls_client_ca: str
+    tls_reload_interval: float
+    insecure: bool
+    metrics_tls: bool
+    key_last_used_interval: float
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -288,7 +323,16 @@ def add_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = N
     """Add one flag per setting (or per named setting); unset flags stay None so env vars apply."""
     for s in SETTINGS:
         if names is None or s.name in names:
-            parser.add_argument(s.flag, dest=s.name, default=None, help=f"{s.help} [env {s.env}, default {s.default}]")
+            # A boolean flag alone means true (`--insecure`); `--insecure false` still works.
+            extra = {"nargs": "?", "const": "true"} if s.parse is _bool else {}
+            parser.add_argument(
+                s.flag,
+                dest=s.name,
+                default=None,
+                **extra,
+                # argparse %-formats help: a literal % (e.g. "30% more") must be doubled.
+                help=f"{s.help} [env {s.env}, default {s.default}]".replace("%", "%%"),
+            )
 
 
 def markdown_table() -> str:

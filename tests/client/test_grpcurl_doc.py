@@ -65,3 +65,44 @@ async def test_documented_requests_are_accepted(channel, fresh_tenant):
     assert (answers["RecordCalls"].recorded, answers["RecordCalls"].failed) == (2, 0)
     assert answers["GetUsage"].rows[0].key.label_value == ""  # the label query of errors: call-0003 has none
     assert answers["RevokeApiKey"].key.HasField("revoke_time")
+
+
+async def test_documented_buf_curl_call_over_mutual_tls(database_url, tmp_path):
+    """The doc's `buf curl` array and first call, run as written (files and host substituted) against
+    a server that requires client certificates."""
+    import asyncio
+    import os
+    import shlex
+    import shutil
+
+    import pytest
+
+    from meter_testing.certs import Pki, mutual_tls
+    from meter_testing.fixtures import create_tenant, running_server
+
+    npx = shutil.which("npx")
+    if npx is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("npx is required in CI (it runs buf for make lint too)")
+        pytest.skip("npx not installed")
+    text = DOC.read_text()
+    buf = re.search(r"^BUF=\((.*)\)$", text, re.M).group(1)
+    call = re.search(r'^"\$\{BUF\[@\]\}" (.*)$', text, re.M).group(1)
+    pki = Pki(tmp_path)
+    settings, client = mutual_tls(pki, "buf", "meter.internal")
+    async with running_server(database_url, **settings) as server:
+        tenant = await create_tenant(server)
+        files = {"ca.pem": str(pki.ca()), "client.pem": str(client.cert), "client.key": str(client.key)}
+        argv = [files.get(a, a) for a in shlex.split(buf)]
+        argv += [
+            a.replace("$KEY", tenant.keys["admin"]).replace("meter.internal:50051", f"127.0.0.1:{server.port}")
+            for a in shlex.split(call)
+        ]
+        argv[-1:-1] = ["--servername", "meter.internal"]  # the name the certificate carries
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    keys = json_format.Parse(out.decode(), admin_pb2.ListApiKeysResponse()).keys
+    assert len(keys) == 4  # the tenant's four keys, read over mutual TLS

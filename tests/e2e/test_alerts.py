@@ -110,10 +110,12 @@ async def test_rules_set_list_delete_and_the_secret_stays_secret(env):
     [
         (admin_pb2.AlertRule(), {"rule.id", "rule.kind", "rule.severity"}),
         (rule("x", "WINDOW_COST"), {"rule.amount_nanos", "rule.window"}),
-        (rule("x", "ERROR_RATE", window="MINUTE", error_rate=1.5), {"rule.window", "rule.error_rate"}),
+        (rule("x", "ERROR_RATE", window="MINUTE", error_rate=1.0), {"rule.window", "rule.error_rate"}),
+        # Out of the field's range: the bounds layer answers before the rule's own checks run.
+        (rule("x", "ERROR_RATE", window="MINUTE", error_rate=1.5), {"rule.error_rate"}),
         (rule("x", "LATENCY_P95", window="HOUR", scope={"labels": {"a": "b"}}), {"rule.latency", "rule.scope.labels"}),
-        (rule("x", "LIMIT_THRESHOLD", thresholds_percent=[0], scope={"model": "m"}),
-         {"rule.thresholds_percent", "rule.scope.model"}),
+        (rule("x", "LIMIT_THRESHOLD", thresholds_percent=[0], scope={"model": "m"}), {"rule.thresholds_percent[0]"}),
+        (rule("x", "LIMIT_THRESHOLD", thresholds_percent=[80], scope={"model": "m"}), {"rule.scope.model"}),
         (rule("x", "CALL_COST", amount_nanos=1, webhook_url="ftp://x", count=3),
          {"rule.webhook_url", "rule.webhook_secret", "rule.count"}),
         (rule("x", "DENIALS", window="HOUR", count=-1, cooldown={"seconds": -1}), {"rule.count", "rule.cooldown"}),
@@ -360,12 +362,16 @@ async def test_resume_id_stays_below_an_alert_whose_transaction_is_still_open(en
 
 async def test_bad_stream_requests_are_invalid_argument(env):
     _, meter, _, tenant, _, _ = env
-    request = meter_pb2.StreamAlertsRequest(since_id=-1, heartbeat_interval={"nanos": 1}, kinds=[0])
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        async for _ in meter.StreamAlerts(request, metadata=tenant.auth("read")):
-            pass
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert {"since_id", "heartbeat_interval", "kinds[0]"} <= set(field_violations(err.value))
+    for request, fields in (
+        (meter_pb2.StreamAlertsRequest(since_id=-1, heartbeat_interval={"nanos": 1}, kinds=[99]),
+         {"since_id", "heartbeat_interval", "kinds[0]"}),
+        (meter_pb2.StreamAlertsRequest(kinds=[0]), {"kinds[0]"}),  # declared, but UNSPECIFIED means nothing here
+    ):  # fmt: skip
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in meter.StreamAlerts(request, metadata=tenant.auth("read")):
+                pass
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert fields <= set(field_violations(err.value))
     with pytest.raises(grpc.aio.AioRpcError) as err:
         async for _ in meter.StreamAlerts(meter_pb2.StreamAlertsRequest(), metadata=tenant.auth("record")):
             pass

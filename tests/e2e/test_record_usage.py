@@ -91,18 +91,19 @@ async def test_occurred_at_in_the_future_is_rejected(meter_stub, tenant):
     assert "future" in field_violations(err.value)["occurred_at"]
 
 
-async def test_long_error_message_and_labels_are_truncated_not_rejected(meter_stub, postgres, database_url, tenant):
+async def test_long_error_message_is_truncated_long_label_value_rejected(meter_stub, postgres, database_url, tenant):
     call_id = uuid.uuid4().hex
-    await meter_stub.RecordCall(
-        record(call_id, error_message="x" * 5000, labels={"feature": "y" * 1000}), metadata=tenant.auth("record")
-    )
+    await meter_stub.RecordCall(record(call_id, error_message="x" * 4096), metadata=tenant.auth("record"))
     import psycopg
 
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        cur = await conn.execute(
-            "SELECT length(error_message), length(labels->>'feature') FROM calls WHERE call_id = %s", (call_id,)
-        )
-        assert await cur.fetchone() == (1024, 256)
+        cur = await conn.execute("SELECT length(error_message) FROM calls WHERE call_id = %s", (call_id,))
+        assert await cur.fetchone() == (1024,)
+    # Issue 12: a label value over 256 characters is refused (it used to be cut, silently merging groups).
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await meter_stub.RecordCall(record(labels={"feature": "y" * 1000}), metadata=tenant.auth("record"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "256" in field_violations(err.value)["labels[feature]"]
 
 
 async def test_batch_reports_each_item(meter_stub, make_tenant):

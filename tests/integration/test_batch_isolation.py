@@ -61,7 +61,7 @@ def call(kind: str, tokens: int) -> CallInput:
 
 def tokens_limit() -> admin_pb2.Limit:
     return admin_pb2.Limit(
-        id="tokens", metric=common_pb2.METRIC_INPUT_TOKENS, max=INT64_MAX, action=common_pb2.LIMIT_ACTION_WARN,
+        id="tokens", metric=common_pb2.METRIC_INPUT_TOKENS, max=10**18, action=common_pb2.LIMIT_ACTION_WARN,
         window=common_pb2.Window(kind=common_pb2.WINDOW_KIND_DAY),
     )  # fmt: skip
 
@@ -121,7 +121,7 @@ async def test_reservations_stay_exact_when_a_hostile_request_shares_their_batch
         admin,
         admin_pb2.Limit(id="req", metric=common_pb2.METRIC_REQUESTS, max=cap,
                         window=common_pb2.Window(kind=common_pb2.WINDOW_KIND_DAY)),
-        admin_pb2.Limit(id="cost", metric=common_pb2.METRIC_COST_NANOS, max=INT64_MAX,
+        admin_pb2.Limit(id="cost", metric=common_pb2.METRIC_COST_NANOS, max=10**18,
                         window=common_pb2.Window(kind=common_pb2.WINDOW_KIND_DAY)),
     )  # fmt: skip
 

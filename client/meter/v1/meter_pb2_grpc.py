@@ -115,7 +115,8 @@ class MeterServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RecordCalls(self, request, context):
-        """Many records in one request (high volume, back-fill), same semantics per item, results per item.
+        """Many records in one request (high volume, back-fill), same semantics per item, results per item:
+        a bad item gets its own error in its result and never fails the others.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -136,7 +137,8 @@ class MeterServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamAlerts(self, request, context):
-        """Stored alerts after since_id, then live alerts, with heartbeats.
+        """Stored alerts after since_id, then live alerts, with heartbeats. The stream re-checks its API key
+        while open: once the key is revoked or expires, it ends with UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

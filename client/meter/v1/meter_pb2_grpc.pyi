@@ -47,13 +47,17 @@ class MeterStub:
     RecordCall: _grpc.UnaryUnaryMultiCallable[_meter_pb2.RecordCallRequest, _meter_pb2.RecordCallResponse]
     """After a call: record what it used and cost, once per call_id; settles its reservation if any."""
     RecordCalls: _grpc.UnaryUnaryMultiCallable[_meter_pb2.RecordCallsRequest, _meter_pb2.RecordCallsResponse]
-    """Many records in one request (high volume, back-fill), same semantics per item, results per item."""
+    """Many records in one request (high volume, back-fill), same semantics per item, results per item:
+    a bad item gets its own error in its result and never fails the others.
+    """
     GetUsage: _grpc.UnaryUnaryMultiCallable[_meter_pb2.GetUsageRequest, _meter_pb2.GetUsageResponse]
     """Aggregates over a time range: filters, group-by, top-N, totals, month-end projection."""
     ListCalls: _grpc.UnaryUnaryMultiCallable[_meter_pb2.ListCallsRequest, _meter_pb2.ListCallsResponse]
     """Recent calls one by one, newest first, with paging."""
     StreamAlerts: _grpc.UnaryStreamMultiCallable[_meter_pb2.StreamAlertsRequest, _meter_pb2.StreamAlertsResponse]
-    """Stored alerts after since_id, then live alerts, with heartbeats."""
+    """Stored alerts after since_id, then live alerts, with heartbeats. The stream re-checks its API key
+    while open: once the key is revoked or expires, it ends with UNAUTHENTICATED.
+    """
 
 @_typing.type_check_only
 class MeterAsyncStub(MeterStub):
@@ -74,13 +78,17 @@ class MeterAsyncStub(MeterStub):
     RecordCall: _aio.UnaryUnaryMultiCallable[_meter_pb2.RecordCallRequest, _meter_pb2.RecordCallResponse]  # type: ignore[assignment]
     """After a call: record what it used and cost, once per call_id; settles its reservation if any."""
     RecordCalls: _aio.UnaryUnaryMultiCallable[_meter_pb2.RecordCallsRequest, _meter_pb2.RecordCallsResponse]  # type: ignore[assignment]
-    """Many records in one request (high volume, back-fill), same semantics per item, results per item."""
+    """Many records in one request (high volume, back-fill), same semantics per item, results per item:
+    a bad item gets its own error in its result and never fails the others.
+    """
     GetUsage: _aio.UnaryUnaryMultiCallable[_meter_pb2.GetUsageRequest, _meter_pb2.GetUsageResponse]  # type: ignore[assignment]
     """Aggregates over a time range: filters, group-by, top-N, totals, month-end projection."""
     ListCalls: _aio.UnaryUnaryMultiCallable[_meter_pb2.ListCallsRequest, _meter_pb2.ListCallsResponse]  # type: ignore[assignment]
     """Recent calls one by one, newest first, with paging."""
     StreamAlerts: _aio.UnaryStreamMultiCallable[_meter_pb2.StreamAlertsRequest, _meter_pb2.StreamAlertsResponse]  # type: ignore[assignment]
-    """Stored alerts after since_id, then live alerts, with heartbeats."""
+    """Stored alerts after since_id, then live alerts, with heartbeats. The stream re-checks its API key
+    while open: once the key is revoked or expires, it ends with UNAUTHENTICATED.
+    """
 
 class MeterServicer(metaclass=_abc_1.ABCMeta):
     """The data plane. Every call carries `authorization: Bearer mk_...` metadata; the key's tenant scopes
@@ -128,7 +136,9 @@ class MeterServicer(metaclass=_abc_1.ABCMeta):
         request: _meter_pb2.RecordCallsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_meter_pb2.RecordCallsResponse, _abc.Awaitable[_meter_pb2.RecordCallsResponse]]:
-        """Many records in one request (high volume, back-fill), same semantics per item, results per item."""
+        """Many records in one request (high volume, back-fill), same semantics per item, results per item:
+        a bad item gets its own error in its result and never fails the others.
+        """
 
     @_abc_1.abstractmethod
     def GetUsage(
@@ -152,6 +162,8 @@ class MeterServicer(metaclass=_abc_1.ABCMeta):
         request: _meter_pb2.StreamAlertsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_meter_pb2.StreamAlertsResponse], _abc.AsyncIterator[_meter_pb2.StreamAlertsResponse]]:
-        """Stored alerts after since_id, then live alerts, with heartbeats."""
+        """Stored alerts after since_id, then live alerts, with heartbeats. The stream re-checks its API key
+        while open: once the key is revoked or expires, it ends with UNAUTHENTICATED.
+        """
 
 def add_MeterServicer_to_server(servicer: MeterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

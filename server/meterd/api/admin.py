@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from meter.v1 import admin_pb2, admin_pb2_grpc
 from meterd.api.alerts_codec import rule_from_proto, rule_to_proto
 from meterd.api.convert import from_ts, ts
 from meterd.api.interceptor import KeyCache, current_principal
 from meterd.api.limits_codec import limit_from_proto, limit_to_proto
 from meterd.domain.errors import InvalidArgument, require
-from meterd.domain.keys import validate_roles
+from meterd.domain.keys import validate_binding, validate_expiry, validate_roles
 from meterd.domain.pricing import Price
 from meterd.service.limit_cache import LimitCache
 from meterd.service.prices import MAX_LOAD, PRICE_RATE_FIELDS, PriceAdmin, validate_price
@@ -34,6 +36,10 @@ def _api_key(row: ApiKeyRow) -> admin_pb2.ApiKey:
         roles=[_ROLE_ENUMS[r] for r in row.roles],
         create_time=ts(row.created_at),
         revoke_time=ts(row.revoked_at),
+        expire_time=ts(row.expires_at),
+        last_use_time=ts(row.last_used_at),
+        bound_cert_subject=row.bound_cert_subject,
+        bound_san=row.bound_san,
     )
 
 
@@ -85,7 +91,14 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
 
     async def CreateApiKey(self, request, context):
         roles = validate_roles([_ROLE_NAMES.get(r, f"unknown({r})") for r in request.roles])
-        row, secret = await self.keys.create(current_principal().tenant_id, roles, request.name)
+        row, secret = await self.keys.create(
+            current_principal().tenant_id,
+            roles,
+            request.name,
+            expires_at=validate_expiry(from_ts(request, "expire_time"), dt.datetime.now(dt.UTC)),
+            bound_cert_subject=validate_binding(request.bind_cert_subject, "bind_cert_subject"),
+            bound_san=validate_binding(request.bind_san, "bind_san"),
+        )
         return admin_pb2.CreateApiKeyResponse(key=_api_key(row), secret=secret)
 
     async def ListApiKeys(self, request, context):

@@ -10,6 +10,8 @@ from meterd.api.alerts_codec import alert_to_proto, stream_request
 from meterd.api.convert import duration_us, from_ts, micros, ts
 from meterd.api.interceptor import current_principal, status_code
 from meterd.api.limits_codec import status_to_proto
+from meterd.api.validation import violations
+from meterd.domain.bounds import INT64_MAX
 from meterd.domain.calls import CallInput, validate_call, validate_dimensions
 from meterd.domain.errors import InvalidArgument, MeterError
 from meterd.domain.quota import Estimate
@@ -25,7 +27,7 @@ from meterd.domain.usage import (
     validate_usage_query,
 )
 from meterd.service.alerts import AlertStreams, Heartbeat
-from meterd.service.metering import MAX_BATCH, MeteringService, RecordOutcome
+from meterd.service.metering import MeteringService, RecordOutcome
 from meterd.service.quota import QuotaService
 from meterd.service.usage import UsageReport, UsageService
 
@@ -109,17 +111,19 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
         return reply
 
     async def RecordCalls(self, request, context):
-        if len(request.calls) > MAX_BATCH:
-            raise InvalidArgument([("calls", f"at most {MAX_BATCH} calls per request, got {len(request.calls)}")])
+        # The bounds layer has checked the list (1..MAX_BATCH items) but not the items: each is checked
+        # here on its own, so one bad item gets its own error and never fails the others.
         decoded: list[CallInput | MeterError] = []
         for item in request.calls:
             try:
+                if found := violations(item):
+                    raise InvalidArgument(found)
                 decoded.append(self._decode_call(item))
             except MeterError as exc:
                 decoded.append(exc)
         valid = [d for d in decoded if isinstance(d, CallInput)]
         # Queued together, the items share group-commit batches (a whole request fits in one).
-        recorded = iter(await self.metering.record_many(current_principal(), valid))
+        recorded = iter(await self.metering.record_many(current_principal(), valid) if valid else ())
         reply = meter_pb2.RecordCallsResponse()
         for index, item in enumerate(decoded):
             outcome = next(recorded) if isinstance(item, CallInput) else item
@@ -280,21 +284,26 @@ def _usage_filter(f: meter_pb2.UsageFilter, violations: list[tuple[str, str]]) -
     )
 
 
+def _i64(n: int) -> int:
+    """Sums over unbounded ranges are numeric in SQL; int64 fields saturate rather than fail the reply."""
+    return min(n, INT64_MAX)
+
+
 def _stats(a: Aggregate) -> meter_pb2.UsageStats:
     return meter_pb2.UsageStats(
-        calls=a.calls,
-        successes=a.successes,
-        errors=a.errors,
+        calls=_i64(a.calls),
+        successes=_i64(a.successes),
+        errors=_i64(a.errors),
         error_rate=a.error_rate,
-        input_tokens=a.input_tokens,
-        output_tokens=a.output_tokens,
-        cached_read_tokens=a.cached_read_tokens,
-        cache_write_tokens=a.cache_write_tokens,
-        reasoning_tokens=a.reasoning_tokens,
-        requests=a.requests,
-        units=a.units,
-        cost_nanos=a.cost_nanos,
-        unpriced_calls=a.unpriced_calls,
+        input_tokens=_i64(a.input_tokens),
+        output_tokens=_i64(a.output_tokens),
+        cached_read_tokens=_i64(a.cached_read_tokens),
+        cache_write_tokens=_i64(a.cache_write_tokens),
+        reasoning_tokens=_i64(a.reasoning_tokens),
+        requests=_i64(a.requests),
+        units=_i64(a.units),
+        cost_nanos=_i64(a.cost_nanos),
+        unpriced_calls=_i64(a.unpriced_calls),
         cost_nanos_per_1k_tokens=a.cost_nanos_per_1k_tokens,
         cache_hit_rate=a.cache_hit_rate,
         latency_avg=duration_us(a.latency_avg_us),
@@ -321,14 +330,14 @@ def _usage_response(report: UsageReport) -> meter_pb2.GetUsageResponse:
             stats=_stats(row.stats),
         )
     reply.totals.CopyFrom(_stats(report.totals))
-    reply.totals.expired_reservations = report.expired_reservations
+    reply.totals.expired_reservations = _i64(report.expired_reservations)
     if report.projection is not None:
         p = report.projection
         reply.projection.CopyFrom(
             meter_pb2.Projection(
-                month_to_date_cost_nanos=p.month_to_date_cost_nanos,
-                daily_run_rate_cost_nanos=p.daily_run_rate_cost_nanos,
-                projected_month_cost_nanos=p.projected_month_cost_nanos,
+                month_to_date_cost_nanos=_i64(p.month_to_date_cost_nanos),
+                daily_run_rate_cost_nanos=_i64(p.daily_run_rate_cost_nanos),
+                projected_month_cost_nanos=_i64(p.projected_month_cost_nanos),
                 basis_days=p.basis_days,
                 month_end=ts(p.month_end),
             )

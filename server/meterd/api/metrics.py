@@ -67,13 +67,18 @@ class AlertCollector:
         )
 
 
-def start_metrics_server(listen: str, db: Database, collectors=()):
-    """Serve /metrics on host:port; returns the RPC metrics and the HTTP server (.server_port, .shutdown())."""
+def start_metrics_server(
+    listen: str, db: Database, collectors=(), *, certfile: str | None = None, keyfile: str | None = None
+):
+    """Serve /metrics on host:port (HTTPS with certfile and keyfile); returns the RPC metrics and the
+    HTTP server (.server_port, .shutdown())."""
     host, _, port = listen.rpartition(":")
     registry = CollectorRegistry()
     metrics = RpcMetrics(registry)
     registry.register(PoolCollector(db))
     for collector in collectors:
         registry.register(collector)
-    server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    server, _thread = start_http_server(
+        int(port), addr=host or "127.0.0.1", registry=registry, certfile=certfile, keyfile=keyfile
+    )
     return metrics, server

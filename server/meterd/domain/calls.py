@@ -13,7 +13,7 @@ MAX_ID = 128  # call_id, reservation_id, provider, model, operation, error_code
 MAX_SUBJECT = 256
 MAX_LABELS = 16
 MAX_LABEL_KEY = 64
-MAX_LABEL_VALUE = 256  # longer values are truncated, not rejected
+MAX_LABEL_VALUE = 256  # longer values are rejected (issue 12): cut ones would merge distinct groups
 MAX_ERROR_MESSAGE = 1024  # truncated
 MAX_METADATA_BYTES = 4096  # rejected beyond this
 
@@ -99,7 +99,9 @@ def validate_dimensions(
     for key, value in labels.items():
         if not key or len(key) > MAX_LABEL_KEY:
             violations.append((f"labels[{key[:MAX_LABEL_KEY]}]", f"label keys are 1-{MAX_LABEL_KEY} characters"))
-        clean[key] = value[:MAX_LABEL_VALUE]
+        elif len(value) > MAX_LABEL_VALUE:
+            violations.append((f"labels[{key}]", f"label values are at most {MAX_LABEL_VALUE} characters"))
+        clean[key] = value
     violations += nul_violations(subject=subject, provider=provider, model=model, operation=operation, labels=labels)
     return Dimensions(subject, provider.strip().lower(), model, operation, clean), violations
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from meterd.domain.bounds import capped, quote
+
+MAX_MESSAGE = 1024  # characters of any error message sent back (the details carry the full list)
+
 
 class MeterError(Exception):
     """Base class; the message is meant for the developer calling the API."""
 
+    def __str__(self) -> str:
+        # Messages may quote what the caller sent: never echo more than a bounded prefix of it.
+        return quote(super().__str__(), MAX_MESSAGE)
+
 
 class InvalidArgument(MeterError):
     def __init__(self, violations: list[tuple[str, str]]) -> None:
-        self.violations = violations  # (field path, what is wrong with it)
-        super().__init__("; ".join(f"{field}: {why}" for field, why in violations))
+        self.violations = capped(violations)  # (field path, what is wrong with it), bounded
+        super().__init__("; ".join(f"{field}: {why}" for field, why in self.violations))
 
 
 class NotFound(MeterError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import re
 import secrets
@@ -22,9 +23,38 @@ class Principal:
     tenant_id: str
     key_id: str
     roles: frozenset[str]
+    expires_at: dt.datetime | None = None
+    bound_cert_subject: str = ""  # client certificate subject CN the key is bound to ("" = unbound)
+    bound_san: str = ""  # a subject alternative name the client certificate must list ("" = unbound)
 
     def may(self, role: str) -> bool:
         return "admin" in self.roles or role in self.roles
+
+    @property
+    def bound(self) -> bool:
+        return bool(self.bound_cert_subject or self.bound_san)
+
+    def check_expiry(self, now: dt.datetime) -> None:
+        if self.expires_at is not None and now >= self.expires_at:
+            at = self.expires_at.astimezone(dt.UTC)
+            raise Unauthenticated(f"API key {self.key_id} expired at {at:%Y-%m-%dT%H:%M:%SZ}")
+
+    def check_binding(self, common_names: list[str], sans: list[str]) -> None:
+        """The identity of the client certificate the connection presented (empty lists: none). A bound
+        key with the wrong certificate is UNAUTHENTICATED, not PERMISSION_DENIED: the key alone is not a
+        valid credential, like a revoked one; which identity it expects is never revealed."""
+        if not self.bound:
+            return
+        if (self.bound_cert_subject and self.bound_cert_subject not in common_names) or (
+            self.bound_san and self.bound_san not in sans
+        ):
+            if common_names:
+                shown = f"CN={common_names[0][:64]!r}"
+            else:
+                shown = "a client certificate without a subject CN" if sans else "no client certificate"
+            raise Unauthenticated(
+                f"API key {self.key_id} is bound to a client certificate; this connection presented {shown}"
+            )
 
 
 def new_key() -> tuple[str, str]:
@@ -56,3 +86,19 @@ def validate_tenant(tenant_id: str) -> str:
     if not TENANT_RE.match(tenant_id):
         raise InvalidArgument([("tenant", "1-64 characters of letters, digits and . _ : -")])
     return tenant_id
+
+
+MAX_BINDING = 255
+
+
+def validate_binding(value: str, field: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_BINDING or any(not ch.isprintable() for ch in value):
+        raise InvalidArgument([(field, f"at most {MAX_BINDING} printable characters")])
+    return value
+
+
+def validate_expiry(expires_at: dt.datetime | None, now: dt.datetime, field: str = "expire_time") -> dt.datetime | None:
+    if expires_at is not None and expires_at <= now:
+        raise InvalidArgument([(field, "must be in the future")])
+    return expires_at

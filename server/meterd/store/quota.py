@@ -154,6 +154,15 @@ class QuotaStore:
                 ),
             )  # fmt: skip
             rows = await cur.fetchall()
+            if not rows:
+                # meter_extend returns one row per charged counter: none for a live reservation that
+                # matched no limit, which it has extended all the same (found by tests/e2e/test_fuzz.py).
+                cur = await conn.execute(
+                    """SELECT true AS found, true AS allowed, NULL AS limit_id, expires_at, cost_nanos
+                         FROM reservations WHERE tenant_id = %s AND id = %s AND state = 'active'""",
+                    (tenant_id, reservation_id),
+                )
+                rows = await cur.fetchall()
         first = rows[0] if rows else {"found": False}
         if not first["found"]:
             return Extended(False, False, None, 0, [])
