@@ -206,6 +206,7 @@ def check_request(
     labels: Mapping[str, str] | None = None,
     ttl: float | None = None,
     reservation_id: str = "",
+    service_tier: str = "",
     **est,
 ) -> meter_pb2.CheckQuotaRequest:
     return meter_pb2.CheckQuotaRequest(
@@ -218,6 +219,7 @@ def check_request(
         mode=meter_pb2.CHECK_MODE_RESERVE if reserve else meter_pb2.CHECK_MODE_CHECK_ONLY,
         reservation_ttl=_duration(ttl),
         reservation_id=reservation_id,
+        service_tier=service_tier,
     )
 
 
@@ -246,6 +248,7 @@ def record_request(
     occurred_at: dt.datetime | None = None,
     cost_nanos: int | None = None,
     metadata: Mapping[str, str] | None = None,
+    service_tier: str = "",
 ) -> meter_pb2.RecordCallRequest:
     """A RecordCallRequest with a generated call_id and occurred_at = now when not given.
 
@@ -284,6 +287,7 @@ def record_request(
         occurred_at=_timestamp(occurred_at or dt.datetime.now(dt.UTC)),
         cost_nanos=cost_nanos,
         metadata=dict(metadata or {}),
+        service_tier=service_tier,
     )
 
 

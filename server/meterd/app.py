@@ -14,7 +14,9 @@ from grpc_reflection.v1alpha import reflection
 
 from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
+from meterd.api.business_metrics import BusinessMetrics, ServiceCollector
 from meterd.api.fairness import AuthGuard, PeerInterceptor, TenantGate, TenantGateInterceptor
+from meterd.api.grpc_metrics import MetricsInterceptor
 from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.key_policy import KeyPolicyInterceptor
 from meterd.api.meter import MeterServicer
@@ -23,6 +25,7 @@ from meterd.api.validation import BoundsInterceptor
 from meterd.config import Config
 from meterd.service.alert_hub import AlertHub
 from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender
+from meterd.service.channels import ChannelSender
 from meterd.service.key_usage import LastUsed
 from meterd.service.limit_cache import LimitCache
 from meterd.service.metering import MeteringService
@@ -32,6 +35,8 @@ from meterd.service.reprice import Repricer
 from meterd.service.usage import UsageService
 from meterd.store.alerts import AlertStore
 from meterd.store.db import Database, HealthProbe
+from meterd.store.deliveries import DeliveryStore
+from meterd.store.gauges import active_reservations
 from meterd.store.keys import KeyStore
 from meterd.store.limits import LimitStore
 from meterd.store.migrate import MigrationError, migrate
@@ -97,6 +102,14 @@ class MeterServer:
             retry_base=config.webhook_retry_base,
         )
         self.alert_hub.on_new.append(self.webhooks.wake)
+        self.channels = ChannelSender(
+            DeliveryStore(self.db),
+            timeout=config.webhook_timeout,
+            max_attempts=config.webhook_max_attempts,
+            retry_base=config.webhook_retry_base,
+            console_url=config.alert_console_url,
+        )
+        self.alert_hub.on_new.append(self.channels.wake)
         self.quota = QuotaService(
             quota_store,
             self.limits,
@@ -122,26 +135,32 @@ class MeterServer:
         self.tls = server_tls(config)  # None: plaintext
         self.last_used = LastUsed(self.keys, config.key_last_used_interval)
         self.metrics_http = None
-        observe = None
+        self.business: BusinessMetrics | None = None
+        outer: list[grpc.aio.ServerInterceptor] = []
         if config.metrics_listen:
             tls_files = {"certfile": config.tls_cert, "keyfile": config.tls_key} if config.metrics_tls else {}
-            metrics, self.metrics_http = start_metrics_server(
-                config.metrics_listen, self.db, [AlertCollector(self.alert_hub, self.evaluator)], **tls_files
+            rpc, self.business, self.metrics_http = start_metrics_server(
+                config.metrics_listen,
+                self.db,
+                [AlertCollector(self.alert_hub, self.evaluator), ServiceCollector(self.quota, self.webhooks)],
+                **tls_files,
             )
-            observe = metrics.observe
+            outer.append(MetricsInterceptor(rpc))  # outside authentication: rejected calls count too
+            self._feed_business_metrics(self.business)
             if config.metrics_tls and self.tls:
                 self.tls.on_reload.append(reload_metrics_context(self.metrics_http))
         key_policy = KeyPolicyInterceptor(
             self.key_cache, recheck_interval=config.key_cache_ttl / 2, touch=self.last_used.touch
         )
         self.server = grpc.aio.server(
-            # Order matters: PeerInterceptor notes the caller's host for the key look-up; MeterInterceptor
-            # authenticates, key_policy runs inside it (expiry, certificate binding), then bounds: auth errors
-            # come first, and InvalidArgument raised here becomes a status there; the tenant gate last, so a
-            # request refused by the bounds never waits for a slot.
+            # Order matters: metrics outermost (rejected calls count too), PeerInterceptor notes the caller's
+            # host for the key look-up, MeterInterceptor authenticates, key_policy runs inside it (expiry,
+            # certificate binding), then bounds: auth errors come first, and InvalidArgument raised inside
+            # becomes a status there; the tenant gate last, so a request the bounds refuse never waits for a slot.
             interceptors=[
+                *outer,
                 PeerInterceptor(),
-                MeterInterceptor(self.key_cache, observe),
+                MeterInterceptor(self.key_cache),
                 key_policy,
                 BoundsInterceptor(),
                 TenantGateInterceptor(self.tenant_gate),
@@ -211,7 +230,7 @@ class MeterServer:
                 if applied:
                     log.info("migrations applied: %s", ", ".join(applied))
                 await self.db.open(wait_timeout=max(5.0, self.config.pool_timeout))
-                await self.prices.seed_default_catalog()
+                await self.prices.seed_catalog()
                 await self._ensure_partitions()
                 break
             except (psycopg.OperationalError, OSError) as exc:  # the database may not be up yet: keep trying
@@ -234,8 +253,31 @@ class MeterServer:
         self._tasks.append(asyncio.create_task(self.alert_hub.run(), name="meter-alert-hub"))
         self._tasks.append(asyncio.create_task(self.evaluator.run(), name="meter-alert-evaluator"))
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="meter-alert-webhooks"))
+        self._tasks.append(asyncio.create_task(self.channels.run(), name="meter-alert-channels"))
+        if self.business is not None:
+            self._tasks.append(asyncio.create_task(self._refresh_gauges(self.business), name="meter-gauges"))
         self._tasks.append(asyncio.create_task(self.denials.run(), name="meter-denial-counts"))
         self._tasks.append(asyncio.create_task(self.last_used.run(), name="meter-key-last-used"))
+
+    def _feed_business_metrics(self, business: BusinessMetrics) -> None:
+        self.metering.on_recorded = business.recorded
+        denied = self.quota.on_denied
+
+        def on_denied(tenant_id, dims, at):
+            if denied is not None:
+                denied(tenant_id, dims, at)
+            business.denied(tenant_id, dims, at)
+
+        self.quota.on_denied = on_denied
+        self.channels.on_outcome = business.delivery
+
+    async def _refresh_gauges(self, business: BusinessMetrics, interval: float = 15.0) -> None:
+        while True:
+            try:
+                business.active.set(await active_reservations(self.db))
+            except Exception as exc:  # noqa: BLE001 - the database may be down; next round
+                log.debug("refreshing metric gauges failed: %s", exc)
+            await asyncio.sleep(interval)
 
     async def _ensure_partitions(self) -> None:
         """Monthly calls partitions from the back-fill horizon to two months ahead."""

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from meterd import cli_alert_defaults
 from meterd.config import Config, add_flags
 from meterd.domain.errors import MeterError
 from meterd.domain.keys import ROLES, validate_roles, validate_tenant
@@ -218,7 +219,9 @@ def _price_line(stored) -> str:
     p = stored.price
     rates = [nanos_to_usd(getattr(p, attr)) for _, attr in PRICE_RATE_FIELDS]
     scope = "catalog" if stored.shared else "tenant"
-    return "\t".join([p.price_id, scope, p.provider, p.model_pattern, p.effective_from.isoformat(), *rates, p.note])
+    # A catalog version for one service tier or time of day says so after the model.
+    model = " ".join([p.model_pattern] + [f"[{x}]" for x in (p.service_tier, p.daily_window) if x])
+    return "\t".join([p.price_id, scope, p.provider, model, p.effective_from.isoformat(), *rates, p.note])
 
 
 PRICE_HEADER = "# id\tscope\tprovider\tmodel\teffective_from\tinput/Mtok\toutput/Mtok\tcached_read/Mtok\tcache_write/Mtok\tper_request\tper_unit\tnote"
@@ -234,8 +237,12 @@ def cmd_prices(config: Config, args: argparse.Namespace) -> None:
     from meterd.store.prices import CATALOG_TENANT, PriceStore
     from meterd.store.reprice import RepriceStore
 
-    tenant = validate_tenant(args.tenant) if getattr(args, "tenant", None) else CATALOG_TENANT
     command = args.prices_command
+    if command == "sync":
+        from meterd.cli_prices_sync import cmd_sync
+
+        return cmd_sync(config, args, database, _with_database)
+    tenant = validate_tenant(args.tenant) if getattr(args, "tenant", None) else CATALOG_TENANT
     if command == "list":
 
         def action(db):
@@ -306,7 +313,7 @@ def _add_prices_parser(sub) -> None:
     listing.add_argument("--model", default="", help="versions whose pattern matches this model")
     listing.add_argument("--at", type=_instant, help="only the versions in force at this time")
     setting = prices_sub.add_parser("set", help="add a price version (USD amounts, e.g. --input-per-mtok 2.50)")
-    loading = prices_sub.add_parser("load", help="add the versions of a TOML catalog (format of default_prices.toml)")
+    loading = prices_sub.add_parser("load", help="add the versions of a TOML price file (format in docs/pricing.md)")
     for p in (setting, loading):
         scope = p.add_mutually_exclusive_group(required=True)
         scope.add_argument("--tenant")
@@ -322,7 +329,7 @@ def _add_prices_parser(sub) -> None:
     setting.add_argument("--per-unit", type=_usd, default=0, help="USD per unit")
     setting.add_argument("--note", default="")
     loading.add_argument("file", nargs="?", help="TOML file with [[price]] entries")
-    loading.add_argument("--default", action="store_true", help="also the catalog bundled with meter")
+    loading.add_argument("--default", action="store_true", help="also the installed genai-prices catalog")
     reprice = prices_sub.add_parser("reprice", help="recompute recorded calls' costs with the prices now in force")
     reprice.add_argument("--tenant", required=True)
     reprice.add_argument("--from", dest="start", required=True, type=_instant, help="occurred_at from (inclusive)")
@@ -332,6 +339,9 @@ def _add_prices_parser(sub) -> None:
     reprice.add_argument("--include-client-costs", action="store_true", help="also calls whose cost the client gave")
     for p in (listing, setting, loading, reprice):
         add_flags(p, ("database_url", "data_dir", "log_level"))
+    from meterd.cli_prices_sync import add_sync_parser
+
+    add_sync_parser(prices_sub)
 
 
 ALERT_KINDS = ("limit_threshold", "window_cost", "call_cost", "error_rate", "latency_p95", "unpriced_model",
@@ -492,7 +502,21 @@ def _rule_from_args(args: argparse.Namespace):
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret or os.environ.get("METER_WEBHOOK_SECRET", ""),
         disabled=args.disabled,
+        channels=[_channel_arg(c) for c in args.channel or ()],
+        message_template=args.template or "",
     )  # fmt: skip
+
+
+def _channel_arg(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        sys.exit(
+            f'meter: --channel wants a JSON object like \'{{"kind":"slack","url":"https://..."}}\', got {text[:80]!r}'
+        )
+    return value
 
 
 def _rule_line(stored) -> str:
@@ -500,8 +524,9 @@ def _rule_line(stored) -> str:
     params = json.dumps(r.params(), separators=(",", ":"))
     scope = json.dumps(r.scope.to_json(), separators=(",", ":"))
     state = "disabled" if r.disabled else "enabled"
+    channels = ",".join(f"{c.kind.value}:{c.target}" for c in r.channels)  # secrets stay in the database
     return "\t".join([r.id, r.kind.value, r.severity.value, scope, params, f"cooldown={r.cooldown_s}s",
-                      r.webhook_url or "-", state])  # fmt: skip
+                      r.webhook_url or "-", state] + ([channels] if channels else []))  # fmt: skip
 
 
 def cmd_alert_rules(config: Config, args: argparse.Namespace) -> None:
@@ -576,12 +601,21 @@ def _add_alerts_parser(sub) -> None:
     setting.add_argument("--cooldown", help="no second alert for the same rule and subject within this, e.g. 1h")
     setting.add_argument("--webhook-secret", help="signs webhook deliveries [env METER_WEBHOOK_SECRET]")
     setting.add_argument("--disabled", action="store_true")
+    setting.add_argument(
+        "--channel",
+        action="append",
+        help='a delivery channel as JSON, repeat for several: {"kind":"slack","url":"..."}, {"kind":"pagerduty",'
+        '"secret":"ROUTING_KEY"}, {"kind":"email","email_to":["ops@x.com"],"email_from":"meter@x.com",'
+        '"smtp_host":"smtp.x.com","smtp_username":"u","secret":"PASSWORD"} (docs/alerts.md#channels)',
+    )
+    setting.add_argument("--template", help="message template with ${subject}, ${observed}... (docs/alerts.md)")
     listing = rules_sub.add_parser("list", help="list a tenant's rules")
     deleting = rules_sub.add_parser("delete", help="delete a rule by id")
     deleting.add_argument("id")
     for p in (setting, listing, deleting):
         p.add_argument("--tenant", required=True)
         add_flags(p, ("database_url", "data_dir", "log_level"))
+    cli_alert_defaults.add_parser(alerts_sub, add_flags, _usd, _channel_arg)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -642,6 +676,8 @@ def main(argv: list[str] | None = None) -> None:
             cmd_prices(config, args)
         elif args.command == "alerts" and args.alerts_command == "tail":
             cmd_alerts_tail(args)
+        elif args.command == "alerts" and args.alerts_command == "defaults":
+            cli_alert_defaults.run(config, args, database, _with_database, validate_tenant)
         elif args.command == "alerts":
             cmd_alert_rules(config, args)
         else:

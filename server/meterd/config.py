@@ -249,6 +249,12 @@ SETTINGS: tuple[Setting, ...] = (
         60.0,
         "Seconds between writes of API keys' last-use times (ListApiKeys); each key costs one row update at most per interval.",
     ),
+    Setting(
+        "alert_console_url",
+        str,
+        "",
+        "Web console URL linked from alert messages (Slack, Teams, email...). Empty: no link.",
+    ),
 )
 
 
@@ -295,6 +301,7 @@ class Config:
     insecure: bool
     metrics_tls: bool
     key_last_used_interval: float
+    alert_console_url: str
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:

@@ -229,3 +229,16 @@ async def test_record_many_sends_chunks_of_a_thousand_and_reports_per_item(targe
     assert batch.results[1000].response.call_id == requests[1000].call_id
     async with AsyncMeterClient(target, api_key=fresh_tenant.keys["read"], **STRICT) as reader:
         assert (await reader.usage(subject="user:8")).totals.calls == 1001
+
+
+async def test_service_tier_reaches_the_server(target, fresh_tenant):
+    # o3 with OpenAI's flex processing costs half the standard price (genai-prices) when the
+    # catalog has the tier at the call's time; either way the record carries the tier.
+    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"], **STRICT) as meter:
+        request = record_request("user:tier", "openai", "o3", input_tokens=1000, service_tier="flex")
+        assert request.service_tier == "flex"
+        flex = await meter.record_request(request)
+        standard = await meter.record("user:tier", "openai", "o3", input_tokens=1000)
+        assert flex.cost_nanos <= standard.cost_nanos
+        check = await meter.check("user:tier", "openai", "o3", estimate_tokens=1000, service_tier="flex")
+        assert check.allowed and check.estimated_cost_nanos == flex.cost_nanos

@@ -44,8 +44,11 @@ async def test_prometheus_metrics_count_rpcs_by_code(database_url, tenant):
                 pass
         url = f"http://127.0.0.1:{server.metrics_http.server_port}/metrics"
         body = (await asyncio.to_thread(lambda: urllib.request.urlopen(url).read())).decode()
-    assert 'grpc_server_handled_total{grpc_code="OK",grpc_method="GetUsage",grpc_service="meter.v1.Meter"} 1.0' in body
-    assert 'grpc_code="UNAUTHENTICATED",grpc_method="GetUsage"' in body
+    assert (
+        'grpc_server_handled_total{grpc_code="OK",grpc_method="GetUsage",grpc_service="meter.v1.Meter",'
+        'grpc_type="unary"} 1.0' in body
+    )
+    assert 'grpc_code="Unauthenticated",grpc_method="GetUsage"' in body  # grpc-go's code names
     assert "meter_db_pool_size" in body
     assert "meter_alert_streams 0.0" in body and "meter_alerts_read_total" in body
     assert "meter_alert_evaluator_leader" in body

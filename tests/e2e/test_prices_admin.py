@@ -15,7 +15,7 @@ from meter.v1 import admin_pb2, common_pb2
 from meter_testing.processes import METER
 from meter_testing.requests import field_violations, record
 from meterd.api.convert import ts
-from meterd.domain.pricing import load_catalog
+from meterd.domain import genai_catalog
 
 JAN = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 JUN = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)
@@ -83,13 +83,14 @@ async def test_list_shows_the_shared_catalog_and_the_tenant_override_in_force(ad
     now = dt.datetime.now(dt.UTC)
     catalog = await list_prices(admin_stub, tenant, provider="openai", model="gpt-4.1", at=now)
     assert catalog and all(p.id.startswith("p") for p in catalog)
-    assert "gpt-4.1*" in {p.model_pattern for p in catalog}
+    assert "gpt-4.1" in {p.model_pattern for p in catalog}  # the genai-prices model id
     own = await set_price(admin_stub, tenant, price("openai", "gpt-4.1*", now - dt.timedelta(days=1)))
     in_force = await list_prices(admin_stub, tenant, provider="openai", model="gpt-4.1", at=now)
     assert [p.id for p in in_force if p.model_pattern == "gpt-4.1*"] == [own.id]
     every = await list_prices(admin_stub, tenant, provider="openai", model="gpt-4.1")
     assert every[0].id == own.id  # the tenant's own versions come first, then the catalog's
-    assert len(every) > len(in_force)
+    # Every version, not only those in force at one time (the catalog's service tiers came later).
+    assert len(every) > len(await list_prices(admin_stub, tenant, provider="openai", model="gpt-4.1", at=JAN))
 
 
 async def test_tenant_price_overrides_the_catalog_when_recording(admin_stub, meter_stub, make_tenant):
@@ -130,7 +131,7 @@ async def test_load_adds_and_skips_identical_versions(admin_stub, make_tenant):
     assert (reply.added, reply.skipped) == (1, 4)
     assert len(await list_prices(admin_stub, tenant, provider="acme")) == 4
 
-    catalog_size = len(load_catalog())
+    catalog_size = len(genai_catalog.installed().prices)
     reply = await admin_stub.LoadPrices(
         admin_pb2.LoadPricesRequest(include_default_catalog=True), metadata=tenant.auth()
     )
@@ -231,7 +232,10 @@ async def test_cli_load_file_and_default_catalog(make_tenant, database_url, tmp_
     db = ("--database-url", database_url)
     loaded = await asyncio.to_thread(meter_cli, "prices", "load", "--tenant", tenant.id, str(catalog), "--default", *db)
     assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.strip() == f"added {1 + len(load_catalog())}, skipped 0 (identical versions already stored)"
+    assert (
+        loaded.stdout.strip()
+        == f"added {1 + len(genai_catalog.installed().prices)}, skipped 0 (identical versions already stored)"
+    )
     again = await asyncio.to_thread(meter_cli, "prices", "load", "--tenant", tenant.id, str(catalog), *db)
     assert again.stdout.strip() == "added 0, skipped 1 (identical versions already stored)"
     listed = await asyncio.to_thread(meter_cli, "prices", "list", "--tenant", tenant.id, "--provider", "acme", *db)

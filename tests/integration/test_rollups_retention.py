@@ -18,17 +18,21 @@ from meter_testing.requests import record
 from meter_testing.rollups import assert_rollup_grains_agree
 from meterd.domain import histogram
 from meterd.store.migrate import migrate
+from meterd.store.rollups import PART_COLUMNS
 
 ROLLUP_SUMS = """SELECT tenant_id, hour, subject, provider, model, operation, calls, errors, input_tokens, output_tokens,
                         cached_read_tokens, cache_write_tokens, reasoning_tokens, requests, units, cost_nanos::bigint,
-                        unpriced_calls, latency_count, latency_sum_us::bigint, latency_hist
-                   FROM usage_hourly ORDER BY 1, 2, 3, 4, 5, 6"""
+                        unpriced_calls, latency_count, latency_sum_us::bigint, latency_hist, ARRAY[{parts}]::bigint[]
+                   FROM usage_hourly ORDER BY 1, 2, 3, 4, 5, 6""".format(parts=", ".join(PART_COLUMNS))
 RAW_SUMS = """SELECT tenant_id, date_trunc('hour', occurred_at) AS hour, subject, provider, model, operation,
                      count(*), count(*) FILTER (WHERE NOT success), sum(input_tokens), sum(output_tokens),
                      sum(cached_read_tokens), sum(cache_write_tokens), sum(reasoning_tokens), sum(requests),
                      sum(units), sum(cost_nanos)::bigint, count(*) FILTER (WHERE cost_source = 'unpriced'),
-                     count(latency_us), coalesce(sum(latency_us), 0)::bigint, array_agg(latency_us)
-                FROM calls GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6"""
+                     count(latency_us), coalesce(sum(latency_us), 0)::bigint, array_agg(latency_us),
+                     ARRAY[{parts}]::bigint[]
+                FROM calls GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6""".format(
+    parts=", ".join(f"sum(cost_parts[{i}])" for i in range(1, 9))
+)
 
 
 def latency(us: int) -> duration_pb2.Duration:
@@ -73,6 +77,8 @@ async def test_rollups_equal_the_raw_calls_under_concurrent_records(fresh_databa
             if us is not None:
                 expected[histogram.bucket(us)] += 1
         assert r[19] == {str(b): n for b, n in enumerate(expected) if n}  # sparse: non-zero buckets only
+        assert r[20] == c[20]  # the cost parts
+        assert sum(r[20][:7]) == r[15]  # sum to the cost
     await assert_rollup_grains_agree(fresh_database_url)
 
 
@@ -125,10 +131,14 @@ INSERT INTO alerts (tenant_id, kind, severity, message, dedup_key, created_at, w
     ('h', 'limit_threshold', 'warning', 'm', 'old', now() - interval '200 days', now() - interval '199 days'),
     ('h', 'limit_threshold', 'warning', 'm', 'old-window-running', now() - interval '200 days', now() + interval '1 day'),
     ('h', 'call_cost', 'warning', 'm', 'old-webhook-owed', now() - interval '200 days', NULL),
+    ('h', 'call_cost', 'warning', 'm', 'old-channel-owed', now() - interval '200 days', NULL),
     ('h', 'call_cost', 'warning', 'm', 'recent', now() - interval '1 day', NULL);
 INSERT INTO alert_webhooks (tenant_id, alert_id, rule_id, delivered_at)
 SELECT 'h', id, 'short', CASE dedup_key WHEN 'old' THEN now() - interval '200 days' END
   FROM alerts WHERE dedup_key IN ('old', 'old-webhook-owed');
+INSERT INTO alert_deliveries (tenant_id, alert_id, channel, rule_id, kind, delivered_at)
+SELECT 'h', id, 0, 'short', 'slack', CASE dedup_key WHEN 'old' THEN now() - interval '200 days' END
+  FROM alerts WHERE dedup_key IN ('old', 'old-channel-owed');
 INSERT INTO alert_cooldowns (tenant_id, rule_id, cooldown_key, last_at) VALUES
     ('h', 'short', 's', now() - interval '200 days'), ('h', 'long', 's', now() - interval '200 days');
 INSERT INTO quota_denials (tenant_id, minute, subject, provider, model, operation, denials) VALUES
@@ -149,7 +159,7 @@ async def test_retention_prunes_old_history_and_keeps_what_is_still_live(fresh_d
         args = [*METER, "retention", "--older-than", "90d", "--database-url", fresh_database_url, *extra]
         return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 
-    expected = "1 alerts, 1 alert_webhooks, 1 alert_cooldowns, 1 quota_denials, 1 reservations"
+    expected = "1 alerts, 1 alert_deliveries, 1 alert_webhooks, 1 alert_cooldowns, 1 quota_denials, 1 reservations"
     assert "would prune history before" in (dry := await asyncio.to_thread(retention, "--dry-run")) and expected in dry
     assert expected in await asyncio.to_thread(retention)
     async with await psycopg.AsyncConnection.connect(fresh_database_url) as conn:
@@ -157,8 +167,14 @@ async def test_retention_prunes_old_history_and_keeps_what_is_still_live(fresh_d
         async def left(sql: str) -> set:
             return {r[0] for r in await (await conn.execute(sql)).fetchall()}
 
-        assert await left("SELECT dedup_key FROM alerts") == {"old-window-running", "old-webhook-owed", "recent"}
+        assert await left("SELECT dedup_key FROM alerts") == {
+            "old-window-running",
+            "old-webhook-owed",
+            "old-channel-owed",
+            "recent",
+        }
         assert await left("SELECT delivered_at IS NULL FROM alert_webhooks") == {True}  # the owed one
+        assert await left("SELECT delivered_at IS NULL FROM alert_deliveries") == {True}
         assert await left("SELECT rule_id FROM alert_cooldowns") == {"long"}  # its 400-day cooldown still runs
         assert len(await left("SELECT minute FROM quota_denials")) == 1
         assert await left("SELECT id FROM reservations") == {"recent-expired", "live"}

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import psycopg
 
+from meterd.store.rollups import PART_COLUMNS
+
 # usage_hourly's histograms are sparse jsonb, the coarser tables' dense arrays.
 _FIGURES = """sum(calls), sum(errors), sum(input_tokens), sum(output_tokens), sum(cached_read_tokens),
               sum(cache_write_tokens), sum(reasoning_tokens), sum(requests), sum(units), sum(cost_nanos),
               sum(unpriced_calls), sum(latency_count), sum(latency_sum_us),
-              meter_hist_sum(meter_hist_add_sparse(NULL, latency_hist))"""
+              meter_hist_sum(meter_hist_add_sparse(NULL, latency_hist)), """ + ", ".join(
+    f"sum({c})" for c in PART_COLUMNS
+)
 _COLUMNS = """calls, errors, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens, reasoning_tokens,
-              requests, units, cost_nanos, unpriced_calls, latency_count, latency_sum_us, latency_buckets"""
+              requests, units, cost_nanos, unpriced_calls, latency_count, latency_sum_us, latency_buckets, """ + ", ".join(
+    PART_COLUMNS
+)
 
 # Rows of `expected` missing from `actual` and the reverse; both empty when the grains agree.
 _DIFFERENCE = """WITH expected AS ({expected}), actual AS ({actual})

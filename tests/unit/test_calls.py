@@ -29,7 +29,7 @@ def test_every_field_and_label_is_part_of_the_content():
         dataclasses.replace(CALL, **{f.name: value})
         for f, value in zip(dataclasses.fields(CallInput), (
             "c-2", "r2", dataclasses.replace(CALL.dims, model="gpt-4o"), False, 9, 9, 9, 9, 9, 2, 1, 1, 1, 3, True,
-            "x", "boom!", CALL.occurred_at + dt.timedelta(microseconds=1), 7, {"k": "w"},
+            "x", "boom!", CALL.occurred_at + dt.timedelta(microseconds=1), 7, {"k": "w"}, "flex",
         ), strict=True)
     ]  # fmt: skip
     changed.append(dataclasses.replace(CALL, dims=dataclasses.replace(CALL.dims, labels={"f": "y", "a": "ü"})))

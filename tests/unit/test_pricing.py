@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
+from meterd.domain import genai_catalog
+from meterd.domain.price_rules import PriceSet
 from meterd.domain.pricing import (
     Price,
     UsageAmounts,
     cost_nanos,
-    load_catalog,
     nanos_to_usd,
     parse_catalog,
     select_price,
@@ -52,12 +53,14 @@ def price(
 
 
 @pytest.fixture(scope="module")
-def catalog() -> list[Price]:
-    return load_catalog()
+def catalog() -> PriceSet:
+    """The shared catalog as Meter imports it: the installed genai-prices data, converted."""
+    conversion = genai_catalog.installed()
+    return PriceSet(conversion.prices, conversion.providers)
 
 
-def catalog_cost(catalog: list[Price], provider: str, model: str, at: datetime = NOW, **usage: int) -> int:
-    p = select_price(catalog, provider, model, at)
+def catalog_cost(catalog: PriceSet, provider: str, model: str, at: datetime = NOW, **usage: int) -> int:
+    p = catalog.select(provider, model, at)
     assert p is not None, f"{provider}/{model} unpriced"
     return cost_nanos(p, UsageAmounts(**usage))
 
@@ -65,9 +68,9 @@ def catalog_cost(catalog: list[Price], provider: str, model: str, at: datetime =
 # ------------------------------------------------------------------------------- cost_nanos
 
 
-def test_gpt4_seed_example_1000_in_500_out_is_six_cents(catalog: list[Price]) -> None:
+def test_gpt4_seed_example_1000_in_500_out_is_six_cents(catalog: PriceSet) -> None:
     # $0.03/1K = 30_000_000_000 nanos/M; 1000*30e9 + 500*60e9 = 6e13; / 1e6 = 60_000_000 = $0.06.
-    p = select_price(catalog, "openai", "gpt-4", NOW)
+    p = catalog.select("openai", "gpt-4", NOW)
     assert p is not None
     assert (p.input_per_mtok, p.output_per_mtok) == (30_000_000_000, 60_000_000_000)
     total = cost_nanos(p, UsageAmounts(input_tokens=1000, output_tokens=500))
@@ -75,7 +78,7 @@ def test_gpt4_seed_example_1000_in_500_out_is_six_cents(catalog: list[Price]) ->
     assert nanos_to_usd(total) == "0.06"
 
 
-def test_gpt4_seed_cost_breakdown(catalog: list[Price]) -> None:
+def test_gpt4_seed_cost_breakdown(catalog: PriceSet) -> None:
     # instrumentation-cost-tracking.md: Input $0.0300, Output $0.0300, Total $0.0600.
     input_cost = catalog_cost(catalog, "openai", "gpt-4", input_tokens=1000)
     output_cost = catalog_cost(catalog, "openai", "gpt-4", output_tokens=500)
@@ -96,7 +99,7 @@ def test_gpt4_seed_cost_breakdown(catalog: list[Price]) -> None:
         ("anthropic", "claude-3-haiku-20240307", "0.00025", "0.00125"),
     ],
 )
-def test_seed_per_1k_prices(catalog: list[Price], provider: str, model: str, per_1k_in: str, per_1k_out: str) -> None:
+def test_seed_per_1k_prices(catalog: PriceSet, provider: str, model: str, per_1k_in: str, per_1k_out: str) -> None:
     # 1000 tokens cost exactly the per-1K figure.
     assert catalog_cost(catalog, provider, model, input_tokens=1000) == usd_to_nanos(per_1k_in)
     assert catalog_cost(catalog, provider, model, output_tokens=1000) == usd_to_nanos(per_1k_out)
@@ -108,27 +111,37 @@ def test_seed_per_1k_prices(catalog: list[Price], provider: str, model: str, per
         # fastapi-usage-tracker.md, api-usage-rate-limits.md, gemini-api-usage-admin.md, $ per 1M tokens.
         ("anthropic", "claude-3-sonnet", "3", "15"),
         ("anthropic", "claude-3-haiku", "0.25", "1.25"),
+        # DeepSeek's peak-hour prices (00:30-16:30 UTC; see the test below for the off-peak ones).
         ("deepseek", "deepseek-chat", "0.27", "1.10"),
         ("deepseek", "deepseek-reasoner", "0.55", "2.19"),
-        ("openrouter", "anthropic/claude-3.5-sonnet", "0.50", "1.50"),
+        # The seed's flat OpenRouter $0.50/$1.50 hid the real price: OpenRouter passes Anthropic's on.
+        ("openrouter", "anthropic/claude-3.5-sonnet", "3", "15"),
         ("groq", "llama-3.1-70b-versatile", "0.59", "0.79"),
         ("groq", "llama-3.1-8b-instant", "0.05", "0.08"),
         ("groq", "mixtral-8x7b-32768", "0.24", "0.24"),
         ("openai", "gpt-4", "30.00", "60.00"),
         ("openai", "gpt-3.5-turbo", "0.50", "1.50"),
-        # The seed's "2.5 Flash/Pro" figures are the 1.5 list prices (see the catalog note).
+        # The seed's "2.5 Flash/Pro" figures are the 1.5 list prices (below their 128K-token tier).
         ("google", "gemini-1.5-flash", "0.075", "0.30"),
         ("google", "gemini-1.5-pro", "1.25", "5.00"),
     ],
 )
-def test_seed_per_million_prices(
-    catalog: list[Price], provider: str, model: str, per_m_in: str, per_m_out: str
-) -> None:
-    assert catalog_cost(catalog, provider, model, input_tokens=1_000_000) == usd_to_nanos(per_m_in)
-    assert catalog_cost(catalog, provider, model, output_tokens=1_000_000) == usd_to_nanos(per_m_out)
+def test_seed_per_million_prices(catalog: PriceSet, provider: str, model: str, per_m_in: str, per_m_out: str) -> None:
+    # 100,000 tokens (below every context tier) cost a tenth of the per-million figure; at noon UTC.
+    noon = NOW + timedelta(hours=12)
+    assert catalog_cost(catalog, provider, model, noon, input_tokens=100_000) * 10 == usd_to_nanos(per_m_in)
+    assert catalog_cost(catalog, provider, model, noon, output_tokens=100_000) * 10 == usd_to_nanos(per_m_out)
 
 
-def test_claude_with_cache_read_and_write(catalog: list[Price]) -> None:
+def test_deepseek_off_peak_hours(catalog: PriceSet) -> None:
+    # Outside 00:30-16:30 UTC deepseek-chat costs $0.135 in / $0.55 out per M (genai-prices'
+    # time-of-day price): 100,000 tokens = 13_500_000 and 55_000_000 nanos; 16:30 is already off-peak.
+    for at in (NOW + timedelta(hours=20), NOW + timedelta(hours=16, minutes=30), NOW + timedelta(minutes=29)):
+        assert catalog_cost(catalog, "deepseek", "deepseek-chat", at, input_tokens=100_000) == 13_500_000
+        assert catalog_cost(catalog, "deepseek", "deepseek-chat", at, output_tokens=100_000) == 55_000_000
+
+
+def test_claude_with_cache_read_and_write(catalog: PriceSet) -> None:
     # claude-3-5-sonnet: in $3, out $15, cache read $0.30, cache write $3.75 per M.
     # 2000*3e9 + 1000*15e9 + 10000*0.3e9 + 4000*3.75e9 = 6e12 + 15e12 + 3e12 + 15e12 = 39e12
     # / 1e6 = 39_000_000 nanos = $0.039.
@@ -145,7 +158,7 @@ def test_claude_with_cache_read_and_write(catalog: list[Price]) -> None:
     assert nanos_to_usd(total) == "0.039"
 
 
-def test_claude_haiku_cache_fractional_rates(catalog: list[Price]) -> None:
+def test_claude_haiku_cache_fractional_rates(catalog: PriceSet) -> None:
     # claude-3-5-haiku: in $0.80, cache read $0.08, cache write $1.00 per M.
     # 1234*0.8e9 + 5678*0.08e9 + 999*1e9 = 987.2e9 + 454.24e9 + 999e9 = 2_440_440_000_000
     # / 1e6 = 2_440_440 nanos.
@@ -160,24 +173,33 @@ def test_claude_haiku_cache_fractional_rates(catalog: list[Price]) -> None:
     assert total == 2_440_440
 
 
-def test_anthropic_cache_multipliers(catalog: list[Price]) -> None:
-    # write = 1.25x input, read = 0.1x input; Claude 3 Haiku uses Anthropic's rounded $0.30 / $0.03.
-    anthropic = [p for p in catalog if p.provider == "anthropic"]
-    assert anthropic
+def test_anthropic_cache_multipliers() -> None:
+    # Anthropic's own models: write = 1.25x input, read = 0.1x input (Claude 3 Haiku: its rounded
+    # $0.30 / $0.03), in every version and tier.
+    families = ("claude-3", "claude-sonnet-4", "claude-opus-4", "claude-haiku-4")
+    anthropic = [
+        p
+        for p in genai_catalog.installed().prices
+        if p.provider == "anthropic" and p.model_pattern.startswith(families)
+    ]
+    assert len(anthropic) > 10
     for p in anthropic:
-        if p.model_pattern == "claude-3-haiku*":
+        if p.cached_read_per_mtok == p.cache_write_per_mtok == p.input_per_mtok:
+            continue  # no prompt caching (Claude 2, Instant): cached tokens count as input
+        if p.model_pattern == "claude-3-haiku":
             assert (p.cache_write_per_mtok, p.cached_read_per_mtok) == (300_000_000, 30_000_000)
         else:
             assert p.cache_write_per_mtok * 100 == p.input_per_mtok * 125, p
             assert p.cached_read_per_mtok * 10 == p.input_per_mtok, p
 
 
-def test_cerebras_per_request(catalog: list[Price]) -> None:
-    # $0.000006/request = 6000 nanos; 3 requests = 18_000 nanos; tokens are not billed.
-    assert catalog_cost(catalog, "cerebras", "llama3.1-8b", requests=3, input_tokens=5000, output_tokens=900) == 18_000
+def test_cerebras_per_token(catalog: PriceSet) -> None:
+    # The seed's $0.000006/request for Cerebras is not what Cerebras charges today: genai-prices has
+    # $0.10 per million tokens in and out. 5000*0.1e9 + 900*0.1e9 = 5.9e11; / 1e6 = 590_000 nanos.
+    assert catalog_cost(catalog, "cerebras", "llama3.1-8b", requests=3, input_tokens=5000, output_tokens=900) == 590_000
 
 
-def test_local_models_are_free(catalog: list[Price]) -> None:
+def test_local_models_are_free(catalog: PriceSet) -> None:
     for provider in ("ollama", "local"):
         assert catalog_cost(catalog, provider, "llama3:70b", input_tokens=10**9, output_tokens=10**9, requests=5) == 0
 
@@ -294,31 +316,32 @@ def test_select_price_rejects_naive_time() -> None:
 @pytest.mark.parametrize(
     ("provider", "model", "at", "pattern", "input_usd_per_m"),
     [
-        ("openai", "gpt-4.1-mini-2025-04-14", NOW, "gpt-4.1-mini*", "0.40"),
-        ("openai", "gpt-4.1-nano", NOW, "gpt-4.1-nano*", "0.10"),
-        ("openai", "gpt-4.1", NOW, "gpt-4.1*", "2.00"),
-        ("openai", "gpt-4o-mini-2024-07-18", NOW, "gpt-4o-mini*", "0.15"),
-        ("openai", "gpt-4o", utc(2024, 6, 1), "gpt-4o*", "5.00"),
-        ("openai", "gpt-4o", NOW, "gpt-4o*", "2.50"),
-        ("openai", "gpt-4o-2024-05-13", NOW, "gpt-4o-2024-05-13", "5.00"),
-        ("openai", "gpt-4-0125-preview", NOW, "gpt-4-*-preview", "10.00"),
-        ("openai", "gpt-4-turbo-2024-04-09", NOW, "gpt-4-turbo*", "10.00"),
-        ("openai", "o3", utc(2025, 5, 1), "o3*", "10.00"),
-        ("openai", "o3", NOW, "o3*", "2.00"),
-        ("openai", "o3-mini", NOW, "o3-mini*", "1.10"),
-        ("openai", "o1-mini", utc(2024, 12, 1), "o1-mini*", "3.00"),
-        ("anthropic", "claude-opus-4-1-20250805", NOW, "claude-opus-4*", "15.00"),
-        ("anthropic", "claude-opus-4-5-20251101", NOW, "claude-opus-4-5*", "5.00"),
-        ("anthropic", "claude-sonnet-4-20250514", NOW, "claude-sonnet-4*", "3.00"),
-        ("google", "gemini-2.5-flash", NOW, "gemini-2.5-flash*", "0.30"),
-        ("google", "gemini-2.5-flash-lite", NOW, "gemini-2.5-flash-lite*", "0.10"),
-        ("google", "gemini-2.5-pro", NOW, "gemini-2.5-pro*", "1.25"),
+        # pattern: the genai-prices model id the name resolves to (its own match rules).
+        ("openai", "gpt-4.1-mini-2025-04-14", NOW, "gpt-4.1-mini", "0.40"),
+        ("openai", "gpt-4.1-nano", NOW, "gpt-4.1-nano", "0.10"),
+        ("openai", "gpt-4.1", NOW, "gpt-4.1", "2.00"),
+        ("openai", "gpt-4o-mini-2024-07-18", NOW, "gpt-4o-mini", "0.15"),
+        # The old hand-kept catalog had $5.00 before 2024-10; genai-prices has one gpt-4o price.
+        ("openai", "gpt-4o", utc(2024, 6, 1), "gpt-4o", "2.50"),
+        ("openai", "gpt-4o", NOW, "gpt-4o", "2.50"),
+        ("openai", "gpt-4-0125-preview", NOW, "gpt-4-turbo", "10.00"),
+        ("openai", "gpt-4-turbo-2024-04-09", NOW, "gpt-4-turbo", "10.00"),
+        ("openai", "o3", utc(2025, 5, 1), "o3", "10.00"),  # the source's history: $10 until 2025-06-10
+        ("openai", "o3", NOW, "o3", "2.00"),
+        ("openai", "o3-mini", NOW, "o3-mini", "1.10"),
+        ("openai", "o1-mini", utc(2024, 12, 1), "o1-mini", "1.10"),  # the source has no $3.00 history
+        ("anthropic", "claude-opus-4-1-20250805", NOW, "claude-opus-4-1", "15.00"),
+        ("anthropic", "claude-opus-4-5-20251101", NOW, "claude-opus-4-5", "5.00"),
+        ("anthropic", "claude-sonnet-4-20250514", NOW, "claude-sonnet-4-0", "3.00"),
+        ("google", "gemini-2.5-flash", NOW, "gemini-2.5-flash", "0.30"),
+        ("google", "gemini-2.5-flash-lite", NOW, "gemini-2.5-flash-lite", "0.10"),
+        ("google", "gemini-2.5-pro", NOW, "gemini-2.5-pro", "1.25"),
     ],
 )
 def test_catalog_selection(
-    catalog: list[Price], provider: str, model: str, at: datetime, pattern: str, input_usd_per_m: str
+    catalog: PriceSet, provider: str, model: str, at: datetime, pattern: str, input_usd_per_m: str
 ) -> None:
-    p = select_price(catalog, provider, model, at)
+    p = catalog.select(provider, model, at)
     assert p is not None
     assert p.model_pattern == pattern
     assert p.input_per_mtok == usd_to_nanos(input_usd_per_m)
@@ -378,28 +401,32 @@ def test_nanos_to_usd(nanos: int, text: str) -> None:
 # -------------------------------------------------------------------------- default catalog
 
 
-def test_every_catalog_entry_is_well_formed(catalog: list[Price]) -> None:
-    assert len(catalog) >= 40
+def test_every_catalog_entry_is_well_formed() -> None:
+    prices = genai_catalog.installed().prices
+    assert len(prices) >= 2000
     rates = [f.name for f in fields(Price) if f.name.endswith("_mtok") or f.name.startswith("per_")]
     assert len(rates) == 6
-    for p in catalog:
+    for p in prices:
         for name in rates:
             value = getattr(p, name)
             assert type(value) is int and value >= 0, (p, name)
         assert p.effective_from.tzinfo is not None and p.effective_from.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
         assert p.provider == p.provider.lower()
-        assert p.note, p
+        assert p.note and p.source, p
         assert p.price_id == ""
 
 
-def test_catalog_covers_every_provider(catalog: list[Price]) -> None:
-    providers = {p.provider for p in catalog}
+def test_catalog_covers_every_provider(catalog: PriceSet) -> None:
+    providers = {p.id for p in catalog.rules.providers} | {p.provider for p in catalog.globs}
     assert {
         "openai",
         "anthropic",
         "google",
         "groq",
         "deepseek",
+        "mistral",
+        "x-ai",
+        "cohere",
         "cerebras",
         "openrouter",
         "ollama",
@@ -443,10 +470,11 @@ def test_catalog_covers_every_provider(catalog: list[Price]) -> None:
     + [("google", "gemini-2.5-flash"), ("google", "gemini-2.5-pro")]
     + [("groq", "llama-3.1-8b-instant"), ("groq", "llama-3.1-70b-versatile"), ("groq", "mixtral-8x7b-32768")]
     + [("deepseek", "deepseek-chat"), ("deepseek", "deepseek-reasoner"), ("cerebras", "llama3.1-8b")]
-    + [("openrouter", "meta-llama/llama-3-70b"), ("ollama", "llama3"), ("local", "my-finetune")],
+    + [("openrouter", "meta-llama/llama-3.1-405b"), ("ollama", "llama3"), ("local", "my-finetune")]
+    + [("xai", "grok-4"), ("x-ai", "grok-3"), ("mistral", "mistral-large-latest"), ("cohere", "command-r-plus")],
 )
-def test_requested_models_are_priced_now(catalog: list[Price], provider: str, model: str) -> None:
-    assert select_price(catalog, provider, model, NOW) is not None
+def test_requested_models_are_priced_now(catalog: PriceSet, provider: str, model: str) -> None:
+    assert catalog.select(provider, model, NOW) is not None
 
 
 # --------------------------------------------------------------------------- parse_catalog

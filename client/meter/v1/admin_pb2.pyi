@@ -12,6 +12,23 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ChannelKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANNEL_KIND_UNSPECIFIED: _ClassVar[ChannelKind]
+    CHANNEL_KIND_WEBHOOK: _ClassVar[ChannelKind]
+    CHANNEL_KIND_SLACK: _ClassVar[ChannelKind]
+    CHANNEL_KIND_TEAMS: _ClassVar[ChannelKind]
+    CHANNEL_KIND_DISCORD: _ClassVar[ChannelKind]
+    CHANNEL_KIND_EMAIL: _ClassVar[ChannelKind]
+    CHANNEL_KIND_PAGERDUTY: _ClassVar[ChannelKind]
+
+class SmtpTls(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SMTP_TLS_UNSPECIFIED: _ClassVar[SmtpTls]
+    SMTP_TLS_STARTTLS: _ClassVar[SmtpTls]
+    SMTP_TLS_TLS: _ClassVar[SmtpTls]
+    SMTP_TLS_NONE: _ClassVar[SmtpTls]
+
 class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ROLE_UNSPECIFIED: _ClassVar[Role]
@@ -19,6 +36,17 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_RECORD: _ClassVar[Role]
     ROLE_READ: _ClassVar[Role]
     ROLE_ADMIN: _ClassVar[Role]
+CHANNEL_KIND_UNSPECIFIED: ChannelKind
+CHANNEL_KIND_WEBHOOK: ChannelKind
+CHANNEL_KIND_SLACK: ChannelKind
+CHANNEL_KIND_TEAMS: ChannelKind
+CHANNEL_KIND_DISCORD: ChannelKind
+CHANNEL_KIND_EMAIL: ChannelKind
+CHANNEL_KIND_PAGERDUTY: ChannelKind
+SMTP_TLS_UNSPECIFIED: SmtpTls
+SMTP_TLS_STARTTLS: SmtpTls
+SMTP_TLS_TLS: SmtpTls
+SMTP_TLS_NONE: SmtpTls
 ROLE_UNSPECIFIED: Role
 ROLE_CHECK: Role
 ROLE_RECORD: Role
@@ -98,7 +126,7 @@ class DeleteLimitResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class Price(_message.Message):
-    __slots__ = ("id", "provider", "model_pattern", "effective_from", "input_nanos_per_mtok", "output_nanos_per_mtok", "cached_read_nanos_per_mtok", "cache_write_nanos_per_mtok", "request_nanos", "unit_nanos", "note", "create_time")
+    __slots__ = ("id", "provider", "model_pattern", "effective_from", "input_nanos_per_mtok", "output_nanos_per_mtok", "cached_read_nanos_per_mtok", "cache_write_nanos_per_mtok", "request_nanos", "unit_nanos", "note", "create_time", "service_tier", "match_rule", "tiers", "unit_kind", "unit_divisor", "source")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     MODEL_PATTERN_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +139,12 @@ class Price(_message.Message):
     UNIT_NANOS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_TIER_FIELD_NUMBER: _ClassVar[int]
+    MATCH_RULE_FIELD_NUMBER: _ClassVar[int]
+    TIERS_FIELD_NUMBER: _ClassVar[int]
+    UNIT_KIND_FIELD_NUMBER: _ClassVar[int]
+    UNIT_DIVISOR_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     provider: str
     model_pattern: str
@@ -123,7 +157,23 @@ class Price(_message.Message):
     unit_nanos: int
     note: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., model_pattern: _Optional[str] = ..., effective_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_nanos_per_mtok: _Optional[int] = ..., output_nanos_per_mtok: _Optional[int] = ..., cached_read_nanos_per_mtok: _Optional[int] = ..., cache_write_nanos_per_mtok: _Optional[int] = ..., request_nanos: _Optional[int] = ..., unit_nanos: _Optional[int] = ..., note: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    service_tier: str
+    match_rule: str
+    tiers: _containers.RepeatedCompositeFieldContainer[PriceTier]
+    unit_kind: str
+    unit_divisor: int
+    source: str
+    def __init__(self, id: _Optional[str] = ..., provider: _Optional[str] = ..., model_pattern: _Optional[str] = ..., effective_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_nanos_per_mtok: _Optional[int] = ..., output_nanos_per_mtok: _Optional[int] = ..., cached_read_nanos_per_mtok: _Optional[int] = ..., cache_write_nanos_per_mtok: _Optional[int] = ..., request_nanos: _Optional[int] = ..., unit_nanos: _Optional[int] = ..., note: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., service_tier: _Optional[str] = ..., match_rule: _Optional[str] = ..., tiers: _Optional[_Iterable[_Union[PriceTier, _Mapping]]] = ..., unit_kind: _Optional[str] = ..., unit_divisor: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
+
+class PriceTier(_message.Message):
+    __slots__ = ("rate", "start_tokens", "nanos_per_mtok")
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    START_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    NANOS_PER_MTOK_FIELD_NUMBER: _ClassVar[int]
+    rate: str
+    start_tokens: int
+    nanos_per_mtok: int
+    def __init__(self, rate: _Optional[str] = ..., start_tokens: _Optional[int] = ..., nanos_per_mtok: _Optional[int] = ...) -> None: ...
 
 class SetPriceRequest(_message.Message):
     __slots__ = ("price",)
@@ -148,10 +198,16 @@ class ListPricesRequest(_message.Message):
     def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListPricesResponse(_message.Message):
-    __slots__ = ("prices",)
+    __slots__ = ("prices", "catalog_source", "catalog_version", "catalog_imported_at")
     PRICES_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_IMPORTED_AT_FIELD_NUMBER: _ClassVar[int]
     prices: _containers.RepeatedCompositeFieldContainer[Price]
-    def __init__(self, prices: _Optional[_Iterable[_Union[Price, _Mapping]]] = ...) -> None: ...
+    catalog_source: str
+    catalog_version: str
+    catalog_imported_at: _timestamp_pb2.Timestamp
+    def __init__(self, prices: _Optional[_Iterable[_Union[Price, _Mapping]]] = ..., catalog_source: _Optional[str] = ..., catalog_version: _Optional[str] = ..., catalog_imported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LoadPricesRequest(_message.Message):
     __slots__ = ("prices", "include_default_catalog")
@@ -194,7 +250,7 @@ class RepriceCallsResponse(_message.Message):
     def __init__(self, calls_examined: _Optional[int] = ..., calls_changed: _Optional[int] = ..., cost_delta_nanos: _Optional[int] = ...) -> None: ...
 
 class AlertRule(_message.Message):
-    __slots__ = ("id", "kind", "severity", "scope", "thresholds_percent", "limit_id", "amount_nanos", "window", "error_rate", "min_calls", "latency", "count", "cooldown", "webhook_url", "webhook_secret", "disabled", "create_time", "update_time")
+    __slots__ = ("id", "kind", "severity", "scope", "thresholds_percent", "limit_id", "amount_nanos", "window", "error_rate", "min_calls", "latency", "count", "cooldown", "webhook_url", "webhook_secret", "disabled", "create_time", "update_time", "channels", "message_template")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
@@ -213,6 +269,8 @@ class AlertRule(_message.Message):
     DISABLED_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: _common_pb2.AlertKind
     severity: _common_pb2.Severity
@@ -231,7 +289,35 @@ class AlertRule(_message.Message):
     disabled: bool
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.AlertKind, str]] = ..., severity: _Optional[_Union[_common_pb2.Severity, str]] = ..., scope: _Optional[_Union[_common_pb2.Selector, _Mapping]] = ..., thresholds_percent: _Optional[_Iterable[int]] = ..., limit_id: _Optional[str] = ..., amount_nanos: _Optional[int] = ..., window: _Optional[_Union[_common_pb2.Window, _Mapping]] = ..., error_rate: _Optional[float] = ..., min_calls: _Optional[int] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., count: _Optional[int] = ..., cooldown: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., webhook_url: _Optional[str] = ..., webhook_secret: _Optional[str] = ..., disabled: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    channels: _containers.RepeatedCompositeFieldContainer[AlertChannel]
+    message_template: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.AlertKind, str]] = ..., severity: _Optional[_Union[_common_pb2.Severity, str]] = ..., scope: _Optional[_Union[_common_pb2.Selector, _Mapping]] = ..., thresholds_percent: _Optional[_Iterable[int]] = ..., limit_id: _Optional[str] = ..., amount_nanos: _Optional[int] = ..., window: _Optional[_Union[_common_pb2.Window, _Mapping]] = ..., error_rate: _Optional[float] = ..., min_calls: _Optional[int] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., count: _Optional[int] = ..., cooldown: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., webhook_url: _Optional[str] = ..., webhook_secret: _Optional[str] = ..., disabled: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channels: _Optional[_Iterable[_Union[AlertChannel, _Mapping]]] = ..., message_template: _Optional[str] = ...) -> None: ...
+
+class AlertChannel(_message.Message):
+    __slots__ = ("kind", "url", "secret", "email_to", "email_from", "smtp_host", "smtp_port", "smtp_tls", "smtp_username", "target", "secret_set")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_TO_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FROM_FIELD_NUMBER: _ClassVar[int]
+    SMTP_HOST_FIELD_NUMBER: _ClassVar[int]
+    SMTP_PORT_FIELD_NUMBER: _ClassVar[int]
+    SMTP_TLS_FIELD_NUMBER: _ClassVar[int]
+    SMTP_USERNAME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    SECRET_SET_FIELD_NUMBER: _ClassVar[int]
+    kind: ChannelKind
+    url: str
+    secret: str
+    email_to: _containers.RepeatedScalarFieldContainer[str]
+    email_from: str
+    smtp_host: str
+    smtp_port: int
+    smtp_tls: SmtpTls
+    smtp_username: str
+    target: str
+    secret_set: bool
+    def __init__(self, kind: _Optional[_Union[ChannelKind, str]] = ..., url: _Optional[str] = ..., secret: _Optional[str] = ..., email_to: _Optional[_Iterable[str]] = ..., email_from: _Optional[str] = ..., smtp_host: _Optional[str] = ..., smtp_port: _Optional[int] = ..., smtp_tls: _Optional[_Union[SmtpTls, str]] = ..., smtp_username: _Optional[str] = ..., target: _Optional[str] = ..., secret_set: _Optional[bool] = ...) -> None: ...
 
 class SetAlertRuleRequest(_message.Message):
     __slots__ = ("rule",)

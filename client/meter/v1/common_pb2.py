@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15meter/v1/common.proto\x12\x08meter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Y\n\x06Window\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.meter.v1.WindowKind\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xc6\x01\n\x08Selector\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x16\n\x0esubject_prefix\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x11\n\toperation\x18\x05 \x01(\t\x12.\n\x06labels\x18\x06 \x03(\x0b\x32\x1e.meter.v1.Selector.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb9\x01\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12\x1a\n\x12\x63\x61\x63hed_read_tokens\x18\x03 \x01(\x03\x12\x1a\n\x12\x63\x61\x63he_write_tokens\x18\x04 \x01(\x03\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\x03\x12\x15\n\x08requests\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05units\x18\x07 \x01(\x03\x42\x0b\n\t_requests\"\xfb\x02\n\x0bLimitStatus\x12\x10\n\x08limit_id\x18\x01 \x01(\t\x12 \n\x06metric\x18\x02 \x01(\x0e\x32\x10.meter.v1.Metric\x12 \n\x06window\x18\x03 \x01(\x0b\x32\x10.meter.v1.Window\x12%\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x15.meter.v1.LimitAction\x12\x11\n\tpartition\x18\x05 \x01(\t\x12\x0b\n\x03max\x18\x06 \x01(\x03\x12\x0c\n\x04used\x18\x07 \x01(\x03\x12\x10\n\x08reserved\x18\x08 \x01(\x03\x12\x11\n\tremaining\x18\t \x01(\x03\x12\x30\n\x0cwindow_start\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08reset_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cpercent_used\x18\x0c \x01(\x01\x12\x0e\n\x06\x64\x65nied\x18\r \x01(\x08\x12\x10\n\x08\x65xceeded\x18\x0e \x01(\x08J\x04\x08\x0f\x10\x14*\xc3\x01\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\x13\n\x0fMETRIC_REQUESTS\x10\x01\x12\x17\n\x13METRIC_INPUT_TOKENS\x10\x02\x12\x18\n\x14METRIC_OUTPUT_TOKENS\x10\x03\x12\x17\n\x13METRIC_TOTAL_TOKENS\x10\x04\x12\x15\n\x11METRIC_COST_NANOS\x10\x05\x12\x10\n\x0cMETRIC_UNITS\x10\x06\x12\x17\n\x13METRIC_FAILED_CALLS\x10\x07*\xc9\x01\n\nWindowKind\x12\x1b\n\x17WINDOW_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12WINDOW_KIND_MINUTE\x10\x01\x12\x14\n\x10WINDOW_KIND_HOUR\x10\x02\x12\x13\n\x0fWINDOW_KIND_DAY\x10\x03\x12\x14\n\x10WINDOW_KIND_WEEK\x10\x04\x12\x15\n\x11WINDOW_KIND_MONTH\x10\x05\x12\x15\n\x11WINDOW_KIND_FIXED\x10\x06\x12\x17\n\x13WINDOW_KIND_SLIDING\x10\x07*r\n\x0bLimitAction\x12\x1c\n\x18LIMIT_ACTION_UNSPECIFIED\x10\x00\x12\x15\n\x11LIMIT_ACTION_DENY\x10\x01\x12\x15\n\x11LIMIT_ACTION_WARN\x10\x02\x12\x17\n\x13LIMIT_ACTION_SHADOW\x10\x03*r\n\tPartition\x12\x19\n\x15PARTITION_UNSPECIFIED\x10\x00\x12\x14\n\x10PARTITION_SHARED\x10\x01\x12\x19\n\x15PARTITION_PER_SUBJECT\x10\x02\x12\x19\n\x15PARTITION_PER_API_KEY\x10\x03*J\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_SUCCESS\x10\x01\x12\x11\n\rOUTCOME_ERROR\x10\x02*t\n\nCostSource\x12\x1b\n\x17\x43OST_SOURCE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43OST_SOURCE_CATALOG\x10\x01\x12\x16\n\x12\x43OST_SOURCE_CLIENT\x10\x02\x12\x18\n\x14\x43OST_SOURCE_UNPRICED\x10\x03*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03*\x8f\x02\n\tAlertKind\x12\x1a\n\x16\x41LERT_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41LERT_KIND_LIMIT_THRESHOLD\x10\x01\x12\x1a\n\x16\x41LERT_KIND_WINDOW_COST\x10\x02\x12\x18\n\x14\x41LERT_KIND_CALL_COST\x10\x03\x12\x19\n\x15\x41LERT_KIND_ERROR_RATE\x10\x04\x12\x1a\n\x16\x41LERT_KIND_LATENCY_P95\x10\x05\x12\x1d\n\x19\x41LERT_KIND_UNPRICED_MODEL\x10\x06\x12\x16\n\x12\x41LERT_KIND_DENIALS\x10\x07\x12\"\n\x1e\x41LERT_KIND_RESERVATION_EXPIRED\x10\x08\x42;\n\x0c\x64\x65v.meter.v1P\x01Z)example.com/meter/gen/go/meter/v1;meterv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15meter/v1/common.proto\x12\x08meter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Y\n\x06Window\x12\"\n\x04kind\x18\x01 \x01(\x0e\x32\x14.meter.v1.WindowKind\x12+\n\x08\x64uration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xc6\x01\n\x08Selector\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x16\n\x0esubject_prefix\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\x11\n\toperation\x18\x05 \x01(\t\x12.\n\x06labels\x18\x06 \x03(\x0b\x32\x1e.meter.v1.Selector.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb9\x01\n\x05Usage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x15\n\routput_tokens\x18\x02 \x01(\x03\x12\x1a\n\x12\x63\x61\x63hed_read_tokens\x18\x03 \x01(\x03\x12\x1a\n\x12\x63\x61\x63he_write_tokens\x18\x04 \x01(\x03\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\x03\x12\x15\n\x08requests\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05units\x18\x07 \x01(\x03\x42\x0b\n\t_requests\"\xcf\x01\n\rCostBreakdown\x12\x13\n\x0binput_nanos\x18\x01 \x01(\x03\x12\x14\n\x0coutput_nanos\x18\x02 \x01(\x03\x12\x19\n\x11\x63\x61\x63hed_read_nanos\x18\x03 \x01(\x03\x12\x19\n\x11\x63\x61\x63he_write_nanos\x18\x04 \x01(\x03\x12\x16\n\x0erequests_nanos\x18\x05 \x01(\x03\x12\x13\n\x0bunits_nanos\x18\x06 \x01(\x03\x12\x13\n\x0bother_nanos\x18\x07 \x01(\x03\x12\x1b\n\x13\x63\x61\x63he_savings_nanos\x18\x08 \x01(\x03\"\xfb\x02\n\x0bLimitStatus\x12\x10\n\x08limit_id\x18\x01 \x01(\t\x12 \n\x06metric\x18\x02 \x01(\x0e\x32\x10.meter.v1.Metric\x12 \n\x06window\x18\x03 \x01(\x0b\x32\x10.meter.v1.Window\x12%\n\x06\x61\x63tion\x18\x04 \x01(\x0e\x32\x15.meter.v1.LimitAction\x12\x11\n\tpartition\x18\x05 \x01(\t\x12\x0b\n\x03max\x18\x06 \x01(\x03\x12\x0c\n\x04used\x18\x07 \x01(\x03\x12\x10\n\x08reserved\x18\x08 \x01(\x03\x12\x11\n\tremaining\x18\t \x01(\x03\x12\x30\n\x0cwindow_start\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08reset_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cpercent_used\x18\x0c \x01(\x01\x12\x0e\n\x06\x64\x65nied\x18\r \x01(\x08\x12\x10\n\x08\x65xceeded\x18\x0e \x01(\x08J\x04\x08\x0f\x10\x14*\xc3\x01\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\x13\n\x0fMETRIC_REQUESTS\x10\x01\x12\x17\n\x13METRIC_INPUT_TOKENS\x10\x02\x12\x18\n\x14METRIC_OUTPUT_TOKENS\x10\x03\x12\x17\n\x13METRIC_TOTAL_TOKENS\x10\x04\x12\x15\n\x11METRIC_COST_NANOS\x10\x05\x12\x10\n\x0cMETRIC_UNITS\x10\x06\x12\x17\n\x13METRIC_FAILED_CALLS\x10\x07*\xc9\x01\n\nWindowKind\x12\x1b\n\x17WINDOW_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12WINDOW_KIND_MINUTE\x10\x01\x12\x14\n\x10WINDOW_KIND_HOUR\x10\x02\x12\x13\n\x0fWINDOW_KIND_DAY\x10\x03\x12\x14\n\x10WINDOW_KIND_WEEK\x10\x04\x12\x15\n\x11WINDOW_KIND_MONTH\x10\x05\x12\x15\n\x11WINDOW_KIND_FIXED\x10\x06\x12\x17\n\x13WINDOW_KIND_SLIDING\x10\x07*r\n\x0bLimitAction\x12\x1c\n\x18LIMIT_ACTION_UNSPECIFIED\x10\x00\x12\x15\n\x11LIMIT_ACTION_DENY\x10\x01\x12\x15\n\x11LIMIT_ACTION_WARN\x10\x02\x12\x17\n\x13LIMIT_ACTION_SHADOW\x10\x03*r\n\tPartition\x12\x19\n\x15PARTITION_UNSPECIFIED\x10\x00\x12\x14\n\x10PARTITION_SHARED\x10\x01\x12\x19\n\x15PARTITION_PER_SUBJECT\x10\x02\x12\x19\n\x15PARTITION_PER_API_KEY\x10\x03*J\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_SUCCESS\x10\x01\x12\x11\n\rOUTCOME_ERROR\x10\x02*t\n\nCostSource\x12\x1b\n\x17\x43OST_SOURCE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43OST_SOURCE_CATALOG\x10\x01\x12\x16\n\x12\x43OST_SOURCE_CLIENT\x10\x02\x12\x18\n\x14\x43OST_SOURCE_UNPRICED\x10\x03*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03*\x8f\x02\n\tAlertKind\x12\x1a\n\x16\x41LERT_KIND_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41LERT_KIND_LIMIT_THRESHOLD\x10\x01\x12\x1a\n\x16\x41LERT_KIND_WINDOW_COST\x10\x02\x12\x18\n\x14\x41LERT_KIND_CALL_COST\x10\x03\x12\x19\n\x15\x41LERT_KIND_ERROR_RATE\x10\x04\x12\x1a\n\x16\x41LERT_KIND_LATENCY_P95\x10\x05\x12\x1d\n\x19\x41LERT_KIND_UNPRICED_MODEL\x10\x06\x12\x16\n\x12\x41LERT_KIND_DENIALS\x10\x07\x12\"\n\x1e\x41LERT_KIND_RESERVATION_EXPIRED\x10\x08\x42;\n\x0c\x64\x65v.meter.v1P\x01Z)example.com/meter/gen/go/meter/v1;meterv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,22 +36,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\014dev.meter.v1P\001Z)example.com/meter/gen/go/meter/v1;meterv1'
   _globals['_SELECTOR_LABELSENTRY']._loaded_options = None
   _globals['_SELECTOR_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_METRIC']._serialized_start=963
-  _globals['_METRIC']._serialized_end=1158
-  _globals['_WINDOWKIND']._serialized_start=1161
-  _globals['_WINDOWKIND']._serialized_end=1362
-  _globals['_LIMITACTION']._serialized_start=1364
-  _globals['_LIMITACTION']._serialized_end=1478
-  _globals['_PARTITION']._serialized_start=1480
-  _globals['_PARTITION']._serialized_end=1594
-  _globals['_OUTCOME']._serialized_start=1596
-  _globals['_OUTCOME']._serialized_end=1670
-  _globals['_COSTSOURCE']._serialized_start=1672
-  _globals['_COSTSOURCE']._serialized_end=1788
-  _globals['_SEVERITY']._serialized_start=1790
-  _globals['_SEVERITY']._serialized_end=1890
-  _globals['_ALERTKIND']._serialized_start=1893
-  _globals['_ALERTKIND']._serialized_end=2164
+  _globals['_METRIC']._serialized_start=1173
+  _globals['_METRIC']._serialized_end=1368
+  _globals['_WINDOWKIND']._serialized_start=1371
+  _globals['_WINDOWKIND']._serialized_end=1572
+  _globals['_LIMITACTION']._serialized_start=1574
+  _globals['_LIMITACTION']._serialized_end=1688
+  _globals['_PARTITION']._serialized_start=1690
+  _globals['_PARTITION']._serialized_end=1804
+  _globals['_OUTCOME']._serialized_start=1806
+  _globals['_OUTCOME']._serialized_end=1880
+  _globals['_COSTSOURCE']._serialized_start=1882
+  _globals['_COSTSOURCE']._serialized_end=1998
+  _globals['_SEVERITY']._serialized_start=2000
+  _globals['_SEVERITY']._serialized_end=2100
+  _globals['_ALERTKIND']._serialized_start=2103
+  _globals['_ALERTKIND']._serialized_end=2374
   _globals['_WINDOW']._serialized_start=100
   _globals['_WINDOW']._serialized_end=189
   _globals['_SELECTOR']._serialized_start=192
@@ -60,6 +60,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SELECTOR_LABELSENTRY']._serialized_end=390
   _globals['_USAGE']._serialized_start=393
   _globals['_USAGE']._serialized_end=578
-  _globals['_LIMITSTATUS']._serialized_start=581
-  _globals['_LIMITSTATUS']._serialized_end=960
+  _globals['_COSTBREAKDOWN']._serialized_start=581
+  _globals['_COSTBREAKDOWN']._serialized_end=788
+  _globals['_LIMITSTATUS']._serialized_start=791
+  _globals['_LIMITSTATUS']._serialized_end=1170
 # @@protoc_insertion_point(module_scope)

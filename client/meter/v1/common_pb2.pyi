@@ -172,6 +172,26 @@ class Usage(_message.Message):
     units: int
     def __init__(self, input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ...) -> None: ...
 
+class CostBreakdown(_message.Message):
+    __slots__ = ("input_nanos", "output_nanos", "cached_read_nanos", "cache_write_nanos", "requests_nanos", "units_nanos", "other_nanos", "cache_savings_nanos")
+    INPUT_NANOS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_NANOS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_READ_NANOS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_NANOS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_NANOS_FIELD_NUMBER: _ClassVar[int]
+    UNITS_NANOS_FIELD_NUMBER: _ClassVar[int]
+    OTHER_NANOS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_SAVINGS_NANOS_FIELD_NUMBER: _ClassVar[int]
+    input_nanos: int
+    output_nanos: int
+    cached_read_nanos: int
+    cache_write_nanos: int
+    requests_nanos: int
+    units_nanos: int
+    other_nanos: int
+    cache_savings_nanos: int
+    def __init__(self, input_nanos: _Optional[int] = ..., output_nanos: _Optional[int] = ..., cached_read_nanos: _Optional[int] = ..., cache_write_nanos: _Optional[int] = ..., requests_nanos: _Optional[int] = ..., units_nanos: _Optional[int] = ..., other_nanos: _Optional[int] = ..., cache_savings_nanos: _Optional[int] = ...) -> None: ...
+
 class LimitStatus(_message.Message):
     __slots__ = ("limit_id", "metric", "window", "action", "partition", "max", "used", "reserved", "remaining", "window_start", "reset_at", "percent_used", "denied", "exceeded")
     LIMIT_ID_FIELD_NUMBER: _ClassVar[int]

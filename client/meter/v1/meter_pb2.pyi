@@ -83,7 +83,7 @@ class Estimate(_message.Message):
     def __init__(self, input_tokens: _Optional[int] = ..., max_output_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ..., cost_nanos: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ...) -> None: ...
 
 class CheckQuotaRequest(_message.Message):
-    __slots__ = ("subject", "provider", "model", "operation", "labels", "estimate", "mode", "reservation_ttl", "reservation_id")
+    __slots__ = ("subject", "provider", "model", "operation", "labels", "estimate", "mode", "reservation_ttl", "reservation_id", "service_tier")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,7 @@ class CheckQuotaRequest(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     RESERVATION_TTL_FIELD_NUMBER: _ClassVar[int]
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_TIER_FIELD_NUMBER: _ClassVar[int]
     subject: str
     provider: str
     model: str
@@ -109,7 +110,8 @@ class CheckQuotaRequest(_message.Message):
     mode: CheckMode
     reservation_ttl: _duration_pb2.Duration
     reservation_id: str
-    def __init__(self, subject: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., estimate: _Optional[_Union[Estimate, _Mapping]] = ..., mode: _Optional[_Union[CheckMode, str]] = ..., reservation_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., reservation_id: _Optional[str] = ...) -> None: ...
+    service_tier: str
+    def __init__(self, subject: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., estimate: _Optional[_Union[Estimate, _Mapping]] = ..., mode: _Optional[_Union[CheckMode, str]] = ..., reservation_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., reservation_id: _Optional[str] = ..., service_tier: _Optional[str] = ...) -> None: ...
 
 class CheckQuotaResponse(_message.Message):
     __slots__ = ("allowed", "limits", "no_limits_matched", "retry_after", "estimated_cost_nanos", "unpriced", "reservation_id", "reservation_expires_at", "evaluated_at")
@@ -170,7 +172,7 @@ class ReleaseReservationResponse(_message.Message):
     def __init__(self, released: _Optional[bool] = ...) -> None: ...
 
 class RecordCallRequest(_message.Message):
-    __slots__ = ("call_id", "reservation_id", "subject", "provider", "model", "operation", "labels", "usage", "latency", "time_to_first_token", "retry_count", "outcome", "error_code", "error_message", "occurred_at", "cost_nanos", "metadata")
+    __slots__ = ("call_id", "reservation_id", "subject", "provider", "model", "operation", "labels", "usage", "latency", "time_to_first_token", "retry_count", "outcome", "error_code", "error_message", "occurred_at", "cost_nanos", "metadata", "service_tier")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -202,6 +204,7 @@ class RecordCallRequest(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
     COST_NANOS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_TIER_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     reservation_id: str
     subject: str
@@ -219,10 +222,11 @@ class RecordCallRequest(_message.Message):
     occurred_at: _timestamp_pb2.Timestamp
     cost_nanos: int
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, call_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., subject: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry_count: _Optional[int] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cost_nanos: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    service_tier: str
+    def __init__(self, call_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., subject: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry_count: _Optional[int] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cost_nanos: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., service_tier: _Optional[str] = ...) -> None: ...
 
 class RecordCallResponse(_message.Message):
-    __slots__ = ("call_id", "duplicate", "cost_nanos", "cost_source", "price_id", "reservation_settled", "limits", "recorded_at")
+    __slots__ = ("call_id", "duplicate", "cost_nanos", "cost_source", "price_id", "reservation_settled", "limits", "recorded_at", "cost_breakdown")
     CALL_ID_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     COST_NANOS_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +235,7 @@ class RecordCallResponse(_message.Message):
     RESERVATION_SETTLED_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    COST_BREAKDOWN_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     duplicate: bool
     cost_nanos: int
@@ -239,7 +244,8 @@ class RecordCallResponse(_message.Message):
     reservation_settled: bool
     limits: _containers.RepeatedCompositeFieldContainer[_common_pb2.LimitStatus]
     recorded_at: _timestamp_pb2.Timestamp
-    def __init__(self, call_id: _Optional[str] = ..., duplicate: _Optional[bool] = ..., cost_nanos: _Optional[int] = ..., cost_source: _Optional[_Union[_common_pb2.CostSource, str]] = ..., price_id: _Optional[str] = ..., reservation_settled: _Optional[bool] = ..., limits: _Optional[_Iterable[_Union[_common_pb2.LimitStatus, _Mapping]]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cost_breakdown: _common_pb2.CostBreakdown
+    def __init__(self, call_id: _Optional[str] = ..., duplicate: _Optional[bool] = ..., cost_nanos: _Optional[int] = ..., cost_source: _Optional[_Union[_common_pb2.CostSource, str]] = ..., price_id: _Optional[str] = ..., reservation_settled: _Optional[bool] = ..., limits: _Optional[_Iterable[_Union[_common_pb2.LimitStatus, _Mapping]]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cost_breakdown: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ...) -> None: ...
 
 class RecordCallsRequest(_message.Message):
     __slots__ = ("calls",)
@@ -321,7 +327,7 @@ class GetUsageRequest(_message.Message):
     def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[GroupBy, str]]] = ..., label_key: _Optional[str] = ..., time_bucket: _Optional[_Union[TimeBucket, str]] = ..., order_by: _Optional[_Union[UsageOrder, str]] = ..., descending: _Optional[bool] = ..., limit: _Optional[int] = ..., include_projection: _Optional[bool] = ...) -> None: ...
 
 class UsageStats(_message.Message):
-    __slots__ = ("calls", "successes", "errors", "error_rate", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "reasoning_tokens", "requests", "units", "cost_nanos", "unpriced_calls", "cost_nanos_per_1k_tokens", "cache_hit_rate", "latency_avg", "latency_p50", "latency_p95", "latency_p99", "output_tokens_per_second", "expired_reservations")
+    __slots__ = ("calls", "successes", "errors", "error_rate", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "reasoning_tokens", "requests", "units", "cost_nanos", "unpriced_calls", "cost_nanos_per_1k_tokens", "cache_hit_rate", "latency_avg", "latency_p50", "latency_p95", "latency_p99", "output_tokens_per_second", "expired_reservations", "cost_breakdown")
     CALLS_FIELD_NUMBER: _ClassVar[int]
     SUCCESSES_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
@@ -343,6 +349,7 @@ class UsageStats(_message.Message):
     LATENCY_P99_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     EXPIRED_RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    COST_BREAKDOWN_FIELD_NUMBER: _ClassVar[int]
     calls: int
     successes: int
     errors: int
@@ -364,7 +371,8 @@ class UsageStats(_message.Message):
     latency_p99: _duration_pb2.Duration
     output_tokens_per_second: float
     expired_reservations: int
-    def __init__(self, calls: _Optional[int] = ..., successes: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ..., cost_nanos: _Optional[int] = ..., unpriced_calls: _Optional[int] = ..., cost_nanos_per_1k_tokens: _Optional[float] = ..., cache_hit_rate: _Optional[float] = ..., latency_avg: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., output_tokens_per_second: _Optional[float] = ..., expired_reservations: _Optional[int] = ...) -> None: ...
+    cost_breakdown: _common_pb2.CostBreakdown
+    def __init__(self, calls: _Optional[int] = ..., successes: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ..., cost_nanos: _Optional[int] = ..., unpriced_calls: _Optional[int] = ..., cost_nanos_per_1k_tokens: _Optional[float] = ..., cache_hit_rate: _Optional[float] = ..., latency_avg: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., output_tokens_per_second: _Optional[float] = ..., expired_reservations: _Optional[int] = ..., cost_breakdown: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ...) -> None: ...
 
 class UsageKey(_message.Message):
     __slots__ = ("subject", "provider", "model", "operation", "label_value", "bucket_start")
@@ -433,7 +441,7 @@ class ListCallsRequest(_message.Message):
     def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class CallRecord(_message.Message):
-    __slots__ = ("call_id", "subject", "provider", "model", "operation", "labels", "usage", "latency", "time_to_first_token", "retry_count", "outcome", "error_code", "error_message", "occurred_at", "recorded_at", "cost_nanos", "cost_source", "price_id", "reservation_id", "api_key_id", "metadata")
+    __slots__ = ("call_id", "subject", "provider", "model", "operation", "labels", "usage", "latency", "time_to_first_token", "retry_count", "outcome", "error_code", "error_message", "occurred_at", "recorded_at", "cost_nanos", "cost_source", "price_id", "reservation_id", "api_key_id", "metadata", "cost_breakdown", "service_tier")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -469,6 +477,8 @@ class CallRecord(_message.Message):
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     API_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    COST_BREAKDOWN_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_TIER_FIELD_NUMBER: _ClassVar[int]
     call_id: str
     subject: str
     provider: str
@@ -490,7 +500,9 @@ class CallRecord(_message.Message):
     reservation_id: str
     api_key_id: str
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, call_id: _Optional[str] = ..., subject: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry_count: _Optional[int] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cost_nanos: _Optional[int] = ..., cost_source: _Optional[_Union[_common_pb2.CostSource, str]] = ..., price_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., api_key_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    cost_breakdown: _common_pb2.CostBreakdown
+    service_tier: str
+    def __init__(self, call_id: _Optional[str] = ..., subject: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., usage: _Optional[_Union[_common_pb2.Usage, _Mapping]] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., retry_count: _Optional[int] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ..., error_code: _Optional[str] = ..., error_message: _Optional[str] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cost_nanos: _Optional[int] = ..., cost_source: _Optional[_Union[_common_pb2.CostSource, str]] = ..., price_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., api_key_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., cost_breakdown: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., service_tier: _Optional[str] = ...) -> None: ...
 
 class ListCallsResponse(_message.Message):
     __slots__ = ("calls", "next_page_token")

@@ -66,6 +66,15 @@ def _price_to_proto(stored: StoredPrice) -> admin_pb2.Price:
         effective_from=ts(p.effective_from),
         note=p.note,
         create_time=ts(stored.created_at),
+        service_tier=p.service_tier,
+        match_rule=p.match_rule,
+        tiers=[
+            admin_pb2.PriceTier(rate=r.removesuffix("_per_mtok"), start_tokens=s, nanos_per_mtok=n)
+            for r, s, n in p.tiers
+        ],
+        unit_kind=p.unit_kind,
+        unit_divisor=p.unit_divisor,
+        source=p.source,
         **{field: getattr(p, attr) for field, attr in PRICE_RATE_FIELDS},
     )
 
@@ -139,7 +148,12 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
         stored = await self.price_admin.list(
             current_principal().tenant_id, provider=request.provider, model=request.model, at=from_ts(request, "at")
         )
-        return admin_pb2.ListPricesResponse(prices=[_price_to_proto(s) for s in stored])
+        reply = admin_pb2.ListPricesResponse(prices=[_price_to_proto(s) for s in stored])
+        latest = await self.price_admin.store.latest_import()
+        if latest is not None:
+            reply.catalog_source, reply.catalog_version = latest.source, latest.version
+            reply.catalog_imported_at.CopyFrom(ts(latest.imported_at))
+        return reply
 
     async def LoadPrices(self, request, context):
         if len(request.prices) > MAX_LOAD:

@@ -6,6 +6,7 @@ from meter.v1 import admin_pb2, common_pb2, meter_pb2
 from meterd.api.convert import ts
 from meterd.api.limits_codec import _enum_name, _enum_value, selector_from_proto, selector_to_proto
 from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Severity, validate_rule
+from meterd.domain.channels import Channel
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.windows import WindowKind
 from meterd.store.alerts import StoredRule
@@ -36,6 +37,39 @@ def rule_from_proto(p: admin_pb2.AlertRule) -> AlertRule:
         webhook_url=p.webhook_url,
         webhook_secret=p.webhook_secret,
         disabled=p.disabled,
+        channels=[_channel_fields(c) for c in p.channels],
+        message_template=p.message_template,
+    )
+
+
+def _channel_fields(c: admin_pb2.AlertChannel) -> dict:
+    kind = admin_pb2.ChannelKind.Name(c.kind) if c.kind in admin_pb2.ChannelKind.values() else ""
+    tls = admin_pb2.SmtpTls.Name(c.smtp_tls) if c.smtp_tls in admin_pb2.SmtpTls.values() else "SMTP_TLS_?"
+    return {
+        "kind": "" if c.kind == 0 else kind.removeprefix("CHANNEL_KIND_").lower(),
+        "url": c.url,
+        "secret": c.secret,
+        "email_to": list(c.email_to),
+        "email_from": c.email_from,
+        "smtp_host": c.smtp_host,
+        "smtp_port": c.smtp_port,
+        "smtp_tls": "" if c.smtp_tls == 0 else tls.removeprefix("SMTP_TLS_").lower(),
+        "smtp_username": c.smtp_username,
+    }
+
+
+def channel_to_proto(c: Channel) -> admin_pb2.AlertChannel:
+    """Secrets stay in: the url (chat webhook URLs carry their token) and the secret are write-only."""
+    return admin_pb2.AlertChannel(
+        kind=admin_pb2.ChannelKind.Value("CHANNEL_KIND_" + c.kind.value.upper()),
+        email_to=list(c.email_to),
+        email_from=c.email_from,
+        smtp_host=c.smtp_host,
+        smtp_port=c.smtp_port,
+        smtp_tls=admin_pb2.SmtpTls.Value("SMTP_TLS_" + c.smtp_tls.value.upper()) if c.smtp_host else 0,
+        smtp_username=c.smtp_username,
+        target=c.target,
+        secret_set=bool(c.secret),
     )
 
 
@@ -54,6 +88,8 @@ def rule_to_proto(stored: StoredRule) -> admin_pb2.AlertRule:
         count=r.count,
         webhook_url=r.webhook_url,  # the secret is write-only
         disabled=r.disabled,
+        channels=[channel_to_proto(c) for c in r.channels],
+        message_template=r.message_template,
         create_time=ts(stored.created_at),
         update_time=ts(stored.updated_at),
     )

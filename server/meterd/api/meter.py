@@ -12,8 +12,9 @@ from meterd.api.interceptor import current_principal, status_code
 from meterd.api.limits_codec import status_to_proto
 from meterd.api.validation import violations
 from meterd.domain.bounds import INT64_MAX
-from meterd.domain.calls import CallInput, validate_call, validate_dimensions
+from meterd.domain.calls import CallInput, service_tier_violations, validate_call, validate_dimensions
 from meterd.domain.errors import InvalidArgument, MeterError
+from meterd.domain.pricing import CostBreakdown
 from meterd.domain.quota import Estimate
 from meterd.domain.usage import (
     Aggregate,
@@ -60,6 +61,7 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
         dims, violations = validate_dimensions(
             request.subject, request.provider, request.model, request.operation, dict(request.labels)
         )
+        violations += service_tier_violations(request.service_tier)
         if violations:
             raise InvalidArgument(violations)
         result = await self.quota.check(
@@ -69,6 +71,7 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
             reserve=request.mode == meter_pb2.CHECK_MODE_RESERVE,
             reservation_id=request.reservation_id,
             ttl=request.reservation_ttl.ToTimedelta() if request.HasField("reservation_ttl") else None,
+            service_tier=request.service_tier,
         )
         reply = meter_pb2.CheckQuotaResponse(
             allowed=result.allowed,
@@ -170,6 +173,7 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
             error_code=r.error_code,
             error_message=r.error_message,
             client_cost_nanos=r.cost_nanos if r.HasField("cost_nanos") else None,
+            service_tier=r.service_tier,
         )
 
     async def GetUsage(self, request, context):
@@ -311,6 +315,16 @@ def _stats(a: Aggregate) -> meter_pb2.UsageStats:
         latency_p95=duration_us(a.latency_percentile_us(0.95)),
         latency_p99=duration_us(a.latency_percentile_us(0.99)),
         output_tokens_per_second=a.output_tokens_per_second,
+        cost_breakdown=common_pb2.CostBreakdown(
+            input_nanos=a.cost_input_nanos,
+            output_nanos=a.cost_output_nanos,
+            cached_read_nanos=a.cost_cached_read_nanos,
+            cache_write_nanos=a.cost_cache_write_nanos,
+            requests_nanos=a.cost_requests_nanos,
+            units_nanos=a.cost_units_nanos,
+            other_nanos=a.cost_other_nanos,
+            cache_savings_nanos=a.cache_savings_nanos,
+        ),
     )
 
 
@@ -376,6 +390,21 @@ def _call_record(c: CallRow) -> meter_pb2.CallRecord:
         reservation_id=c.reservation_id or "",
         api_key_id=c.api_key_id,
         metadata=c.metadata,
+        cost_breakdown=None if c.cost_parts is None else _breakdown(CostBreakdown.from_tuple(c.cost_parts)),
+        service_tier=c.service_tier,
+    )
+
+
+def _breakdown(b: CostBreakdown) -> common_pb2.CostBreakdown:
+    return common_pb2.CostBreakdown(
+        input_nanos=b.input,
+        output_nanos=b.output,
+        cached_read_nanos=b.cached_read,
+        cache_write_nanos=b.cache_write,
+        requests_nanos=b.requests,
+        units_nanos=b.units,
+        other_nanos=b.other,
+        cache_savings_nanos=b.cache_savings,
     )
 
 
@@ -389,3 +418,5 @@ def _fill_record_response(reply: meter_pb2.RecordCallResponse, outcome: RecordOu
     reply.reservation_settled = outcome.reservation_settled
     reply.limits.extend(status_to_proto(s) for s in outcome.states)
     reply.recorded_at.CopyFrom(ts(result.recorded_at))
+    if result.cost_parts is not None:
+        reply.cost_breakdown.CopyFrom(_breakdown(result.cost_parts))

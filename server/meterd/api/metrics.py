@@ -1,34 +1,15 @@
-"""Prometheus metrics over HTTP on their own port: RPC counts and latencies by method and code,
-database pool gauges and the alert engine's figures. No tenant or subject ever becomes a label (unbounded cardinality)."""
+"""Prometheus metrics over HTTP on their own port: RPCs under go-grpc-prometheus's names
+(api/grpc_metrics.py), business figures by provider and model (api/business_metrics.py), process
+and Python runtime, database pool gauges and the alert engine's figures. No tenant or subject ever becomes a label (unbounded cardinality)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from meterd.api.business_metrics import BusinessMetrics
+from meterd.api.grpc_metrics import GrpcMetrics
 from meterd.store.db import Database
-
-
-class RpcMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.handled = Counter(
-            "grpc_server_handled_total",
-            "RPCs completed, by method and status code.",
-            ["grpc_service", "grpc_method", "grpc_code"],
-            registry=registry,
-        )
-        self.seconds = Histogram(
-            "grpc_server_handling_seconds",
-            "Time from request to response, by method.",
-            ["grpc_service", "grpc_method"],
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=registry,
-        )
-
-    def observe(self, method: str, code: str, seconds: float) -> None:
-        service, _, name = method.lstrip("/").partition("/")
-        self.handled.labels(service, name, code).inc()
-        self.seconds.labels(service, name).observe(seconds)
 
 
 class PoolCollector:
@@ -70,15 +51,21 @@ class AlertCollector:
 def start_metrics_server(
     listen: str, db: Database, collectors=(), *, certfile: str | None = None, keyfile: str | None = None
 ):
-    """Serve /metrics on host:port (HTTPS with certfile and keyfile); returns the RPC metrics and the
-    HTTP server (.server_port, .shutdown())."""
+    """Serve /metrics on host:port (HTTPS with certfile and keyfile); returns the RPC metrics
+    (api/grpc_metrics.py), the business metrics (api/business_metrics.py) and the HTTP server
+    (.server_port, .shutdown())."""
     host, _, port = listen.rpartition(":")
     registry = CollectorRegistry()
-    metrics = RpcMetrics(registry)
+    metrics = GrpcMetrics(registry)
+    business = BusinessMetrics(registry)
+    # process_* (CPU, memory, file descriptors, start time), python_info and python_gc_*, as the
+    # client library's default registry has them.
+    for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(standard)
     registry.register(PoolCollector(db))
     for collector in collectors:
         registry.register(collector)
     server, _thread = start_http_server(
         int(port), addr=host or "127.0.0.1", registry=registry, certfile=certfile, keyfile=keyfile
     )
-    return metrics, server
+    return metrics, business, server

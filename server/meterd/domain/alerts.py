@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from meterd.domain import histogram
+from meterd.domain.channels import Channel, validate_channels, validate_template
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.limits import INT64_MAX, MAX_THRESHOLD_PERCENT, Selector, _validate_selector
 from meterd.domain.windows import MAX_FIXED_SECONDS, WindowKind, WindowSpec, window_end, window_start
@@ -84,6 +85,8 @@ class AlertRule:
     webhook_url: str = ""
     webhook_secret: str = ""
     disabled: bool = False
+    channels: tuple[Channel, ...] = ()  # besides the legacy webhook_url (domain/channels.py)
+    message_template: str = ""  # "" = channels.DEFAULT_TEMPLATE
 
     def params(self) -> dict[str, Any]:
         """The jsonb `params` column: the kind's own fields."""
@@ -128,6 +131,8 @@ class AlertRule:
             webhook_url=row["webhook_url"],
             webhook_secret=row["webhook_secret"],
             disabled=row["disabled"],
+            channels=tuple(Channel.from_json(c) for c in row.get("channels") or ()),
+            message_template=row.get("message_template") or "",
         )
 
 
@@ -159,6 +164,8 @@ def validate_rule(
     webhook_url: str = "",
     webhook_secret: str = "",
     disabled: bool = False,
+    channels: Iterable[dict[str, Any]] = (),
+    message_template: str = "",
 ) -> AlertRule:
     """Raw rule fields → a rule, or InvalidArgument listing every problem (field paths as in the proto)."""
     v: list[tuple[str, str]] = []
@@ -200,6 +207,9 @@ def validate_rule(
             v.append(("rule.webhook_secret", "required with a webhook_url (it signs every delivery)"))
     if len(webhook_secret) > MAX_SECRET:
         v.append(("rule.webhook_secret", f"at most {MAX_SECRET} characters"))
+
+    clean_channels = validate_channels(channels, v)
+    validate_template(message_template, v)
 
     def need(cond: bool, field: str, why: str) -> None:
         if not cond:
@@ -273,6 +283,8 @@ def validate_rule(
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         disabled=disabled,
+        channels=clean_channels,
+        message_template=message_template,
     )
 
 

@@ -59,6 +59,8 @@ SUBJECT = 256  # subjects, prefixes, label values, key names
 TEXT = 1024  # descriptions, notes, secrets
 ERROR_MESSAGE = 4096  # accepted; stored cut to 1,024 (domain.calls.MAX_ERROR_MESSAGE)
 URL = 2048
+SERVICE_TIER = 64  # domain.calls.MAX_SERVICE_TIER
+MATCH_RULE = 8192  # a catalog match rule as JSON (regexes and or-lists of ids)
 PAGE_TOKEN = 1024
 MAX_LABELS = 16
 MAX_METADATA = 64  # entries; their total size is bounded to 4 KiB by domain.calls
@@ -165,6 +167,7 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "labels": LABELS,
         "reservation_ttl": TTL,
         "reservation_id": Text(ID),
+        "service_tier": Text(SERVICE_TIER),
     },
     "ExtendReservationRequest": {"reservation_id": Text(ID), "ttl": TTL},
     "ReleaseReservationRequest": {"reservation_id": Text(ID)},
@@ -182,6 +185,7 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "error_code": Text(ID),
         "error_message": Text(ERROR_MESSAGE),
         "cost_nanos": COST,
+        "service_tier": Text(SERVICE_TIER),
         "metadata": Items(MAX_METADATA, key=Text(SUBJECT), value=Text(4096)),
     },
     "RecordCallsRequest": {"calls": Items(MAX_BATCH_CALLS, min=1, per_item=True)},
@@ -225,7 +229,16 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "request_nanos": RATE_ONE,
         "unit_nanos": RATE_ONE,
         "note": Text(TEXT),
+        # Read-only (set by the catalog import, ignored by SetPrice), bounded so a listed price can be
+        # sent back as it is.
+        "service_tier": Text(SERVICE_TIER),
+        "match_rule": Text(MATCH_RULE),
+        "tiers": Items(16),
+        "unit_kind": Text(NAME),
+        "unit_divisor": Int(0, MAX_NANOS_PER_REQUEST, "units"),
+        "source": Text(SUBJECT),
     },
+    "PriceTier": {"rate": Text(NAME), "start_tokens": Int(0, 10 * MAX_TOKENS, "tokens"), "nanos_per_mtok": RATE_MTOK},
     "ListPricesRequest": {"provider": Text(ID), "model": Text(ID)},
     "LoadPricesRequest": {"prices": Items(MAX_LOAD_PRICES)},
     "RepriceCallsRequest": {"provider": Text(ID), "model": Text(ID)},
@@ -241,6 +254,18 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "cooldown": Span(0, _s(30 * DAY_S)),
         "webhook_url": Text(URL),
         "webhook_secret": Text(256),  # domain.alerts.MAX_SECRET
+        "channels": Items(8),  # domain.channels.MAX_CHANNELS
+        "message_template": Text(2000),  # domain.channels.MAX_TEMPLATE
+    },
+    "AlertChannel": {  # domain.channels checks the combinations per kind
+        "url": Text(URL),
+        "secret": Text(256),
+        "email_to": Items(20, each=Text(254)),
+        "email_from": Text(254),
+        "smtp_host": Text(253),
+        "smtp_port": Int(0, 65535, "port"),
+        "smtp_username": Text(SUBJECT),
+        "target": Text(URL),  # output only, bounded so a listed rule can be sent back
     },
     "DeleteAlertRuleRequest": {"id": Text(NAME)},
     "CreateApiKeyRequest": {

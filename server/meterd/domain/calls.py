@@ -11,6 +11,7 @@ from meterd.domain.errors import InvalidArgument
 
 MAX_ID = 128  # call_id, reservation_id, provider, model, operation, error_code
 MAX_SUBJECT = 256
+MAX_SERVICE_TIER = 64
 MAX_LABELS = 16
 MAX_LABEL_KEY = 64
 MAX_LABEL_VALUE = 256  # longer values are rejected (issue 12): cut ones would merge distinct groups
@@ -49,6 +50,7 @@ class CallInput:
     occurred_at: dt.datetime | None  # None: now (the database clock)
     client_cost_nanos: int | None
     metadata: dict[str, str]
+    service_tier: str = ""  # the provider's service tier ("" standard), selects tier prices
 
     def fingerprint(self) -> bytes:
         """What makes two records of one call_id "the same content" (the server-side now excluded).
@@ -61,10 +63,12 @@ class CallInput:
         content["dims"] = {"labels": d.labels, "model": d.model, "operation": d.operation, "provider": d.provider,
                            "subject": d.subject}  # fmt: skip
         content["occurred_at"] = self.occurred_at.isoformat() if self.occurred_at else None
+        if self.service_tier:  # absent when empty, so digests of calls recorded before it existed hold
+            content["service_tier"] = self.service_tier
         return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).digest()
 
 
-_CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallInput))
+_CALL_FIELDS = tuple(f.name for f in dataclasses.fields(CallInput) if f.name != "service_tier")
 
 
 def nul_violations(**fields: str | dict[str, str]) -> list[tuple[str, str]]:
@@ -76,6 +80,12 @@ def nul_violations(**fields: str | dict[str, str]) -> list[tuple[str, str]]:
         if "\x00" in text:
             out.append((field, "must not contain NUL (\\x00) characters"))
     return out
+
+
+def service_tier_violations(service_tier: str) -> list[tuple[str, str]]:
+    if len(service_tier) > MAX_SERVICE_TIER:
+        return [("service_tier", f"at most {MAX_SERVICE_TIER} characters")]
+    return nul_violations(service_tier=service_tier)
 
 
 def validate_dimensions(
@@ -132,6 +142,7 @@ def validate_call(
     for field in ("latency_us", "ttft_us"):
         if rest.get(field) is not None and rest[field] < 0:
             violations.append((field.replace("_us", ""), "must not be negative"))
+    violations += service_tier_violations(rest.get("service_tier", ""))
     if rest.get("retry_count", 0) < 0:
         violations.append(("retry_count", "must not be negative"))
     if len(rest.get("error_code", "")) > MAX_ID:

@@ -20,12 +20,11 @@ NANOS_PER_USD = 1_000_000_000
 TOKENS_PER_MTOK = 1_000_000
 INT64_MAX = 2**63 - 1
 
-DEFAULT_CATALOG = Path(__file__).with_name("default_prices.toml")
-
 # Rates in Price; the catalog file uses the same names.
 _TOKEN_RATES = ("input_per_mtok", "output_per_mtok", "cached_read_per_mtok", "cache_write_per_mtok")
 _OTHER_RATES = ("per_request", "per_unit")
 _USD_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
+_WINDOW_RE = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]")
 
 
 def _check_count(name: str, value: object) -> None:
@@ -52,6 +51,19 @@ class Price:
     per_unit: int
     note: str = ""
     price_id: str = ""  # assigned by storage; empty for prices not yet stored
+    # Shared-catalog rows from genai-prices (see domain/genai_catalog.py); defaults for hand-set prices.
+    service_tier: str = ""  # "" standard; else the caller's RecordCall.service_tier this version is for
+    match_rule: str = ""  # JSON match rule of the source (price_rules); "" = model_pattern is a glob
+    match_order: int = 0  # the model's position in its provider's list (first match wins)
+    # Context-length tiers: (rate, start, nanos per Mtok); above `start` total input tokens (uncached,
+    # cached-read and cache-write together) the whole call's tokens of that rate use the tier's figure.
+    tiers: tuple[tuple[str, int, int], ...] = ()
+    unit_kind: str = ""  # what RecordCall.usage.units counts for this model ("" = provider units)
+    unit_divisor: int = 1  # per_unit is nanos per this many units (3,600 for a price per hour of seconds)
+    source: str = ""  # e.g. "genai-prices 0.2.3"; "" for prices set by hand
+    # "HH:MM:SS-HH:MM:SS" (UTC; may wrap past midnight): the version applies only to calls at those
+    # times of day, where it beats the versions without a window (DeepSeek's peak/off-peak prices).
+    daily_window: str = ""
 
     def __post_init__(self) -> None:
         if not self.provider.strip():
@@ -64,10 +76,20 @@ class Price:
             raise ValueError("effective_from must be timezone-aware")
         for name in _TOKEN_RATES + _OTHER_RATES:
             _check_count(name, getattr(self, name))
+        for rate, start, value in self.tiers:
+            if rate not in _TOKEN_RATES:
+                raise ValueError(f"tier of unknown rate {rate!r}")
+            _check_count("tier start", start)
+            _check_count(f"tier {rate}", value)
+        if self.daily_window and not _WINDOW_RE.fullmatch(self.daily_window):
+            raise ValueError(f"daily_window must look like 00:30:00-16:30:00, got {self.daily_window!r}")
+        if type(self.unit_divisor) is not int or not 1 <= self.unit_divisor <= 10**9:
+            raise ValueError(f"unit_divisor must be an int in [1, 10**9], got {self.unit_divisor!r}")
 
     @property
     def is_exact(self) -> bool:
-        return not ("*" in self.model_pattern or "?" in self.model_pattern)
+        # A source rule names its model exactly (its own id and aliases), like an exact pattern.
+        return bool(self.match_rule) or not ("*" in self.model_pattern or "?" in self.model_pattern)
 
     @property
     def specificity(self) -> int:
@@ -100,44 +122,141 @@ class UsageAmounts:
             _check_count(f.name, getattr(self, f.name))
 
 
-def cost_nanos(price: Price, usage: UsageAmounts) -> int:
-    """Exact cost of `usage` at `price`, in nano-USD.
+@dataclass(frozen=True)
+class CostBreakdown:
+    """A cost in parts (nano-USD) that sum exactly to `total`, and what caching saved.
 
-        tokens = input*input_per_mtok + output*output_per_mtok
-                 + cached_read*cached_read_per_mtok + cache_write*cache_write_per_mtok
-        cost   = round_half_up(tokens / 1_000_000) + requests*per_request + units*per_unit
+    `other` is cost not derived from a price: a client-supplied cost, or a reservation's estimate
+    charged as it was. `cache_savings` is what the cached-read tokens would have cost at the
+    uncached input rate minus what they cost (negative if cached reads cost more).
+    """
+
+    input: int = 0
+    output: int = 0
+    cached_read: int = 0
+    cache_write: int = 0
+    requests: int = 0
+    units: int = 0
+    other: int = 0
+    cache_savings: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input + self.output + self.cached_read + self.cache_write + self.requests + self.units + self.other
+
+    def as_tuple(self) -> tuple[int, ...]:
+        """In PARTS order (the order of the stored `cost_parts` arrays)."""
+        return tuple(getattr(self, name) for name in PARTS)
+
+    @staticmethod
+    def from_tuple(values: Iterable[int]) -> CostBreakdown:
+        return CostBreakdown(*values)
+
+
+PARTS = ("input", "output", "cached_read", "cache_write", "requests", "units", "other", "cache_savings")
+
+
+def _round_half_up(numerator: int) -> int:
+    # Floor division rounds towards -inf, so this is half up for negative numerators too.
+    return (numerator + TOKENS_PER_MTOK // 2) // TOKENS_PER_MTOK
+
+
+def token_rates(price: Price, usage: UsageAmounts) -> tuple[int, int, int, int]:
+    """(input, output, cached_read, cache_write) nanos per Mtok for this call, tiers applied.
+
+    A tier applies when the call's total input tokens exceed its start (the source's rule: the
+    whole call's tokens of that rate pay the tier's figure, not only those above the start)."""
+    rates = [getattr(price, name) for name in _TOKEN_RATES]
+    if price.tiers:
+        total_input = usage.input_tokens + usage.cached_read_tokens + usage.cache_write_tokens
+        best = [-1] * 4
+        for rate, start, value in price.tiers:
+            i = _TOKEN_RATES.index(rate)
+            if total_input > start and start > best[i]:
+                best[i], rates[i] = start, value
+    return rates[0], rates[1], rates[2], rates[3]
+
+
+def _unit_part(numerator: int, divisor: int) -> int:
+    return numerator if divisor == 1 else (numerator + divisor // 2) // divisor
+
+
+def breakdown(price: Price, usage: UsageAmounts) -> CostBreakdown:
+    """Exact cost of `usage` at `price`, in parts.
+
+        tokens = input*input_rate + output*output_rate + cached_read*cached_read_rate
+                 + cache_write*cache_write_rate                   (nanos per Mtok, tiers applied)
+        total  = round_half_up(tokens / 1_000_000) + requests*per_request
+                 + round_half_up(units*per_unit / unit_divisor)
 
     The token numerator is an exact integer, rounded once (half up) to a whole nano, so no rounding
-    error accumulates per token kind.
+    error accumulates per token kind. The four token parts are that rounded sum split by largest
+    remainder (each part is its exact share rounded down; the nanos the rounding adds go to the
+    parts with the largest fractions, ties in the order input, output, cached read, cache write),
+    so the parts always add up to the total.
     """
-    numerator = (
-        usage.input_tokens * price.input_per_mtok
-        + usage.output_tokens * price.output_per_mtok
-        + usage.cached_read_tokens * price.cached_read_per_mtok
-        + usage.cache_write_tokens * price.cache_write_per_mtok
+    rates = token_rates(price, usage)
+    counts = (usage.input_tokens, usage.output_tokens, usage.cached_read_tokens, usage.cache_write_tokens)
+    numerators = [n * r for n, r in zip(counts, rates, strict=True)]
+    token_nanos = _round_half_up(sum(numerators))
+    parts = [n // TOKENS_PER_MTOK for n in numerators]
+    extra = token_nanos - sum(parts)
+    for i in sorted(range(4), key=lambda i: -(numerators[i] % TOKENS_PER_MTOK))[:extra]:
+        parts[i] += 1
+    return CostBreakdown(
+        *parts,
+        requests=usage.requests * price.per_request,
+        units=_unit_part(usage.units * price.per_unit, price.unit_divisor),
+        cache_savings=_round_half_up(usage.cached_read_tokens * (rates[0] - rates[2])),
     )
-    token_nanos = (numerator + TOKENS_PER_MTOK // 2) // TOKENS_PER_MTOK  # numerator >= 0
-    return token_nanos + usage.requests * price.per_request + usage.units * price.per_unit
+
+
+def cost_nanos(price: Price, usage: UsageAmounts) -> int:
+    """Exact cost of `usage` at `price`, in nano-USD (the total of `breakdown`)."""
+    return breakdown(price, usage).total
 
 
 def select_price(prices: Iterable[Price], provider: str, model: str, at: datetime) -> Price | None:
-    """The price in force for (provider, model) at `at`, or None when the model is unpriced.
+    """The price in force for (provider, model) at `at` among glob/exact patterns, or None.
 
     Only prices of the same provider (case-insensitive) whose pattern matches the model
-    (case-insensitive) and whose effective_from <= at are candidates. Among them the most specific
-    pattern wins: an exact name beats any glob; among globs, the one with the most literal
-    characters (so a provider-wide "*" is the last resort); among equally specific patterns, the
-    latest effective_from. A more specific pattern not in force yet does not hide an older, broader
-    one. Remaining ties (same specificity and date) go to the lexicographically smallest pattern.
+    (case-insensitive) and whose effective_from <= at are candidates; then `choose`.
+    """
+    return choose([p for p in prices if p.matches(provider, model)], at)
+
+
+def choose(candidates: Iterable[Price], at: datetime, service_tier: str = "") -> Price | None:
+    """The version in force at `at` among prices already known to match the call's model.
+
+    Versions for the caller's service tier are preferred when one is in force; otherwise the
+    standard ones (service_tier ""). The most specific pattern wins: an exact name (or a source
+    rule) beats any glob; among globs, the one with the most literal characters (so a
+    provider-wide "*" is the last resort); among equally specific patterns, the latest
+    effective_from. A more specific pattern not in force yet does not hide an older, broader one.
+    Remaining ties (same specificity and date) go to the lexicographically smallest pattern.
     """
     if at.utcoffset() is None:
         raise ValueError("at must be timezone-aware")
+    in_force = [p for p in candidates if p.effective_from <= at]
+    tier = [p for p in in_force if p.service_tier == service_tier] if service_tier else []
+    pool = tier or [p for p in in_force if not p.service_tier]
+    if any(p.daily_window for p in pool):
+        now = at.astimezone(UTC).strftime("%H:%M:%S")
+        windowed = [p for p in pool if p.daily_window and in_window(p.daily_window, now)]
+        if windowed:
+            return max(sorted(windowed, key=lambda p: p.model_pattern), key=lambda p: p.effective_from)
+        pool = [p for p in pool if not p.daily_window]
     # Sorting by pattern first makes max() (which keeps the first maximum) break ties deterministically.
-    candidates = sorted(
-        (p for p in prices if p.effective_from <= at and p.matches(provider, model)),
-        key=lambda p: p.model_pattern,
-    )
-    return max(candidates, key=lambda p: (p.is_exact, p.specificity, p.effective_from), default=None)
+    pool.sort(key=lambda p: p.model_pattern)
+    return max(pool, key=lambda p: (p.is_exact, p.specificity, p.effective_from), default=None)
+
+
+def in_window(window: str, hhmmss: str) -> bool:
+    """Whether a UTC time of day ("16:45:00") is in a daily window ("00:30:00-16:30:00"; end excluded)."""
+    start, end = window.split("-")
+    if end < start:  # wraps past midnight
+        return hhmmss >= start or hhmmss < end
+    return start <= hhmmss < end
 
 
 def usd_to_nanos(text: str) -> int:
@@ -236,7 +355,7 @@ def parse_catalog(data: Mapping[str, Any]) -> list[Price]:
     return prices
 
 
-def load_catalog(path: str | Path | None = None) -> list[Price]:
-    """Load and validate a TOML price catalog file (the bundled default when `path` is None)."""
-    with open(DEFAULT_CATALOG if path is None else path, "rb") as fh:
+def load_catalog(path: str | Path) -> list[Price]:
+    """Load and validate a TOML price file (the shared catalog itself comes from genai-prices)."""
+    with open(path, "rb") as fh:
         return parse_catalog(tomllib.load(fh))

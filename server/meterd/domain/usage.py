@@ -243,6 +243,16 @@ class Aggregate:
     unpriced_calls: int = 0
     latency_count: int = 0
     latency_sum_us: int = 0
+    # Cost parts (nano-USD; see domain.pricing.CostBreakdown): the first seven sum to cost_nanos for
+    # calls recorded since breakdowns exist; cache_savings_nanos is not part of the cost.
+    cost_input_nanos: int = 0
+    cost_output_nanos: int = 0
+    cost_cached_read_nanos: int = 0
+    cost_cache_write_nanos: int = 0
+    cost_requests_nanos: int = 0
+    cost_units_nanos: int = 0
+    cost_other_nanos: int = 0
+    cache_savings_nanos: int = 0
     latency_buckets: Sequence[int] = ()  # histogram.BUCKETS counts, or empty when there are none
 
     @property
@@ -422,6 +432,8 @@ class CallRow:
     cost_nanos: int
     cost_source: str
     price_id: str
+    cost_parts: Sequence[int] | None = None  # domain.pricing.PARTS order; None: recorded before breakdowns
+    service_tier: str = ""
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

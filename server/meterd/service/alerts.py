@@ -251,6 +251,7 @@ class WebhookSender:
         self.retry_base = retry_base
         self.lease = dt.timedelta(seconds=max(lease, timeout * 2))
         self._wake = asyncio.Event()
+        self.delivered_total = self.failed_total = 0  # attempts, for the metrics
 
     def wake(self, _alerts: list[Alert] | None = None) -> None:
         self._wake.set()
@@ -299,8 +300,10 @@ class WebhookSender:
         except (OSError, urllib.error.URLError) as exc:
             error = f"{type(exc).__name__}: {exc}"
         if not error:
+            self.delivered_total += 1
             await self.store.webhook_done(alert.tenant_id, alert.id, ok=True, error="", retry_in=None)
             return
+        self.failed_total += 1
         retry_in = None
         if attempts < self.max_attempts:
             retry_in = dt.timedelta(seconds=min(self.retry_base * 2 ** (attempts - 1), 3600))

@@ -11,7 +11,7 @@ from meterd.domain.calls import CallInput
 from meterd.domain.errors import MeterError
 from meterd.domain.keys import Principal
 from meterd.domain.limits import Usage, matching
-from meterd.domain.pricing import UsageAmounts
+from meterd.domain.pricing import CostBreakdown, UsageAmounts
 from meterd.domain.quota import Charge, LimitState, charges, limit_state
 from meterd.service.batching import Batcher, retry_rollbacks
 from meterd.service.limit_cache import LimitCache
@@ -56,7 +56,9 @@ class MeteringService:
         clock: Callable[[], dt.datetime] | None,
         batch_workers: int = 4,
         batch_timeout: float | None = None,
+        on_recorded: Callable[[CallInput, RecordResult], None] | None = None,
     ) -> None:
+        self.on_recorded = on_recorded  # e.g. the business metrics (by provider and model)
         self.store = store
         self.limits = limits
         self.prices = prices
@@ -73,10 +75,10 @@ class MeteringService:
     async def _run_batch(self, items: list[RecordItem]) -> list[Recorded | MeterError]:
         return await retry_rollbacks(self.store.record_batch, items)
 
-    async def cost(self, tenant_id: str, call: CallInput) -> tuple[int, str, str]:
-        """(cost nanos, source, price id): the client's figure, else the price in force when the call happened."""
+    async def cost(self, tenant_id: str, call: CallInput) -> tuple[CostBreakdown, str, str]:
+        """(cost in parts, source, price id): the client's figure, else the price in force when the call happened."""
         if call.client_cost_nanos is not None:
-            return call.client_cost_nanos, "client", ""
+            return CostBreakdown(other=call.client_cost_nanos), "client", ""
         at = call.occurred_at or (self.clock() if self.clock else dt.datetime.now(dt.UTC))
         amounts = UsageAmounts(
             input_tokens=call.input_tokens,
@@ -86,8 +88,10 @@ class MeteringService:
             requests=call.requests,
             units=call.units,
         )
-        cost, price = await self.prices.cost(tenant_id, call.dims.provider, call.dims.model, at, amounts)
-        return (0, "unpriced", "") if price is None else (cost, "catalog", price.price_id)
+        parts, price = await self.prices.cost(
+            tenant_id, call.dims.provider, call.dims.model, at, amounts, call.service_tier
+        )
+        return (parts, "unpriced", "") if price is None else (parts, "catalog", price.price_id)
 
     async def record(self, principal: Principal, call: CallInput) -> RecordOutcome:
         outcome = (await self.record_many(principal, [call]))[0]
@@ -106,7 +110,8 @@ class MeteringService:
         for call in calls:
             d = call.dims
             matched = matching(limits, d.subject, d.provider, d.model, d.operation, d.labels)
-            cost, source, price_id = await self.cost(tenant, call)
+            parts, source, price_id = await self.cost(tenant, call)
+            cost = parts.total
             actual = actual_usage(call, cost)
             items.append(
                 RecordItem(
@@ -114,6 +119,7 @@ class MeteringService:
                     api_key_id=principal.key_id,
                     call=call,
                     cost_nanos=cost,
+                    cost_parts=parts,
                     cost_source=source,
                     price_id=price_id,
                     actual=actual,
@@ -136,4 +142,6 @@ class MeteringService:
                 for c in recorded.counters
             ]
             out.append(RecordOutcome(recorded.result, recorded.reservation_settled, states))
+            if self.on_recorded is not None:
+                self.on_recorded(call, recorded.result)
         return out

@@ -2,58 +2,104 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
 from fnmatch import fnmatchcase
 
+from meterd.domain import genai_catalog
 from meterd.domain.errors import AlreadyExists, InvalidArgument
-from meterd.domain.pricing import INT64_MAX, Price, UsageAmounts, cost_nanos, load_catalog, select_price
-from meterd.store.prices import CATALOG_TENANT, PriceStore, StoredPrice, same_rates
+from meterd.domain.price_rules import CatalogProvider, PriceSet, compiled
+from meterd.domain.pricing import INT64_MAX, CostBreakdown, Price, UsageAmounts, breakdown, choose
+from meterd.store.prices import CATALOG_TENANT, CatalogDiff, PriceStore, StoredPrice, same_rates
 
 log = logging.getLogger(__name__)
 
 
 class PriceBook:
+    """Prices for the record path: the shared catalog loaded once, each tenant's own prices, and
+    each (tenant, provider, model)'s candidate versions remembered (matching over thousands of
+    rules is done once per model name, not per call)."""
+
     def __init__(self, store: PriceStore, *, max_age: float = 30.0) -> None:
         self.store = store
         self.max_age = max_age
-        self._entries: dict[str, tuple[tuple[list[Price], list[Price]], float]] = {}
-        # Glob matching over the whole catalog per call is costly: remember each model's candidates.
+        self._shared: tuple[PriceSet, tuple[CatalogProvider, ...], float] | None = None
+        self._own: dict[str, tuple[PriceSet, float]] = {}
         self._candidates: dict[tuple[str, str, str], tuple[list[Price], list[Price]]] = {}
+        self._loading = asyncio.Lock()
+        self._shared_stamp: tuple = ()
 
-    async def seed_default_catalog(self) -> None:
-        """Load the bundled catalog into an empty database (every replica may try: inserts are idempotent)."""
-        if await self.store.catalog_is_empty():
-            added = await self.store.add(CATALOG_TENANT, load_catalog())
-            log.info("loaded %d prices from the bundled catalog", added)
+    async def seed_catalog(self) -> None:
+        """Import the installed genai-prices catalog when none was ever imported (a new database, or
+        one upgraded from the hand-kept catalog). Every replica may try: the import is serialised."""
+        conversion = genai_catalog.installed()
+        diff = await self.store.sync_catalog(
+            conversion.prices, source=genai_catalog.SOURCE_NAME, version=conversion.version,
+            providers=conversion.providers, summary=conversion.summary(), only_if_never_imported=True,
+        )  # fmt: skip
+        if diff is not None:
+            log.info("imported the shared price catalog: %s", conversion.summary())
+            self.invalidate()
+            return
+        latest = await self.store.latest_import()
+        if latest is not None and latest.version != conversion.version:
+            log.warning(
+                "the shared price catalog is %s %s but %s is installed: run `meter prices sync` to import it",
+                latest.source, latest.version, conversion.version,
+            )  # fmt: skip
 
-    async def lookup(self, tenant_id: str, provider: str, model: str, at: dt.datetime) -> Price | None:
-        entry = self._entries.get(tenant_id)
-        if entry is None or time.monotonic() - entry[1] > self.max_age:
-            entry = (await self.store.for_tenant(tenant_id), time.monotonic())
-            self._entries[tenant_id] = entry
-            self._forget_candidates(tenant_id)
+    def _fresh(self, tenant_id: str) -> tuple[PriceSet, PriceSet] | None:
+        now = time.monotonic()
+        shared, own = self._shared, self._own.get(tenant_id)
+        if shared is None or now - shared[2] > self.max_age or own is None or now - own[1] > self.max_age:
+            return None
+        return own[0], shared[0]
+
+    async def _sets(self, tenant_id: str) -> tuple[PriceSet, PriceSet]:
+        if (sets := self._fresh(tenant_id)) is not None:
+            return sets
+        # One load at a time: hundreds of concurrent first calls must not each read the catalog.
+        async with self._loading:
+            if (sets := self._fresh(tenant_id)) is not None:
+                return sets
+            now = time.monotonic()
+            if self._shared is None or now - self._shared[2] > self.max_age:
+                stamp = await self.store.shared_stamp()
+                if self._shared is not None and stamp == self._shared_stamp:
+                    self._shared = (*self._shared[:2], now)
+                else:
+                    shared, latest = await self.store.shared()
+                    providers = latest.providers if latest else ()
+                    self._shared, self._shared_stamp = (PriceSet(shared, providers), providers, now), stamp
+                    self._candidates.clear()
+            entry = self._own.get(tenant_id)
+            if entry is None or now - entry[1] > self.max_age:
+                entry = (PriceSet(await self.store.own(tenant_id), self._shared[1]), now)
+                self._own[tenant_id] = entry
+                self._forget_candidates(tenant_id)
+            return entry[0], self._shared[0]
+
+    async def lookup(
+        self, tenant_id: str, provider: str, model: str, at: dt.datetime, service_tier: str = ""
+    ) -> Price | None:
+        own, shared = await self._sets(tenant_id)
         key = (tenant_id, provider, model)
         candidates = self._candidates.get(key)
         if candidates is None:
-            own, shared = entry[0]
-            candidates = (
-                [p for p in own if p.matches(provider, model)],
-                [p for p in shared if p.matches(provider, model)],
-            )
+            candidates = (own.candidates(provider, model), shared.candidates(provider, model))
             if len(self._candidates) > 100_000:
                 self._candidates.clear()
             self._candidates[key] = candidates
-        own, shared = candidates
-        return select_price(own, provider, model, at) or select_price(shared, provider, model, at)
+        return choose(candidates[0], at, service_tier) or choose(candidates[1], at, service_tier)
 
     async def cost(
-        self, tenant_id: str, provider: str, model: str, at: dt.datetime, amounts: UsageAmounts
-    ) -> tuple[int, Price | None]:
-        """(cost in nanos, the price used); (0, None) when the model has no price."""
-        price = await self.lookup(tenant_id, provider, model, at)
-        return (0, None) if price is None else (cost_nanos(price, amounts), price)
+        self, tenant_id: str, provider: str, model: str, at: dt.datetime, amounts: UsageAmounts, service_tier: str = ""
+    ) -> tuple[CostBreakdown, Price | None]:
+        """(cost in parts, the price used); (zero breakdown, None) when the model has no price."""
+        price = await self.lookup(tenant_id, provider, model, at, service_tier)
+        return (CostBreakdown(), None) if price is None else (breakdown(price, amounts), price)
 
     def _forget_candidates(self, tenant_id: str | None) -> None:
         if tenant_id is None:
@@ -63,9 +109,10 @@ class PriceBook:
 
     def invalidate(self, tenant_id: str | None = None) -> None:
         if tenant_id is None:
-            self._entries.clear()
+            self._own.clear()
+            self._shared = None
         else:
-            self._entries.pop(tenant_id, None)
+            self._own.pop(tenant_id, None)
         self._forget_candidates(tenant_id)
 
 
@@ -155,12 +202,12 @@ class PriceAdmin:
         stored one (or to another of the same load) is skipped; a conflicting one fails the load."""
         given = len(prices)
         if include_default_catalog:
-            prices = [*prices, *load_catalog()]
-        unique: dict[tuple[str, str, dt.datetime], Price] = {}
+            prices = [*prices, *genai_catalog.installed().prices]
+        unique: dict[tuple[str, str, str, str, dt.datetime], Price] = {}
         duplicates = 0
         conflicts: list[tuple[str, str]] = []
         for i, p in enumerate(prices):
-            key = (p.provider, p.model_pattern.casefold(), p.effective_from)
+            key = (p.provider, p.model_pattern.casefold(), p.service_tier, p.daily_window, p.effective_from)
             first = unique.get(key)
             if first is None:
                 unique[key] = p
@@ -189,17 +236,36 @@ class PriceAdmin:
         if provider:
             rows = [r for r in rows if r.price.provider.casefold() == provider]
         if model:
-            rows = [r for r in rows if fnmatchcase(model.casefold(), r.price.model_pattern.casefold())]
+            rows = [r for r in rows if _lists_for(r.price, model.casefold())]
         if at is None:
             return rows
-        in_force: dict[tuple[str, str], StoredPrice] = {}
+        in_force: dict[tuple[str, str, str, str], StoredPrice] = {}
         for r in rows:
             if r.price.effective_from > at:
                 continue
-            key = (r.price.provider.casefold(), r.price.model_pattern.casefold())
+            key = (r.price.provider.casefold(), r.price.model_pattern.casefold(), r.price.service_tier,
+                   r.price.daily_window)  # fmt: skip
             best = in_force.get(key)
             # Own rows beat shared ones; within one side the latest effective_from wins.
             if best is None or (not r.shared, r.price.effective_from) > (not best.shared, best.price.effective_from):
                 in_force[key] = r
         chosen = {id(r) for r in in_force.values()}
         return [r for r in rows if id(r) in chosen]
+
+    async def sync(self, conversion: genai_catalog.Conversion, *, dry_run: bool = False) -> CatalogDiff:
+        """Make the shared catalog the converted source data (see PriceStore.sync_catalog)."""
+        diff = await self.store.sync_catalog(
+            conversion.prices, source=genai_catalog.SOURCE_NAME, version=conversion.version,
+            providers=conversion.providers, summary=conversion.summary(), dry_run=dry_run,
+        )  # fmt: skip
+        assert diff is not None
+        if not dry_run:
+            self._changed(CATALOG_TENANT)
+        return diff
+
+
+def _lists_for(price: Price, model: str) -> bool:
+    """Whether a version is listed for `model`: its source rule matches, or its glob does."""
+    if price.match_rule:
+        return compiled(price.match_rule)(model)
+    return fnmatchcase(model, price.model_pattern.casefold())

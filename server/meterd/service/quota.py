@@ -76,6 +76,7 @@ class QuotaService:
     ) -> None:
         self.store = store
         self.on_denied = on_denied  # counts denials for DENIALS alert rules, off the check path
+        self.expired_total = 0  # reservations this process's sweeper expired (a metric)
         self.limits = limits
         self.prices = prices
         self.clock = clock  # None: windows follow the database clock, one clock for every replica
@@ -101,7 +102,9 @@ class QuotaService:
         # Keys are locked in one order, so deadlocks should not happen; a rollback is retried whole.
         return await retry_rollbacks(lambda batch: self.store.check(batch, self.db_time()), items)
 
-    async def estimate_cost(self, tenant_id: str, dims: Dimensions, estimate: Estimate) -> tuple[int, bool]:
+    async def estimate_cost(
+        self, tenant_id: str, dims: Dimensions, estimate: Estimate, service_tier: str = ""
+    ) -> tuple[int, bool]:
         """(cost in nanos, unpriced)."""
         if estimate.cost_nanos is not None:
             return estimate.cost_nanos, False
@@ -112,8 +115,8 @@ class QuotaService:
             requests=estimate.requests,
             units=estimate.units,
         )
-        cost, price = await self.prices.cost(tenant_id, dims.provider, dims.model, self.now(), amounts)
-        return cost, price is None
+        parts, price = await self.prices.cost(tenant_id, dims.provider, dims.model, self.now(), amounts, service_tier)
+        return parts.total, price is None
 
     async def check(
         self,
@@ -124,6 +127,7 @@ class QuotaService:
         reserve: bool,
         reservation_id: str,
         ttl: dt.timedelta | None,
+        service_tier: str = "",
     ) -> CheckResult:
         violations = estimate.violations("estimate")
         if len(reservation_id) > MAX_RESERVATION_ID:
@@ -137,7 +141,7 @@ class QuotaService:
         matched = matching(
             await self.limits.get(tenant), dims.subject, dims.provider, dims.model, dims.operation, dims.labels
         )
-        cost, unpriced = await self.estimate_cost(tenant, dims, estimate)
+        cost, unpriced = await self.estimate_cost(tenant, dims, estimate, service_tier)
         if unpriced and needs_cost(matched):
             raise FailedPrecondition(
                 f"no price for {dims.provider}/{dims.model} and a cost limit applies: give estimate.cost_nanos "
@@ -224,8 +228,8 @@ class QuotaService:
         rows are claimed with SKIP LOCKED, so two sweepers never release the same one)."""
         while True:
             try:
-                while await self.store.expire(self.db_time()) > 0:
-                    pass
+                while (expired := await self.store.expire(self.db_time())) > 0:
+                    self.expired_total += expired
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database may be down; try again later

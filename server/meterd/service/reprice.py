@@ -11,7 +11,8 @@ from collections import defaultdict
 
 from meterd.domain.errors import InvalidArgument, Unavailable
 from meterd.domain.limits import Limit, Metric, matching, partition_key
-from meterd.domain.pricing import Price, cost_nanos, select_price
+from meterd.domain.price_rules import CatalogProvider, PriceSet
+from meterd.domain.pricing import CostBreakdown, Price, breakdown, choose
 from meterd.domain.windows import window_start
 from meterd.store.db import ROLLED_BACK
 from meterd.store.limits import LimitStore
@@ -34,20 +35,20 @@ class RepriceResult:
 class _Prices:
     """The same choice as PriceBook.lookup, over one snapshot: the tenant's own prices, then the catalog."""
 
-    def __init__(self, own: list[Price], shared: list[Price]) -> None:
-        self.own = own
-        self.shared = shared
+    def __init__(self, own: list[Price], shared: list[Price], providers: tuple[CatalogProvider, ...] = ()) -> None:
+        self.own = PriceSet(own, providers)
+        self.shared = PriceSet(shared, providers)
         self._candidates: dict[tuple[str, str], tuple[list[Price], list[Price]]] = {}
 
-    def lookup(self, provider: str, model: str, at: dt.datetime) -> Price | None:
+    def lookup(self, provider: str, model: str, at: dt.datetime, service_tier: str = "") -> Price | None:
         candidates = self._candidates.get((provider, model))
         if candidates is None:
             candidates = self._candidates[(provider, model)] = (
-                [p for p in self.own if p.matches(provider, model)],
-                [p for p in self.shared if p.matches(provider, model)],
+                self.own.candidates(provider, model),
+                self.shared.candidates(provider, model),
             )
         own, shared = candidates
-        return select_price(own, provider, model, at) or select_price(shared, provider, model, at)
+        return choose(own, at, service_tier) or choose(shared, at, service_tier)
 
 
 class Repricer:
@@ -83,9 +84,9 @@ class Repricer:
         if violations:
             raise InvalidArgument(violations)
         # Snapshots taken before the transaction (which holds its connection until the end).
-        own, shared = await self.prices.for_tenant(tenant_id)
+        own, shared, providers = await self.prices.for_tenant(tenant_id)
         limits = [s.limit for s in await self.limits.list(tenant_id) if s.limit.metric is Metric.COST_NANOS]
-        prices = _Prices(own, shared)
+        prices = _Prices(own, shared, providers)
         for attempt in range(1, attempts + 1):
             try:
                 async with self.store.transaction(tenant_id) as tx:
@@ -109,7 +110,7 @@ class Repricer:
         tenant = tx.tenant_id
         by_id = {limit.id: limit for limit in cost_limits}
         counters: dict[CounterKey, int] = defaultdict(int)
-        rollups: dict[HourlyKey, tuple[int, int]] = {}
+        rollups: dict[HourlyKey, tuple[int, ...]] = {}
         examined = changed = delta_total = 0
         after = None
         while True:
@@ -124,11 +125,16 @@ class Repricer:
             for n in updates:
                 call, delta = n.call, n.cost_nanos - n.call.cost_nanos
                 unpriced = (n.cost_source == "unpriced") - (call.cost_source == "unpriced")
-                if delta or unpriced:
+                # Rollup rows of calls recorded before breakdowns existed hold zero parts.
+                old_parts = (call.cost_parts or CostBreakdown()).as_tuple()
+                change = (delta, unpriced, *(a - b for a, b in zip(n.cost_parts.as_tuple(), old_parts, strict=True)))
+                if any(change):
                     hour = call.occurred_at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
                     key = (tenant, hour, call.subject, call.provider, call.model, call.operation)
-                    cost, count = rollups.get(key, (0, 0))
-                    rollups[key] = (cost + delta, count + unpriced)
+                    before = rollups.get(key)
+                    rollups[key] = (
+                        change if before is None else tuple(a + b for a, b in zip(before, change, strict=True))
+                    )
                 if not delta:
                     continue
                 changed += 1
@@ -146,12 +152,15 @@ class Repricer:
     @staticmethod
     def _new_cost(prices: _Prices, call: StoredCall) -> NewCost | None:
         """The call's cost at the price in force at its occurred_at; None when nothing changes."""
-        price = prices.lookup(call.provider, call.model, call.occurred_at)
+        price = prices.lookup(call.provider, call.model, call.occurred_at, call.service_tier)
         if price is None:
             new = NewCost(call, 0, "unpriced", "")
         else:
-            new = NewCost(call, cost_nanos(price, call.usage), "catalog", price.price_id)
-        if (new.cost_nanos, new.cost_source, new.price_id) == (call.cost_nanos, call.cost_source, call.price_id):
+            parts = breakdown(price, call.usage)
+            new = NewCost(call, parts.total, "catalog", price.price_id, parts)
+        if (new.cost_nanos, new.cost_source, new.price_id, new.cost_parts) == (
+            call.cost_nanos, call.cost_source, call.price_id, call.cost_parts
+        ):  # fmt: skip
             return None
         return new
 

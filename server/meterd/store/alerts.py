@@ -16,7 +16,8 @@ from meterd.domain.errors import NotFound
 from meterd.store.db import Database
 
 _RULE_COLUMNS = (
-    "id, kind, severity, scope, params, cooldown_s, webhook_url, webhook_secret, disabled, created_at, updated_at"
+    "id, kind, severity, scope, params, cooldown_s, webhook_url, webhook_secret, disabled, created_at, updated_at,"
+    " channels, message_template"
 )
 ALERT_COLUMNS = """id, tenant_id, rule_id, kind, severity, subject, provider, model, limit_id, metric, observed,
                    threshold, window_start, window_end, message, created_at"""
@@ -86,16 +87,18 @@ class AlertStore:
             await conn.execute("INSERT INTO tenants (id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant_id,))
             cur = await conn.execute(
                 f"""INSERT INTO alert_rules AS r (tenant_id, id, kind, severity, scope, params, cooldown_s, webhook_url,
-                                                  webhook_secret, disabled)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                                  webhook_secret, disabled, channels, message_template)
+                    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                     ON CONFLICT (tenant_id, id) DO UPDATE SET
                         kind = excluded.kind, severity = excluded.severity, scope = excluded.scope,
                         params = excluded.params, cooldown_s = excluded.cooldown_s, webhook_url = excluded.webhook_url,
-                        webhook_secret = excluded.webhook_secret, disabled = excluded.disabled, updated_at = now()
+                        webhook_secret = excluded.webhook_secret, disabled = excluded.disabled,
+                        channels = excluded.channels, message_template = excluded.message_template, updated_at = now()
                     RETURNING {_RULE_COLUMNS}, (xmax = 0) AS created""",
                 (
                     tenant_id, rule.id, rule.kind.value, rule.severity.value, Jsonb(rule.scope.to_json()),
                     Jsonb(rule.params()), rule.cooldown_s, rule.webhook_url, rule.webhook_secret, rule.disabled,
+                    Jsonb([c.to_json() for c in rule.channels]), rule.message_template,
                 ),
             )  # fmt: skip
             row = await cur.fetchone()

@@ -93,7 +93,13 @@ _HISTORY = (
         "alerts",
         """t.created_at < %s AND (t.window_end IS NULL OR t.window_end <= now()) AND NOT EXISTS (
                SELECT 1 FROM alert_webhooks w WHERE (w.tenant_id, w.alert_id) = (t.tenant_id, t.id)
-                  AND w.delivered_at IS NULL AND w.failed_at IS NULL)""",
+                  AND w.delivered_at IS NULL AND w.failed_at IS NULL) AND NOT EXISTS (
+               SELECT 1 FROM alert_deliveries d WHERE (d.tenant_id, d.alert_id) = (t.tenant_id, t.id)
+                  AND d.delivered_at IS NULL AND d.failed_at IS NULL)""",
+    ),
+    (
+        "alert_deliveries",
+        "(t.delivered_at IS NOT NULL OR t.failed_at IS NOT NULL) AND coalesce(t.delivered_at, t.failed_at) < %s",
     ),
     (
         "alert_webhooks",

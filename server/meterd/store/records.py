@@ -15,6 +15,7 @@ from meterd.domain import histogram
 from meterd.domain.calls import CallInput
 from meterd.domain.errors import AlreadyExists, MeterError
 from meterd.domain.limits import Limit, Metric, Usage
+from meterd.domain.pricing import CostBreakdown
 from meterd.domain.quota import Charge, CounterReading
 from meterd.domain.windows import window_start
 from meterd.store import rollups
@@ -29,6 +30,7 @@ class RecordResult:
     cost_source: str
     price_id: str
     recorded_at: dt.datetime
+    cost_parts: CostBreakdown | None = None  # None: a first answer stored before breakdowns existed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +39,7 @@ class RecordItem:
     api_key_id: str
     call: CallInput
     cost_nanos: int
+    cost_parts: CostBreakdown  # sums to cost_nanos
     cost_source: str
     price_id: str
     actual: Usage
@@ -66,7 +69,7 @@ _CALL_COLUMNS = (
     "tenant_id", "call_id", "occurred_at", "recorded_at", "api_key_id", "reservation_id", "subject", "provider",
     "model", "operation", "labels", "metadata", "input_tokens", "output_tokens", "cached_read_tokens",
     "cache_write_tokens", "reasoning_tokens", "requests", "units", "latency_us", "ttft_us", "retry_count", "success",
-    "error_code", "error_message", "cost_nanos", "cost_source", "price_id",
+    "error_code", "error_message", "cost_nanos", "cost_source", "price_id", "cost_parts", "service_tier",
 )  # fmt: skip
 _INSERT_CALLS = f"""INSERT INTO calls ({", ".join(_CALL_COLUMNS)})
 SELECT {", ".join(_CALL_COLUMNS)} FROM jsonb_populate_recordset(NULL::calls, %s)"""
@@ -117,9 +120,9 @@ class RecordStore:
         out: list[Recorded | MeterError] = []
         for index, item in enumerate(items):
             if index in plans:
-                was_settled, stored, cost, charged = plans[index]
+                was_settled, stored, cost, charged, parts = plans[index]
                 claim = claims[(item.tenant_id, item.call.call_id)]
-                result = RecordResult(item.call.call_id, False, cost, item.cost_source, item.price_id, claim[1])
+                result = RecordResult(item.call.call_id, False, cost, item.cost_source, item.price_id, claim[1], parts)
                 counters = [RecordedCounter(lim, part, amount, readings[key]) for lim, part, amount, key in charged]
                 out.append(Recorded(result, was_settled, counters))
                 continue
@@ -132,8 +135,10 @@ class RecordStore:
                     )
                 )
             else:
+                parts = first["cost_parts"]
                 result = RecordResult(item.call.call_id, True, first["cost_nanos"], first["cost_source"],
-                                      first["price_id"], first["recorded_at"])  # fmt: skip
+                                      first["price_id"], first["recorded_at"],
+                                      None if parts is None else CostBreakdown.from_tuple(parts))  # fmt: skip
                 out.append(Recorded(result, False, []))
         return out
 
@@ -141,18 +146,20 @@ class RecordStore:
         """call_id → (occurred_at, recorded_at) for the ids this batch took; sorted, so two batches
         claiming overlapping ids never deadlock."""
         cur = await conn.execute(
-            """INSERT INTO call_ids (tenant_id, call_id, occurred_at, content_hash, cost_nanos, cost_source, price_id)
-               SELECT t, c, coalesce(o, now()), decode(h, 'hex'), n, s, p
-                 FROM jsonb_to_recordset(%s) AS u(t text, c text, o timestamptz, h text, n bigint, s text, p text)
+            """INSERT INTO call_ids (tenant_id, call_id, occurred_at, content_hash, cost_nanos, cost_source, price_id,
+                                    cost_parts)
+               SELECT t, c, coalesce(o, now()), decode(h, 'hex'), n, s, p, cp
+                 FROM jsonb_to_recordset(%s) AS u(t text, c text, o timestamptz, h text, n bigint, s text, p text,
+                                                  cp bigint[])
                 ORDER BY t, c
                ON CONFLICT (tenant_id, call_id) DO NOTHING
                RETURNING tenant_id, call_id, occurred_at, recorded_at""",
             (
                 json_rows(
-                    ("t", "c", "o", "h", "n", "s", "p"),
+                    ("t", "c", "o", "h", "n", "s", "p", "cp"),
                     [
                         (i.tenant_id, i.call.call_id, i.call.occurred_at or i.at, i.call.fingerprint().hex(),
-                         i.cost_nanos, i.cost_source, i.price_id)
+                         i.cost_nanos, i.cost_source, i.price_id, i.cost_parts.as_tuple())
                         for i in items
                     ],
                 ),
@@ -183,7 +190,7 @@ class RecordStore:
 
     @staticmethod
     def _plan(item: RecordItem, occurred_at: dt.datetime, reservation: dict | None, deltas) -> tuple:
-        """(settled, call as stored, cost, [(limit, partition, amount, counter key)]) and its deltas."""
+        """(settled, call as stored, cost, [(limit, partition, amount, counter key)], cost parts) and its deltas."""
         charged = []
         if reservation is None:
             for charge in item.charges:
@@ -191,7 +198,7 @@ class RecordStore:
                        window_start(charge.limit.window, occurred_at))  # fmt: skip
                 deltas[key][0] += charge.amount
                 charged.append((charge.limit, charge.partition, charge.amount, key))
-            return False, item.call, item.cost_nanos, charged
+            return False, item.call, item.cost_nanos, charged, item.cost_parts
         use_estimate = not item.call.usage_given
         for c in reservation["charges"]:
             key = (
@@ -218,8 +225,9 @@ class RecordStore:
                 requests=estimate.get("requests", 1),
                 units=estimate.get("units", 0),
             )
-            return True, stored, reservation["cost_nanos"], charged
-        return True, item.call, item.cost_nanos, charged
+            # The reserved cost is charged as it was: the breakdown shows it as `other`.
+            return True, stored, reservation["cost_nanos"], charged, CostBreakdown(other=reservation["cost_nanos"])
+        return True, item.call, item.cost_nanos, charged, item.cost_parts
 
     async def _apply(self, conn, deltas: dict, owned: list):
         """Queue the counter deltas (key order), the call rows, the rollups and the corrected first
@@ -238,7 +246,7 @@ class RecordStore:
                 (json_rows(("t", "l", "g", "p", "w", "used", "reserved"), [(*k, *deltas[k]) for k in keys]),),
             )
         rows = []
-        for item, (_, stored, cost, _), claim in owned:
+        for item, (_, stored, cost, _, parts), claim in owned:
             d = stored.dims
             rows.append((
                 item.tenant_id, stored.call_id, claim[0], claim[1], item.api_key_id, stored.reservation_id or None,
@@ -246,7 +254,7 @@ class RecordStore:
                 stored.input_tokens, stored.output_tokens, stored.cached_read_tokens, stored.cache_write_tokens,
                 stored.reasoning_tokens, stored.requests, stored.units, stored.latency_us, stored.ttft_us,
                 stored.retry_count, stored.success, stored.error_code, stored.error_message, cost,
-                item.cost_source, item.price_id,
+                item.cost_source, item.price_id, parts.as_tuple(), stored.service_tier,
             ))  # fmt: skip
         if rows:
             await conn.execute(_INSERT_CALLS, (json_rows(_CALL_COLUMNS, rows),))
@@ -258,17 +266,20 @@ class RecordStore:
                 rows = [(*k, *summed[k]) for k in sorted(summed)]
                 await conn.execute(table.upsert_sql, (json_rows(table.json_columns, rows),))
         corrected = [
-            (cost, item.tenant_id, item.call.call_id) for item, (_, _, cost, _), _ in owned if cost != item.cost_nanos
+            (cost, list(parts.as_tuple()), item.tenant_id, item.call.call_id)
+            for item, (_, _, cost, _, parts), _ in owned
+            if cost != item.cost_nanos or parts != item.cost_parts
         ]
         if corrected:
             await conn.cursor().executemany(
-                "UPDATE call_ids SET cost_nanos = %s WHERE tenant_id = %s AND call_id = %s", corrected
+                "UPDATE call_ids SET cost_nanos = %s, cost_parts = %s WHERE tenant_id = %s AND call_id = %s", corrected
             )
         return counters_cur
 
     async def _first_answers(self, conn, items: list[RecordItem]) -> dict[tuple[str, str], dict]:
         cur = await conn.execute(
-            """SELECT tenant_id, call_id, content_hash, cost_nanos, cost_source, price_id, recorded_at FROM call_ids
+            """SELECT tenant_id, call_id, content_hash, cost_nanos, cost_source, price_id, recorded_at, cost_parts
+                 FROM call_ids
                 WHERE (tenant_id, call_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
             ([i.tenant_id for i in items], [i.call.call_id for i in items]),
         )
@@ -278,18 +289,18 @@ class RecordStore:
 def _rollup_deltas(owned: list) -> dict[tuple, list]:
     """Per (tenant, hour, subject, provider, model, operation): summed figures, then sparse histogram."""
     out: dict[tuple, list] = {}
-    for item, (_, stored, cost, _), claim in owned:
+    for item, (_, stored, cost, _, parts), claim in owned:
         d = stored.dims
         hour = claim[0].replace(minute=0, second=0, microsecond=0)
         key = (item.tenant_id, hour, d.subject, d.provider, d.model, d.operation)
         row = out.get(key)
         if row is None:
-            row = out[key] = [0] * 13 + [{}]
+            row = out[key] = [0] * 21 + [{}]
         latency = stored.latency_us
         for i, value in enumerate((
             1, 0 if stored.success else 1, stored.input_tokens, stored.output_tokens, stored.cached_read_tokens,
             stored.cache_write_tokens, stored.reasoning_tokens, stored.requests, stored.units, cost,
-            1 if item.cost_source == "unpriced" else 0, 0 if latency is None else 1, latency or 0,
+            1 if item.cost_source == "unpriced" else 0, 0 if latency is None else 1, latency or 0, *parts.as_tuple(),
         )):  # fmt: skip
             row[i] += value
         if latency is not None:

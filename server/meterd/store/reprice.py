@@ -9,8 +9,9 @@ import datetime as dt
 from collections.abc import AsyncIterator
 
 import psycopg
+from psycopg.types.json import Jsonb
 
-from meterd.domain.pricing import UsageAmounts
+from meterd.domain.pricing import CostBreakdown, UsageAmounts
 from meterd.store import rollups
 from meterd.store.db import Database
 from meterd.store.rollups import HourlyKey
@@ -35,6 +36,8 @@ class StoredCall:
     cost_nanos: int
     cost_source: str
     price_id: str
+    cost_parts: CostBreakdown | None = None  # None: recorded before breakdowns existed
+    service_tier: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +46,7 @@ class NewCost:
     cost_nanos: int
     cost_source: str
     price_id: str
+    cost_parts: CostBreakdown = CostBreakdown()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +62,7 @@ class SettledCharge:
 
 _CALL_COLUMNS = """occurred_at, call_id, api_key_id, coalesce(reservation_id, '') AS reservation_id, subject, provider,
                    model, operation, labels, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
-                   requests, units, cost_nanos, cost_source, price_id"""
+                   requests, units, cost_nanos, cost_source, price_id, cost_parts, service_tier"""
 
 
 def _call(row: dict) -> StoredCall:
@@ -83,6 +87,8 @@ def _call(row: dict) -> StoredCall:
         cost_nanos=row["cost_nanos"],
         cost_source=row["cost_source"],
         price_id=row["price_id"],
+        cost_parts=None if row["cost_parts"] is None else CostBreakdown.from_tuple(row["cost_parts"]),
+        service_tier=row["service_tier"],
     )
 
 
@@ -160,16 +166,21 @@ class RepriceTransaction:
             [n.cost_nanos for n in changes],
             [n.cost_source for n in changes],
             [n.price_id for n in changes],
+            # unnest flattens a 2-D array: the parts travel as one jsonb array per call instead.
+            Jsonb([list(n.cost_parts.as_tuple()) for n in changes]),
         )
+        parts = "ARRAY(SELECT jsonb_array_elements_text(u.cp)::bigint)"
         await self.conn.execute(
-            """UPDATE calls c SET cost_nanos = u.n, cost_source = u.s, price_id = u.p
-                 FROM unnest(%s::timestamptz[], %s::text[], %s::bigint[], %s::text[], %s::text[]) AS u(o, id, n, s, p)
+            f"""UPDATE calls c SET cost_nanos = u.n, cost_source = u.s, price_id = u.p, cost_parts = {parts}
+                 FROM unnest(%s::timestamptz[], %s::text[], %s::bigint[], %s::text[], %s::text[],
+                             ARRAY(SELECT jsonb_array_elements(%s))) AS u(o, id, n, s, p, cp)
                 WHERE c.tenant_id = %s AND c.occurred_at = u.o AND c.call_id = u.id""",
             (*columns, self.tenant_id),
         )
         await self.conn.execute(
-            """UPDATE call_ids c SET cost_nanos = u.n, cost_source = u.s, price_id = u.p
-                 FROM unnest(%s::timestamptz[], %s::text[], %s::bigint[], %s::text[], %s::text[]) AS u(o, id, n, s, p)
+            f"""UPDATE call_ids c SET cost_nanos = u.n, cost_source = u.s, price_id = u.p, cost_parts = {parts}
+                 FROM unnest(%s::timestamptz[], %s::text[], %s::bigint[], %s::text[], %s::text[],
+                             ARRAY(SELECT jsonb_array_elements(%s))) AS u(o, id, n, s, p, cp)
                 WHERE c.tenant_id = %s AND c.call_id = u.id AND c.occurred_at = u.o""",
             (*columns, self.tenant_id),
         )
@@ -198,22 +209,21 @@ class RepriceTransaction:
             (*columns, amounts),
         )
 
-    async def add_to_rollups(self, deltas: dict[HourlyKey, tuple[int, int]]) -> None:
-        """Add (cost, unpriced calls) to existing rollup rows of every grain, locked in key order like
-        the record path writes them."""
-        table_deltas: dict[tuple, tuple[int, int]] = deltas
+    async def add_to_rollups(self, deltas: dict[HourlyKey, tuple[int, ...]]) -> None:
+        """Add (cost, unpriced calls, *cost parts) to existing rollup rows of every grain, locked in
+        key order like the record path writes them."""
+        table_deltas: dict[tuple, tuple[int, ...]] = deltas
         for table in rollups.TABLES:
             if table.from_previous is not None:
                 table_deltas = rollups.fold_costs(table_deltas, table.from_previous)
-            keys = sorted(k for k, v in table_deltas.items() if v != (0, 0))
+            keys = sorted(k for k, v in table_deltas.items() if any(v))
             if not keys:
                 continue
             columns = tuple(list(column) for column in zip(*keys, strict=True))
             lock, update = table.reprice_sql
             await self.conn.execute(lock, columns)
-            await self.conn.execute(
-                update, (*columns, [table_deltas[k][0] for k in keys], [table_deltas[k][1] for k in keys])
-            )
+            values = tuple(list(column) for column in zip(*(table_deltas[k] for k in keys), strict=True))
+            await self.conn.execute(update, (*columns, *values))
 
 
 class RepriceStore:

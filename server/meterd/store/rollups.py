@@ -32,7 +32,17 @@ FIGURES = (
     ("unpriced_calls", "bigint"),
     ("latency_count", "bigint"),
     ("latency_sum_us", "numeric"),
+    # Cost parts (migrations/0009_genai_prices.sql), in domain.pricing.PARTS order.
+    ("cost_input_nanos", "numeric"),
+    ("cost_output_nanos", "numeric"),
+    ("cost_cached_read_nanos", "numeric"),
+    ("cost_cache_write_nanos", "numeric"),
+    ("cost_requests_nanos", "numeric"),
+    ("cost_units_nanos", "numeric"),
+    ("cost_other_nanos", "numeric"),
+    ("cache_savings_nanos", "numeric"),
 )
+PART_COLUMNS = tuple(c for c, _ in FIGURES[-8:])
 
 
 def _to_model_hour(key: HourlyKey) -> ModelKey:
@@ -89,14 +99,15 @@ ON CONFLICT ({keys}) DO UPDATE SET
 
     @functools.cached_property
     def reprice_sql(self) -> tuple[str, str]:
-        """(lock the rows in key order, add cost and unpriced-call deltas to them)."""
+        """(lock the rows in key order, add cost, unpriced-call and cost-part deltas to them)."""
         keys = ", ".join(self.key_columns)
         columns = ", ".join(f"r.{c}" for c in self.key_columns)
         arrays = ", ".join(f"%s::{t}[]" for t in self.key_types)
         lock = f"""SELECT 1 FROM {self.name} r JOIN unnest({arrays}) AS d({keys}) USING ({keys})
  ORDER BY {columns} FOR UPDATE OF r"""
-        update = f"""UPDATE {self.name} r SET cost_nanos = r.cost_nanos + d.cost, unpriced_calls = r.unpriced_calls + d.unpriced
-  FROM unnest({arrays}, %s::bigint[], %s::bigint[]) AS d({keys}, cost, unpriced)
+        deltas = ("cost_nanos", "unpriced_calls", *PART_COLUMNS)
+        update = f"""UPDATE {self.name} r SET {", ".join(f"{c} = r.{c} + d.{c}" for c in deltas)}
+  FROM unnest({arrays}, {", ".join("%s::bigint[]" for _ in deltas)}) AS d({keys}, {", ".join(deltas)})
  WHERE ({columns}) = ({", ".join(f"d.{c}" for c in self.key_columns)})"""
         return lock, update
 
@@ -145,11 +156,11 @@ def fold(rows: dict[tuple, list], to_key: Callable[[tuple], tuple]) -> dict[tupl
     return out
 
 
-def fold_costs(deltas: dict[tuple, tuple[int, int]], to_key: Callable[[tuple], tuple]) -> dict[tuple, tuple]:
-    """(cost, unpriced) deltas summed into the coarser keys."""
-    out: dict[tuple, tuple[int, int]] = {}
-    for key, (cost, unpriced) in deltas.items():
+def fold_costs(deltas: dict[tuple, tuple[int, ...]], to_key: Callable[[tuple], tuple]) -> dict[tuple, tuple]:
+    """(cost, unpriced, *cost parts) deltas summed into the coarser keys."""
+    out: dict[tuple, tuple[int, ...]] = {}
+    for key, values in deltas.items():
         coarse = to_key(key)
-        c, u = out.get(coarse, (0, 0))
-        out[coarse] = (c + cost, u + unpriced)
+        acc = out.get(coarse)
+        out[coarse] = values if acc is None else tuple(a + b for a, b in zip(acc, values, strict=True))
     return out

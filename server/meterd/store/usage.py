@@ -42,6 +42,7 @@ from meterd.domain.usage import (
     combine,
     plan_spans,
 )
+from meterd.store import rollups
 from meterd.store.db import Database
 
 _KEY_ALIASES = {
@@ -57,7 +58,7 @@ _KEY_ALIASES = {
 _COLUMN_SUMS = "".join(
     f"\n       coalesce(sum({c}), 0) AS {c},"
     for c in ("input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "reasoning_tokens",
-              "requests", "units", "cost_nanos")
+              "requests", "units", "cost_nanos", *rollups.PART_COLUMNS)
 )  # fmt: skip
 
 # Summed figures of usage_hourly rows.
@@ -101,7 +102,7 @@ _ORDER_METRICS = {
 _CALL_COLUMNS = """call_id, occurred_at, recorded_at, api_key_id, reservation_id, subject, provider, model,
        operation, labels, metadata, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
        reasoning_tokens, requests, units, latency_us, ttft_us, retry_count, success, error_code,
-       error_message, cost_nanos, cost_source, price_id"""
+       error_message, cost_nanos, cost_source, price_id, cost_parts, service_tier"""
 
 
 class UsageData:
@@ -298,7 +299,11 @@ def _keyed_rollup_rows(
 
 
 _ROLLUP_FIGURES = """calls, errors, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
-           reasoning_tokens, requests, units, cost_nanos, unpriced_calls, latency_count, latency_sum_us"""
+           reasoning_tokens, requests, units, cost_nanos, unpriced_calls, latency_count, latency_sum_us, """ + ", ".join(
+    rollups.PART_COLUMNS
+)
+# A raw call's parts under the rollup column names (cost_parts is NULL for calls recorded before them).
+_RAW_PARTS = "".join(f"coalesce(cost_parts[{i}], 0) AS {c}, " for i, c in enumerate(rollups.PART_COLUMNS, 1))
 
 # Dense histograms summed bucket by bucket: 128 subscripts per row cost about a third of unnesting
 # the arrays and regrouping their elements.
@@ -365,7 +370,7 @@ def _raw_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
         rows="SELECT "
         + "".join(f"{expr} AS {alias}, " for expr, alias in keys)
         + f"""success, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
-           reasoning_tokens, requests, units, cost_nanos, cost_source, latency_us,
+           reasoning_tokens, requests, units, cost_nanos, cost_source, latency_us, {_RAW_PARTS}
            {_BUCKET_OF_LATENCY} AS bucket
       FROM calls
      WHERE tenant_id = %(tenant)s AND occurred_at >= %(start)s AND occurred_at < %(end)s"""
@@ -472,6 +477,7 @@ def _aggregate(r: dict) -> Aggregate:
         unpriced_calls=_int(r["unpriced_calls"]),
         latency_count=_int(r["latency_count"]),
         latency_sum_us=_int(r["latency_sum_us"]),
+        **{c: _int(r[c]) for c in rollups.PART_COLUMNS},
         latency_buckets=tuple(buckets) if any(buckets) else (),
     )
 
