@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROTOS := $(wildcard protos/meter/v1/*.proto)
 
-.PHONY: setup run test fuzz proto proto-check proto-release lint bench clean
+.PHONY: setup run test fuzz proto proto-check proto-release migrations-release lint bench clean
 
 $(BIN)/meter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ lint: setup
 # Deliberate: record the current protos as the released contract (see docs/client.md, "The contract").
 proto-release:
 	npx --yes @bufbuild/buf build -o $(RELEASED_IMAGE)
+
+# Deliberate, at a release: record every migration not yet in migrations/released.sha256 as released.
+# From then on the file is immutable (tests/unit/test_released_migrations.py checks it in CI).
+migrations-release:
+	@cd migrations && for f in [0-9][0-9][0-9][0-9]_*.sql; do \
+	  grep -q "  $$f$$" released.sha256 || { sha256sum "$$f" >> released.sha256; echo "released $$f"; }; \
+	done
 
 bench: setup
 	$(BIN)/python -m bench.run

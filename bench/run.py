@@ -164,14 +164,17 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
 
     async def reserve_settle(i: int) -> int:
         meter = meters[i % len(meters)]
-        reply = await meter.CheckQuota(check_request(spread(i)), metadata=auth)
-        await meter.RecordCall(
+        subject = spread(i)  # the record settles the reservation of its own call (same dimensions)
+        reply = await meter.CheckQuota(check_request(subject), metadata=auth)
+        settled = await meter.RecordCall(
             meter_pb2.RecordCallRequest(
-                call_id=uuid.uuid4().hex, reservation_id=reply.reservation_id, subject="user:1",
-                provider="openai", model="gpt-4.1", usage=common_pb2.Usage(input_tokens=700, output_tokens=300),
+                call_id=uuid.uuid4().hex, reservation_id=reply.reservation_id, subject=subject,
+                provider="openai", model="gpt-4.1", operation="chat",
+                usage=common_pb2.Usage(input_tokens=700, output_tokens=300),
             ),
             metadata=auth,
         )  # fmt: skip
+        assert settled.reservation_settled
         return 1
 
     def record_request(subject: str) -> meter_pb2.RecordCallRequest:

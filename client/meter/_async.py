@@ -292,7 +292,10 @@ class AsyncMeterClient:
 
     # -- lifetime -----------------------------------------------------------------------------------
 
-    async def close(self, flush_timeout: float = 2.0) -> None:
+    async def close(self, flush_timeout: float = 2.0) -> int:
+        """Like MeterClient.close: returns the records left undelivered in the spool."""
+        if self._closed:
+            return 0
         if self.core.spool is not None and len(self.core.spool) and flush_timeout > 0:
             await self.flush(flush_timeout)
         self._closed = True
@@ -303,8 +306,11 @@ class AsyncMeterClient:
             except asyncio.CancelledError:
                 pass
         await self._channel.close()
+        left = 0
         if self.core.spool is not None:
+            left = len(self.core.spool)
             self.core.spool.close()
+        return left
 
     async def __aenter__(self) -> AsyncMeterClient:
         self._start_flusher_if_needed()

@@ -294,11 +294,12 @@ class MeterClient:
 
     # -- lifetime -----------------------------------------------------------------------------------
 
-    def close(self, flush_timeout: float = 2.0) -> None:
-        """Try to deliver the spool for up to flush_timeout (a FileSpool keeps what is left for the next
-        process), stop the flusher and close the channel. Closing twice is harmless."""
+    def close(self, flush_timeout: float = 2.0) -> int:
+        """Try to deliver the spool for up to flush_timeout, stop the flusher and close the channel;
+        returns the records left undelivered (lost with a MemorySpool, kept by a FileSpool for the next
+        process), so the caller can log them. Closing twice is harmless (and returns 0)."""
         if self._stop.is_set():
-            return
+            return 0
         if self.core.spool is not None and len(self.core.spool) and flush_timeout > 0:
             self.flush(flush_timeout)
         self._stop.set()
@@ -306,8 +307,11 @@ class MeterClient:
         if self._flusher is not None:
             self._flusher.join(timeout=self.settings.batch_timeout + 1)
         self._channel.close()
+        left = 0
         if self.core.spool is not None:
+            left = len(self.core.spool)
             self.core.spool.close()
+        return left
 
     def __enter__(self) -> MeterClient:
         return self

@@ -18,6 +18,7 @@ from meter.usage_extract import anthropic_usage, detect_usage, gemini_usage, ope
 from meter.v1 import common_pb2
 
 log = logging.getLogger("meter.guard")
+_WARNED: set[tuple[str, str]] = set()  # (extractor, response type) already logged as usage-unknown
 
 _ESTIMATE_KEYS = (
     "estimate_tokens",
@@ -52,6 +53,7 @@ class Call:
         self.retry_count = 0
         self.result: RecordResult | None = None  # set after the block
         self.record_error: MeterError | None = None  # a record that failed after the block (logged)
+        self.usage_unknown = ""  # why, when a response had no usage (recorded at the estimate)
         self.skipped = False
         self._started = time.perf_counter()
         self._first_token: float | None = None
@@ -88,17 +90,37 @@ class Call:
         self.usage = usage
 
     def record_openai(self, response: Any) -> None:
-        self.usage = openai_usage(response)
+        self._extract(openai_usage, response)
 
     def record_anthropic(self, response: Any) -> None:
-        self.usage = anthropic_usage(response)
+        self._extract(anthropic_usage, response)
 
     def record_gemini(self, response: Any) -> None:
-        self.usage = gemini_usage(response)
+        self._extract(gemini_usage, response)
 
     def record_response(self, response: Any) -> None:
         """Any of the three providers' responses, told apart by shape."""
-        self.usage = detect_usage(response)
+        self._extract(detect_usage, response)
+
+    def _extract(self, extractor: Callable[[Any], common_pb2.Usage], response: Any) -> None:
+        """A response without usage (an OpenAI stream without stream_options={"include_usage": True})
+        is still a successful, paid call: it is recorded as such with its usage unknown (the
+        reservation's estimate is charged, `metadata["meter.usage"] = "unknown"`), the caller's code
+        goes on, and the cause is logged once per kind of response."""
+        try:
+            self.usage = extractor(response)
+            self.usage_unknown = ""
+        except ValueError as error:
+            self.usage = None
+            self.usage_unknown = str(error)
+            self.metadata = {**self.metadata, "meter.usage": "unknown"}
+            key = (extractor.__name__, type(response).__name__)
+            if key not in _WARNED:
+                _WARNED.add(key)
+                log.warning(
+                    "Meter: usage unknown for call %s (%s); recorded with the reservation's estimate. "
+                    "This is logged once per kind of response.", self.call_id, error,
+                )  # fmt: skip
 
     def first_token(self) -> None:
         """Mark the first streamed token (recorded as time_to_first_token)."""

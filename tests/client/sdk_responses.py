@@ -67,3 +67,19 @@ def gemini_response(prompt: int, candidates: int, cached: int = 0, thoughts: int
             total_token_count=prompt + candidates + thoughts + (tool_prompt or 0),
         )
     )
+
+
+def openai_final_chunk_without_usage(model: str = "gpt-4.1"):
+    """The last chunk of a Chat Completions stream made without stream_options={"include_usage": True}."""
+    from openai.types.chat import ChatCompletionChunk
+    from openai.types.chat.chat_completion_chunk import Choice as ChunkChoice
+    from openai.types.chat.chat_completion_chunk import ChoiceDelta
+
+    return ChatCompletionChunk(
+        id="chatcmpl-stream",
+        object="chat.completion.chunk",
+        created=1_770_000_000,
+        model=model,
+        choices=[ChunkChoice(index=0, delta=ChoiceDelta(), finish_reason="stop")],
+        usage=None,
+    )

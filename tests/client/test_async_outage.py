@@ -3,13 +3,13 @@ again; the spool's background task delivers on its own and every record counts o
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 import pytest
 
 from meter import AsyncMeterClient, FailurePolicy, MeterUnavailable, record_request
 from meter_testing.fixtures import running_server
+from meter_testing.waiting import eventually
 
 from .sdk_responses import openai_chat
 
@@ -59,11 +59,8 @@ async def test_async_spool_delivers_in_the_background_after_a_restart(database_u
         assert len(meter.spool) == 4 and batch_id
 
         async with running_server(database_url, listen=listen):
-            for _ in range(400):  # up to 20 s; no flush() call: the background task delivers
-                if not len(meter.spool):
-                    break
-                await asyncio.sleep(0.05)
-            assert not len(meter.spool)
+            # No flush() call: the background task delivers.
+            await eventually(lambda: not len(meter.spool), within=20, what="the spool delivered")
             totals = (await meter.usage(subject="async/u")).totals
             listed = await meter.list_calls(subject="async/u", page_size=100)
     finally:

@@ -242,3 +242,41 @@ async def test_service_tier_reaches_the_server(target, fresh_tenant):
         assert flex.cost_nanos <= standard.cost_nanos
         check = await meter.check("user:tier", "openai", "o3", estimate_tokens=1000, service_tier="flex")
         assert check.allowed and check.estimated_cost_nanos == flex.cost_nanos
+
+
+async def test_close_returns_the_records_left_in_the_spool(dead_target):
+    fast = {"record_retries": 1, "retry_backoff": 0.01, "probe_interval": 0}
+    meter = AsyncMeterClient(dead_target, api_key="mk_x_y", **fast)
+    for _ in range(2):
+        assert (await meter.record("user:7", "openai", "gpt-4.1", input_tokens=1)).spooled
+    assert await meter.close(flush_timeout=0) == 2
+    assert await meter.close() == 0
+    sync = MeterClient(dead_target, api_key="mk_x_y", **fast)
+    assert sync.record("user:7", "openai", "gpt-4.1", input_tokens=1).spooled
+    assert sync.close(flush_timeout=0.05) == 1
+
+
+async def test_a_stream_without_usage_is_recorded_as_a_success_at_the_estimate(
+    target, fresh_tenant, set_limits, caplog
+):
+    from meter import guard
+
+    from .sdk_responses import openai_final_chunk_without_usage
+
+    guard._WARNED.clear()
+    await set_limits(fresh_tenant, limit("tokens", "INPUT_TOKENS", "DAY", 1_000_000))
+    async with AsyncMeterClient(target, api_key=fresh_tenant.keys["admin"], **STRICT) as meter:
+        calls = []
+        for _ in range(2):
+            async with meter.guard("user:stream", "openai", "gpt-4.1", estimate_tokens=300) as call:
+                call.record_openai(openai_final_chunk_without_usage())  # the caller's code goes on
+            calls.append(call)
+        listed = await meter.list_calls(subject="user:stream")
+        usage = await meter.usage(subject="user:stream")
+    assert all(c.result is not None and c.record_error is None and "include_usage" in c.usage_unknown for c in calls)
+    assert {c.outcome for c in listed.calls} == {common_pb2.OUTCOME_SUCCESS}
+    assert all(c.metadata["meter.usage"] == "unknown" for c in listed.calls)
+    # Charged at the reservation's estimate, not $0 and not an error.
+    assert usage.totals.calls == 2 and usage.totals.errors == 0 and usage.totals.input_tokens == 600
+    warnings = [r for r in caplog.records if r.name == "meter.guard" and "usage unknown" in r.getMessage()]
+    assert len(warnings) == 1 and "include_usage" in warnings[0].getMessage()  # once per kind of response

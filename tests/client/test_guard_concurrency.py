@@ -92,7 +92,7 @@ class AsyncChatService(ChatService):
                 estimate_tokens=1200,
                 max_output_tokens=200,
             ) as call:
-                await asyncio.sleep(0.001 * (i % 3))  # the LLM "thinks"
+                await asyncio.sleep(0.001 * (i % 3))  # sleep-ok: the LLM "thinks"
                 assert not call.check.degraded
                 call.record_openai(fake_openai_create(i))
             self.ledger.add("ok", i)

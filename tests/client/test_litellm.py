@@ -3,9 +3,7 @@ OpenAI-compatible server, reserved, recorded (plain and streamed) and denied thr
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 
 import pytest
 
@@ -13,6 +11,7 @@ from meter import AsyncMeterClient, FailurePolicy
 from meter.v1 import common_pb2
 from meter_testing.fake_openai import CACHED_TOKENS, COMPLETION_TOKENS, PROMPT_TOKENS, fake_openai
 from meter_testing.requests import limit
+from meter_testing.waiting import eventually
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no fetch of the price map from GitHub
 litellm = pytest.importorskip("litellm")
@@ -41,13 +40,13 @@ async def hooked(meter_server, fresh_tenant, target, set_limits):
 
 async def calls_of(reader: AsyncMeterClient, n: int, within: float = 15.0) -> list:
     """Polls ListCalls until n calls are recorded (LiteLLM runs success callbacks after returning)."""
-    deadline = time.monotonic() + within
-    while True:
+
+    async def recorded() -> list | None:
         calls = list((await reader.list_calls(page_size=100)).calls)
-        if len(calls) >= n:
-            return sorted(calls, key=lambda c: c.occurred_at.ToDatetime())
-        assert time.monotonic() < deadline, calls
-        await asyncio.sleep(0.05)
+        return calls if len(calls) >= n else None
+
+    calls = await eventually(recorded, within=within, what=f"{n} calls recorded")
+    return sorted(calls, key=lambda c: c.occurred_at.ToDatetime())
 
 
 async def complete(fake, **kwargs):

@@ -4,12 +4,11 @@ client, or in a file across a client restart) and every record is counted exactl
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from meter import FailurePolicy, FileSpool, MeterClient, MeterUnavailable, record_request
 from meter_testing.processes import ServeProcess
+from meter_testing.waiting import eventually_sync
 
 from .sdk_responses import openai_chat
 
@@ -101,10 +100,7 @@ def test_records_made_during_an_outage_are_delivered_exactly_once(tmp_path, data
             "1",
         )
         # The live client's background flusher delivers its spool by itself (no flush() call).
-        deadline = time.monotonic() + 20
-        while len(live.spool) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(live.spool) == 0
+        eventually_sync(lambda: not len(live.spool), within=20, what="the live client's spool delivered")
         restarted = MeterClient(server.address, api_key=key, spool=FileSpool(tmp_path / "left.spool"), **FAST)
         with restarted:  # a new process finds the file and delivers it
             assert restarted.flush(timeout=20) == 0

@@ -24,14 +24,14 @@ class Scripted(meter_pb2_grpc.MeterServicer):
         self.batches: list[list[str]] = []
 
     async def CheckQuota(self, request, context):
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # sleep-ok: a server slower than the client's deadline
         return meter_pb2.CheckQuotaResponse(allowed=True)
 
     async def RecordCall(self, request, context):
         self.received.append(request.SerializeToString())
         step = self.script.pop(0) if self.script else "ok"
         if step == "slow":
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)  # sleep-ok: a scripted slow answer
         elif step != "ok":
             await context.abort(step, f"scripted {step.name}")
         return meter_pb2.RecordCallResponse(call_id=request.call_id)

@@ -4,10 +4,8 @@ webhook, email over SMTP with STARTTLS and AUTH), retried, outcomes recorded, se
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import time
 import uuid
 
 import grpc
@@ -17,6 +15,7 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2_grpc
 from meter_testing.fixtures import create_tenant, running_server
 from meter_testing.receivers import http_receiver, smtp_receiver
 from meter_testing.requests import field_violations, record
+from meter_testing.waiting import eventually
 
 CONSOLE = "https://console.example/meter"
 
@@ -47,13 +46,12 @@ def call_cost_rule(id: str, channels: list[admin_pb2.AlertChannel], **fields) ->
 
 async def deliveries(server, tenant_id: str, n: int, *, within: float = 20.0) -> list[dict]:
     """Polls until n delivery rows of the tenant are settled (delivered or failed)."""
-    deadline = time.monotonic() + within
-    while True:
+
+    async def settled() -> list[dict] | None:
         rows = await server.channels.store.states(tenant_id)
-        if len(rows) >= n and all(r["delivered_at"] or r["failed_at"] for r in rows):
-            return rows
-        assert time.monotonic() < deadline, rows
-        await asyncio.sleep(0.05)
+        return rows if len(rows) >= n and all(r["delivered_at"] or r["failed_at"] for r in rows) else None
+
+    return await eventually(settled, within=within, what=f"{n} deliveries of {tenant_id} settled")
 
 
 async def test_an_alert_reaches_every_channel_in_its_native_format(channels_env):

@@ -15,6 +15,7 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2
 from meter_testing.alerts import AlertReader
 from meter_testing.fixtures import create_tenant, running_server
 from meter_testing.requests import check, field_violations, limit, record
+from meter_testing.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +28,7 @@ async def alerting(postgres):
             url,
             alert_eval_interval=0.2,
             alert_poll_interval=0.2,
+            alert_heartbeat=0.2,  # streams say "caught up" (heartbeat resume_id) fast: no sleeps needed
             alert_stream_buffer=50,
             sweep_interval=0.2,
             webhook_retry_base=0.1,
@@ -51,6 +53,8 @@ async def env(alerting):
     yield server, meter, admin, tenant, stream, url
     for r in readers:
         await r.close()
+    # The next test starts with no stream of this one still subscribed.
+    await eventually(lambda: server.alert_hub.subscribers == 0, what="streams unsubscribed")
 
 
 def rule(id: str, kind: str, severity: str = "WARNING", **fields) -> admin_pb2.AlertRule:
@@ -68,6 +72,12 @@ def rule(id: str, kind: str, severity: str = "WARNING", **fields) -> admin_pb2.A
 
 async def set_rule(admin, tenant, r: admin_pb2.AlertRule):
     return await admin.SetAlertRule(admin_pb2.SetAlertRuleRequest(rule=r), metadata=tenant.auth())
+
+
+async def newest_alert_id(url: str) -> int:
+    """The newest committed alert id: a stream whose heartbeat resume_id reaches it has sent all."""
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        return (await (await conn.execute("SELECT coalesce(max(id), 0) FROM alerts")).fetchone())[0]
 
 
 async def stored_alerts(url: str, tenant_id: str) -> list[tuple]:
@@ -135,11 +145,11 @@ async def test_invalid_rules_name_every_bad_field(env, bad, fields):
 async def test_default_thresholds_fire_once_each_at_80_and_100_percent(env):
     _, meter, admin, tenant, stream, url = env
     await admin.SetLimit(admin_pb2.SetLimitRequest(limit=limit("daily", "REQUESTS", "DAY", 10)), metadata=tenant.auth())
-    live = stream()
-    await asyncio.sleep(0.1)
+    live = await stream().subscribed()
     for _ in range(7):
         await meter.RecordCall(record(), metadata=tenant.auth("record"))
-    await asyncio.sleep(0.3)
+    assert await stored_alerts(url, tenant.id) == []  # raised in the record's transaction, or never
+    await live.caught_up(await newest_alert_id(url))
     assert live.alerts == []
     for _ in range(6):  # 8 → 80%, 10 → 100%, then no more
         await meter.RecordCall(record(), metadata=tenant.auth("record"))
@@ -151,7 +161,7 @@ async def test_default_thresholds_fire_once_each_at_80_and_100_percent(env):
     assert (critical.severity, critical.threshold, critical.observed) == (common_pb2.SEVERITY_CRITICAL, 100, 100)
     assert critical.window_end.ToSeconds() - critical.window_start.ToSeconds() == 86400
     assert "daily" in critical.message and "100%" in critical.message
-    await asyncio.sleep(0.3)
+    await live.caught_up(await newest_alert_id(url))
     assert len(live.alerts) == 2 and len(await stored_alerts(url, tenant.id)) == 2
 
 
@@ -191,7 +201,7 @@ async def test_50_concurrent_records_crossing_80_percent_raise_exactly_one_alert
     live = stream(since_id=0)
     await asyncio.gather(*(meter.RecordCall(record(), metadata=tenant.auth("record")) for _ in range(50)))
     alerts = await live.wait_alerts(2)
-    await asyncio.sleep(0.3)
+    await live.caught_up(await newest_alert_id(url))
     assert sorted(a.threshold for a in live.alerts) == [80, 100]
     assert [(r[2], r[4]) for r in await stored_alerts(url, tenant.id)] == [("limit_threshold", 80.0),
                                                                           ("limit_threshold", 100.0)]  # fmt: skip
@@ -215,9 +225,41 @@ async def test_a_batch_crossing_many_counters_at_once_raises_one_alert_per_count
     reply = await meter.RecordCalls(meter_pb2.RecordCallsRequest(calls=calls), metadata=tenant.auth("record"))
     assert reply.recorded == 5
     await live.wait_alerts(10)
-    await asyncio.sleep(0.3)
+    await live.caught_up(await newest_alert_id(url))
     got = sorted((a.subject, a.threshold) for a in live.alerts)
     assert got == sorted((f"u{i}", level) for i in range(5) for level in (80.0, 100.0))
+
+
+async def test_a_shared_limit_of_one_exact_subject_alerts_with_that_subject(env):
+    _, meter, admin, tenant, stream, url = env
+    await admin.SetLimit(
+        admin_pb2.SetLimitRequest(limit=limit("vip", "REQUESTS", "DAY", 5, selector={"subject": "team:a/vip"})),
+        metadata=tenant.auth(),
+    )
+    await admin.SetLimit(  # shared by many subjects: no subject to name
+        admin_pb2.SetLimitRequest(limit=limit("team", "REQUESTS", "DAY", 5, selector={"subject_prefix": "team:a/"})),
+        metadata=tenant.auth(),
+    )
+    selected = stream(since_id=0, subject_prefix="team:a/")
+    everything = stream(since_id=0)
+    for _ in range(5):
+        await meter.RecordCall(record(subject="team:a/vip"), metadata=tenant.auth("record"))
+    await everything.wait_alerts(4)
+    assert {(a.limit_id, a.subject) for a in everything.alerts} == {("vip", "team:a/vip"), ("team", "")}
+    await selected.caught_up(await newest_alert_id(url))
+    assert sorted((a.limit_id, a.threshold) for a in selected.alerts) == [("vip", 80), ("vip", 100)]
+
+
+async def test_a_subject_scoped_threshold_rule_applies_to_a_shared_limit_of_that_subject(env):
+    _, meter, admin, tenant, _, url = env
+    await admin.SetLimit(
+        admin_pb2.SetLimitRequest(limit=limit("vip", "REQUESTS", "DAY", 2, selector={"subject": "team:a/vip"})),
+        metadata=tenant.auth(),
+    )
+    await set_rule(admin, tenant, rule("team-a", "LIMIT_THRESHOLD", "INFO", scope={"subject_prefix": "team:a/"},
+                                       thresholds_percent=[50]))  # fmt: skip
+    await meter.RecordCall(record(subject="team:a/vip"), metadata=tenant.auth("record"))
+    assert [(r[1], r[3], r[4]) for r in await stored_alerts(url, tenant.id)] == [("team-a", "info", 50.0)]
 
 
 async def test_reservations_do_not_count_towards_thresholds_until_settled(env):
@@ -276,8 +318,7 @@ async def raise_alert(conn, tenant_id: str, dedup: str, severity: str = "warning
 
 async def test_an_alert_committed_after_a_higher_id_still_reaches_every_stream(env):
     _, _, _, tenant, stream, url = env
-    live = stream()
-    await asyncio.sleep(0.2)
+    live = await stream().subscribed()
     async with (
         await psycopg.AsyncConnection.connect(url) as held,
         await psycopg.AsyncConnection.connect(url, autocommit=True) as other,
@@ -294,7 +335,9 @@ async def test_an_alert_committed_after_a_higher_id_still_reaches_every_stream(e
         await late_joiner.wait_for(lambda r: r.ids == [eight, seven])
     resumed = stream(since_id=seven - 1)
     await resumed.wait_for(lambda r: sorted(r.ids) == [seven, eight])
-    await asyncio.sleep(0.4)
+    newest = await newest_alert_id(url)
+    for reader in (live, late_joiner, resumed):
+        await reader.caught_up(newest)
     assert live.ids == [eight, seven] and late_joiner.ids == [eight, seven] and sorted(resumed.ids) == [seven, eight]
 
 
@@ -310,7 +353,7 @@ async def test_reconnecting_with_since_id_gets_exactly_the_missed_alerts(env):
         await again.wait_alerts(4)
         later = await raise_alert(conn, tenant.id, "c")
         await again.wait_alerts(5)
-        await asyncio.sleep(0.3)
+        await again.caught_up(later)
     assert first.ids == ids and again.ids == [*missed, later]
 
 
@@ -328,7 +371,9 @@ async def test_filters_and_tenant_isolation(env):
     await everything.wait_alerts(2)
     await critical_only.wait_alerts(1)
     await by_prefix.wait_alerts(1)
-    await asyncio.sleep(0.3)
+    newest = await newest_alert_id(url)
+    for reader in (critical_only, by_prefix, by_kind, everything):
+        await reader.caught_up(newest)
     assert everything.ids == [crit, team_a] and critical_only.ids == [crit] and by_prefix.ids == [team_a]
     assert by_kind.ids == []
 
@@ -384,10 +429,11 @@ async def test_a_reader_that_falls_behind_is_ended_with_resource_exhausted(env):
     overflows = server.alert_hub.overflows
     # Without BDP probing the client's HTTP/2 window stays small, so little hides in transport buffers.
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=[("grpc.http2.bdp_probe", 0)])
+    subscribed = server.alert_hub.subscribers
     call = meter_pb2_grpc.MeterStub(channel).StreamAlerts(
         meter_pb2.StreamAlertsRequest(since_id=0), metadata=tenant.auth("read")
     )
-    await asyncio.sleep(0.3)
+    await eventually(lambda: server.alert_hub.subscribers > subscribed, what="the unread stream subscribed")
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         for i in range(40):
             await conn.execute(
@@ -395,10 +441,7 @@ async def test_a_reader_that_falls_behind_is_ended_with_resource_exhausted(env):
                 "NULL, NULL, repeat('x', 2000), NULL) FROM generate_series(%s::int, %s::int) g",
                 (tenant.id, i * 50, i * 50 + 49),
             )
-    for _ in range(100):
-        if server.alert_hub.overflows > overflows:
-            break
-        await asyncio.sleep(0.1)
+    await eventually(lambda: server.alert_hub.overflows > overflows, what="the unread stream overflowed")
     received = 0
     with pytest.raises(grpc.aio.AioRpcError) as err:
         async for response in call:
@@ -412,8 +455,7 @@ async def test_a_reader_that_falls_behind_is_ended_with_resource_exhausted(env):
 
 async def test_a_reader_that_keeps_up_survives_a_burst_larger_than_its_buffer(env):
     _, _, _, tenant, stream, url = env
-    live = stream()
-    await asyncio.sleep(0.3)
+    live = await stream().subscribed()
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute(
             "SELECT meter_raise_alert(%s, 'burst', 'call_cost', 'info', 0, '', 'burst/' || g, '', '', '', '', '', 1, 0, "
@@ -428,7 +470,7 @@ async def test_a_reader_that_keeps_up_survives_a_burst_larger_than_its_buffer(en
 
 
 async def test_window_cost_error_rate_latency_and_unpriced_rules(env):
-    _, meter, admin, tenant, stream, url = env
+    server, meter, admin, tenant, stream, url = env
     await set_rule(admin, tenant, rule("day-cost", "WINDOW_COST", "CRITICAL", amount_nanos=100_000_000, window="DAY"))
     await set_rule(admin, tenant, rule("errors", "ERROR_RATE", window="HOUR", error_rate=0.25, min_calls=4))
     await set_rule(admin, tenant, rule("slow", "LATENCY_P95", window="HOUR", latency={"seconds": 2}, min_calls=3,
@@ -443,7 +485,9 @@ async def test_window_cost_error_rate_latency_and_unpriced_rules(env):
         )
     await meter.RecordCall(record(provider="acme", model="mystery-1", cost_nanos=None), metadata=auth)
     alerts = await live.wait_alerts(4)
-    await asyncio.sleep(0.6)  # several more evaluator rounds: nothing new
+    rounds = server.evaluator.rounds  # three more evaluator rounds raise nothing new
+    await eventually(lambda: server.evaluator.rounds >= rounds + 3, what="three evaluator rounds")
+    await live.caught_up(await newest_alert_id(url))
     by_rule = {a.rule_id: a for a in live.alerts}
     assert sorted(by_rule) == ["day-cost", "errors", "slow", "unpriced"] and len(live.alerts) == 4
     assert by_rule["day-cost"].observed == 120_000_000 and by_rule["day-cost"].severity == common_pb2.SEVERITY_CRITICAL
@@ -454,14 +498,18 @@ async def test_window_cost_error_rate_latency_and_unpriced_rules(env):
 
 
 async def test_denials_and_expired_reservations(env):
-    _, meter, admin, tenant, stream, url = env
+    server, meter, admin, tenant, stream, url = env
     await admin.SetLimit(admin_pb2.SetLimitRequest(limit=limit("one", "REQUESTS", "DAY", 1)), metadata=tenant.auth())
     await set_rule(admin, tenant, rule("denied", "DENIALS", window="HOUR", count=2))
     await set_rule(admin, tenant, rule("leaks", "RESERVATION_EXPIRED", window="HOUR", count=0))
     live = stream(since_id=0, kinds=[common_pb2.ALERT_KIND_DENIALS, common_pb2.ALERT_KIND_RESERVATION_EXPIRED])
     first = await meter.CheckQuota(check(reservation_ttl={"nanos": 300_000_000}), metadata=tenant.auth("check"))
     assert first.allowed
-    await asyncio.sleep(0.8)  # the reservation expires unsettled (sweeper every 0.2 s)
+
+    async def expired():  # the reservation expires unsettled (sweeper every 0.2 s)
+        return await server.quota.store.reservation_state(tenant.id, first.reservation_id) == "expired"
+
+    await eventually(expired, what="the reservation expired")
     replies = [await meter.CheckQuota(check(), metadata=tenant.auth("check")) for _ in range(4)]
     assert sum(r.allowed for r in replies) == 1
     alerts = await live.wait_alerts(2, within=15)
@@ -507,11 +555,12 @@ async def test_webhooks_are_signed_and_retried_with_backoff(env):
         await set_rule(admin, tenant, rule("hooked", "CALL_COST", amount_nanos=1, webhook_url=hook_url,
                                            webhook_secret="topsecret"))  # fmt: skip
         await meter.RecordCall(record(call_id=f"hook-{uuid.uuid4().hex}"), metadata=tenant.auth("record"))
-        for _ in range(100):
+
+        async def delivered():
             states = await server.alert_store.webhook_states(tenant.id)
-            if states and states[0]["delivered_at"]:
-                break
-            await asyncio.sleep(0.1)
+            return states if states and states[0]["delivered_at"] else None
+
+        states = await eventually(delivered, what="the webhook delivered")
     assert states[0]["attempts"] == 3 and states[0]["delivered_at"] and len(received) == 3
     headers, body = received[-1]
     alert = json.loads(body)
@@ -568,10 +617,36 @@ async def test_cli_tail_resumes_from_its_state_file_and_rules_are_managed_from_t
     code, _, err = await meter_cli("alerts", "tail", "--address", f"127.0.0.1:{server.port}", "--api-key",
                                    tenant.keys["record"], "--once")  # fmt: skip
     assert code != 0 and "PERMISSION_DENIED" in err
+
     code, out, _ = await meter_cli(
         "alerts", "rules", "delete", "cli-cost", "--tenant", tenant.id, "--database-url", url
     )
     assert code == 0 and out.strip() == "deleted cli-cost"
+
+
+async def test_cli_tail_once_returns_promptly_and_gives_up_on_an_unreachable_server(env, tmp_path):
+    import socket
+    import time
+
+    server, _, _, tenant, _, url = env
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        stored = await raise_alert(conn, tenant.id, "once", subject="s-once")
+    started = time.monotonic()
+    code, out, err = await meter_cli("alerts", "tail", "--address", f"127.0.0.1:{server.port}", "--api-key",
+                                     tenant.keys["read"], "--once", "--since-id", str(stored - 1))  # fmt: skip
+    took = time.monotonic() - started
+    assert code == 0 and out.startswith(f"#{stored} "), err
+    # The default heartbeat is 15 s; --once must not wait for it (1 s interval + a process start).
+    assert took < 10, took
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    for once in (("--once",), ()):
+        started = time.monotonic()
+        code, _, err = await meter_cli("alerts", "tail", "--address", dead, "--api-key", "mk_x_y",
+                                       "--connect-timeout", "1", *once)  # fmt: skip
+        assert code != 0 and f"cannot reach Meter at {dead}" in err and "Traceback" not in err, err
+        assert time.monotonic() - started < 20
 
 
 async def test_stopping_the_server_ends_open_streams_at_once(fresh_database_url):

@@ -134,6 +134,31 @@ async def test_settle_replaces_the_estimate_with_the_actual(env):
     assert not again.reservation_settled and again.limits[0].used == 2400 and again.limits[0].reserved == 0
 
 
+@pytest.mark.parametrize("other", [{"subject": "team:search/user:7"}, {"provider": "anthropic"}, {"model": "gpt-4.1-mini"},
+                                   {"operation": "embed"}], ids=lambda o: next(iter(o)))  # fmt: skip
+async def test_a_record_naming_another_calls_reservation_releases_it_and_charges_its_own_counters(env, other):
+    _, meter, set_limits, tenant, _ = env
+    await set_limits(limit("per-user", "TOTAL_TOKENS", "DAY", 10_000, partition="PER_SUBJECT"))
+    reserved = await meter.CheckQuota(check(estimate={"input_tokens": 500}), metadata=tenant.auth("check"))
+    assert reserved.limits[0].reserved == 500
+    usage = common_pb2.Usage(input_tokens=100, output_tokens=20)
+    recorded = await meter.RecordCall(
+        record(reservation_id=reserved.reservation_id, usage=usage, **other), metadata=tenant.auth("record")
+    )
+    # Not settled: the reservation's subject is not charged for this call, and its hold is given back.
+    assert not recorded.reservation_settled
+    mine = await meter.CheckQuota(check("CHECK_ONLY"), metadata=tenant.auth("check"))
+    assert (mine.limits[0].used, mine.limits[0].reserved) == (0 if "subject" in other else 120, 0)
+    if "subject" in other:
+        theirs = await meter.CheckQuota(check("CHECK_ONLY", subject=other["subject"]), metadata=tenant.auth("check"))
+        assert (theirs.limits[0].used, theirs.limits[0].reserved) == (120, 0)
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # it has ended: nothing left to extend
+        await meter.ExtendReservation(
+            meter_pb2.ExtendReservationRequest(reservation_id=reserved.reservation_id), metadata=tenant.auth("check")
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
 async def test_settle_without_usage_charges_the_estimate(env):
     server, meter, set_limits, tenant, _ = env
     await set_limits(limit("tokens", "TOTAL_TOKENS", "DAY", 1000))
@@ -230,6 +255,23 @@ async def test_extend_until_denied_then_release(env):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await meter.ExtendReservation(more, metadata=tenant.auth("check"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    again = await meter.ReleaseReservation(
+        meter_pb2.ReleaseReservationRequest(reservation_id=reserved.reservation_id), metadata=tenant.auth("check")
+    )
+    assert not again.released  # a retry of a release is harmless
+
+
+async def test_releasing_an_unknown_or_another_tenants_reservation_is_not_found(env, make_clocked_tenant):
+    _, meter, set_limits, tenant, _ = env
+    await set_limits(limit("requests", "REQUESTS", "HOUR", 10))
+    reserved = await meter.CheckQuota(check(), metadata=tenant.auth("check"))
+    other = await make_clocked_tenant()
+    for rid, who in (("never-reserved", tenant), (reserved.reservation_id, other)):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await meter.ReleaseReservation(meter_pb2.ReleaseReservationRequest(reservation_id=rid), metadata=who.auth())
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND and rid in err.value.details()
+    peek = await meter.CheckQuota(check("CHECK_ONLY"), metadata=tenant.auth("check"))
+    assert peek.limits[0].reserved == 1  # the other tenant's attempt did not release it
 
 
 async def test_deleted_limit_stops_applying(env, clocked):

@@ -57,7 +57,7 @@ COUNTS: dict[str, collections.Counter] = collections.defaultdict(collections.Cou
 
 def _valid(method):
     """A valid request of each RPC, for mutations that get past the required fields."""
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC)  # any-date: valid requests near the server's clock, on any day
     cls = message_factory.GetMessageClass(method.input_type)
     return {
         "CheckQuota": lambda: check(reservation_id=uuid.uuid4().hex),
@@ -206,7 +206,7 @@ async def fuzz_server(postgres):
     try:
         # A stopped clock: no reservation a fuzzed request made can expire while a later one runs (an
         # expiry noticed by a rejected ExtendReservation would be a legitimate change of state).
-        clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+        clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))  # any-date: a stopped clock
         async with running_server(url, clock=clock, sweep_interval=3600) as server:
             yield server, url, await create_tenant(server)
     finally:

@@ -56,7 +56,7 @@ async def test_revoking_a_key_ends_the_streams_it_opened(keyed):
     deadline = time.monotonic() + 5
     while server.alert_hub.subscribers < 3:
         assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # sleep-ok: poll interval of a wait with a deadline
     revoked_at = time.monotonic()
     await admin.RevokeApiKey(admin_pb2.RevokeApiKeyRequest(id=by_rpc.key.id), metadata=tenant.auth())
     await server.keys.revoke(tenant.id, elsewhere_id)
@@ -72,7 +72,7 @@ async def test_revoking_a_key_ends_the_streams_it_opened(keyed):
 async def test_an_expired_key_is_refused_and_ends_its_streams(keyed):
     server, meter, admin = keyed
     tenant = await create_tenant(server)
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC)  # any-date: expiries relative to the server's clock
     expired = await new_read_key(server, tenant.id, expires_at=now - dt.timedelta(seconds=1))
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await meter.GetUsage(meter_pb2.GetUsageRequest(), metadata=bearer(expired))
@@ -91,12 +91,12 @@ async def test_an_expired_key_is_refused_and_ends_its_streams(keyed):
 async def test_keys_carry_an_expiry_given_at_creation(keyed):
     server, _, admin = keyed
     tenant = await create_tenant(server)
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=30)  # any-date: relative to the server's clock
     request = admin_pb2.CreateApiKeyRequest(name="30 days", roles=[admin_pb2.ROLE_RECORD])
     request.expire_time.FromDatetime(later)
     created = await admin.CreateApiKey(request, metadata=tenant.auth())
     assert abs(created.key.expire_time.ToDatetime(tzinfo=dt.UTC) - later) < dt.timedelta(seconds=1)
-    request.expire_time.FromDatetime(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+    request.expire_time.FromDatetime(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))  # any-date: in the past
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await admin.CreateApiKey(request, metadata=tenant.auth())
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "expire_time" in str(err.value.trailing_metadata())
@@ -105,7 +105,7 @@ async def test_keys_carry_an_expiry_given_at_creation(keyed):
 async def test_list_api_keys_shows_when_each_key_was_last_used(keyed):
     server, meter, admin = keyed
     tenant = await create_tenant(server)
-    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)  # any-date: last use is stamped by the server
     for _ in range(20):
         await meter.GetUsage(meter_pb2.GetUsageRequest(), metadata=tenant.auth("read"))
     read_id = tenant.keys["read"].split("_")[1]
@@ -116,6 +116,6 @@ async def test_list_api_keys_shows_when_each_key_was_last_used(keyed):
         if keys[read_id].HasField("last_use_time"):
             break
         assert time.monotonic() < deadline, "last_use_time never written"
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # sleep-ok: poll interval of a wait with a deadline
     assert keys[read_id].last_use_time.ToDatetime(tzinfo=dt.UTC) >= before
     assert not keys[check_id].HasField("last_use_time")  # never used

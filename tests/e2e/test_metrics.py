@@ -79,7 +79,7 @@ async def scraped(postgres):
                     )
                 ):
                     break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # sleep-ok: a scrape poll bounded by its deadline, not a barrier
             yield text
     finally:
         postgres.drop_database(url)

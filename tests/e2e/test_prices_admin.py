@@ -80,7 +80,7 @@ async def test_set_then_list_versions_and_at(admin_stub, make_tenant):
 
 async def test_list_shows_the_shared_catalog_and_the_tenant_override_in_force(admin_stub, make_tenant):
     tenant = await make_tenant()
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC)  # any-date: the session server's clock; a price a day old is in force
     catalog = await list_prices(admin_stub, tenant, provider="openai", model="gpt-4.1", at=now)
     assert catalog and all(p.id.startswith("p") for p in catalog)
     assert "gpt-4.1" in {p.model_pattern for p in catalog}  # the genai-prices model id
@@ -95,7 +95,7 @@ async def test_list_shows_the_shared_catalog_and_the_tenant_override_in_force(ad
 
 async def test_tenant_price_overrides_the_catalog_when_recording(admin_stub, meter_stub, make_tenant):
     tenant, other = await make_tenant(), await make_tenant()
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.now(dt.UTC)  # any-date: the session server's clock; a price a day old is in force
     own = await set_price(
         admin_stub,
         tenant,
@@ -193,7 +193,9 @@ async def test_cli_set_list_and_reprice(meter_stub, make_tenant, database_url):
     assert done.returncode == 0, done.stderr
     price_id, scope, provider, model, effective_from, *rates, note = done.stdout.strip().split("\t")
     assert (scope, provider, model, note) == ("tenant", "openai", "gpt-4.1", "negotiated")
-    assert effective_from == "2026-01-01T00:00:00+00:00" and rates == ["2.5", "10", "0", "0", "0", "0"]
+    # Cache rates not given are the input rate (as in catalog files), and the command says so.
+    assert effective_from == "2026-01-01T00:00:00+00:00" and rates == ["2.5", "10", "2.5", "2.5", "0", "0"]
+    assert "--cached-read-per-mtok not given: the input rate" in done.stderr
 
     again = await asyncio.to_thread(meter_cli, *set_args)
     assert again.returncode != 0 and "already exists" in again.stderr
@@ -209,10 +211,11 @@ async def test_cli_set_list_and_reprice(meter_stub, make_tenant, database_url):
     catalog = await asyncio.to_thread(meter_cli, "prices", "list", "--provider", "openai", *db)
     assert price_id not in catalog.stdout and "\tcatalog\topenai\t" in catalog.stdout
 
-    # The server picks the new tenant's price up: (1000 * 2.5e9 + 500 * 10e9) / 1e6 = 7,500,000 nanos.
+    # The server picks the new tenant's price up, the 200 cached tokens at the input rate:
+    # (1000 * 2.5e9 + 500 * 10e9 + 200 * 2.5e9) / 1e6 = 8,000,000 nanos.
     reply = await meter_stub.RecordCall(record(cost_nanos=None), metadata=tenant.auth("record"))
-    assert (reply.cost_nanos, reply.price_id) == (7_500_000, price_id)
-    now = dt.datetime.now(dt.UTC)
+    assert (reply.cost_nanos, reply.price_id) == (8_000_000, price_id)
+    now = dt.datetime.now(dt.UTC)  # any-date: a range around the call the session server just recorded
     repriced = await asyncio.to_thread(
         meter_cli, "prices", "reprice", "--tenant", tenant.id, "--from", (now - dt.timedelta(days=1)).isoformat(),
         "--to", (now + dt.timedelta(hours=1)).isoformat(), *db,
@@ -242,3 +245,30 @@ async def test_cli_load_file_and_default_catalog(make_tenant, database_url, tmp_
     [line] = [line for line in listed.stdout.splitlines() if not line.startswith("#")]
     assert line.split("\t")[1:] == ["tenant", "acme", "m*", "2025-01-01T00:00:00+00:00", "1", "2", "0.5", "1",
                                     "0.001", "0", "from a file"]  # fmt: skip
+
+
+async def test_cli_set_and_load_follow_one_rule_for_rates_left_out(make_tenant, database_url, tmp_path):
+    tenant = await make_tenant()
+    db = ("--database-url", database_url)
+    catalog = tmp_path / "anthropic.toml"
+    catalog.write_text(
+        '[[price]]\nprovider = "anthropic"\nmodel = "claude-x"\neffective_from = 2025-01-01\n'
+        'input_per_mtok = "3"\noutput_per_mtok = "15"\ncached_read_per_mtok = "0.30"\n'
+    )
+    loaded = await asyncio.to_thread(meter_cli, "prices", "load", "--tenant", tenant.id, str(catalog), *db)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "cache_write_per_mtok not given: the input rate" in loaded.stderr
+    done = await asyncio.to_thread(
+        meter_cli, "prices", "set", "--tenant", tenant.id, "--provider", "anthropic", "--model", "claude-y",
+        "--effective-from", "2025-01-01", "--input-per-mtok", "3", "--output-per-mtok", "15",
+        "--cached-read-per-mtok", "0.30", *db,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = await asyncio.to_thread(meter_cli, "prices", "list", "--tenant", tenant.id, "--provider", "anthropic", *db)
+    rows = {r[3]: r[5:] for r in (line.split("\t") for line in listed.stdout.splitlines()) if r[1] == "tenant"}
+    # Neither bills cache writes at $0, neither needs a note.
+    assert rows == {m: ["3", "15", "0.3", "3", "0", "0", ""] for m in ("claude-x", "claude-y")}
+    no_output = catalog.read_text().replace('output_per_mtok = "15"\n', "")
+    catalog.write_text(no_output)
+    refused = await asyncio.to_thread(meter_cli, "prices", "load", "--tenant", tenant.id, str(catalog), *db)
+    assert refused.returncode != 0 and "output_per_mtok" in refused.stderr

@@ -82,7 +82,7 @@ async def test_missing_fields_are_invalid_argument_with_field_violations(meter_s
 
 
 async def test_occurred_at_in_the_future_is_rejected(meter_stub, tenant):
-    future = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)  # any-date: ahead of the server's clock
     request = record()
     request.occurred_at.FromDatetime(future)
     with pytest.raises(grpc.aio.AioRpcError) as err:

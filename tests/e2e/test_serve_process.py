@@ -74,3 +74,30 @@ def test_two_processes_share_one_port_with_reuse_port(tmp_path, database_url):
             assert second.stop() == 0
     finally:
         assert first.stop() == 0
+
+
+@pytest.mark.parametrize("flag", ["--listen", "--metrics-listen"])
+def test_a_busy_port_is_one_line_naming_the_setting_not_a_traceback(database_url, flag):
+    import socket
+    import subprocess
+
+    from meter_testing.processes import METER
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
+        args = ["--listen", address] if flag == "--listen" else ["--listen", "127.0.0.1:0", flag, address]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("METER_")}
+        done = subprocess.run(
+            [*METER, "serve", "--database-url", database_url, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    env_name = "METER_LISTEN" if flag == "--listen" else "METER_METRICS_LISTEN"
+    assert last.startswith(f"meter: cannot listen on {address}") and flag in last and env_name in last, last

@@ -38,12 +38,12 @@ async def until(predicate, within: float = 10.0) -> None:
     deadline = time.monotonic() + within
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # sleep-ok: poll interval of a wait with a deadline
 
 
 async def usage(channel, tenant, role: str = "read"):
     return await meter_pb2_grpc.MeterStub(channel).GetUsage(
-        meter_pb2.GetUsageRequest(), metadata=tenant.auth(role), timeout=5
+        meter_pb2.GetUsageRequest(), metadata=tenant.auth(role), timeout=15
     )
 
 

@@ -747,7 +747,9 @@ async def test_list_calls_default_page_is_50(timed):
 
 async def test_list_calls_returns_every_field(env):
     _, meter, _, tenant, _ = env
-    reserved = await meter.CheckQuota(check("RESERVE", estimate={"input_tokens": 10}), metadata=tenant.auth("check"))
+    reserved = await meter.CheckQuota(
+        check("RESERVE", subject="team:a/u1", estimate={"input_tokens": 10}), metadata=tenant.auth("check")
+    )  # the record settles only a reservation of its own subject, provider, model and operation
     request = meter_pb2.RecordCallRequest(
         call_id="full",
         reservation_id=reserved.reservation_id,

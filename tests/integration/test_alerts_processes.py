@@ -17,7 +17,8 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2_grpc
 from meter_testing.alerts import AlertReader
 from meter_testing.fixtures import TEST_PG_SETTINGS, running_server
 from meter_testing.processes import ServeProcess, create_key
-from meter_testing.requests import limit, record
+from meter_testing.requests import check, limit, record
+from meter_testing.waiting import eventually
 from meterd.store.embedded import EmbeddedPostgres
 
 pytestmark = pytest.mark.slow
@@ -41,14 +42,19 @@ def rule(id: str, kind: str, **fields) -> admin_pb2.SetAlertRuleRequest:
 async def wait_serving(meter, auth) -> None:
     from meter.v1 import meter_pb2
 
-    deadline = time.monotonic() + 30
-    while True:
+    async def serving() -> bool:
         try:
             await meter.GetUsage(meter_pb2.GetUsageRequest(), metadata=auth)
-            return
+            return True
         except grpc.aio.AioRpcError:
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.1)
+            return False
+
+    await eventually(serving, within=30, what="GetUsage answers")
+
+
+async def newest_alert_id(url: str) -> int:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        return (await (await conn.execute("SELECT coalesce(max(id), 0) FROM alerts")).fetchone())[0]
 
 
 @pytest.fixture
@@ -76,19 +82,22 @@ async def two_servers(fresh_database_url, tmp_path):
                 assert s.stop() == 0, s.log.read_text()
 
 
-async def test_alerts_raised_on_either_process_reach_streams_on_both(two_servers):
+async def test_alerts_raised_on_either_process_reach_streams_on_both(two_servers, fresh_database_url):
     _, meters, admins, auth = two_servers
     await admins[0].SetAlertRule(rule("every-call", "CALL_COST", amount_nanos=1), metadata=auth)
-    readers = [AlertReader(m, auth) for m in meters]
+    readers = [AlertReader(m, auth, heartbeat_interval={"seconds": 1}) for m in meters]
     try:
-        await asyncio.sleep(0.5)  # both streams subscribed
+        for r in readers:  # a heartbeat comes from the live part of a stream: both are subscribed
+            await r.subscribed()
         sent: list[float] = []
         for i in range(20):
-            sent.append(time.time())
+            sent.append(time.time())  # any-date: compared with created_at, a latency
             await meters[i % 2].RecordCall(record(call_id=f"c{i}"), metadata=auth)
         for r in readers:
             await r.wait_alerts(20)
-        await asyncio.sleep(0.3)
+        newest = await newest_alert_id(fresh_database_url)
+        for r in readers:
+            await r.caught_up(newest)
         assert readers[0].ids == readers[1].ids and len(set(readers[0].ids)) == 20
         # Commit of the record → arrival on a stream of the OTHER process (created_at is taken inside
         # the recording transaction, just before its commit: an upper bound of commit → arrival).
@@ -104,10 +113,21 @@ async def test_alerts_raised_on_either_process_reach_streams_on_both(two_servers
 
         # 50 concurrent records over both processes take one counter past 80% and 100%: one alert each.
         await admins[1].SetLimit(admin_pb2.SetLimitRequest(limit=limit("fifty", "REQUESTS", "DAY", 50)), metadata=auth)
+
+        async def both_apply_it() -> bool:  # limit changes reach the other process by NOTIFY, not at once
+            for m in meters:
+                reply = await m.CheckQuota(check("CHECK_ONLY"), metadata=auth)
+                if "fifty" not in {s.limit_id for s in reply.limits}:
+                    return False
+            return True
+
+        await eventually(both_apply_it, what="both processes apply the new limit")
         await asyncio.gather(*(meters[i % 2].RecordCall(record(call_id=f"f{i}"), metadata=auth) for i in range(50)))
         for r in readers:
             await r.wait_for(lambda r: sum(a.limit_id == "fifty" for a in r.alerts) >= 2)
-        await asyncio.sleep(0.5)
+        newest = await newest_alert_id(fresh_database_url)
+        for r in readers:
+            await r.caught_up(newest)
         for r in readers:
             assert sorted(a.threshold for a in r.alerts if a.limit_id == "fifty") == [80, 100]
     finally:
@@ -117,10 +137,7 @@ async def test_alerts_raised_on_either_process_reach_streams_on_both(two_servers
 
 async def test_evaluator_leadership_moves_when_the_leader_is_killed(two_servers):
     servers, meters, admins, auth = two_servers
-    deadline = time.monotonic() + 10
-    while not any(LEADER in s.log.read_text() for s in servers):
-        assert time.monotonic() < deadline, "no evaluator leader"
-        await asyncio.sleep(0.1)
+    await eventually(lambda: any(LEADER in s.log.read_text() for s in servers), what="an evaluator leader")
     leaders = [i for i, s in enumerate(servers) if LEADER in s.log.read_text()]
     assert len(leaders) == 1
     leader, survivor = leaders[0], 1 - leaders[0]
@@ -163,14 +180,13 @@ async def test_a_database_restart_under_a_live_stream_loses_no_alert(tmp_path):
                 await admin_pb2_grpc.MeterAdminStub(channel).SetAlertRule(
                     rule("every-call", "CALL_COST", amount_nanos=1), metadata=auth
                 )
-                live = AlertReader(meter, auth)
-                await asyncio.sleep(0.3)
+                live = await AlertReader(meter, auth, heartbeat_interval={"seconds": 1}).subscribed()
                 for i in range(3):
                     await meter.RecordCall(record(call_id=f"before{i}"), metadata=auth)
                 await live.wait_alerts(3)
 
                 await in_child(pg, "force_stop")
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)  # sleep-ok: the database stays down a while (an outage, not a barrier)
                 await in_child(pg, "start")
                 # Committed before the hub is back: their NOTIFYs reach nobody; the reader finds them.
                 async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
@@ -180,16 +196,18 @@ async def test_a_database_restart_under_a_live_stream_loses_no_alert(tmp_path):
                             " '', '', 1, 0, NULL, NULL, 'while away', NULL)",
                             (f"away{i}",),
                         )
-                deadline = time.monotonic() + 20
-                while True:  # records work again once the pool has reconnected
+
+                async def recorded() -> bool:  # records work again once the pool has reconnected
                     try:
                         await meter.RecordCall(record(call_id="after"), metadata=auth)
-                        break
+                        return True
                     except grpc.aio.AioRpcError as exc:
-                        assert exc.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < deadline
-                        await asyncio.sleep(0.2)
+                        assert exc.code() == grpc.StatusCode.UNAVAILABLE
+                        return False
+
+                await eventually(recorded, within=20, what="RecordCall works again")
                 await live.wait_alerts(7, within=20)
-                await asyncio.sleep(0.5)
+                await live.caught_up(await newest_alert_id(url), within=20)
                 assert live.error is None
                 assert len(live.ids) == 7 and len(set(live.ids)) == 7
                 messages = [a.message for a in live.alerts]

@@ -3,7 +3,6 @@ without restarting Meter."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import grpc
@@ -13,18 +12,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meter.v1 import meter_pb2, meter_pb2_grpc
 from meter_testing.fixtures import TEST_PG_SETTINGS, running_server
 from meter_testing.requests import record
+from meter_testing.waiting import eventually
 from meterd.store.embedded import EmbeddedPostgres
 
 pytestmark = pytest.mark.slow
 
 
 async def wait_for(predicate, within: float = 20.0):
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError("condition not reached in time")
+    await eventually(predicate, within=within)
 
 
 async def test_rpcs_fail_fast_while_database_is_down_and_recover_after(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
 import grpc
 import psycopg
@@ -13,6 +12,7 @@ import pytest
 from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2_grpc
 from meter_testing.processes import ServeProcess, create_key
 from meter_testing.requests import check, limit, record
+from meter_testing.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -42,15 +42,16 @@ async def two_servers(fresh_database_url, tmp_path):
 
 
 async def wait_serving(meters, auth) -> None:
-    deadline = time.monotonic() + 30
     for meter in meters:
-        while True:
+
+        async def serving(meter=meter) -> bool:
             try:
                 await meter.GetUsage(meter_pb2.GetUsageRequest(), metadata=auth)
-                break
+                return True
             except grpc.aio.AioRpcError:
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.1)
+                return False
+
+        await eventually(serving, within=30, what="GetUsage answers")
 
 
 async def counters(url: str, limit_id: str) -> tuple[int, int]:
@@ -99,10 +100,11 @@ async def test_random_settles_releases_and_expiries_leave_exactly_the_settled_ac
         return 0
 
     settled_actuals = sum(await asyncio.gather(*(one(i) for i in range(300))))
-    deadline = time.monotonic() + 10
-    while (await counters(url, "tokens"))[1] != 0:  # the sweepers release what was left to expire
-        assert time.monotonic() < deadline, await counters(url, "tokens")
-        await asyncio.sleep(0.2)
+
+    async def nothing_reserved() -> bool:  # the sweepers release what was left to expire
+        return (await counters(url, "tokens"))[1] == 0
+
+    await eventually(nothing_reserved, what="every reservation settled, released or expired")
     assert await counters(url, "tokens") == (settled_actuals, 0)
     async with await psycopg.AsyncConnection.connect(url) as conn:
         cur = await conn.execute("SELECT state, count(*) FROM reservations GROUP BY state")
@@ -140,12 +142,11 @@ async def test_limit_changes_reach_the_other_process_within_a_second(two_servers
     meters, admin, auth, _ = two_servers
     assert (await meters[1].CheckQuota(check("CHECK_ONLY", subject="new"), metadata=auth)).no_limits_matched
     await admin.SetLimit(admin_pb2.SetLimitRequest(limit=limit("fresh", "REQUESTS", "HOUR", 5)), metadata=auth)
-    started = time.monotonic()
-    while (await meters[1].CheckQuota(check("CHECK_ONLY", subject="new"), metadata=auth)).no_limits_matched:
-        assert time.monotonic() - started < 1.0
-        await asyncio.sleep(0.02)
+
+    async def matched(expected: bool) -> bool:
+        reply = await meters[1].CheckQuota(check("CHECK_ONLY", subject="new"), metadata=auth)
+        return reply.no_limits_matched != expected
+
+    await eventually(lambda: matched(True), within=1.0, what="the new limit applies on the other process")
     await admin.DeleteLimit(admin_pb2.DeleteLimitRequest(id="fresh"), metadata=auth)
-    started = time.monotonic()
-    while not (await meters[1].CheckQuota(check("CHECK_ONLY", subject="new"), metadata=auth)).no_limits_matched:
-        assert time.monotonic() - started < 1.0
-        await asyncio.sleep(0.02)
+    await eventually(lambda: matched(False), within=1.0, what="the deleted limit stops applying there")

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import random
 import subprocess
 
 import grpc
 import psycopg
+import pytest
 from google.protobuf import duration_pb2
 
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
+from meter_testing.clock import FakeClock
+from meter_testing.dates import FIXED_NOWS, date_id
 from meter_testing.fixtures import running_server
 from meter_testing.processes import METER
 from meter_testing.requests import record
@@ -41,10 +45,11 @@ def latency(us: int) -> duration_pb2.Duration:
     return out
 
 
-async def test_rollups_equal_the_raw_calls_under_concurrent_records(fresh_database_url):
+@pytest.mark.parametrize("now", FIXED_NOWS, ids=date_id)
+async def test_rollups_equal_the_raw_calls_under_concurrent_records(fresh_database_url, now):
+    # The 48 hours of calls before each fixed date cross day, month and year ends (and a leap day).
     rng = random.Random(11)
-    now = dt.datetime.now(dt.UTC)
-    async with running_server(fresh_database_url) as server:
+    async with running_server(fresh_database_url, clock=FakeClock(now)) as server:
         _, key = await server.keys.create("roll", ["admin"])
         auth = (("authorization", f"Bearer {key}"),)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -82,10 +87,17 @@ async def test_rollups_equal_the_raw_calls_under_concurrent_records(fresh_databa
     await assert_rollup_grains_agree(fresh_database_url)
 
 
-async def test_retention_drops_old_months_and_keeps_recent_calls_and_rollups(fresh_database_url):
-    now = dt.datetime.now(dt.UTC)
+def meter_retention(url: str, *extra: str) -> subprocess.CompletedProcess:
+    args = [*METER, "retention", "--database-url", url, *extra]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("METER_")}
+    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("now", FIXED_NOWS, ids=date_id)
+async def test_retention_drops_old_months_and_keeps_recent_calls_and_rollups(fresh_database_url, now, caplog):
+    clock = FakeClock(now)
     ages = [200, 150, 100, 10, 1]  # days
-    async with running_server(fresh_database_url, backfill_horizon="400d") as server:
+    async with running_server(fresh_database_url, clock=clock, backfill_horizon="400d") as server:
         _, key = await server.keys.create("ret", ["admin"])
         auth = (("authorization", f"Bearer {key}"),)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
@@ -99,12 +111,11 @@ async def test_retention_drops_old_months_and_keeps_recent_calls_and_rollups(fre
                 metadata=auth,
             )
 
-    def retention(*extra: str) -> str:
-        args = [*METER, "retention", "--older-than", "90d", "--database-url", fresh_database_url, *extra]
-        return subprocess.run(args, check=True, capture_output=True, text=True).stdout
-
-    assert "would drop" in await asyncio.to_thread(retention, "--dry-run")
-    assert "dropped" in await asyncio.to_thread(retention)
+    at = ("--now", now.isoformat())
+    dry = await asyncio.to_thread(meter_retention, fresh_database_url, "--older-than", "90d", "--dry-run", *at)
+    assert dry.returncode == 0 and "would drop" in dry.stdout, dry.stderr
+    done = await asyncio.to_thread(meter_retention, fresh_database_url, "--older-than", "90d", *at)
+    assert done.returncode == 0 and "dropped" in done.stdout, done.stderr
     cutoff = now - dt.timedelta(days=90)
     async with await psycopg.AsyncConnection.connect(fresh_database_url) as conn:
         kept = {r[0] for r in await (await conn.execute("SELECT call_id FROM calls")).fetchall()}
@@ -119,8 +130,32 @@ async def test_retention_drops_old_months_and_keeps_recent_calls_and_rollups(fre
         gone = occurred.replace(day=1) < cutoff.replace(day=1)
         assert (f"age-{age}" not in kept) == gone and (f"age-{age}" in ids) == (not gone)
         assert (f"calls_{occurred:%Y_%m}" in parts) == (not gone)
-    assert {"age-10", "age-1"} <= kept and "age-200" not in kept  # age 100 depends on the date: computed above
+    assert {"age-10", "age-1"} <= kept and "age-200" not in kept
     assert rollup_cost == before.totals.cost_nanos == sum(ages)  # aggregates survive retention
+
+    # A server with the default horizon: a dropped call cannot come back, and no start warns that a
+    # month's partition is blocked by rows in calls_default.
+    caplog.clear()
+    async with running_server(fresh_database_url, clock=clock) as server:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await meter_pb2_grpc.MeterStub(channel).RecordCall(
+                    record("age-200", occurred_at=now - dt.timedelta(days=200)), metadata=auth
+                )
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "back-fill horizon" in err.value.details()
+    assert not [r for r in caplog.records if "cannot create the calls partition" in r.getMessage()]
+    async with await psycopg.AsyncConnection.connect(fresh_database_url) as conn:
+        assert (await (await conn.execute("SELECT count(*) FROM calls_default")).fetchone())[0] == 0
+
+
+async def test_retention_shorter_than_the_backfill_horizon_is_refused(fresh_database_url):
+    await migrate(fresh_database_url)
+    for older_than, extra in (("1h", ()), ("29d", ()), ("90d", ("--backfill-horizon", "100d"))):
+        refused = await asyncio.to_thread(meter_retention, fresh_database_url, "--older-than", older_than, *extra)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr
+        assert "shorter than the back-fill horizon" in refused.stderr and "METER_BACKFILL_HORIZON" in refused.stderr
+    accepted = await asyncio.to_thread(meter_retention, fresh_database_url, "--older-than", "30d", "--dry-run")
+    assert accepted.returncode == 0, accepted.stderr
 
 
 HISTORY = """

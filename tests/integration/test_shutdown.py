@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2
 from meter.v1 import meter_pb2_grpc
 from meter_testing.fixtures import running_server
 from meter_testing.requests import record
+from meter_testing.waiting import eventually
 
 
 async def test_in_flight_rpc_finishes_during_graceful_stop(fresh_database_url):
@@ -26,12 +27,23 @@ async def test_in_flight_rpc_finishes_during_graceful_stop(fresh_database_url):
                     " VALUES ('drain', 'slow', now(), '\\x00', 0, 'client')"
                 )
                 in_flight = asyncio.ensure_future(meter.RecordCall(record("slow"), metadata=auth))
-                await asyncio.sleep(0.3)
+
+                async def blocked() -> bool:  # the RPC's statement waits for the blocker's lock
+                    async with await psycopg.AsyncConnection.connect(fresh_database_url) as probe:
+                        cur = await probe.execute(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND wait_event_type = 'Lock'"
+                        )
+                        return (await cur.fetchone())[0] > 0
+
+                await eventually(blocked, what="the RecordCall blocked in the database")
                 stopping = asyncio.create_task(server.stop(grace=10))
-                await asyncio.sleep(0.3)
-                # New RPCs are refused now, so ask the health servicer directly.
-                health = await server.health.Check(health_pb2.HealthCheckRequest(), None)
-                assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+                async def not_serving() -> bool:  # new RPCs are refused now: ask the servicer directly
+                    health = await server.health.Check(health_pb2.HealthCheckRequest(), None)
+                    return health.status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+                await eventually(not_serving, what="health NOT_SERVING while stopping")
                 assert not in_flight.done()
                 await blocker.rollback()  # release: the RPC can now complete
             reply = await in_flight

@@ -18,7 +18,7 @@ class AlertReader:
         self.call = stub.StreamAlerts(meter_pb2.StreamAlertsRequest(**request), metadata=auth)
         self.alerts: list[meter_pb2.Alert] = []
         self.heartbeats: list[meter_pb2.Heartbeat] = []
-        self.arrived: list[float] = []  # time.time() of each alert's arrival
+        self.arrived: list[float] = []  # wall-clock arrival of each alert (against created_at)
         self.error: grpc.aio.AioRpcError | None = None
         self._changed = asyncio.Event()
         self._task = asyncio.create_task(self._read())
@@ -28,7 +28,7 @@ class AlertReader:
             async for response in self.call:
                 if response.HasField("alert"):
                     self.alerts.append(response.alert)
-                    self.arrived.append(time.time())
+                    self.arrived.append(time.time())  # any-date: compared with created_at, a latency
                 else:
                     self.heartbeats.append(response.heartbeat)
                 self._changed.set()
@@ -58,6 +58,16 @@ class AlertReader:
             except TimeoutError:
                 pass
         return self
+
+    async def subscribed(self, within: float = 10.0) -> AlertReader:
+        """Waits for the first heartbeat: the server sends it from the live part of the stream, so
+        every alert committed from now on reaches this reader (ask for a short heartbeat_interval)."""
+        return await self.wait_for(lambda r: r.heartbeats, within)
+
+    async def caught_up(self, upto: int, within: float = 10.0) -> AlertReader:
+        """Waits for a heartbeat whose resume_id is >= `upto`: every alert up to that id that passes
+        the stream's filters has then arrived, so what is missing will not come."""
+        return await self.wait_for(lambda r: any(h.resume_id >= upto for h in r.heartbeats), within)
 
     async def wait_alerts(self, n: int, within: float = 10.0) -> list[meter_pb2.Alert]:
         await self.wait_for(lambda r: len(r.alerts) >= n, within)

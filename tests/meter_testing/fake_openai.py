@@ -21,7 +21,7 @@ class FakeOpenAI:
 
 def _completion(model: str) -> dict:
     return {
-        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,  # any-date: informational
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the fake."},
                      "finish_reason": "stop"}],
         "usage": {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
@@ -31,7 +31,12 @@ def _completion(model: str) -> dict:
 
 
 def _chunks(model: str, include_usage: bool) -> list[dict]:
-    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+    base = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),  # any-date: informational
+        "model": model,
+    }
     out = [
         base | {"choices": [{"index": 0, "delta": {"role": "assistant", "content": word}, "finish_reason": None}]}
         for word in ("Hello ", "from ", "the ", "stream.")

@@ -40,7 +40,7 @@ class ServeProcess:
             if match:
                 return match
             assert self.proc.poll() is None, self.log.read_text()
-            time.sleep(0.05)
+            time.sleep(0.05)  # sleep-ok: the poll interval of this wait, which has a deadline
         raise AssertionError(f"{pattern!r} not in log:\n{self.log.read_text()}")
 
     def stop(self, sig=signal.SIGTERM) -> int:

@@ -14,7 +14,7 @@ async def test_concurrent_submissions_share_batches_and_keep_their_own_results()
 
     async def run(items):
         sizes.append(len(items))
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # sleep-ok: the batch's work takes a while, so submissions queue up
         return [i * 10 for i in items]
 
     batcher = Batcher(run, workers=1)

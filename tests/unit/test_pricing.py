@@ -14,6 +14,7 @@ from meterd.domain.pricing import (
     Price,
     UsageAmounts,
     cost_nanos,
+    missing_cache_rates,
     nanos_to_usd,
     parse_catalog,
     select_price,
@@ -541,8 +542,8 @@ def test_parse_catalog_rejects_bad_entry_naming_it(overrides: dict[str, Any], me
 
 def test_parse_catalog_rejects_missing_key_and_duplicates() -> None:
     bad = entry()
-    del bad["cache_write_per_mtok"]
-    with pytest.raises(ValueError, match="missing.*cache_write_per_mtok"):
+    del bad["output_per_mtok"]
+    with pytest.raises(ValueError, match="missing.*output_per_mtok"):
         parse_catalog({"price": [bad]})
     with pytest.raises(ValueError, match="duplicate"):
         parse_catalog({"price": [entry(), entry(provider="openai", model="GPT-4")]})
@@ -550,3 +551,14 @@ def test_parse_catalog_rejects_missing_key_and_duplicates() -> None:
         parse_catalog({"prices": []})
     with pytest.raises(ValueError, match="must be a table"):
         parse_catalog({"price": ["x"]})
+
+
+def test_a_catalog_entry_without_cache_rates_or_note_bills_cache_tokens_at_the_input_rate() -> None:
+    # The same rule as `meter prices set`: never $0 for cache tokens because a rate was left out.
+    bare = entry()
+    for key in ("cached_read_per_mtok", "cache_write_per_mtok", "note"):
+        del bare[key]
+    p, _ = parse_catalog({"price": [bare, entry(model="other", cached_read_per_mtok="3")]})
+    assert (p.cached_read_per_mtok, p.cache_write_per_mtok, p.note) == (30_000_000_000, 30_000_000_000, "")
+    assert missing_cache_rates(bare) == ["cached_read_per_mtok", "cache_write_per_mtok"]
+    assert missing_cache_rates(entry()) == []

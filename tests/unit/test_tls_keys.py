@@ -122,7 +122,7 @@ def test_streams_are_rechecked_while_idle_and_end_with_the_recheck_error():
         async def idle_stream():
             try:
                 yield "first"
-                await asyncio.sleep(3600)  # an alert stream with nothing to say
+                await asyncio.sleep(3600)  # sleep-ok: an alert stream with nothing to say
                 yield "never"
             finally:
                 closed.set()

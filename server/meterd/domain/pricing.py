@@ -284,8 +284,18 @@ def nanos_to_usd(n: int) -> str:
     return f"{sign}{whole}.{frac:09d}".rstrip("0")
 
 
-_REQUIRED_KEYS = {"provider", "model", "effective_from", "note", *_TOKEN_RATES}
-_OPTIONAL_KEYS = set(_OTHER_RATES)  # default "0"
+# One rule for user-supplied prices (catalog files and `meter prices set`): input and output rates
+# are required; a cache rate left out is the input rate (never $0, which would bill cache tokens for
+# nothing); per_request and per_unit default to 0; note to "".
+CACHE_RATES = ("cached_read_per_mtok", "cache_write_per_mtok")
+_REQUIRED_KEYS = {"provider", "model", "effective_from", "input_per_mtok", "output_per_mtok"}
+_OPTIONAL_KEYS = {"note", *CACHE_RATES, *_OTHER_RATES}
+
+
+def missing_cache_rates(given) -> list[str]:
+    """The cache rates absent from `given` (keys or a mapping with None for absent): they will be
+    billed at the input rate, which callers tell the user about."""
+    return [name for name in CACHE_RATES if name not in given or (isinstance(given, Mapping) and given[name] is None)]
 
 
 def _effective_from(value: Any) -> datetime:
@@ -308,7 +318,7 @@ def _parse_entry(entry: Any) -> Price:
     if unknown := keys - _REQUIRED_KEYS - _OPTIONAL_KEYS:
         raise ValueError(f"unknown keys {sorted(unknown)}")
     for name in ("provider", "model", "note"):
-        if not isinstance(entry[name], str):
+        if not isinstance(entry.get(name, ""), str):
             raise ValueError(f"{name} must be a string")
     rates: dict[str, int] = {}
     for name in _TOKEN_RATES + _OTHER_RATES:
@@ -316,11 +326,13 @@ def _parse_entry(entry: Any) -> Price:
             rates[name] = usd_to_nanos(entry.get(name, "0"))
         except ValueError as e:
             raise ValueError(f"{name}: {e}") from None
+    for name in missing_cache_rates(keys):
+        rates[name] = rates["input_per_mtok"]
     return Price(
         provider=entry["provider"].strip().lower(),
         model_pattern=entry["model"].strip(),
         effective_from=_effective_from(entry["effective_from"]),
-        note=entry["note"],
+        note=entry.get("note", ""),
         **rates,
     )
 
@@ -329,8 +341,9 @@ def parse_catalog(data: Mapping[str, Any]) -> list[Price]:
     """Validate a parsed catalog document (`{"price": [{...}, ...]}`) into prices.
 
     Each entry has provider, model (exact or glob), effective_from (date, or datetime with offset),
-    note, the four token rates as decimal USD-per-million strings, and optional per_request /
-    per_unit as decimal USD strings. Any bad entry raises ValueError naming it.
+    input and output rates as decimal USD-per-million strings, and optional cache rates (default:
+    the input rate), per_request / per_unit (decimal USD strings, default "0") and note. Any bad
+    entry raises ValueError naming it.
     """
     if unknown := set(data) - {"price"}:
         raise ValueError(f"unknown top-level keys {sorted(unknown)}")

@@ -221,7 +221,13 @@ class QuotaService:
     async def release(self, principal: Principal, reservation_id: str) -> bool:
         if not reservation_id:
             raise InvalidArgument([("reservation_id", "required")])
-        return await self.store.release(principal.tenant_id, reservation_id, self.db_time())
+        if await self.store.release(principal.tenant_id, reservation_id, self.db_time()):
+            return True
+        # Releasing twice is a harmless retry (False); an id this tenant never had is a caller's bug,
+        # NOT_FOUND like ExtendReservation (another tenant's id included).
+        if await self.store.reservation_state(principal.tenant_id, reservation_id) is None:
+            raise NotFound(f"reservation {reservation_id!r} does not exist")
+        return False
 
     async def sweep_expired(self, interval: float) -> None:
         """Runs until cancelled: releases reservations past their TTL (every replica may run it:

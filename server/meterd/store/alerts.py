@@ -298,7 +298,11 @@ ALERTS_CHANNEL = "meter_alerts"  # notified by meter_raise_alert with the new id
 async def feed_connection(conninfo: str) -> psycopg.AsyncConnection:
     """A connection of its own (not pooled) listening on the alerts channel."""
     conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True, row_factory=dict_row)
-    await conn.execute(f"LISTEN {ALERTS_CHANNEL}")
+    try:
+        await conn.execute(f"LISTEN {ALERTS_CHANNEL}")
+    except BaseException:  # a server stopped while it starts cancels this: do not leak the connection
+        await conn.close()
+        raise
     return conn
 
 

@@ -60,22 +60,24 @@ class PartitionStore:
         return sorted(out, key=lambda p: p[1])
 
     async def drop_older_than(
-        self, cutoff: dt.datetime, *, dry_run: bool = False
+        self, cutoff: dt.datetime, *, now: dt.datetime | None = None, dry_run: bool = False
     ) -> tuple[list[str], dt.datetime, dict[str, int]]:
         """Drop the monthly partitions that end at or before `cutoff`, and the same months' rows of
-        calls_default and call_ids; prune the history older than that boundary (see _HISTORY).
-        Rollups, counters and live state are kept. Returns the partitions dropped, the boundary
-        below which raw calls are gone, and the history rows deleted per table."""
+        calls_default and call_ids; prune the history older than that boundary (see _HISTORY), as
+        of `now` (default: the database's clock). Rollups, counters and live state are kept. Returns
+        the partitions dropped, the boundary below which raw calls are gone, and the history rows
+        deleted per table."""
         doomed = [p for p in await self.partitions() if p[2] <= cutoff]
         boundary = max((p[2] for p in doomed), default=month_start(cutoff))
+        params = {"boundary": boundary, "now": now}
         if dry_run:
             async with self.db.connection() as conn:
-                pruned = await _prune(conn, boundary, "SELECT count(*) AS n FROM {table} t WHERE {condition}")
+                pruned = await _prune(conn, params, "SELECT count(*) AS n FROM {table} t WHERE {condition}")
             return [p[0] for p in doomed], boundary, pruned
         async with self.db.transaction() as conn:
             pruned = await _prune(
                 conn,
-                boundary,
+                params,
                 "WITH d AS (DELETE FROM {table} t WHERE {condition} RETURNING 1) SELECT count(*) AS n FROM d",
             )
             for name, _, _ in doomed:
@@ -85,13 +87,15 @@ class PartitionStore:
         return [p[0] for p in doomed], boundary, pruned
 
 
-# History that retention prunes with the raw calls: rows older than the boundary (%s) that nothing
-# live depends on. Alerts of windows still running stay (their dedup keys stop a level firing
-# twice), as do cooldowns still running and webhook deliveries still owed.
+# History that retention prunes with the raw calls: rows older than the boundary that nothing live
+# depends on (as of %(now)s, the database's clock unless the caller gives one). Alerts of windows
+# still running stay (their dedup keys stop a level firing twice), as do cooldowns still running and
+# webhook deliveries still owed.
+_NOW = "coalesce(%(now)s::timestamptz, now())"
 _HISTORY = (
     (
         "alerts",
-        """t.created_at < %s AND (t.window_end IS NULL OR t.window_end <= now()) AND NOT EXISTS (
+        f"""t.created_at < %(boundary)s AND (t.window_end IS NULL OR t.window_end <= {_NOW}) AND NOT EXISTS (
                SELECT 1 FROM alert_webhooks w WHERE (w.tenant_id, w.alert_id) = (t.tenant_id, t.id)
                   AND w.delivered_at IS NULL AND w.failed_at IS NULL) AND NOT EXISTS (
                SELECT 1 FROM alert_deliveries d WHERE (d.tenant_id, d.alert_id) = (t.tenant_id, t.id)
@@ -99,27 +103,27 @@ _HISTORY = (
     ),
     (
         "alert_deliveries",
-        "(t.delivered_at IS NOT NULL OR t.failed_at IS NOT NULL) AND coalesce(t.delivered_at, t.failed_at) < %s",
+        "(t.delivered_at IS NOT NULL OR t.failed_at IS NOT NULL) AND coalesce(t.delivered_at, t.failed_at) < %(boundary)s",
     ),
     (
         "alert_webhooks",
-        "(t.delivered_at IS NOT NULL OR t.failed_at IS NOT NULL) AND coalesce(t.delivered_at, t.failed_at) < %s",
+        "(t.delivered_at IS NOT NULL OR t.failed_at IS NOT NULL) AND coalesce(t.delivered_at, t.failed_at) < %(boundary)s",
     ),
     (
         "alert_cooldowns",
-        """t.last_at < %s AND NOT EXISTS (
+        f"""t.last_at < %(boundary)s AND NOT EXISTS (
                SELECT 1 FROM alert_rules r WHERE (r.tenant_id, r.id) = (t.tenant_id, t.rule_id)
-                  AND t.last_at + make_interval(secs => r.cooldown_s) > now())""",
+                  AND t.last_at + make_interval(secs => r.cooldown_s) > {_NOW})""",
     ),
-    ("quota_denials", "t.minute < %s"),
-    ("reservations", "t.state <> 'active' AND t.ended_at < %s"),
+    ("quota_denials", "t.minute < %(boundary)s"),
+    ("reservations", "t.state <> 'active' AND t.ended_at < %(boundary)s"),
 )
 
 
-async def _prune(conn, boundary: dt.datetime, template: str) -> dict[str, int]:
+async def _prune(conn, params: dict, template: str) -> dict[str, int]:
     """Runs `template` (a count or a counting DELETE) for each table of _HISTORY; rows per table."""
     out = {}
     for table, condition in _HISTORY:
-        cur = await conn.execute(template.format(table=table, condition=condition), (boundary,))
+        cur = await conn.execute(template.format(table=table, condition=condition), params)
         out[table] = (await cur.fetchone())["n"]
     return out

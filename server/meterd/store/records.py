@@ -106,8 +106,16 @@ class RecordStore:
             item = items[i]
             occurred_at = claims[(item.tenant_id, item.call.call_id)][0]
             reservation = settled.get((item.tenant_id, item.call.reservation_id)) if item.call.reservation_id else None
-            if reservation is not None and reservation["call_id"] != item.call.call_id:
+            if reservation is not None and reservation["named_by"] != item.call.call_id:
                 reservation = None  # another call of this batch settled it first
+            if reservation is not None and reservation["state"] == "released":
+                # Taken for another subject, provider, model or operation: its hold is given back and
+                # the call is charged to its own counters, like a plain call (see _settle).
+                for c in reservation["charges"]:
+                    key = (item.tenant_id, c["limit_id"], c["generation"], c["partition"],
+                           dt.datetime.fromisoformat(c["window_start"]))  # fmt: skip
+                    deltas[key][1] -= c["amount"]
+                reservation = None
             plans[i] = self._plan(item, occurred_at, reservation, deltas)
 
         owned = [(items[i], plans[i], claims[(items[i].tenant_id, items[i].call.call_id)]) for i in owner_items]
@@ -168,23 +176,40 @@ class RecordStore:
         return {(r["tenant_id"], r["call_id"]): (r["occurred_at"], r["recorded_at"]) for r in await cur.fetchall()}
 
     async def _settle(self, conn, items: list[RecordItem]) -> dict[tuple[str, str], dict]:
-        """End the live reservations these calls settle (locked in key order); reservation → row."""
-        wanted = [(i.tenant_id, i.call.reservation_id, i.call.call_id, i.at) for i in items if i.call.reservation_id]
+        """End the live reservations these calls name (locked in key order); reservation → row.
+
+        A reservation is settled only by a call of its own subject, provider, model and operation;
+        one named by a call of other dimensions is released instead (state 'released'), so no
+        subject's counters are charged for another's call."""
+        wanted = [
+            (i.tenant_id, i.call.reservation_id, i.call.call_id, i.at, i.call.dims.subject, i.call.dims.provider,
+             i.call.dims.model, i.call.dims.operation)
+            for i in items
+            if i.call.reservation_id
+        ]  # fmt: skip
         if not wanted:
             return {}
         cur = await conn.execute(
             """WITH wanted AS (
-                   SELECT DISTINCT ON (t, id) t, id, c, a FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[])
-                       WITH ORDINALITY AS u(t, id, c, a, o) ORDER BY t, id, o
+                   SELECT DISTINCT ON (t, id) t, id, c, a, s, p, m, op
+                     FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[],
+                                 %s::text[], %s::text[])
+                       WITH ORDINALITY AS u(t, id, c, a, s, p, m, op, o) ORDER BY t, id, o
                ), locked AS (
                    SELECT r.tenant_id, r.id FROM reservations r JOIN wanted w ON (r.tenant_id, r.id) = (w.t, w.id)
                     WHERE r.state = 'active' ORDER BY r.tenant_id, r.id FOR UPDATE OF r
+               ), matched AS (
+                   SELECT w.*, (r.subject, r.provider, r.model, r.operation) = (w.s, w.p, w.m, w.op) AS same
+                     FROM locked l JOIN wanted w ON (w.t, w.id) = (l.tenant_id, l.id)
+                     JOIN reservations r ON (r.tenant_id, r.id) = (l.tenant_id, l.id)
                )
-               UPDATE reservations r SET state = 'settled', ended_at = coalesce(w.a, now()), call_id = w.c
-                 FROM locked l, wanted w
-                WHERE (r.tenant_id, r.id) = (l.tenant_id, l.id) AND (w.t, w.id) = (l.tenant_id, l.id)
-               RETURNING r.tenant_id, r.id, r.call_id, r.estimate, r.charges, r.cost_nanos""",
-            ([w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted], [w[3] for w in wanted]),
+               UPDATE reservations r
+                  SET state = CASE WHEN w.same THEN 'settled' ELSE 'released' END,
+                      ended_at = coalesce(w.a, now()), call_id = CASE WHEN w.same THEN w.c END
+                 FROM matched w
+                WHERE (r.tenant_id, r.id) = (w.t, w.id)
+               RETURNING r.tenant_id, r.id, w.c AS named_by, r.state, r.estimate, r.charges, r.cost_nanos""",
+            tuple([w[k] for w in wanted] for k in range(8)),
         )
         return {(r["tenant_id"], r["id"]): r for r in await cur.fetchall()}
 
