@@ -13,6 +13,7 @@ from grpc_status import rpc_status
 from meter.v1 import meter_pb2, meter_pb2_grpc
 from meter_testing.fixtures import running_server
 from meter_testing.requests import record
+from meter_testing.waiting import eventually
 from meterd.domain.keys import new_key
 
 
@@ -69,10 +70,7 @@ async def test_a_tenant_over_its_share_waits_then_gets_retry_info_while_another_
                 await blocker.execute("BEGIN")
                 await blocker.execute("LOCK TABLE call_ids IN ACCESS EXCLUSIVE MODE")  # A's record hangs
                 stuck = asyncio.ensure_future(outcome(meter.RecordCall(record(), metadata=auth_a)))
-                for _ in range(1000):  # until A's record holds its one slot
-                    if s.tenant_gate.in_flight("flood"):
-                        break
-                    await asyncio.sleep(0.01)
+                await eventually(lambda: s.tenant_gate.in_flight("flood"), what="A's record holding its one slot")
                 code, err = await outcome(meter.GetUsage(meter_pb2.GetUsageRequest(), metadata=auth_a))
                 assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "at most 1" in err.details()
                 assert retry_delay(err) > 0

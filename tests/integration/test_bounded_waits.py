@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meter.v1 import meter_pb2_grpc
 from meter_testing.fixtures import running_server
 from meter_testing.requests import record
+from meter_testing.waiting import eventually
 from meterd.domain.errors import Unavailable
 from meterd.store.db import Database
 
@@ -71,13 +72,14 @@ async def test_health_follows_the_database_not_a_saturated_pool(lockable):
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
-            pings, deadline = server.probe.pings, time.monotonic() + 10
-            while server.probe.pings < pings + 3:  # three probes while the pool cannot serve anyone
-                assert time.monotonic() < deadline
-                assert (
-                    await health.Check(health_pb2.HealthCheckRequest())
-                ).status == health_pb2.HealthCheckResponse.SERVING
-                await asyncio.sleep(0.05)
+            pings = server.probe.pings
+
+            async def probed_three_times_and_still_serving():
+                reply = await health.Check(health_pb2.HealthCheckRequest())
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+                return server.probe.pings >= pings + 3  # three probes while the pool cannot serve anyone
+
+            await eventually(probed_three_times_and_still_serving, what="three health probes")
     finally:
         for conn in held:
             await server.db.pool.putconn(conn)

@@ -12,7 +12,7 @@ from meterd.domain.keys import Principal, new_key
 async def turns(n: int = 10) -> None:
     """Let the event loop run the wake-ups already scheduled (no timer involved)."""
     for _ in range(n):
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # sleep-ok: one event-loop turn, no timer
 
 
 def contended_gate(**kwargs) -> TenantGate:
