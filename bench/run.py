@@ -30,6 +30,7 @@ from bench.alerts import alert_latency, start_second_meter
 from bench.baselines import database_batched_upserts, usage_queries
 from bench.cpu import postgres_cpu, process_cpu
 from bench.measure import Result, closed_loop, open_loop
+from bench.noisy import noisy_neighbour
 from bench.tls import start_tls_meters, tls_comparison
 from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2_grpc
 from meterd.store.embedded import EmbeddedPostgres
@@ -255,7 +256,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         half[1].ratio_to_echo = half[1].p99_ms / half[0].p99_ms
         half[1].note += " (ratio column: p99 / echo p99)"
 
-    if "metering" in args.only:
+    if "metering" in args.only and any(r.scenario.startswith("RecordCalls,") for r in results):
         baseline = await database_batched_upserts(stack.url, args.seconds)
         results.append(baseline)
         for r in results:
@@ -263,15 +264,22 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
                 r.ratio_to_echo = r.rate / baseline.rate
                 r.note = "ratio column: / database baseline"
 
-    if "usage" in args.only:
+    def group(name: str, title: str) -> bool:
+        """A scenario group runs when chosen with --only and, with --match, when its title matches."""
+        return name in args.only and (not args.match or args.match.lower() in title)
+
+    if group("usage", "getusage usage"):
         results += await usage_queries(stack.url, meters[0], auth, args.usage_calls)
 
-    if "alerts" in args.only:
+    if group("noisy", "noisy neighbour"):
+        results += await noisy_neighbour(stack.url, meter_port, args.seconds)
+
+    if group("alerts", "alert latency"):
         second, second_port = start_second_meter(stack.url, stack.workdir / "meter2.log", start_process)
         stack.procs.append(second)
         results += await alert_latency(stack.url, meter_port, second_port, args.seconds, 16)
 
-    if "tls" in args.only:
+    if group("tls", "tls transport"):
         certs, procs, tls_port, mtls_port = start_tls_meters(stack.url, stack.workdir, start_process)
         stack.procs += procs
 
@@ -325,8 +333,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        default=["quota", "metering", "usage", "alerts", "tls"],
-        choices=["quota", "metering", "usage", "alerts", "tls"],
+        default=["quota", "metering", "usage", "alerts", "tls", "noisy"],
+        choices=["quota", "metering", "usage", "alerts", "tls", "noisy"],
         help="scenario groups to run (echo always runs)",
     )
     parser.add_argument(

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
 from meterd.api.business_metrics import BusinessMetrics, ServiceCollector
+from meterd.api.fairness import AuthGuard, PeerInterceptor, TenantGate, TenantGateInterceptor
 from meterd.api.grpc_metrics import MetricsInterceptor
 from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.key_policy import KeyPolicyInterceptor
@@ -33,7 +34,7 @@ from meterd.service.quota import QuotaService
 from meterd.service.reprice import Repricer
 from meterd.service.usage import UsageService
 from meterd.store.alerts import AlertStore
-from meterd.store.db import Database
+from meterd.store.db import Database, HealthProbe
 from meterd.store.deliveries import DeliveryStore
 from meterd.store.gauges import active_reservations
 from meterd.store.keys import KeyStore
@@ -83,9 +84,16 @@ class MeterServer:
             timeout=config.pool_timeout,
             max_waiting=config.pool_max_waiting,
             statement_timeout=config.statement_timeout,
+            reconnect_timeout=config.reconnect_timeout,
+            tcp_user_timeout=config.tcp_user_timeout,
         )
+        self.probe = HealthProbe(database_url, self.db.kwargs, timeout=max(1.0, config.pool_timeout))
         self.keys = KeyStore(self.db)
-        self.key_cache = KeyCache(self.keys.authenticate, ttl=config.key_cache_ttl)
+        self.auth_guard = AuthGuard(
+            self.keys.authenticate, unknown_ttl=config.unknown_key_ttl, peer_failures=config.peer_auth_failures
+        )
+        self.tenant_gate = TenantGate(config.tenant_max_in_flight, config.tenant_max_wait)
+        self.key_cache = KeyCache(self.auth_guard.lookup, ttl=config.key_cache_ttl)
         self.limit_store = LimitStore(self.db)
         self.limits = LimitCache(self.limit_store, database_url)
         self.prices = PriceBook(PriceStore(self.db))
@@ -117,10 +125,16 @@ class MeterServer:
             clock=clock,
             max_ttl=dt.timedelta(seconds=config.max_reservation_ttl),
             batch_workers=config.batch_workers,
+            batch_timeout=config.batch_timeout,
             on_denied=self.denials.denied,
         )
         self.metering = MeteringService(
-            RecordStore(self.db), self.limits, self.prices, clock=clock, batch_workers=config.batch_workers
+            RecordStore(self.db),
+            self.limits,
+            self.prices,
+            clock=clock,
+            batch_workers=config.batch_workers,
+            batch_timeout=config.batch_timeout,
         )
         self.health = health.aio.HealthServicer()
         problem = transport_problem(config)
@@ -150,10 +164,18 @@ class MeterServer:
             self.key_cache, recheck_interval=config.key_cache_ttl / 2, touch=self.last_used.touch
         )
         self.server = grpc.aio.server(
-            # Order matters: metrics outermost (rejected calls count too), MeterInterceptor authenticates,
-            # key_policy runs inside it (expiry, certificate binding), then bounds: auth errors come
-            # first, and InvalidArgument raised inside becomes a status there.
-            interceptors=[*outer, MeterInterceptor(self.key_cache), key_policy, BoundsInterceptor()],
+            # Order matters: metrics outermost (rejected calls count too), PeerInterceptor notes the caller's
+            # host for the key look-up, MeterInterceptor authenticates, key_policy runs inside it (expiry,
+            # certificate binding), then bounds: auth errors come first, and InvalidArgument raised inside
+            # becomes a status there; the tenant gate last, so a request the bounds refuse never waits for a slot.
+            interceptors=[
+                *outer,
+                PeerInterceptor(),
+                MeterInterceptor(self.key_cache),
+                key_policy,
+                BoundsInterceptor(),
+                TenantGateInterceptor(self.tenant_gate),
+            ],
             options=[
                 ("grpc.so_reuseport", 1 if config.reuse_port else 0),
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
@@ -290,7 +312,7 @@ class MeterServer:
         serving = True
         while True:
             await asyncio.sleep(self.config.health_interval)
-            ok = await self.db.ping()
+            ok = await self.probe.ping()  # its own connection: a busy pool is not a down database
             if ok != serving:
                 serving = ok
                 log.warning(
@@ -299,8 +321,9 @@ class MeterServer:
                 await self._set_health(
                     health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
                 )
-                if not ok:
-                    await self.db.pool.check()  # drop broken connections so recovery needs no failed RPCs
+                # Down: drop broken connections so recovery needs no failed RPCs. Back: start a fresh
+                # reconnect attempt at once rather than at the end of the pool's backoff.
+                await self.db.pool.check()
 
     async def _set_health(self, status) -> None:
         for name in ("", *SERVICE_NAMES):
@@ -323,6 +346,7 @@ class MeterServer:
         await self.quota.batcher.close()
         await self.metering.batcher.close()
         await self.db.close()
+        await self.probe.close()
         if self.metrics_http:
             self.metrics_http.shutdown()
             self.metrics_http.server_close()

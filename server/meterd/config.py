@@ -135,6 +135,55 @@ SETTINGS: tuple[Setting, ...] = (
         "request queued meanwhile (1 gives the largest batches; add processes with --reuse-port to scale).",
     ),
     Setting(
+        "batch_timeout",
+        parse_seconds,
+        5.0,
+        "Seconds a group-commit transaction may take, and a request may wait queued for one, before its "
+        "requests fail with UNAVAILABLE (the connection is discarded).",
+    ),
+    Setting(
+        "tenant_max_in_flight",
+        int,
+        8,
+        "RPCs one tenant may have in progress per server process while another tenant is active (streams "
+        "excepted); more wait, in order and without touching the database, so one tenant's flood only queues "
+        "behind itself. A tenant alone may use the whole server. 0: off.",
+    ),
+    Setting(
+        "tenant_max_wait",
+        parse_seconds,
+        2.0,
+        "Seconds an RPC of a tenant over tenant_max_in_flight may wait for a slot (at most 64 x that many "
+        "wait) before it gets RESOURCE_EXHAUSTED with RetryInfo.",
+    ),
+    Setting(
+        "unknown_key_ttl",
+        parse_seconds,
+        30.0,
+        "Seconds an API key the database did not know is refused from memory, without another look-up.",
+    ),
+    Setting(
+        "peer_auth_failures",
+        int,
+        20,
+        "Failed authentications one client host may make per 10 s; beyond that its keys not already "
+        "verified are refused with RESOURCE_EXHAUSTED after about 1 s (no database look-up). 0: off.",
+    ),
+    Setting(
+        "reconnect_timeout",
+        parse_seconds,
+        2.0,
+        "Seconds one reconnect attempt of the pool lasts (its backoff grows within it) before a fresh attempt "
+        "starts: the most the pool lags behind a database that came back.",
+    ),
+    Setting(
+        "tcp_user_timeout",
+        parse_seconds,
+        10.0,
+        "Seconds a database socket may leave data unacknowledged (TCP keepalives probe idle ones) before the "
+        "connection is dropped: bounds a hung network, where statement_timeout cannot help.",
+    ),
+    Setting(
         "max_future_skew",
         parse_seconds,
         300.0,
@@ -230,6 +279,13 @@ class Config:
     sweep_interval: float
     reuse_port: bool
     batch_workers: int
+    batch_timeout: float
+    tenant_max_in_flight: int
+    tenant_max_wait: float
+    unknown_key_ttl: float
+    peer_auth_failures: int
+    reconnect_timeout: float
+    tcp_user_timeout: float
     max_future_skew: float
     alert_heartbeat: float
     alert_stream_buffer: int

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -72,6 +72,12 @@ def _status_for(exc: errors.MeterError) -> grpc.Status:
                 ]
             )
         )
+        status.details.append(detail)
+    if isinstance(exc, errors.ResourceExhausted) and exc.retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(exc.retry_after * 1e9))
+        detail = any_pb2.Any()
+        detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
         status.details.append(detail)
     if isinstance(exc, errors.Unauthenticated | errors.PermissionDenied):
         detail = any_pb2.Any()

@@ -50,7 +50,12 @@ class Unimplemented(MeterError):
 
 
 class ResourceExhausted(MeterError):
-    """A bounded resource of the server ran out for this caller (e.g. a slow stream's buffer)."""
+    """A bounded resource of the server ran out for this caller (e.g. a slow stream's buffer, its
+    tenant's share of the server); retry_after (seconds), when given, travels as google.rpc.RetryInfo."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def require(violations: list[tuple[str, str]]) -> None:

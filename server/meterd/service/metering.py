@@ -16,6 +16,7 @@ from meterd.domain.quota import Charge, LimitState, charges, limit_state
 from meterd.service.batching import Batcher, retry_rollbacks
 from meterd.service.limit_cache import LimitCache
 from meterd.service.prices import PriceBook
+from meterd.store.db import content_error
 from meterd.store.records import Recorded, RecordItem, RecordResult, RecordStore
 
 
@@ -37,6 +38,10 @@ def actual_usage(call: CallInput, cost: int) -> Usage:
     )
 
 
+def _tenant(item: RecordItem) -> str:
+    return item.tenant_id
+
+
 # Records per transaction at most: a whole RecordCalls request (its limit) fits in one.
 MAX_BATCH = 1000
 
@@ -50,6 +55,7 @@ class MeteringService:
         *,
         clock: Callable[[], dt.datetime] | None,
         batch_workers: int = 4,
+        batch_timeout: float | None = None,
         on_recorded: Callable[[CallInput, RecordResult], None] | None = None,
     ) -> None:
         self.on_recorded = on_recorded  # e.g. the business metrics (by provider and model)
@@ -58,7 +64,12 @@ class MeteringService:
         self.prices = prices
         self.clock = clock
         self.batcher: Batcher[RecordItem, Recorded | MeterError] = Batcher(
-            self._run_batch, workers=batch_workers, max_batch=MAX_BATCH
+            self._run_batch,
+            workers=batch_workers,
+            max_batch=MAX_BATCH,
+            key=_tenant,
+            timeout=batch_timeout,
+            culprit_error=content_error,
         )
 
     async def _run_batch(self, items: list[RecordItem]) -> list[Recorded | MeterError]:
@@ -118,7 +129,10 @@ class MeteringService:
                 )
             )
         out: list[RecordOutcome | MeterError] = []
-        for call, recorded in zip(calls, await self.batcher.submit_many(items), strict=True):
+        answers = await self.batcher.submit_many(items, return_exceptions=True)
+        for call, recorded in zip(calls, answers, strict=True):
+            if isinstance(recorded, BaseException) and not isinstance(recorded, MeterError):
+                raise recorded  # a server bug (INTERNAL); the batch's other calls were committed
             if isinstance(recorded, MeterError):
                 out.append(recorded)
                 continue

@@ -29,10 +29,15 @@ from meterd.domain.quota import (
 from meterd.service.batching import Batcher, retry_rollbacks
 from meterd.service.limit_cache import LimitCache
 from meterd.service.prices import PriceBook
+from meterd.store.db import content_error
 from meterd.store.quota import CheckItem, CheckOutcome, QuotaStore
 
 log = logging.getLogger(__name__)
 MAX_RESERVATION_ID = 128
+
+
+def _tenant(item: CheckItem) -> str:
+    return item.tenant_id
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +71,7 @@ class QuotaService:
         clock: Callable[[], dt.datetime] | None,
         max_ttl: dt.timedelta,
         batch_workers: int = 4,
+        batch_timeout: float | None = None,
         on_denied: Callable[[str, Dimensions, dt.datetime], None] | None = None,
     ) -> None:
         self.store = store
@@ -75,7 +81,15 @@ class QuotaService:
         self.prices = prices
         self.clock = clock  # None: windows follow the database clock, one clock for every replica
         self.max_ttl = max_ttl
-        self.batcher: Batcher[CheckItem, CheckOutcome] = Batcher(self._run_batch, workers=batch_workers)
+        # Per tenant in arrival order (counters are per tenant, so only that order matters); a
+        # culprit is isolated by running the halves in order, each against what the earlier left.
+        self.batcher: Batcher[CheckItem, CheckOutcome] = Batcher(
+            self._run_batch,
+            workers=batch_workers,
+            key=_tenant,
+            timeout=batch_timeout,
+            culprit_error=content_error,
+        )
 
     def now(self) -> dt.datetime:
         return self.clock() if self.clock else dt.datetime.now(dt.UTC)

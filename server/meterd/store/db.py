@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import functools
@@ -14,7 +15,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
-from meterd.domain.errors import Unavailable
+from meterd.domain.errors import InvalidArgument, MeterError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,60 @@ ROLLED_BACK = (
     psycopg.errors.SerializationFailure,
     psycopg.errors.TransactionRollback,
 )
+
+
+# Class 22 (data exception: overflow, bad encoding...) and 54 (program limit: an index row too big)
+# come from a request's values; class 23 from a constraint its values break.
+_CONTENT_CLASSES = {"22": "a value is out of the database's range", "23": "a value breaks a database constraint",
+                    "54": "a value is too large for the database"}  # fmt: skip
+
+
+def content_error(exc: Exception) -> Exception:
+    """The error the one request that made a batch fail gets: INVALID_ARGUMENT when PostgreSQL
+    says its values are at fault (with a bounded message), else the exception itself (INTERNAL)."""
+    sqlstate = getattr(exc, "sqlstate", None) or ""
+    if not sqlstate and isinstance(exc, psycopg.DataError):
+        sqlstate = "22000"  # refused by psycopg before sending, e.g. a NUL in a text parameter
+    why = _CONTENT_CLASSES.get(sqlstate[:2])
+    if why is None or isinstance(exc, MeterError):
+        return exc
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+    return InvalidArgument([("request", f"{why} ({sqlstate}: {detail}); counts and costs must stay far below 2^63")])
+
+
+def connection_kwargs(timeout: float, statement_timeout: float, tcp_user_timeout: float) -> dict:
+    """Options of every connection. Keepalives and tcp_user_timeout end a connection whose peer
+    stopped answering (a hung socket) instead of letting it wait for the kernel's ~15 minutes; on a
+    Unix socket libpq ignores them."""
+    idle = max(1, int(tcp_user_timeout / 2))
+    return {
+        "autocommit": True,
+        "row_factory": dict_row,
+        "options": f"-c statement_timeout={int(statement_timeout * 1000)} -c timezone=UTC",
+        "connect_timeout": max(1, int(timeout)),
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": max(1, idle // 3),
+        "keepalives_count": 3,
+        "tcp_user_timeout": int(tcp_user_timeout * 1000),
+    }
+
+
+class _Pool(AsyncConnectionPool):
+    """psycopg_pool leaves a waiter that timed out (or was cancelled) in its queue until a connection
+    is returned, so during an outage dead waiters fill max_waiting ("too many requests waiting"):
+    take them out as soon as they give up."""
+
+    async def getconn(self, timeout: float | None = None):  # noqa: ASYNC109 - psycopg_pool's signature
+        try:
+            return await super().getconn(timeout)
+        except BaseException:
+            async with self._lock:
+                if any(w.error is not None for w in self._waiting):
+                    alive = [w for w in self._waiting if w.error is None]
+                    self._waiting.clear()
+                    self._waiting.extend(alive)
+            raise
 
 
 class Database:
@@ -36,23 +91,25 @@ class Database:
         timeout: float = 2.0,
         max_waiting: int = 1000,
         statement_timeout: float = 10.0,
+        reconnect_timeout: float = 2.0,
+        tcp_user_timeout: float = 10.0,
     ) -> None:
         self.conninfo = conninfo
-        self.pool = AsyncConnectionPool(
+        self.kwargs = connection_kwargs(timeout, statement_timeout, tcp_user_timeout)
+        self.pool = _Pool(
             conninfo,
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
             max_waiting=max_waiting,
-            # Reconnect attempts continue in the background for as long as the database is down.
-            reconnect_timeout=float("inf"),
+            # The pool's backoff between reconnect attempts doubles without a cap for as long as an
+            # attempt lasts; a short attempt keeps the gap small. When an attempt gives up, the next
+            # waiting RPC (or the health watcher's check()) starts a fresh one at once, so after an
+            # outage of any length the pool is back within about this many seconds.
+            reconnect_timeout=reconnect_timeout,
+            reconnect_failed=_reconnect_failed,
             open=False,
-            kwargs={
-                "autocommit": True,
-                "row_factory": dict_row,
-                "options": f"-c statement_timeout={int(statement_timeout * 1000)} -c timezone=UTC",
-                "connect_timeout": max(1, int(timeout)),
-            },
+            kwargs=self.kwargs,
             name="meter",
         )
 
@@ -67,7 +124,13 @@ class Database:
         """A pooled connection; connection failures become Unavailable (retryable) errors."""
         try:
             async with self.pool.connection() as conn:
-                yield conn
+                try:
+                    yield conn
+                except asyncio.CancelledError:
+                    # Abandoned mid-statement (a batch past its timeout, a caller gone): its state is
+                    # unknown, so it is closed rather than handed to the next caller.
+                    await conn.close()
+                    raise
         except PoolTimeout:
             raise Unavailable(
                 f"no database connection within {self.pool.timeout:.1f}s (database down or pool exhausted); retry with backoff"
@@ -76,7 +139,7 @@ class Database:
             raise Unavailable("too many requests waiting for a database connection; retry with backoff") from None
         except ROLLED_BACK:
             raise  # the whole transaction rolled back and nothing was applied: callers run it again
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:  # InterfaceError: "connection is closed"
             log.warning("database operation failed: %s", exc)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise Unavailable(f"database unavailable ({reason}); retry with backoff") from None
@@ -93,6 +156,39 @@ class Database:
             return True
         except Unavailable:
             return False
+
+
+async def _reconnect_failed(pool: AsyncConnectionPool) -> None:
+    log.warning("pool %s: a reconnect attempt gave up; the next request or health check starts another", pool.name)
+
+
+class HealthProbe:
+    """Database reachability on a connection of its own, so a saturated pool (every connection busy,
+    a queue of waiters) never reads as "database down" and cannot drain every replica at once."""
+
+    def __init__(self, conninfo: str, kwargs: dict, timeout: float) -> None:
+        self.conninfo, self.kwargs, self.timeout = conninfo, kwargs, timeout
+        self._conn: psycopg.AsyncConnection | None = None
+        self.pings = 0
+
+    async def ping(self) -> bool:
+        self.pings += 1
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self._conn is None or self._conn.closed:
+                    self._conn = await psycopg.AsyncConnection.connect(self.conninfo, **self.kwargs)
+                await self._conn.execute("SELECT 1")
+            return True
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            log.debug("health probe failed: %s", exc)
+            await self.close()
+            return False
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
 
 def _json_default(value):
