@@ -138,7 +138,7 @@ async def test_multi_limit_reservations_in_random_orders_never_deadlock(two_serv
     assert charged == reserved and reserved["all"] == 400
 
 
-async def test_limit_changes_reach_the_other_process_within_a_second(two_servers):
+async def test_limit_changes_reach_the_other_process_at_once(two_servers):
     meters, admin, auth, _ = two_servers
     assert (await meters[1].CheckQuota(check("CHECK_ONLY", subject="new"), metadata=auth)).no_limits_matched
     await admin.SetLimit(admin_pb2.SetLimitRequest(limit=limit("fresh", "REQUESTS", "HOUR", 5)), metadata=auth)
@@ -147,6 +147,8 @@ async def test_limit_changes_reach_the_other_process_within_a_second(two_servers
         reply = await meters[1].CheckQuota(check("CHECK_ONLY", subject="new"), metadata=auth)
         return reply.no_limits_matched != expected
 
-    await eventually(lambda: matched(True), within=1.0, what="the new limit applies on the other process")
+    # NOTIFY invalidates within milliseconds; the bound leaves room for a loaded 2-CPU machine and
+    # still tells it from the cache's 60 s safety net.
+    await eventually(lambda: matched(True), within=3.0, what="the new limit applies on the other process")
     await admin.DeleteLimit(admin_pb2.DeleteLimitRequest(id="fresh"), metadata=auth)
-    await eventually(lambda: matched(False), within=1.0, what="the deleted limit stops applying there")
+    await eventually(lambda: matched(False), within=3.0, what="the deleted limit stops applying there")
