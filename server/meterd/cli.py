@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from meterd import cli_alert_defaults
+from meterd.client_flags import add_tls_client_flags, tls_from_args
 from meterd.config import Config, add_flags
 from meterd.console.cli import add_console_commands, run_console_command
 from meterd.domain.errors import MeterError
@@ -503,28 +504,14 @@ def cmd_alerts_tail(args: argparse.Namespace) -> None:
                 backoff = min(backoff * 2, 10.0)
 
 
-def add_tls_client_flags(parser: argparse.ArgumentParser) -> None:
-    """The TLS options of every command that dials a server (see dial)."""
-    group = parser.add_argument_group("TLS (a server started with --tls-cert)")
-    group.add_argument("--tls", action="store_true", help="TLS with the system's trusted CAs (implied by --tls-ca)")
-    group.add_argument("--tls-ca", type=Path, help="CA bundle (PEM) to verify the server's certificate with")
-    group.add_argument("--tls-cert", type=Path, help="client certificate chain (PEM), for mutual TLS")
-    group.add_argument("--tls-key", type=Path, help="private key of --tls-cert (PEM)")
-    group.add_argument("--tls-server-name", help="name to verify the server's certificate against (default: the host)")
-
-
 def dial(args: argparse.Namespace):
     """A channel to args.address: TLS when any --tls* flag is given, else plaintext."""
     import grpc
 
-    from meter.tls import TLS
-
-    if not (args.tls or args.tls_ca or args.tls_cert or args.tls_key or args.tls_server_name):
+    tls = tls_from_args(args)
+    if tls is None:
         return grpc.insecure_channel(args.address)
-    if bool(args.tls_cert) != bool(args.tls_key):
-        sys.exit("meter: --tls-cert and --tls-key go together")
     try:
-        tls = TLS(ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key, server_name=args.tls_server_name)
         return grpc.secure_channel(args.address, tls.credentials(), options=tls.channel_options())
     except OSError as exc:
         sys.exit(f"meter: cannot read {exc.filename}: {exc.strerror}")

@@ -10,7 +10,7 @@ import re
 import httpx
 import pytest
 
-from meterd.console.app import SIGNIN_CSRF
+from meterd.console.app import SIGNIN_CSRF, create_app
 from meterd.console.sessions import COOKIE
 
 PAGES = [
@@ -242,3 +242,23 @@ async def test_the_alert_stream_resumes_from_last_event_id(http, meter_env, monk
     alerts = [json.loads(line[6:]) for line in events if line.startswith('data: {"id"')]
     assert any(a["kind"] == "call_cost" and a["subject"] == "user:7" for a in alerts), events[:20]
     assert "event: alert" in events and "event: heartbeat" in events
+
+
+async def test_the_console_dials_meter_over_mutual_tls(database_url, tmp_path):
+    from meter import TLS
+    from meter_testing.certs import Pki, mutual_tls
+    from meter_testing.fixtures import create_tenant, running_server
+
+    from .conftest import serving
+
+    pki = Pki(tmp_path)
+    settings, client = mutual_tls(pki, "console", "localhost", "127.0.0.1")
+    async with running_server(database_url, **settings) as server:
+        tenant = await create_tenant(server)
+        tls = TLS(ca_file=pki.ca(), cert_file=client.cert, key_file=client.key)
+        async with (
+            serving(create_app(f"127.0.0.1:{server.port}", tls=tls)) as url,
+            httpx.AsyncClient(base_url=url, timeout=10) as http,
+        ):
+            assert (await sign_in(http, tenant.keys["read"])).status_code in (302, 303)
+            assert (await http.get("/")).status_code == 200

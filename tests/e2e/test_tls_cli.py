@@ -38,6 +38,10 @@ def meter(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         ),
         (["keys", "create"], ["--expires-in", "--bind-cert-subject", "--bind-san"]),
         (["alerts", "tail"], ["--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name"]),
+        (["console"], ["--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name"]),
+        (["usage"], ["--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name"]),
+        (["calls"], ["--tls-ca", "--tls-cert", "--tls-key"]),
+        (["report"], ["--tls-ca", "--tls-cert", "--tls-key"]),
     ],
 )
 def test_help_lists_the_tls_and_key_options(argv, expected, capsys):
@@ -98,6 +102,18 @@ async def test_alerts_tail_dials_with_mutual_tls(database_url, pki):
         assert done.returncode == 0, done.stderr
         done = await asyncio.to_thread(meter, *tail, "--tls-cert", str(client.cert), "--once")
         assert done.returncode != 0 and "go together" in done.stderr
+
+
+async def test_people_commands_dial_with_mutual_tls(database_url, pki):
+    settings, client = mutual_tls(pki, "people", "localhost", "127.0.0.1")
+    async with running_server(database_url, **settings) as server:
+        tenant = await create_tenant(server)
+        usage = ["usage", "--address", f"127.0.0.1:{server.port}", "--api-key", tenant.keys["read"], "--format", "json"]
+        tls = ["--tls-ca", str(pki.ca()), "--tls-cert", str(client.cert), "--tls-key", str(client.key)]
+        done = await asyncio.to_thread(meter, *usage, *tls)
+        assert done.returncode == 0, done.stderr
+        done = await asyncio.to_thread(meter, *usage, "--tls-ca", str(pki.ca()))  # no client certificate
+        assert done.returncode != 0 and "Traceback" not in done.stderr
 
 
 def test_keys_create_with_expiry_and_binding_and_list_shows_them(database_url):

@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from meter import MeterAuthError, MeterError
+from meter import TLS, MeterAuthError, MeterError
 from meter.v1 import admin_pb2, common_pb2
 from meterd.console import admin_views, fmt, limits_view, pages, report
 from meterd.console.alert_feed import alert_events
@@ -82,8 +82,10 @@ class Console:
         secure_cookie: bool = True,
         clock: Callable[[], dt.datetime] | None = None,
         cache_ttl: float = TTL_SECONDS,
+        tls: TLS | None = None,
     ):
         self.cache_ttl = cache_ttl
+        self.tls = tls  # None: plaintext to Meter
         self.target = target
         self.secure_cookie = secure_cookie
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
@@ -94,7 +96,12 @@ class Console:
     # -- plumbing -----------------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        self.channel = grpc.aio.insecure_channel(self.target)
+        if self.tls is None:
+            self.channel = grpc.aio.insecure_channel(self.target)
+        else:
+            self.channel = grpc.aio.secure_channel(
+                self.target, self.tls.credentials(), options=self.tls.channel_options()
+            )
         self.sessions = Sessions(self.target, self.channel, cache_ttl=self.cache_ttl)
 
     async def shutdown(self) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from meterd.client_flags import add_tls_client_flags, tls_from_args
+
 DEFAULT_METER = "127.0.0.1:50051"
 
 
@@ -26,8 +28,10 @@ def cmd_console(args: argparse.Namespace) -> None:
         raise SystemExit(f"meter console needs the console extra: pip install 'meter[console]' ({exc})") from None
 
     host, port = _split_listen(args.listen)
-    app = create_app(args.meter, secure_cookie=not args.insecure_cookie, cache_ttl=args.cache_ttl)
-    print(f"Meter console on http://{host}:{port}/ (Meter at {args.meter}); sign in with a read or admin key")
+    tls = tls_from_args(args)
+    app = create_app(args.meter, secure_cookie=not args.insecure_cookie, cache_ttl=args.cache_ttl, tls=tls)
+    over = "TLS" if tls else "plaintext"
+    print(f"Meter console on http://{host}:{port}/ (Meter at {args.meter}, {over}); sign in with a read or admin key")
     uvicorn.run(app, host=host, port=port, log_level=args.log_level.lower(), proxy_headers=True, server_header=False)
 
 
@@ -37,6 +41,7 @@ def _meter_arguments(parser: argparse.ArgumentParser) -> None:
         default=os.environ.get("METER_ADDRESS", DEFAULT_METER),
         help="Meter's gRPC address (env METER_ADDRESS)",
     )
+    add_tls_client_flags(parser)
 
 
 def add_console_commands(sub) -> None:

@@ -9,6 +9,7 @@ import os
 import sys
 
 from meter import AsyncMeterClient
+from meterd.client_flags import add_tls_client_flags, tls_from_args
 from meterd.console import fmt, limit_form, limits_view, pages, report
 from meterd.console.ranges import PRESETS, RangeError, parse_instant, resolve
 from meterd.console.tables import FORMATS, Column, render, utc_now
@@ -32,7 +33,7 @@ USAGE_COLUMNS = [
 def _client(args) -> AsyncMeterClient:
     if not args.api_key:
         sys.exit(f"meter: {args.command} needs --api-key or METER_API_KEY")
-    return AsyncMeterClient(args.address, api_key=args.api_key)
+    return AsyncMeterClient(args.address, api_key=args.api_key, tls=tls_from_args(args))
 
 
 def _run(args, work) -> None:
@@ -282,6 +283,7 @@ def _connection(parser: argparse.ArgumentParser, role: str) -> None:
     parser.add_argument(
         "--api-key", default=os.environ.get("METER_API_KEY"), help=f"a key with the {role} role [env METER_API_KEY]"
     )
+    add_tls_client_flags(parser)
 
 
 def _filter_flags(parser: argparse.ArgumentParser) -> None:
