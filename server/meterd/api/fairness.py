@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from meterd.api.interceptor import current_principal, required_role
+from meterd.api.wrap_once import WrapOnceInterceptor
 from meterd.domain.errors import ResourceExhausted
 from meterd.domain.keys import Principal, hash_key
 
@@ -201,25 +202,20 @@ class TenantGate:
         return self._in_flight.get(tenant_id, 0)
 
 
-class _CachingInterceptor(grpc.aio.ServerInterceptor):
-    """Handlers never change, so each method is wrapped once, not on every call."""
+class _KeyedMethods(WrapOnceInterceptor):
+    """Wraps the methods that need a key (health and reflection pass untouched)."""
 
-    def __init__(self) -> None:
-        self._wrapped: dict[str, grpc.RpcMethodHandler | None] = {}
+    def applies(self, method: str) -> bool:
+        return required_role(method) is not None
 
-    async def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        if method not in self._wrapped:
-            handler = await continuation(handler_call_details)
-            wrap = handler is not None and required_role(method) is not None
-            self._wrapped[method] = self._wrap(handler) if wrap else handler
-        return self._wrapped[method]
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        return self._wrap(handler)
 
     def _wrap(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         raise NotImplementedError
 
 
-class PeerInterceptor(_CachingInterceptor):
+class PeerInterceptor(_KeyedMethods):
     """Put before the auth interceptor: records the caller's host for AuthGuard."""
 
     def _wrap(self, handler):
@@ -247,7 +243,7 @@ class PeerInterceptor(_CachingInterceptor):
         return handler
 
 
-class TenantGateInterceptor(_CachingInterceptor):
+class TenantGateInterceptor(_KeyedMethods):
     """Put after the auth interceptor (it runs inside it, once the principal is set). Streams are
     not counted: a StreamAlerts reader holds no connection while it waits."""
 

@@ -16,6 +16,8 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from meterd.api.wrap_once import WrapOnceInterceptor
+
 # grpc-go's codes.Code.String(): what go-grpc-prometheus puts in grpc_code.
 GO_CODE_NAMES = {
     grpc.StatusCode.OK: "OK",
@@ -110,21 +112,14 @@ def _code_of(context, exc: BaseException | None) -> grpc.StatusCode:
     return next((c for c in grpc.StatusCode if c.value[0] == code), grpc.StatusCode.UNKNOWN)
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class MetricsInterceptor(WrapOnceInterceptor):
+    """Every method, health and reflection included."""
+
     def __init__(self, metrics: GrpcMetrics) -> None:
+        super().__init__()
         self.metrics = metrics
-        self._wrapped: dict[str, grpc.RpcMethodHandler | None] = {}
 
-    async def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        if method in self._wrapped:
-            return self._wrapped[method]
-        handler = await continuation(handler_call_details)
-        wrapped = None if handler is None else self._wrap(method, handler)
-        self._wrapped[method] = wrapped
-        return wrapped
-
-    def _wrap(self, method: str, h: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def wrap(self, method: str, h: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         service, name = _split(method)
         kinds = {
             "unary_unary": "unary",

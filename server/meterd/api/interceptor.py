@@ -13,6 +13,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from meterd.api.wrap_once import WrapOnceInterceptor
 from meterd.domain import errors
 from meterd.domain.keys import Principal, check_format, hash_key
 
@@ -122,22 +123,17 @@ def _bearer(metadata) -> str:
     raise errors.Unauthenticated("missing API key: send metadata 'authorization: Bearer mk_...'")
 
 
-class MeterInterceptor(grpc.aio.ServerInterceptor):
+class MeterInterceptor(WrapOnceInterceptor):
     def __init__(self, keys: KeyCache, observe: Callable[[str, str, float], None] | None = None) -> None:
+        super().__init__()
         self.keys = keys
         self.observe = observe  # (method, status code name, seconds), e.g. RpcMetrics.observe
-        # Handlers never change, so each method is wrapped once, not on every call.
-        self._wrapped: dict[str, grpc.RpcMethodHandler | None] = {}
 
-    async def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        if method in self._wrapped:
-            return self._wrapped[method]
-        handler = await continuation(handler_call_details)
-        role = required_role(method)
-        wrapped = handler if handler is None or role is None else self._wrap(method, role, handler)
-        self._wrapped[method] = wrapped
-        return wrapped
+    def applies(self, method: str) -> bool:
+        return required_role(method) is not None
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        return self._wrap(method, required_role(method), handler)
 
     def _wrap(self, method: str, role: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         keys, observe_hook = self.keys, self.observe

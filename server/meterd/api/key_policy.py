@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 
 from meterd.api.interceptor import KeyCache, current_principal, required_role
+from meterd.api.wrap_once import WrapOnceInterceptor
 from meterd.domain import errors
 from meterd.domain.keys import Principal
 
@@ -83,7 +84,7 @@ async def rechecked(stream: AsyncIterator, recheck: Callable[[], Awaitable[None]
             await aclose()
 
 
-class KeyPolicyInterceptor(grpc.aio.ServerInterceptor):
+class KeyPolicyInterceptor(WrapOnceInterceptor):
     """recheck_interval: seconds between re-checks of a server stream's key (the key cache's TTL or
     less, so a revoked or expired key ends its streams about as fast as it stops unary calls)."""
 
@@ -95,20 +96,14 @@ class KeyPolicyInterceptor(grpc.aio.ServerInterceptor):
         touch: Callable[[str], None] | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
+        super().__init__()
         self.keys = keys
         self.recheck_interval = max(MIN_RECHECK, recheck_interval)
         self.touch = touch  # key id -> None, e.g. LastUsed.touch: must be O(1), it is on the hot path
         self.clock = clock
-        self._wrapped: dict[str, grpc.RpcMethodHandler | None] = {}
 
-    async def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        if method in self._wrapped:
-            return self._wrapped[method]
-        handler = await continuation(handler_call_details)
-        wrapped = handler if handler is None or required_role(method) is None else self._wrap(handler)
-        self._wrapped[method] = wrapped
-        return wrapped
+    def applies(self, method: str) -> bool:
+        return required_role(method) is not None
 
     def admit(self, context) -> Principal:
         principal = current_principal()
@@ -130,7 +125,7 @@ class KeyPolicyInterceptor(grpc.aio.ServerInterceptor):
             return
         principal.check_expiry(self.clock())
 
-    def _wrap(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.unary_unary:
             inner = handler.unary_unary
 

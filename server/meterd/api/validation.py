@@ -14,6 +14,7 @@ from collections.abc import Callable
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
 
+from meterd.api.wrap_once import WrapOnceInterceptor
 from meterd.domain import bounds
 from meterd.domain.errors import InvalidArgument
 
@@ -167,20 +168,15 @@ def _safe(deserializer: Callable[[bytes], object] | None, type_name: str):
     return deserialize
 
 
-class BoundsInterceptor(grpc.aio.ServerInterceptor):
+class BoundsInterceptor(WrapOnceInterceptor):
     """Placed after the authenticating interceptor: that one turns the InvalidArgument raised here into
     a status with BadRequest details, and unauthenticated callers learn nothing about requests."""
 
-    def __init__(self) -> None:
-        self._wrapped: dict[str, grpc.RpcMethodHandler | None] = {}
+    def applies(self, method: str) -> bool:
+        return method.startswith(SERVICE_PREFIXES)
 
-    async def intercept_service(self, continuation, handler_call_details):
-        method = handler_call_details.method
-        if method not in self._wrapped:
-            handler = await continuation(handler_call_details)
-            wrap = handler is not None and method.startswith(SERVICE_PREFIXES)
-            self._wrapped[method] = _wrap(method, handler) if wrap else handler
-        return self._wrapped[method]
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        return _wrap(method, handler)
 
 
 def _wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:

@@ -23,6 +23,9 @@ def next_month(start: dt.datetime) -> dt.datetime:
     return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
 
 
+PARTITION_LOCK_KEY = 0x6D65746572_70  # "meter" + "p"
+
+
 class PartitionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -34,8 +37,13 @@ class PartitionStore:
         async with self.db.connection() as conn:
             while month < end:
                 try:
-                    cur = await conn.execute("SELECT meter_ensure_calls_partition(%s) AS name", (month,))
-                    names.append((await cur.fetchone())["name"])
+                    # Replicas starting together all ensure the same months: the function's "exists?"
+                    # check and its CREATE are two steps, so creations are serialised (a replica that
+                    # lost the race once stayed NOT_SERVING on DuplicateTable).
+                    async with conn.transaction():
+                        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK_KEY,))
+                        cur = await conn.execute("SELECT meter_ensure_calls_partition(%s) AS name", (month,))
+                        names.append((await cur.fetchone())["name"])
                 except psycopg.errors.CheckViolation:
                     # calls_default already holds rows of that month (written before the partition
                     # existed); they stay there, and retention deletes them by date instead.
