@@ -33,6 +33,7 @@ from meterd.domain.calls import Dimensions
 from meterd.domain.errors import ResourceExhausted, Unavailable
 from meterd.domain.windows import window_end, window_start
 from meterd.service.alert_hub import OVERFLOW, SHUTDOWN, AlertHub
+from meterd.service.delivery_rounds import run_delivery_rounds
 from meterd.store.alerts import AlertStore, alert_from_row, leader_connection, still_leading, try_lead
 
 log = logging.getLogger(__name__)
@@ -257,20 +258,7 @@ class WebhookSender:
         self._wake.set()
 
     async def run(self, poll: float = 1.0) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                while await self.send_due() > 0:
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database may be down; next round
-                log.warning("webhook delivery round failed: %s", exc)
-            try:
-                async with asyncio.timeout(poll):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        await run_delivery_rounds(self.send_due, self._wake, poll, "webhook")
 
     async def send_due(self) -> int:
         rows = await self.store.claim_webhooks(self.lease)

@@ -26,6 +26,7 @@ import urllib.request
 from meterd.domain import channels as ch
 from meterd.domain.channels import Channel, ChannelKind, SmtpTls
 from meterd.service.alerts import signature
+from meterd.service.delivery_rounds import run_delivery_rounds
 from meterd.store.alerts import alert_from_row
 from meterd.store.deliveries import DeliveryStore
 
@@ -63,25 +64,7 @@ class ChannelSender:
         self._wake.set()
 
     async def run(self, poll: float = 1.0) -> None:
-        task = asyncio.current_task()
-        while True:
-            if task is not None and task.cancelling():
-                # A cancellation swallowed below us (seen once, at a stop 14 ms after start) must
-                # still end this loop, or the server's shutdown waits for it forever.
-                raise asyncio.CancelledError
-            self._wake.clear()
-            try:
-                while await self.send_due() > 0:
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the database may be down; next round
-                log.warning("alert channel delivery round failed: %s", exc)
-            try:
-                async with asyncio.timeout(poll):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        await run_delivery_rounds(self.send_due, self._wake, poll, "alert channel")
 
     async def send_due(self) -> int:
         rows = await self.store.claim(self.lease)
