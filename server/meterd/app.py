@@ -23,6 +23,7 @@ from meterd.api.meter import MeterServicer
 from meterd.api.metrics import AlertCollector, start_metrics_server
 from meterd.api.validation import BoundsInterceptor
 from meterd.config import Config
+from meterd.domain.clock import utc_now
 from meterd.service.alert_hub import AlertHub
 from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender
 from meterd.service.channels import ChannelSender
@@ -54,10 +55,6 @@ SERVICE_NAMES = (
     meter_pb2.DESCRIPTOR.services_by_name["Meter"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["MeterAdmin"].full_name,
 )
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class ListenError(OSError):

@@ -19,16 +19,13 @@ import grpc
 from meterd.api.interceptor import KeyCache, current_principal, required_role
 from meterd.api.wrap_once import WrapOnceInterceptor
 from meterd.domain import errors
+from meterd.domain.clock import utc_now
 from meterd.domain.keys import Principal
 
 log = logging.getLogger(__name__)
 
 # Floor for stream re-checks, so a tiny key-cache TTL cannot turn them into a busy loop.
 MIN_RECHECK = 0.05
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def peer_identity(context) -> tuple[list[str], list[str]]:

@@ -12,7 +12,8 @@ from meter import AsyncMeterClient
 from meterd.client_flags import add_tls_client_flags, tls_from_args
 from meterd.console import fmt, limit_form, limits_view, pages, report
 from meterd.console.ranges import PRESETS, RangeError, parse_instant, resolve
-from meterd.console.tables import FORMATS, Column, render, utc_now
+from meterd.console.tables import FORMATS, Column, render
+from meterd.domain.clock import utc_now
 
 GROUPS = ("subject", "provider", "model", "operation", "label", "time")
 ORDERS = ("cost", "calls", "total_tokens", "errors", "latency_p95")

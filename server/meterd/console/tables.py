@@ -4,7 +4,6 @@ one list of typed columns, so every command prints the same figures in every for
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 from dataclasses import dataclass
@@ -93,7 +92,3 @@ def render(columns: list[Column], rows: list[dict], form: str = "table") -> str:
     if not rows:
         out.append("(no rows)")
     return "\n".join(out) + "\n"
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Any
 
+from meterd.domain.bounds import INT64_MAX
 from meterd.domain.calls import MAX_LABELS
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.windows import MAX_FIXED_SECONDS, MAX_SLIDING_SECONDS, WindowKind, WindowSpec
 
-INT64_MAX = 2**63 - 1
 MAX_SELECTOR_FIELD = 256
 MAX_DESCRIPTION = 1024
 MAX_THRESHOLD_PERCENT = 1000

@@ -16,9 +16,10 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from meterd.domain.bounds import INT64_MAX
+
 NANOS_PER_USD = 1_000_000_000
 TOKENS_PER_MTOK = 1_000_000
-INT64_MAX = 2**63 - 1
 
 # Rates in Price; the catalog file uses the same names.
 _TOKEN_RATES = ("input_per_mtok", "output_per_mtok", "cached_read_per_mtok", "cache_write_per_mtok")

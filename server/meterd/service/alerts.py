@@ -30,6 +30,7 @@ from meterd.domain.alerts import (
     judge_rollups,
 )
 from meterd.domain.calls import Dimensions
+from meterd.domain.clock import utc_now
 from meterd.domain.errors import ResourceExhausted, Unavailable
 from meterd.domain.windows import window_end, window_start
 from meterd.service.alert_hub import OVERFLOW, SHUTDOWN, AlertHub
@@ -42,10 +43,6 @@ log = logging.getLogger(__name__)
 # leader's connection ends, whether it stopped, crashed or lost the network.
 EVALUATOR_LOCK_KEY = 0x6D65746572616C74
 REPLAY_PAGE = 500
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)

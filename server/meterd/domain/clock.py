@@ -1,0 +1,10 @@
+"""The wall clock, in one place: code that needs "now" takes a clock argument defaulting to this, so
+tests inject their own."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
