@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import grpc
 
@@ -362,7 +362,10 @@ class MeterClient:
 
 
 class AlertStream:
-    """Iterator of alerts with resumption; `last_id` is the cursor, `reconnects` counts reconnections."""
+    """Iterator of alerts with resumption; `last_id` is the cursor (the next reconnection resumes after
+    it, so a caller may move it), `reconnects` counts reconnections. `events()` yields the raw stream
+    messages, heartbeats included; `on_disconnect(error, delay)`, when set, is called before each
+    reconnection and may raise to stop instead."""
 
     def __init__(
         self, client: MeterClient, since_id, min_severity, kinds, subject_prefix, heartbeat, max_delay
@@ -370,6 +373,7 @@ class AlertStream:
         self.client = client
         self.last_id: int | None = since_id
         self.reconnects = 0
+        self.on_disconnect: Callable[[MeterError, float], None] | None = None
         self._args = (min_severity, kinds, subject_prefix, heartbeat)
         self._max_delay = max_delay
         self._call = None
@@ -377,7 +381,7 @@ class AlertStream:
         self._closed = False
 
     def __iter__(self) -> Iterator[meter_pb2.Alert]:
-        return self._run()
+        return (event.alert for event in self.events() if event.HasField("alert"))
 
     def _watchdog(self) -> None:
         if self._timer is not None:
@@ -387,7 +391,7 @@ class AlertStream:
         self._timer.daemon = True
         self._timer.start()
 
-    def _run(self) -> Iterator[meter_pb2.Alert]:
+    def events(self) -> Iterator[meter_pb2.StreamAlertsResponse]:
         failures = 0
         while not self._closed:
             request = _core.alerts_request(self.last_id, *self._args)
@@ -399,15 +403,13 @@ class AlertStream:
                     failures = 0
                     if event.HasField("alert"):
                         self.last_id = event.alert.id
-                        yield event.alert
                     elif self.last_id is None and event.heartbeat.last_id:
                         self.last_id = event.heartbeat.last_id  # live-only start: now we have a cursor
+                    yield event
+                error = MeterError("the stream ended", grpc.StatusCode.OK)
             except grpc.RpcError as err:
                 error = from_rpc_error(err)
-                if not (
-                    isinstance(error, MeterUnavailable)
-                    or error.code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
-                ):
+                if not (isinstance(error, MeterUnavailable) or error.code in STREAM_RETRY):
                     raise error from None
             finally:
                 if self._timer is not None:
@@ -417,9 +419,22 @@ class AlertStream:
             delay = min(0.1 * 2**failures, self._max_delay)
             failures += 1
             self.reconnects += 1
+            if self.on_disconnect is not None:
+                self.on_disconnect(error, delay)
             time.sleep(delay)
 
     def close(self) -> None:
         self._closed = True
         if self._call is not None:
             self._call.cancel()
+
+
+# Besides UNAVAILABLE and DEADLINE_EXCEEDED (MeterUnavailable): a cancelled call (the watchdog's, or a
+# proxy's), a server's transient INTERNAL/UNKNOWN, and fairness refusals (RESOURCE_EXHAUSTED with
+# RetryInfo: come back later) end a stream that a reconnection can resume.
+STREAM_RETRY = (
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
