@@ -298,6 +298,21 @@ class MeterClient:
         request = admin_pb2.ListPricesRequest(provider=provider, model=model, at=_core._timestamp(at))
         return list((self._unary(self.admin_stub.ListPrices, request, self.settings.read_timeout)).prices)
 
+    def price_listing(self, *, provider: str = "", model: str = "", at=None) -> admin_pb2.ListPricesResponse:
+        """list_prices' whole answer: the versions plus the shared catalog's source, version and import time."""
+        request = admin_pb2.ListPricesRequest(provider=provider, model=model, at=_core._timestamp(at))
+        return self._unary(self.admin_stub.ListPrices, request, self.settings.read_timeout)
+
+    def set_price(self, price: admin_pb2.Price) -> admin_pb2.Price:
+        """Add a price version of the caller's tenant (it overrides the shared catalog from effective_from)."""
+        request = admin_pb2.SetPriceRequest(price=price)
+        return (self._unary(self.admin_stub.SetPrice, request, self.settings.read_timeout)).price
+
+    def set_alert_rule(self, rule: admin_pb2.AlertRule) -> admin_pb2.SetAlertRuleResponse:
+        """Create or replace an alert rule (by id); its channels are replaced too, secrets included."""
+        request = admin_pb2.SetAlertRuleRequest(rule=rule)
+        return self._unary(self.admin_stub.SetAlertRule, request, self.settings.read_timeout)
+
     def list_alert_rules(self) -> list[admin_pb2.AlertRule]:
         request = admin_pb2.ListAlertRulesRequest()
         return list((self._unary(self.admin_stub.ListAlertRules, request, self.settings.read_timeout)).rules)
