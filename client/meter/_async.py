@@ -324,9 +324,15 @@ class AsyncMeterClient:
         request = admin_pb2.SetLimitRequest(limit=limit)
         return await self._unary(self.admin_stub.SetLimit, request, self.settings.read_timeout)
 
-    async def create_api_key(self, name: str, roles) -> admin_pb2.CreateApiKeyResponse:
-        """A new key of the caller's tenant; `.secret` is the only time the full key is shown."""
-        request = admin_pb2.CreateApiKeyRequest(name=name, roles=list(roles))
+    async def create_api_key(
+        self, name: str, roles, *, expire_time=None, bind_cert_subject: str = "", bind_san: str = ""
+    ) -> admin_pb2.CreateApiKeyResponse:
+        """A new key of the caller's tenant; `.secret` is the only time the full key is shown. Optional:
+        an expiry (datetime) and a binding to a client certificate's CN or SAN (mutual TLS)."""
+        request = admin_pb2.CreateApiKeyRequest(
+            name=name, roles=list(roles), expire_time=_core._timestamp(expire_time),
+            bind_cert_subject=bind_cert_subject, bind_san=bind_san,
+        )  # fmt: skip
         return await self._unary(self.admin_stub.CreateApiKey, request, self.settings.read_timeout)
 
     async def delete_limit(self, limit_id: str) -> None:

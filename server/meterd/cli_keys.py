@@ -1,5 +1,6 @@
-"""`meter keys create|list|revoke`: API keys directly in the database (the bootstrap: the first admin
-key can only come from here)."""
+"""`meter keys create|list|revoke`. With --tenant: directly in the database (the bootstrap: the first
+admin key can only come from here). Without: through Meter's Admin API with an admin key
+(console/people_keys), the form for everything after the first key."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ async def _with_keys(config: Config, url: str, action):
 
 
 def cmd_keys(config: Config, args: argparse.Namespace) -> None:
+    if args.tenant is None:
+        from meterd.console import people_keys
+        from meterd.console.cli import run_console_command
+
+        args.console_func = people_keys.cmd_keys
+        return run_console_command(args)
     tenant = validate_tenant(args.tenant)
     with database(config) as url:
         if args.keys_command == "create":
@@ -59,10 +66,16 @@ def cmd_keys(config: Config, args: argparse.Namespace) -> None:
 
 
 def add_parser(sub) -> None:
-    keys = sub.add_parser("keys", help="manage API keys directly in the database (bootstrap)")
+    keys = sub.add_parser(
+        "keys",
+        help="API keys: with --tenant directly in the database (bootstrap), else through the API with an admin key",
+        description="With --tenant, the keys of that tenant directly in the database: how the first admin key "
+        "is made, with no server running. Without --tenant, the keys of the tenant of --api-key (an admin key, "
+        "or METER_API_KEY) through Meter's Admin API at --address, printed as a table or --format json|csv|markdown.",
+    )
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key (and the tenant) and print it once")
-    create.add_argument("--tenant", required=True)
+    create.add_argument("--tenant", help="the tenant, directly in the database (omit to go through the API)")
     create.add_argument("--role", action="append", required=True, choices=ROLES, help="repeat for several roles")
     create.add_argument("--name", default="")
     create.add_argument(
@@ -77,10 +90,13 @@ def add_parser(sub) -> None:
         "--bind-san", default="", help="mutual TLS: accept the key only with a client certificate listing this SAN"
     )
     listing = keys_sub.add_parser("list", help="list a tenant's keys")
-    listing.add_argument("--tenant", required=True)
+    listing.add_argument("--tenant", help="the tenant, directly in the database (omit to go through the API)")
     listing.add_argument("--all", action="store_true", help="include revoked keys")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
-    revoke.add_argument("--tenant", required=True)
+    revoke.add_argument("--tenant", help="the tenant, directly in the database (omit to go through the API)")
     revoke.add_argument("id")
+    from meterd.console.people_keys import add_api_flags
+
     for p in (create, listing, revoke):
         add_flags(p, ("database_url", "data_dir", "log_level"))
+        add_api_flags(p)

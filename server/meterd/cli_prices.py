@@ -8,6 +8,7 @@ import sys
 
 from meterd.cli_args import instant, usd
 from meterd.cli_db import database, with_database
+from meterd.cli_progress import Progress
 from meterd.config import Config, add_flags
 from meterd.domain.keys import validate_tenant
 
@@ -98,10 +99,11 @@ def cmd_prices(config: Config, args: argparse.Namespace) -> None:
         def action(db):
             return Repricer(RepriceStore(db), PriceStore(db), LimitStore(db)).reprice(
                 tenant, args.start, args.end, provider=args.provider, model=args.model,
-                include_client_costs=args.include_client_costs,
+                include_client_costs=args.include_client_costs, progress=bar,
             )  # fmt: skip
 
-    with database(config) as url:
+    bar = Progress("reprice: calls examined")
+    with database(config) as url, bar:
         # A reprice is one transaction of many statements over possibly many calls: no 10 s cap.
         result = asyncio.run(with_database(url, action, statement_timeout=3600.0 if command == "reprice" else 10.0))
     if command == "list":

@@ -8,6 +8,7 @@ import sys
 
 from meterd.cli_args import instant
 from meterd.cli_db import database, with_database
+from meterd.cli_progress import Progress
 from meterd.config import Config, add_flags
 
 
@@ -34,10 +35,12 @@ def cmd_retention(config: Config, args: argparse.Namespace) -> None:
         )
     now = args.now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(seconds=older_than)
-    with database(config) as url:
+    bar = Progress("retention: steps")
+    with database(config) as url, bar:
         dropped, boundary, pruned = asyncio.run(
             with_database(
-                url, lambda db: PartitionStore(db).drop_older_than(cutoff, now=args.now, dry_run=args.dry_run)
+                url,
+                lambda db: PartitionStore(db).drop_older_than(cutoff, now=args.now, dry_run=args.dry_run, progress=bar),
             )
         )
     verb = "would drop" if args.dry_run else "dropped"
