@@ -130,3 +130,10 @@ def test_form_parsing_is_exact_and_refuses_what_it_cannot_read():
     assert rule.error_rate == pytest.approx(0.05) and rule.latency.ToMilliseconds() == 800
     with pytest.raises(admin_forms.RangeError, match="kind is one of"):
         admin_forms.rule_from_form({"id": "r", "kind": "nope"})
+
+
+async def test_admin_page_titles_are_plain_text(http, meter_env):
+    await sign_in(http, meter_env[1].keys["admin"])
+    for path in ("/admin/limits", "/admin/prices", "/admin/rules", "/admin/keys"):
+        title = re.search(r"<title>(.*?)</title>", (await http.get(path)).text, re.S).group(1)
+        assert title.startswith("Admin · ") and "<" not in title and len(title) < 60, (path, title[:80])
