@@ -7,11 +7,13 @@ from collections.abc import Callable
 
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
 from meterd.api.alerts_codec import alert_to_proto, stream_request
+from meterd.api.calls_codec import call_search
 from meterd.api.convert import duration_us, from_ts, micros, ts
 from meterd.api.interceptor import current_principal, status_code
 from meterd.api.limits_codec import status_to_proto
 from meterd.api.validation import violations
 from meterd.domain.bounds import INT64_MAX
+from meterd.domain.call_search import validate_call_search
 from meterd.domain.calls import CallInput, service_tier_violations, validate_call, validate_dimensions
 from meterd.domain.errors import InvalidArgument, MeterError
 from meterd.domain.pricing import CostBreakdown
@@ -24,7 +26,6 @@ from meterd.domain.usage import (
     Order,
     UsageFilter,
     usage_filter,
-    validate_calls_query,
     validate_usage_query,
 )
 from meterd.service.alerts import AlertStreams, Heartbeat
@@ -197,10 +198,11 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
 
     async def ListCalls(self, request, context):
         violations: list[tuple[str, str]] = []
-        query = validate_calls_query(
+        query = validate_call_search(
             start=from_ts(request, "start"),
             end=from_ts(request, "end"),
             filter=_usage_filter(request.filter, violations),
+            search=call_search(request, violations),
             page_size=request.page_size,
             page_token=request.page_token,
             violations=violations,

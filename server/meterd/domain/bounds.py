@@ -202,7 +202,15 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "label_key": Text(NAME),
         "limit": Int(0, 1000, "rows"),
     },
-    "ListCallsRequest": {"page_size": Int(0, 1000, "calls"), "page_token": Text(PAGE_TOKEN)},
+    "ListCallsRequest": {
+        "page_size": Int(0, 1000, "calls"),
+        "page_token": Text(PAGE_TOKEN),
+        "min_cost_nanos": COST,
+        "min_latency": LATENCY,
+        "min_total_tokens": Int(0, 4 * MAX_TOKENS, "tokens"),
+        "min_cached_read_tokens": TOKENS,
+        "error_code": Text(ID),
+    },
     "StreamAlertsRequest": {
         "since_id": Int(0, INT64_MAX, "alert id"),
         "kinds": Items(16),

@@ -5,19 +5,18 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from meterd.domain.call_search import CallSearchQuery, SearchCursor, encode_token, sort_key
 from meterd.domain.usage import (
     Aggregate,
     CallRow,
-    CallsQuery,
-    Cursor,
     Projection,
     UsageQuery,
     UsageRow,
     basis_days,
-    encode_page_token,
     project,
     projection_window,
 )
+from meterd.store.call_search import CallSearchStore
 from meterd.store.usage import UsageStore
 
 
@@ -39,8 +38,9 @@ class CallsPage:
 
 
 class UsageService:
-    def __init__(self, store: UsageStore) -> None:
+    def __init__(self, store: UsageStore, calls: CallSearchStore | None = None) -> None:
         self.store = store
+        self.calls = calls or CallSearchStore(store.db)
 
     async def usage(self, tenant_id: str, query: UsageQuery) -> UsageReport:
         start, end = query.answered_range()
@@ -52,10 +52,11 @@ class UsageService:
             projection = project(window, data.month_to_date_cost, data.basis_cost, days)
         return UsageReport(data.rows, data.totals, data.expired_reservations, projection, start, end, query.raw)
 
-    async def list_calls(self, tenant_id: str, query: CallsQuery) -> CallsPage:
-        rows = await self.store.list_calls(tenant_id, query)
+    async def list_calls(self, tenant_id: str, query: CallSearchQuery) -> CallsPage:
+        rows = await self.calls.search(tenant_id, query)
         if len(rows) <= query.page_size:
             return CallsPage(rows, "")
         page = rows[: query.page_size]
         last = page[-1]
-        return CallsPage(page, encode_page_token(Cursor(last.occurred_at, last.call_id), query.scope))
+        cursor = SearchCursor(sort_key(query.search, last.cost_nanos, last.latency_us), last.occurred_at, last.call_id)
+        return CallsPage(page, encode_token(cursor, query.scope))
