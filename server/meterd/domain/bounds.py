@@ -201,6 +201,15 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "group_by": Items(8),
         "label_key": Text(NAME),
         "limit": Int(0, 1000, "rows"),
+        "forecast_horizon": Span(_s(3600), _s(400 * DAY_S)),
+        "forecast_basis": Span(_s(3600), _s(90 * DAY_S)),
+    },
+    "GetRecommendationsRequest": {
+        "candidate_models": Items(64, each=Text(2 * ID + 1)),
+        "max_alternatives": Int(0, 50, "models"),
+        "target_cache_hit_rate_bp": Int(0, 10_000, "basis points"),
+        "max_hot_spots": Int(0, 100, "rows"),
+        "min_calls": Int(0, MAX_ALERT_COUNT, "calls"),
     },
     "ListCallsRequest": {
         "page_size": Int(0, 1000, "calls"),
