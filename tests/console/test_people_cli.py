@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from google.protobuf import duration_pb2
+
 from meter.v1 import meter_pb2
 from meterd.cli import main
 from meterd.console import fmt
@@ -111,6 +113,35 @@ async def test_limits_and_calls(meter_env, capsys):
     )
     with pytest.raises(SystemExit, match="PERMISSION_DENIED"):
         await run(capsys, "limits", *_conn(meter_env, "read"))
+
+
+async def test_calls_search_flags_ask_list_calls_for_the_same_search(meter_env, capsys):
+    """--min-cost in dollars, --min-latency in seconds, --order and --last become ListCalls' fields."""
+    expected = await meter_env[2].ListCalls(
+        meter_pb2.ListCallsRequest(
+            start=_ts(T0 - dt.timedelta(days=2)),
+            end=_ts(T0),
+            min_cost_nanos=10_000_000,
+            min_latency=duration_pb2.Duration(nanos=300_000_000),
+            min_cached_read_tokens=100,
+            order_by=meter_pb2.CALL_ORDER_COST,
+            page_size=1000,
+        ),
+        metadata=meter_env[1].auth("read"),
+    )
+    assert len(expected.calls) > 1
+    got = json.loads(
+        await run(capsys, "calls", *_conn(meter_env), "--end", "2026-03-10T12:00", "--last", "2d",
+                  "--min-cost", "0.01", "--min-latency", "0.3", "--min-cached-tokens", "100", "--order", "cost",
+                  "--limit", "1000", "--format", "json")
+    )  # fmt: skip
+    assert [c["call_id"] for c in got] == [c.call_id for c in expected.calls]
+    costs = [c["cost_nanos"] for c in got]
+    assert costs == sorted(costs, reverse=True) and min(costs) >= 10_000_000
+    with pytest.raises(SystemExit, match="--min-cost"):
+        await run(capsys, "calls", *_conn(meter_env), "--min-cost", "-1")
+    with pytest.raises(SystemExit, match="--last"):
+        await run(capsys, "calls", *_conn(meter_env), "--last", "soon")
 
 
 async def test_report_formats(meter_env, capsys):
