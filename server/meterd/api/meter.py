@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
 from meterd.api.alerts_codec import alert_to_proto, stream_request
-from meterd.api.calls_codec import call_search
+from meterd.api.analytics_codec import call_search, forecast_spec, forecast_to_proto
 from meterd.api.convert import duration_us, from_ts, micros, ts
 from meterd.api.interceptor import current_principal, status_code
 from meterd.api.limits_codec import status_to_proto
@@ -194,7 +194,11 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
             violations=violations,
             default_range=DEFAULT_USAGE_RANGE,
         )
-        return _usage_response(await self.usage.usage(current_principal().tenant_id, query))
+        report = await self.usage.usage(current_principal().tenant_id, query, forecast=forecast_spec(request))
+        reply = _usage_response(report)
+        if report.forecast is not None:
+            reply.forecast.CopyFrom(forecast_to_proto(report.forecast))
+        return reply
 
     async def ListCalls(self, request, context):
         violations: list[tuple[str, str]] = []

@@ -6,9 +6,13 @@ import dataclasses
 import datetime as dt
 
 from meterd.domain.call_search import CallSearchQuery, SearchCursor, encode_token, sort_key
+from meterd.domain.forecast import Figures, Forecast, forecast
 from meterd.domain.usage import (
     Aggregate,
+    Bucket,
     CallRow,
+    Dimension,
+    Order,
     Projection,
     UsageQuery,
     UsageRow,
@@ -29,6 +33,7 @@ class UsageReport:
     start: dt.datetime  # the range actually answered (whole hours when rollups answered)
     end: dt.datetime
     raw: bool  # True when raw calls answered, False for the hourly rollups
+    forecast: Forecast | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +47,10 @@ class UsageService:
         self.store = store
         self.calls = calls or CallSearchStore(store.db)
 
-    async def usage(self, tenant_id: str, query: UsageQuery) -> UsageReport:
+    async def usage(
+        self, tenant_id: str, query: UsageQuery, *, forecast: tuple[dt.timedelta, dt.timedelta] | None = None
+    ) -> UsageReport:
+        """forecast: (horizon, basis) of a forecast to add (domain/forecast.py)."""
         start, end = query.answered_range()
         window = projection_window(end) if query.projection else None
         data = await self.store.usage(tenant_id, query, start, end, window)
@@ -50,7 +58,23 @@ class UsageService:
         if window is not None:
             days = basis_days(window, data.first_seen)
             projection = project(window, data.month_to_date_cost, data.basis_cost, days)
-        return UsageReport(data.rows, data.totals, data.expired_reservations, projection, start, end, query.raw)
+        ahead = None if forecast is None else await self._forecast(tenant_id, query, *forecast)
+        return UsageReport(data.rows, data.totals, data.expired_reservations, projection, start, end, query.raw, ahead)
+
+    async def _forecast(
+        self, tenant_id: str, query: UsageQuery, horizon: dt.timedelta, basis: dt.timedelta
+    ) -> Forecast:
+        """The filtered usage of the basis window before the requested end, and its first hour: one
+        GetUsage by hour, oldest first, limited to one row (the totals still cover every hour)."""
+        hourly = dataclasses.replace(
+            query, start=query.end - basis, group_by=(Dimension.TIME,), label_key="", bucket=Bucket.HOUR,
+            order=Order.KEYS, descending=False, limit=1, projection=False,
+        )  # fmt: skip
+        start, end = hourly.answered_range()
+        data = await self.store.usage(tenant_id, hourly, start, end, None)
+        first = data.rows[0].key.bucket_start if data.rows else None
+        t = data.totals
+        return forecast(start, query.end, horizon, first, Figures(t.cost_nanos, t.calls, t.total_tokens))
 
     async def list_calls(self, tenant_id: str, query: CallSearchQuery) -> CallsPage:
         rows = await self.calls.search(tenant_id, query)
