@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
 from meterd.api.alerts_codec import alert_to_proto, stream_request
-from meterd.api.analytics_codec import call_search, forecast_spec, forecast_to_proto
+from meterd.api.analytics_codec import (
+    call_search,
+    forecast_spec,
+    forecast_to_proto,
+    recommendation_query,
+    recommendations_to_proto,
+    recommendations_usage_query,
+)
 from meterd.api.convert import duration_us, from_ts, micros, ts
 from meterd.api.interceptor import current_principal, status_code
 from meterd.api.limits_codec import status_to_proto
@@ -31,6 +38,7 @@ from meterd.domain.usage import (
 from meterd.service.alerts import AlertStreams, Heartbeat
 from meterd.service.metering import MeteringService, RecordOutcome
 from meterd.service.quota import QuotaService
+from meterd.service.recommendations import RecommendationService
 from meterd.service.usage import UsageReport, UsageService
 
 DEFAULT_USAGE_RANGE = dt.timedelta(days=30)
@@ -48,7 +56,9 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
         max_future_skew: dt.timedelta,
         alerts: AlertStreams,
         alert_heartbeat: float,
+        recommendations: RecommendationService,
     ) -> None:
+        self.recommendations = recommendations
         self.alerts = alerts
         self.alert_heartbeat = alert_heartbeat
         self.usage = usage
@@ -215,6 +225,15 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
         return meter_pb2.ListCallsResponse(
             calls=[_call_record(c) for c in page.calls], next_page_token=page.next_page_token
         )
+
+    async def GetRecommendations(self, request, context):
+        violations: list[tuple[str, str]] = []
+        f = _usage_filter(request.filter, violations)
+        query = recommendations_usage_query(request, f, self.clock(), violations, DEFAULT_USAGE_RANGE)
+        report = await self.recommendations.recommend(
+            current_principal().tenant_id, query, recommendation_query(request)
+        )
+        return recommendations_to_proto(report)
 
     async def StreamAlerts(self, request, context):
         f, since_id, heartbeat = stream_request(current_principal().tenant_id, request, self.alert_heartbeat)
