@@ -391,6 +391,31 @@ def list_calls_request(
     )
 
 
+def recommendations_request(
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    candidate_models: Iterable[str] = (),
+    max_alternatives: int = 0,
+    target_cache_hit_rate_bp: int | None = None,
+    max_hot_spots: int = 0,
+    min_calls: int = 0,
+    **filters,
+) -> meter_pb2.GetRecommendationsRequest:
+    """candidate_models: "provider/model" strings (empty: the same provider's catalog models);
+    target_cache_hit_rate_bp: basis points (5000 = 50%); filters: UsageFilter fields."""
+    return meter_pb2.GetRecommendationsRequest(
+        start=_timestamp(start),
+        end=_timestamp(end),
+        filter=meter_pb2.UsageFilter(**filters),
+        candidate_models=list(candidate_models),
+        max_alternatives=max_alternatives,
+        target_cache_hit_rate_bp=target_cache_hit_rate_bp,
+        max_hot_spots=max_hot_spots,
+        min_calls=min_calls,
+    )
+
+
 def alerts_request(
     since_id: int | None, min_severity: int, kinds: Iterable[int], subject_prefix: str, heartbeat_interval: float
 ) -> meter_pb2.StreamAlertsRequest:

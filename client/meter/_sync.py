@@ -257,6 +257,12 @@ class MeterClient:
         """GetUsage: totals, rows per group, projection (see meter._core.usage_request for keywords)."""
         return self._unary(self.stub.GetUsage, _core.usage_request(**kwargs), timeout or self.settings.read_timeout)
 
+    def recommendations(self, **kwargs) -> meter_pb2.GetRecommendationsResponse:
+        """GetRecommendations: cheaper models, caching, hot spots (see meter._core.recommendations_request)."""
+        return self._unary(
+            self.stub.GetRecommendations, _core.recommendations_request(**kwargs), self.settings.read_timeout
+        )
+
     def list_calls(self, **kwargs) -> meter_pb2.ListCallsResponse:
         """ListCalls, newest first unless order_by says "cost" or "latency"; keywords: start, end,
         page_size, page_token, the search minimums and UsageFilter fields (see meter._core.list_calls_request)."""

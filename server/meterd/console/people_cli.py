@@ -12,7 +12,7 @@ import sys
 from meter import AsyncMeterClient
 from meterd.client_flags import add_tls_client_flags, tls_from_args
 from meterd.config import parse_seconds
-from meterd.console import fmt, limit_form, limits_view, pages, report
+from meterd.console import fmt, limit_form, limits_view, pages, recommend_cli, report
 from meterd.console.ranges import PRESETS, RangeError, parse_instant, resolve
 from meterd.console.tables import FORMATS, Column, render
 from meterd.domain.clock import utc_now
@@ -393,6 +393,8 @@ def add_commands(sub, _meter_arguments=None) -> None:
     calls.add_argument("--limit", type=int, default=50, help="at most this many calls (default 50)")
     calls.add_argument("--format", default="table", choices=FORMATS)
     calls.set_defaults(console_func=cmd_calls)
+
+    recommend_cli.add_command(sub, _connection, _filter_flags, _run, _filters)
 
     rep = sub.add_parser("report", help="the last whole day's, week's or month's report")
     _connection(rep, "read")
