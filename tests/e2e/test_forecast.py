@@ -11,8 +11,9 @@ from google.protobuf import duration_pb2
 
 from e2e.conftest import T0
 from e2e.test_usage import at, data, usage  # noqa: F401 (data: a fixture)
-from meter.v1 import meter_pb2
-from meter_testing.requests import check, field_violations, limit
+from meter.v1 import admin_pb2, common_pb2, meter_pb2
+from meter_testing.alerts import AlertReader
+from meter_testing.requests import check, field_violations, limit, record
 
 
 def days(n: float) -> duration_pb2.Duration:
@@ -88,3 +89,32 @@ async def test_limit_statuses_say_when_the_limit_runs_out(env):
     assert statuses[1].projected_exhausted_at.ToDatetime(dt.UTC) == T0 + dt.timedelta(hours=6)
     # At the max: now.
     assert statuses[2].projected_exhausted_at.ToDatetime(dt.UTC) == T0
+
+
+async def test_projected_over_budget_alerts_once_per_window(env, clocked):
+    server, meter, _, tenant, _ = env
+    admin = clocked[2]
+    for rule_id, budget in (("month-50", 50), ("month-60", 60)):
+        r = admin_pb2.AlertRule(
+            id=rule_id, kind=common_pb2.ALERT_KIND_PROJECTED_OVER_BUDGET, severity=common_pb2.SEVERITY_WARNING,
+            window=common_pb2.Window(kind=common_pb2.WINDOW_KIND_MONTH), amount_nanos=budget * 10**9,
+        )  # fmt: skip
+        await admin.SetAlertRule(admin_pb2.SetAlertRuleRequest(rule=r), metadata=tenant.auth())
+    # $7 on 5 and on 9 March; $100 in February counts neither this month nor in the last 7 days.
+    calls = [("b1", at(5, 10), 7), ("b2", at(9, 23), 7), ("b3", at(28, month=2), 100)]
+    for call_id, when, usd in calls:
+        await meter.RecordCall(record(call_id, occurred_at=when, cost_nanos=usd * 10**9), metadata=tenant.auth("record"))
+    await server.evaluator.evaluate()
+    await server.evaluator.evaluate()  # the same window: no second alert
+    # Stored alerts are replayed before the first heartbeat: after it, every alert has arrived.
+    reader = AlertReader(meter, tenant.auth("read"), since_id=0, heartbeat_interval={"seconds": 1})
+    try:
+        await reader.wait_for(lambda r: r.heartbeats)
+    finally:
+        await reader.close()
+    # March so far $14; the 7 days before T0 cost $14, $2/day; 21.5 days left: $14 + $43 = $57.
+    [alert] = reader.alerts
+    assert (alert.rule_id, alert.kind) == ("month-50", common_pb2.ALERT_KIND_PROJECTED_OVER_BUDGET)
+    assert (alert.observed, alert.threshold) == (57e9, 50e9)
+    assert alert.window_start.ToDatetime(dt.UTC) == at(1) and alert.window_end.ToDatetime(dt.UTC) == at(1, month=4)
+    assert "$14.00 so far" in alert.message and "$2.00/day" in alert.message

@@ -101,3 +101,25 @@ def test_projected_period_cost():
     assert projected_period_cost(10 * 10**9, 7 * 10**9, 7 * 86_400 * 10**6, 907_200 * 10**6) == 20_500_000_000
     assert projected_period_cost(5, 7, 0, 10) == 5
     assert projected_period_cost(5, 7, 10, 0) == 5
+
+
+def test_projected_over_budget_judgement():
+    from meterd.domain.alerts import judge_projection, validate_rule
+    from meterd.domain.limits import Selector
+
+    rule = validate_rule(id="month", kind="projected_over_budget", severity="warning", scope=Selector(),
+                         amount_nanos=50 * 10**9, window_kind="month")  # fmt: skip
+    start, end, now = t(2028, 2, 1), t(2028, 3, 1), t(2028, 2, 29, 12)
+    # $14 so far, $14 over the 7 days before now ($2/day), 12 hours left: $15.
+    assert judge_projection(rule, start, end, now, 14 * 10**9, 14 * 10**9, now - 7 * D) == []
+    # $49 so far: $50 at the end, not over.
+    assert judge_projection(rule, start, end, now, 49 * 10**9, 14 * 10**9, now - 7 * D) == []
+    [alert] = judge_projection(rule, start, end, now, 49 * 10**9 + 1, 14 * 10**9, now - 7 * D)
+    assert (alert.observed, alert.threshold, alert.window_start, alert.window_end) == (
+        50e9 + 1, 50e9, start, end
+    )  # fmt: skip
+    assert "projected cost $50.00 by 2028-03-01 00:00 UTC over the budget $50.00" in alert.message
+    assert "$2.00/day over the last 7 days" in alert.message
+    # The budget is required, labels are not usable (rollups have none).
+    with pytest.raises(Exception, match="amount_nanos"):
+        validate_rule(id="x", kind="projected_over_budget", severity="warning", scope=Selector(), window_kind="month")
