@@ -10,7 +10,6 @@ import io
 import json
 
 import pytest
-
 from google.protobuf import duration_pb2, json_format
 
 from meter.v1 import meter_pb2

@@ -10,10 +10,18 @@ import pytest
 from google.protobuf import duration_pb2
 
 from e2e.conftest import T0
-from e2e.test_usage import at, data, usage  # noqa: F401 (data: a fixture)
+from e2e.test_usage import CALLS, at, record_all, request_for, usage
 from meter.v1 import admin_pb2, common_pb2, meter_pb2
 from meter_testing.alerts import AlertReader
 from meter_testing.requests import check, field_violations, limit, record
+
+
+@pytest.fixture
+async def data(env):
+    """(meter stub, tenant) with test_usage's CALLS recorded for a new tenant."""
+    _, meter, _, tenant, _ = env
+    await record_all(meter, tenant, (request_for(c) for c in CALLS))
+    return meter, tenant
 
 
 def days(n: float) -> duration_pb2.Duration:
@@ -44,7 +52,11 @@ async def test_forecast_with_a_basis_and_a_filter(data):
     # 2 days before T0, openai only: c09 (12,000) and c10 (4,000) on 10 March, c11 (OpenAI, 1,000).
     # First usage 10 March 11:10: the window is the hour 11:00-12:00; 30 days is 720 of those hours.
     reply = await usage(
-        meter, tenant, forecast_horizon=days(30), forecast_basis=days(2), filter=meter_pb2.UsageFilter(provider="openai")
+        meter,
+        tenant,
+        forecast_horizon=days(30),
+        forecast_basis=days(2),
+        filter=meter_pb2.UsageFilter(provider="openai"),
     )
     f = reply.forecast
     assert f.basis_start.ToDatetime(dt.UTC) == at(10, 11)
@@ -103,7 +115,9 @@ async def test_projected_over_budget_alerts_once_per_window(env, clocked):
     # $7 on 5 and on 9 March; $100 in February counts neither this month nor in the last 7 days.
     calls = [("b1", at(5, 10), 7), ("b2", at(9, 23), 7), ("b3", at(28, month=2), 100)]
     for call_id, when, usd in calls:
-        await meter.RecordCall(record(call_id, occurred_at=when, cost_nanos=usd * 10**9), metadata=tenant.auth("record"))
+        await meter.RecordCall(
+            record(call_id, occurred_at=when, cost_nanos=usd * 10**9), metadata=tenant.auth("record")
+        )
     await server.evaluator.evaluate()
     await server.evaluator.evaluate()  # the same window: no second alert
     # Stored alerts are replayed before the first heartbeat: after it, every alert has arrived.

@@ -109,6 +109,7 @@ async def test_cheaper_models_of_the_same_provider(known):
 async def test_named_candidates_are_all_priced_dearer_ones_too(known):
     meter, tenant = known
     r = await recommend(meter, tenant, candidate_models=["acmeai/mid", "acmeai/nope", "ZETA/z1"])
+    assert list(r.unpriced_candidates) == ["acmeai/nope", "zeta/z1"]
     big, tiny, z1 = r.models
     assert [(a.model, a.saving_nanos) for a in big.alternatives] == [("mid", 4_645_000_000)]
     # tiny on mid: 1,000 x $2 + 1,000 x $8 per Mtok = $0.01, dearer than its $0.002.

@@ -740,7 +740,7 @@ class HotSpot(_message.Message):
     def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., calls: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., latency_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cost_nanos: _Optional[int] = ...) -> None: ...
 
 class GetRecommendationsResponse(_message.Message):
-    __slots__ = ("start", "end", "priced_at", "models", "cache", "error_rate_models", "error_rate_providers", "latency_models", "latency_providers")
+    __slots__ = ("start", "end", "priced_at", "models", "cache", "error_rate_models", "error_rate_providers", "latency_models", "latency_providers", "unpriced_candidates")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     PRICED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -750,6 +750,7 @@ class GetRecommendationsResponse(_message.Message):
     ERROR_RATE_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MODELS_FIELD_NUMBER: _ClassVar[int]
     LATENCY_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    UNPRICED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     start: _timestamp_pb2.Timestamp
     end: _timestamp_pb2.Timestamp
     priced_at: _timestamp_pb2.Timestamp
@@ -759,4 +760,5 @@ class GetRecommendationsResponse(_message.Message):
     error_rate_providers: _containers.RepeatedCompositeFieldContainer[HotSpot]
     latency_models: _containers.RepeatedCompositeFieldContainer[HotSpot]
     latency_providers: _containers.RepeatedCompositeFieldContainer[HotSpot]
-    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelRecommendation, _Mapping]]] = ..., cache: _Optional[_Union[CacheSummary, _Mapping]] = ..., error_rate_models: _Optional[_Iterable[_Union[HotSpot, _Mapping]]] = ..., error_rate_providers: _Optional[_Iterable[_Union[HotSpot, _Mapping]]] = ..., latency_models: _Optional[_Iterable[_Union[HotSpot, _Mapping]]] = ..., latency_providers: _Optional[_Iterable[_Union[HotSpot, _Mapping]]] = ...) -> None: ...
+    unpriced_candidates: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelRecommendation, _Mapping]]] = ..., cache: _Optional[_Union[CacheSummary, _Mapping]] = ..., error_rate_models: _Optional[_Iterable[_Union[HotSpot, _Mapping]]] = ..., error_rate_providers: _Optional[_Iterable[_Union[HotSpot, _Mapping]]] = ..., latency_models: _Optional[_Iterable[_Union[HotSpot, _Mapping]]] = ..., latency_providers: _Optional[_Iterable[_Union[HotSpot, _Mapping]]] = ..., unpriced_candidates: _Optional[_Iterable[str]] = ...) -> None: ...

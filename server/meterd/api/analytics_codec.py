@@ -143,4 +143,5 @@ def recommendations_to_proto(r: RecommendationReport) -> meter_pb2.GetRecommenda
     reply.error_rate_providers.extend(_hot_spot(s) for s in r.hot.error_rate_providers)
     reply.latency_models.extend(_hot_spot(s) for s in r.hot.latency_models)
     reply.latency_providers.extend(_hot_spot(s) for s in r.hot.latency_providers)
+    reply.unpriced_candidates.extend(f"{p}/{m}" for p, m in r.unpriced_candidates)
     return reply

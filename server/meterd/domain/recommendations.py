@@ -72,9 +72,13 @@ def amounts(a: Aggregate) -> UsageAmounts:
     )
 
 
-def price_of(price: Price, a: Aggregate) -> CostBreakdown:
+def untiered(price: Price) -> Price:
+    return dataclasses.replace(price, tiers=()) if price.tiers else price
+
+
+def price_of(price: Price, a: Aggregate | UsageAmounts) -> CostBreakdown:
     """The summed usage at `price`, tiers not applied (see the module's docstring)."""
-    return breakdown(dataclasses.replace(price, tiers=()), amounts(a))
+    return breakdown(untiered(price), a if isinstance(a, UsageAmounts) else amounts(a))
 
 
 def prices_every_kind(price: Price, a: Aggregate) -> bool:
@@ -104,10 +108,11 @@ def alternatives(
     Named candidates are all listed, dearer ones too; otherwise only those that save something and
     price every kind of token the usage has."""
     out = []
+    summed = amounts(usage)
     for provider, model, price in candidates:
         if not explicit and not prices_every_kind(price, usage):
             continue
-        cost = price_of(price, usage)
+        cost = price_of(price, summed)
         saving = baseline_nanos - cost.total
         if explicit or saving > 0:
             out.append(Alternative(provider, model, price, cost, saving))

@@ -15,6 +15,7 @@ from meterd.domain.recommendations import (
     cache_what_if,
     hot_spots,
     price_of,
+    untiered,
 )
 from meterd.domain.usage import Aggregate, UsageQuery
 from meterd.service.prices import PriceBook
@@ -42,6 +43,7 @@ class RecommendationReport:
     totals: Aggregate
     target_bp: int | None
     hot: HotSpots
+    unpriced_candidates: list[tuple[str, str]]
 
     @property
     def target_cache_saving_nanos(self) -> int:
@@ -77,8 +79,10 @@ class RecommendationService:
             alts = alternatives(stats, baseline, pool, explicit=bool(q.candidates), limit=q.max_alternatives)
             moved, saving = cache_what_if(price, stats, q.target_bp)
             models.append(ModelReport(provider, model, stats, price, catalog, alts, moved, saving))
+        priced = {(p, m) for p, m, _ in named}
+        unpriced = [c for c in q.candidates if c not in priced]
         return RecommendationReport(
-            start, end, at, models, data.totals, q.target_bp, hot_spots(rows, q.min_calls, q.max_hot_spots)
+            start, end, at, models, data.totals, q.target_bp, hot_spots(rows, q.min_calls, q.max_hot_spots), unpriced
         )
 
     async def _priced(
@@ -89,5 +93,5 @@ class RecommendationService:
         for provider, model in models:
             price = await self.prices.lookup(tenant_id, provider, model, at)
             if price is not None:
-                out.append((provider, model, price))
+                out.append((provider, model, untiered(price)))
         return out
