@@ -9,6 +9,8 @@ that index's scan, not a filter.
 
 from __future__ import annotations
 
+from psycopg.rows import dict_row
+
 from meterd.domain.call_search import CallOrder, CallSearch, CallSearchQuery
 from meterd.domain.usage import CallRow
 from meterd.store.db import Database
@@ -82,6 +84,6 @@ class CallSearchStore:
 
     async def search(self, tenant_id: str, query: CallSearchQuery) -> list[CallRow]:
         sql, params = search_sql(query)
-        async with self.db.connection() as conn:
-            cur = await conn.execute(sql, params | {"tenant": tenant_id})
+        async with self.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(sql, params | {"tenant": tenant_id})
             return [CallRow(**r) for r in await cur.fetchall()]
