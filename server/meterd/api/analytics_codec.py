@@ -93,7 +93,7 @@ def recommendation_query(request: meter_pb2.GetRecommendationsRequest) -> Recomm
     )
 
 
-def _breakdown(b: CostBreakdown) -> common_pb2.CostBreakdown:
+def breakdown_to_proto(b: CostBreakdown) -> common_pb2.CostBreakdown:
     return common_pb2.CostBreakdown(
         input_nanos=b.input, output_nanos=b.output, cached_read_nanos=b.cached_read, cache_write_nanos=b.cache_write,
         requests_nanos=b.requests, units_nanos=b.units, other_nanos=b.other, cache_savings_nanos=b.cache_savings,
@@ -125,7 +125,7 @@ def recommendations_to_proto(r: RecommendationReport) -> meter_pb2.GetRecommenda
         for alt in m.alternatives:
             row.alternatives.add(
                 provider=alt.provider, model=alt.model, price_id=alt.price.price_id, cost_nanos=_i64(alt.cost.total),
-                cost_breakdown=_breakdown(alt.cost), saving_nanos=max(-INT64_MAX, _i64(alt.saving_nanos)),
+                cost_breakdown=breakdown_to_proto(alt.cost), saving_nanos=max(-INT64_MAX, _i64(alt.saving_nanos)),
             )  # fmt: skip
     t = r.totals
     reply.cache.CopyFrom(

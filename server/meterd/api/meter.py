@@ -8,6 +8,7 @@ from collections.abc import Callable
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
 from meterd.api.alerts_codec import alert_to_proto, stream_request
 from meterd.api.analytics_codec import (
+    breakdown_to_proto,
     call_search,
     forecast_spec,
     forecast_to_proto,
@@ -415,21 +416,8 @@ def _call_record(c: CallRow) -> meter_pb2.CallRecord:
         reservation_id=c.reservation_id or "",
         api_key_id=c.api_key_id,
         metadata=c.metadata,
-        cost_breakdown=None if c.cost_parts is None else _breakdown(CostBreakdown.from_tuple(c.cost_parts)),
+        cost_breakdown=None if c.cost_parts is None else breakdown_to_proto(CostBreakdown.from_tuple(c.cost_parts)),
         service_tier=c.service_tier,
-    )
-
-
-def _breakdown(b: CostBreakdown) -> common_pb2.CostBreakdown:
-    return common_pb2.CostBreakdown(
-        input_nanos=b.input,
-        output_nanos=b.output,
-        cached_read_nanos=b.cached_read,
-        cache_write_nanos=b.cache_write,
-        requests_nanos=b.requests,
-        units_nanos=b.units,
-        other_nanos=b.other,
-        cache_savings_nanos=b.cache_savings,
     )
 
 
@@ -444,4 +432,4 @@ def _fill_record_response(reply: meter_pb2.RecordCallResponse, outcome: RecordOu
     reply.limits.extend(status_to_proto(s) for s in outcome.states)
     reply.recorded_at.CopyFrom(ts(result.recorded_at))
     if result.cost_parts is not None:
-        reply.cost_breakdown.CopyFrom(_breakdown(result.cost_parts))
+        reply.cost_breakdown.CopyFrom(breakdown_to_proto(result.cost_parts))
