@@ -257,18 +257,16 @@ class MeterClient:
         """GetUsage: totals, rows per group, projection (see meter._core.usage_request for keywords)."""
         return self._unary(self.stub.GetUsage, _core.usage_request(**kwargs), timeout or self.settings.read_timeout)
 
-    def list_calls(
-        self, *, start=None, end=None, page_size: int = 50, page_token: str = "", **filters
-    ) -> meter_pb2.ListCallsResponse:
-        """ListCalls, newest first; filters are UsageFilter fields (subject, provider, outcome...)."""
-        request = meter_pb2.ListCallsRequest(
-            start=_core._timestamp(start),
-            end=_core._timestamp(end),
-            filter=meter_pb2.UsageFilter(**filters),
-            page_size=page_size,
-            page_token=page_token,
+    def recommendations(self, **kwargs) -> meter_pb2.GetRecommendationsResponse:
+        """GetRecommendations: cheaper models, caching, hot spots (see meter._core.recommendations_request)."""
+        return self._unary(
+            self.stub.GetRecommendations, _core.recommendations_request(**kwargs), self.settings.read_timeout
         )
-        return self._unary(self.stub.ListCalls, request, self.settings.read_timeout)
+
+    def list_calls(self, **kwargs) -> meter_pb2.ListCallsResponse:
+        """ListCalls, newest first unless order_by says "cost" or "latency"; keywords: start, end,
+        page_size, page_token, the search minimums and UsageFilter fields (see meter._core.list_calls_request)."""
+        return self._unary(self.stub.ListCalls, _core.list_calls_request(**kwargs), self.settings.read_timeout)
 
     def alerts(
         self,

@@ -18,7 +18,7 @@ from meterd.config import Config, add_flags
 from meterd.domain.keys import validate_tenant
 
 ALERT_KINDS = ("limit_threshold", "window_cost", "call_cost", "error_rate", "latency_p95", "unpriced_model",
-               "denials", "reservation_expired")  # fmt: skip
+               "denials", "reservation_expired", "projected_over_budget")  # fmt: skip
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -260,7 +260,7 @@ def add_parser(sub) -> None:
         setting.add_argument(f"--{name}", default="")
     setting.add_argument("--label", action="append", help="scope label key=value (repeat)")
     setting.add_argument("--threshold", action="append", type=int, help="limit_threshold: percent of max (repeat)")
-    setting.add_argument("--amount-usd", type=usd, help="window_cost, call_cost: amount in USD")
+    setting.add_argument("--amount-usd", type=usd, help="window_cost, call_cost, projected_over_budget: amount in USD")
     setting.add_argument("--window", choices=("hour", "day", "week", "month", "minute", "fixed"))
     setting.add_argument("--window-duration", help="for --window fixed, e.g. 6h")
     setting.add_argument("--error-rate", type=float, help="error_rate: fraction, e.g. 0.05")

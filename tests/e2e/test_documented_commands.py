@@ -47,7 +47,7 @@ SKIP_RUN = {
 }
 # Commands that serve or dial a running server with a key, run by their own tests against one
 # (tests/console/test_people_cli.py); the others act on the database and run here.
-DIAL_A_SERVER = {"serve", "console", "usage", "calls", "report", "limits"}
+DIAL_A_SERVER = {"serve", "console", "usage", "calls", "recommend", "report", "limits"}
 
 
 def dials_a_server(args: list[str]) -> bool:

@@ -97,6 +97,15 @@ class PriceBook:
             self._candidates[key] = candidates
         return choose(candidates[0], at, service_tier) or choose(candidates[1], at, service_tier)
 
+    async def model_names(self, tenant_id: str, provider: str) -> list[str]:
+        """Every model the tenant's prices or the shared catalog name exactly (no glob) for a
+        provider, sorted: the candidates GetRecommendations prices the same usage on."""
+        names: set[str] = set()
+        for prices in await self._sets(tenant_id):
+            names.update(p.model_pattern for p in prices.globs if p.is_exact and p.provider.casefold() == provider)
+            names.update(model for prov, model in prices.by_model if prov.casefold() == provider)
+        return sorted(names)
+
     async def cost(
         self, tenant_id: str, provider: str, model: str, at: dt.datetime, amounts: UsageAmounts, service_tier: str = ""
     ) -> tuple[CostBreakdown, Price | None]:
