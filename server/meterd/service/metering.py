@@ -8,8 +8,8 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from meterd.domain.calls import CallInput
 from meterd.domain.bounds import quote
+from meterd.domain.calls import CallInput
 from meterd.domain.errors import Internal, MeterError
 from meterd.domain.keys import Principal
 from meterd.domain.limits import Usage, matching
@@ -22,6 +22,7 @@ from meterd.store.db import content_error
 from meterd.store.records import Recorded, RecordItem, RecordResult, RecordStore
 
 log = logging.getLogger(__name__)
+
 
 @dataclasses.dataclass(frozen=True)
 class RecordOutcome:
