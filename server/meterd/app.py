@@ -90,7 +90,9 @@ class MeterServer:
         self.auth_guard = AuthGuard(
             self.keys.authenticate, unknown_ttl=config.unknown_key_ttl, peer_failures=config.peer_auth_failures
         )
-        self.tenant_gate = TenantGate(config.tenant_max_in_flight, config.tenant_max_wait)
+        self.tenant_gate = TenantGate(
+            config.tenant_max_in_flight, config.tenant_max_wait, max_rate=config.tenant_max_rate
+        )
         self.key_cache = KeyCache(self.auth_guard.lookup, ttl=config.key_cache_ttl)
         self.limit_store = LimitStore(self.db)
         self.limits = LimitCache(self.limit_store, database_url)

@@ -45,6 +45,7 @@ _CODES: dict[type[errors.MeterError], grpc.StatusCode] = {
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Internal: grpc.StatusCode.INTERNAL,
 }
 
 
