@@ -196,6 +196,7 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "model": Text(ID),
         "operation": Text(ID),
         "labels": LABELS,
+        "error_code": Text(ID),
     },
     "GetUsageRequest": {
         "group_by": Items(8),
@@ -275,6 +276,13 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "bind_san": Text(SUBJECT),
     },
     "RevokeApiKeyRequest": {"id": Text(NAME)},
+    # domain.dimensions
+    "SetLabelDimensionRequest": {
+        "label_key": Text(NAME, required=True),
+        "max_values_per_day": Int(0, 100_000, "values"),
+    },
+    "DeleteLabelDimensionRequest": {"label_key": Text(NAME, required=True)},
+    "BackfillLabelRollupsRequest": {"label_key": Text(NAME)},
 }
 
 

@@ -10,6 +10,7 @@ from meterd.domain.usage import (
     CallRow,
     CallsQuery,
     Cursor,
+    Dimension,
     Projection,
     UsageQuery,
     UsageRow,
@@ -18,6 +19,7 @@ from meterd.domain.usage import (
     project,
     projection_window,
 )
+from meterd.store.label_rollups import LabelRollupStore
 from meterd.store.usage import UsageStore
 
 
@@ -39,10 +41,15 @@ class CallsPage:
 
 
 class UsageService:
-    def __init__(self, store: UsageStore) -> None:
+    def __init__(self, store: UsageStore, dimensions: LabelRollupStore | None = None) -> None:
         self.store = store
+        self.dimensions = dimensions
 
     async def usage(self, tenant_id: str, query: UsageQuery) -> UsageReport:
+        if self.dimensions is not None and (query.filter.labels or Dimension.LABEL in query.group_by):
+            # Declared labels are answered from their rollups (docs/usage.md).
+            declared = await self.dimensions.declared(tenant_id)
+            query = dataclasses.replace(query, declared=frozenset(declared))
         start, end = query.answered_range()
         window = projection_window(end) if query.projection else None
         data = await self.store.usage(tenant_id, query, start, end, window)
