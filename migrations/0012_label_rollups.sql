@@ -9,7 +9,8 @@
 --
 -- Cardinality is bounded per (tenant, key, UTC day): the first max_values_per_day distinct values
 -- of a day are admitted (dimension_values, counted in dimension_value_counts); later new values of
--- that day are added under '__other__'. Error codes (key "") admit 1,000 per day.
+-- that day are added under '__other__'. Error codes (key "") admit 1,000 per day. The value "" (a
+-- call without the label, a success) is never folded and not counted.
 --
 -- Writers of these tables hold an advisory lock on 'meter_dimensions/<tenant>': shared on the
 -- record path, exclusive when declaring, deleting or back-filling, so a back-fill that recomputes
@@ -127,7 +128,7 @@ DECLARE
 BEGIN
     FOR g IN SELECT DISTINCT c.t, c.k, c.d
                FROM jsonb_to_recordset(p_values) AS c(t text, k text, d timestamptz, v text)
-              WHERE NOT EXISTS (SELECT 1 FROM dimension_values x
+              WHERE c.v <> '' AND NOT EXISTS (SELECT 1 FROM dimension_values x
                                  WHERE (x.tenant_id, x.label_key, x.day, x.label_value) = (c.t, c.k, c.d, c.v))
               ORDER BY 1, 2, 3
     LOOP
@@ -145,7 +146,7 @@ BEGIN
             INSERT INTO dimension_values (tenant_id, label_key, day, label_value)
             SELECT g.t, g.k, g.d, v
               FROM (SELECT DISTINCT c.v FROM jsonb_to_recordset(p_values) AS c(t text, k text, d timestamptz, v text)
-                     WHERE (c.t, c.k, c.d) = (g.t, g.k, g.d)
+                     WHERE (c.t, c.k, c.d) = (g.t, g.k, g.d) AND c.v <> ''
                        AND NOT EXISTS (SELECT 1 FROM dimension_values x
                                         WHERE (x.tenant_id, x.label_key, x.day, x.label_value) = (g.t, g.k, g.d, c.v))
                    ) fresh

@@ -1,4 +1,4 @@
-"""`meter serve | migrate | keys | retention | prices | alerts`: the command-line entry point."""
+"""`meter serve | migrate | keys | retention | prices | alerts | dimensions`: the command-line entry point."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from meterd import cli_alert_defaults
+from meterd import cli_alert_defaults, cli_dimensions
 from meterd.client_flags import add_tls_client_flags, tls_from_args
 from meterd.config import Config, add_flags
 from meterd.console.cli import add_console_commands, run_console_command
@@ -699,6 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retention_parser(sub)
     _add_prices_parser(sub)
     _add_alerts_parser(sub)
+    cli_dimensions.add_parser(sub, _instant)
     add_console_commands(sub)
     return parser
 
@@ -729,6 +730,8 @@ def main(argv: list[str] | None = None) -> None:
             cli_alert_defaults.run(config, args, database, _with_database, validate_tenant)
         elif args.command == "alerts":
             cmd_alert_rules(config, args)
+        elif args.command == "dimensions":
+            cli_dimensions.run(config, args, database, _with_database, validate_tenant)
         else:
             cmd_keys(config, args)
     except MeterError as exc:

@@ -4,7 +4,7 @@ writes, and the back-fill from raw calls.
 Every call is added once per declared label key of its tenant (under its value of that label, ""
 when it has none) and once under the reserved key "" whose value is its error code ("" for a
 successful call or an error without a code). The first N distinct values of a (tenant, key, UTC day)
-are admitted; the rest of that day's values are added under OTHER. Writers serialise against a
+are admitted; the rest of that day's values are added under OTHER ("" is never folded nor counted). Writers serialise against a
 back-fill with an advisory lock per tenant (shared here, exclusive in `backfill_day` and declarations).
 """
 
@@ -95,7 +95,7 @@ def _upsert(table: str, time_column: str, time_expr: str) -> str:
     updates = ",\n    ".join(f"{c} = r.{c} + excluded.{c}" for c in _FIGURE_NAMES)
     return f"""WITH {_exploded(_RECORD)}, mapped AS (
     SELECT x.*, {time_expr} AS tt,
-           CASE WHEN EXISTS (SELECT 1 FROM dimension_values dv
+           CASE WHEN x.v0 = '' OR EXISTS (SELECT 1 FROM dimension_values dv
                               WHERE (dv.tenant_id, dv.label_key, dv.day, dv.label_value)
                                   = (x.t, x.k, date_trunc('day', x.h, 'UTC'), x.v0))
                 THEN x.v0 ELSE '{OTHER}' END AS v
@@ -170,7 +170,7 @@ _BUCKET = "CASE WHEN latency_us IS NOT NULL THEN least(127, floor(log(2, greates
 def _backfill_sql(key: str) -> tuple[str, ...]:
     value = _value_of(key)
     day_calls = "FROM calls WHERE tenant_id = %(tenant)s AND occurred_at >= %(day)s AND occurred_at < %(next)s"
-    mapped = f"""CASE WHEN EXISTS (SELECT 1 FROM dimension_values dv
+    mapped = f"""CASE WHEN {value} = '' OR EXISTS (SELECT 1 FROM dimension_values dv
                         WHERE (dv.tenant_id, dv.label_key, dv.day, dv.label_value) = (%(tenant)s, %(key)s, %(day)s, {value}))
           THEN {value} ELSE '{OTHER}' END"""
     names = ", ".join(_FIGURE_NAMES)
@@ -185,6 +185,7 @@ def _backfill_sql(key: str) -> tuple[str, ...]:
         f"""INSERT INTO dimension_values (tenant_id, label_key, day, label_value)
             SELECT %(tenant)s, %(key)s, %(day)s, v
               FROM (SELECT {value} AS v, min(occurred_at) AS first {day_calls} GROUP BY 1) s
+             WHERE v <> ''
              ORDER BY first, v COLLATE "C" LIMIT %(max)s""",
         """INSERT INTO dimension_value_counts (tenant_id, label_key, day, n)
             SELECT %(tenant)s, %(key)s, %(day)s, count(*) FROM dimension_values
