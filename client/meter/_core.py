@@ -302,6 +302,7 @@ def _merged(usage: common_pb2.Usage, given: dict) -> common_pb2.Usage:
 _GROUP = {name.removeprefix("GROUP_BY_").lower(): value for name, value in meter_pb2.GroupBy.items()}
 _BUCKET = {name.removeprefix("TIME_BUCKET_").lower(): value for name, value in meter_pb2.TimeBucket.items()}
 _ORDER = {name.removeprefix("USAGE_ORDER_").lower(): value for name, value in meter_pb2.UsageOrder.items()}
+_OUTCOME = {name.removeprefix("OUTCOME_").lower(): value for name, value in common_pb2.Outcome.items()}
 
 
 def _enum(table: dict, value, what: str) -> int:
@@ -330,10 +331,12 @@ def usage_request(
     descending: bool = False,
     limit: int = 0,
     include_projection: bool = False,
+    outcome: str | int = 0,
+    error_code: str = "",
 ) -> meter_pb2.GetUsageRequest:
-    """group_by: "subject", "provider", "model", "operation", "label", "time" (or GroupBy values);
-    time_bucket: "hour", "day", "week", "month"; order_by: "cost", "calls", "total_tokens", "errors",
-    "latency_p95"."""
+    """group_by: "subject", "provider", "model", "operation", "label", "time", "error_code" (or GroupBy
+    values); time_bucket: "hour", "day", "week", "month"; order_by: "cost", "calls", "total_tokens",
+    "errors", "latency_p95", "error_rate"; outcome: "success" or "error" (default both)."""
     return meter_pb2.GetUsageRequest(
         start=_timestamp(start),
         end=_timestamp(end),
@@ -344,6 +347,8 @@ def usage_request(
             model=model,
             operation=operation,
             labels=dict(labels or {}),
+            outcome=_enum(_OUTCOME, outcome, "outcome"),
+            error_code=error_code,
         ),
         group_by=[_enum(_GROUP, g, "group_by") for g in group_by],
         label_key=label_key,
