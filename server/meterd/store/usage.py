@@ -364,33 +364,44 @@ def _subject_sql(query: UsageQuery, group_by: Sequence[Dimension], spans: Sequen
     )
 
 
+# What ordering a top-N needs of each group (every _ORDER_METRICS but the p95): the first pass of
+# _top_subject_sql sums only these, so ranking thousands of groups skips the other twenty sums.
+_RANKING_COLUMNS = ("calls", "errors", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens",
+                    "cost_nanos")  # fmt: skip
+
+
 def _top_subject_sql(query: UsageQuery, spans: Sequence[Span], order: list[str]) -> str:
-    """Groups of the per-subject rollup, ordered by a sum and limited: the sums of every group first,
-    then histograms only for the groups kept (the top 10 users of thousands need 10 histograms)."""
+    """Groups of a sparse rollup, ordered by a sum and limited: the groups are ranked on the few sums
+    the order needs, then every sum and the histogram are computed only for the groups kept (the
+    top 10 users of thousands need 10 histograms)."""
     keys = _keys(query.group_by, "t", spans[0].source)
     aliases = ", ".join(alias for _, alias in keys)
-    on = " AND ".join(f"f.{alias} = g.{alias}" for _, alias in keys)
+    on = " AND ".join(f"f.{alias} = kept.{alias}" for _, alias in keys)
     # The second pass reads only the kept subjects' (or label values') rows, which the primary key
     # (tenant, hour, subject, ...) finds without reading every row again.
-    kept = " AND subject IN (SELECT k_subject FROM g)" if Dimension.SUBJECT in query.group_by else ""
+    kept = " AND subject IN (SELECT k_subject FROM kept)" if Dimension.SUBJECT in query.group_by else ""
     for d in (Dimension.LABEL, Dimension.ERROR_CODE):
         if d in query.group_by and spans[0].source in _LABEL_SOURCES:
-            kept = f" AND label_value IN (SELECT {_KEY_ALIASES[d]} FROM g)"
-    return f"""WITH sums AS (
-    SELECT {aliases}, {_ROLLUP_SUMS}
-      FROM ({_keyed_rollup_rows(keys, spans, query.filter, _ROLLUP_FIGURES)}) k
+            kept = f" AND label_value IN (SELECT {_KEY_ALIASES[d]} FROM kept)"
+    ranking = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in _RANKING_COLUMNS)
+    return f"""WITH ranked AS (
+    SELECT {aliases}, {ranking}
+      FROM ({_keyed_rollup_rows(keys, spans, query.filter, ", ".join(_RANKING_COLUMNS))}) k
      GROUP BY {aliases}
-), g AS (
-    SELECT * FROM sums g ORDER BY {", ".join(order)} LIMIT %(limit)s
+), kept AS (
+    SELECT {aliases} FROM ranked g ORDER BY {", ".join(order)} LIMIT %(limit)s
 ), f AS (
-    SELECT f.* FROM ({_keyed_rollup_rows(keys, spans, query.filter, "latency_hist", kept)}) f JOIN g ON {on}
+    SELECT f.* FROM ({_keyed_rollup_rows(keys, spans, query.filter, _ROLLUP_FIGURES + ", latency_hist", kept)}) f
+      JOIN kept ON {on}
+), sums AS (
+    SELECT {aliases}, {_ROLLUP_SUMS} FROM f GROUP BY {aliases}
 ), hist AS (
     SELECT {aliases}, jsonb_object_agg(bucket, n) AS latency_hist
       FROM (SELECT {aliases}, {_SPARSE_BUCKETS} GROUP BY {aliases}, e.k) b
      GROUP BY {aliases}
 )
 SELECT g.*, hist.latency_hist
-  FROM g LEFT JOIN hist USING ({aliases})
+  FROM sums g LEFT JOIN hist USING ({aliases})
  ORDER BY {", ".join(order)}"""
 
 
