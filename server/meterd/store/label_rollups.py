@@ -227,6 +227,9 @@ class LabelRollupStore:
         """Declare (or change the bound of) a dimension; True when it is new."""
         async with self.db.transaction() as conn:
             await conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})", (tenant_id,))
+            cur = await conn.execute("SELECT 1 FROM tenants WHERE id = %s", (tenant_id,))
+            if await cur.fetchone() is None:
+                raise NotFound(f"tenant {tenant_id[:64]!r} does not exist (create a key for it first)")
             cur = await conn.execute(
                 """INSERT INTO label_dimensions AS d (tenant_id, label_key, max_values_per_day) VALUES (%s, %s, %s)
                    ON CONFLICT (tenant_id, label_key) DO UPDATE SET max_values_per_day = excluded.max_values_per_day
