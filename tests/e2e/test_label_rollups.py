@@ -197,3 +197,57 @@ async def test_declared_labels_and_error_codes_answer_from_rollups_through_reten
             got = [(r.key.error_code, r.key.provider, r.stats.calls, r.stats.errors, r.stats.cost_nanos)
                    for r in errors.rows]  # fmt: skip
             assert got == BY_ERROR_RATE
+
+
+LABEL_VS_MODEL = """SELECT l.hour, l.provider, l.model, l.operation, l.calls, l.cost::bigint, l.hist
+  FROM (SELECT hour, provider, model, operation, sum(calls) AS calls, sum(cost_nanos) AS cost,
+               meter_sparse_hist_sum(latency_hist) AS hist
+          FROM usage_label_hourly WHERE label_key = %s GROUP BY 1, 2, 3, 4) l
+EXCEPT
+SELECT hour, provider, model, operation, calls, cost_nanos::bigint,
+       (SELECT coalesce(jsonb_object_agg((o - 1)::text, n), '{}') FROM unnest(latency_buckets) WITH ORDINALITY u(n, o)
+         WHERE n <> 0)
+  FROM usage_model_hourly"""
+DAILY_VS_HOURLY = """SELECT tenant_id, label_key, date_trunc('day', hour, 'UTC'), label_value, provider, model, operation,
+       sum(calls), sum(cost_nanos), meter_sparse_hist_sum(latency_hist)
+  FROM usage_label_hourly GROUP BY 1, 2, 3, 4, 5, 6, 7
+EXCEPT
+SELECT tenant_id, label_key, day, label_value, provider, model, operation, calls, cost_nanos, latency_hist
+  FROM usage_label_daily"""
+
+
+async def test_concurrent_records_admit_exactly_the_bound_and_every_call_once(fresh_database_url):
+    import psycopg
+
+    clock = FakeClock(NOW)
+    async with running_server(fresh_database_url, clock=clock, batch_workers=4) as server:
+        _, key = await server.keys.create("burst", ["admin"])
+        auth = (("authorization", f"Bearer {key}"),)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            meter, admin = meter_pb2_grpc.MeterStub(channel), admin_pb2_grpc.MeterAdminStub(channel)
+            await admin.SetLabelDimension(
+                admin_pb2.SetLabelDimensionRequest(label_key="conversation", max_values_per_day=10), metadata=auth
+            )
+            requests = []
+            for i in range(120):  # 60 distinct conversations, each twice, over two hours of one day
+                r = record(f"b{i}", occurred_at=NOW - dt.timedelta(hours=1 + i % 2, minutes=i % 50),
+                           labels={"conversation": f"v{i % 60:02d}"}, cost_nanos=10 + i,
+                           outcome=ERR if i % 5 == 0 else OK, error_code=f"E{i % 3}" if i % 5 == 0 else "")  # fmt: skip
+                r.latency.FromMicroseconds(1000 + i * 7919)
+                requests.append(r)
+            await asyncio.gather(*(meter.RecordCall(r, metadata=auth) for r in requests))
+            reply = await meter.GetUsage(
+                meter_pb2.GetUsageRequest(start=NOW - dt.timedelta(days=1), end=NOW,
+                                          group_by=[meter_pb2.GROUP_BY_LABEL], label_key="conversation"),
+                metadata=auth,
+            )  # fmt: skip
+    values = {r.key.label_value: r.stats.calls for r in reply.rows}
+    assert len(values) == 11 and values.pop("__other__") + sum(values.values()) == 120
+    assert all(n == 2 for n in values.values())  # an admitted value has both its calls, never one in __other__
+    assert sum(r.stats.cost_nanos for r in reply.rows) == sum(10 + i for i in range(120)) == reply.totals.cost_nanos
+    async with await psycopg.AsyncConnection.connect(fresh_database_url) as conn:
+        for key in ("conversation", ""):  # every call once per key: the label rows sum to the model rows
+            assert await (await conn.execute(LABEL_VS_MODEL, (key,))).fetchall() == []
+        assert await (await conn.execute(DAILY_VS_HOURLY)).fetchall() == []
+        counted = await (await conn.execute("SELECT label_key, n FROM dimension_value_counts ORDER BY 1")).fetchall()
+        assert counted == [("", 3), ("conversation", 10)]
