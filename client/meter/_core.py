@@ -303,6 +303,7 @@ _GROUP = {name.removeprefix("GROUP_BY_").lower(): value for name, value in meter
 _BUCKET = {name.removeprefix("TIME_BUCKET_").lower(): value for name, value in meter_pb2.TimeBucket.items()}
 _ORDER = {name.removeprefix("USAGE_ORDER_").lower(): value for name, value in meter_pb2.UsageOrder.items()}
 _CALL_ORDER = {name.removeprefix("CALL_ORDER_").lower(): value for name, value in meter_pb2.CallOrder.items()}
+_OUTCOME = {name.removeprefix("OUTCOME_").lower(): value for name, value in common_pb2.Outcome.items()}
 
 
 def _enum(table: dict, value, what: str) -> int:
@@ -333,10 +334,13 @@ def usage_request(
     include_projection: bool = False,
     forecast_horizon: float | None = None,
     forecast_basis: float | None = None,
+    outcome: str | int = 0,
+    error_code: str = "",
 ) -> meter_pb2.GetUsageRequest:
-    """group_by: "subject", "provider", "model", "operation", "label", "time" (or GroupBy values);
-    time_bucket: "hour", "day", "week", "month"; order_by: "cost", "calls", "total_tokens", "errors",
-    "latency_p95"; forecast_horizon, forecast_basis: seconds."""
+    """group_by: "subject", "provider", "model", "operation", "label", "time", "error_code" (or GroupBy
+    values); time_bucket: "hour", "day", "week", "month"; order_by: "cost", "calls", "total_tokens",
+    "errors", "latency_p95", "error_rate"; outcome: "success" or "error" (default both);
+    forecast_horizon, forecast_basis: seconds."""
     return meter_pb2.GetUsageRequest(
         start=_timestamp(start),
         end=_timestamp(end),
@@ -347,6 +351,8 @@ def usage_request(
             model=model,
             operation=operation,
             labels=dict(labels or {}),
+            outcome=_enum(_OUTCOME, outcome, "outcome"),
+            error_code=error_code,
         ),
         group_by=[_enum(_GROUP, g, "group_by") for g in group_by],
         label_key=label_key,
@@ -370,11 +376,10 @@ def list_calls_request(
     min_latency: float | None = None,
     min_total_tokens: int = 0,
     min_cached_read_tokens: int = 0,
-    error_code: str = "",
     order_by: str | int = 0,
     **filters,
 ) -> meter_pb2.ListCallsRequest:
-    """filters: UsageFilter fields (subject, provider, outcome...); min_latency in seconds;
+    """filters: UsageFilter fields (subject, provider, outcome, error_code...); min_latency in seconds;
     order_by: "newest", "cost" (dearest first), "latency" (slowest first) or a CallOrder value."""
     return meter_pb2.ListCallsRequest(
         start=_timestamp(start),
@@ -386,7 +391,6 @@ def list_calls_request(
         min_latency=_duration(min_latency),
         min_total_tokens=min_total_tokens,
         min_cached_read_tokens=min_cached_read_tokens,
-        error_code=error_code,
         order_by=_enum(_CALL_ORDER, order_by, "order_by"),
     )
 

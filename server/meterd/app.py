@@ -27,6 +27,7 @@ from meterd.domain.clock import utc_now
 from meterd.service.alert_hub import AlertHub
 from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender
 from meterd.service.channels import ChannelSender
+from meterd.service.dimensions import DimensionAdmin
 from meterd.service.key_usage import LastUsed
 from meterd.service.limit_cache import LimitCache
 from meterd.service.metering import MeteringService
@@ -40,6 +41,7 @@ from meterd.store.db import Database, HealthProbe
 from meterd.store.deliveries import DeliveryStore
 from meterd.store.gauges import active_reservations
 from meterd.store.keys import KeyStore
+from meterd.store.label_rollups import LabelRollupStore
 from meterd.store.limits import LimitStore
 from meterd.store.migrate import MigrationError, migrate
 from meterd.store.partitions import PartitionStore
@@ -185,7 +187,7 @@ class MeterServer:
             MeterServicer(
                 self.quota,
                 self.metering,
-                UsageService(UsageStore(self.db)),
+                UsageService(UsageStore(self.db), LabelRollupStore(self.db)),
                 recommendations=RecommendationService(UsageStore(self.db), self.prices),
                 clock=clock or utc_now,
                 backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
@@ -204,6 +206,7 @@ class MeterServer:
                 PriceAdmin(self.prices),
                 Repricer(RepriceStore(self.db), self.prices.store, self.limit_store),
                 self.alert_store,
+                DimensionAdmin(LabelRollupStore(self.db)),
             ),
             self.server,
         )

@@ -1,4 +1,4 @@
-"""`meter serve | migrate | keys | retention | prices | alerts`: the command-line entry point."""
+"""`meter serve | migrate | keys | retention | prices | alerts | dimensions`: the command-line entry point."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import logging
 import signal
 import sys
 
-from meterd import cli_alert_defaults, cli_alerts, cli_keys, cli_prices, cli_retention
+from meterd import cli_alert_defaults, cli_alerts, cli_dimensions, cli_keys, cli_prices, cli_retention
+from meterd.cli_args import instant
 from meterd.cli_db import database, with_database
 from meterd.config import Config, add_flags
 from meterd.console.cli import add_console_commands, run_console_command
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_retention.add_parser(sub)
     cli_prices.add_parser(sub)
     cli_alerts.add_parser(sub)
+    cli_dimensions.add_parser(sub, instant)
     add_console_commands(sub)
     return parser
 
@@ -118,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
             cli_alert_defaults.run(config, args, database, with_database, validate_tenant)
         elif args.command == "alerts":
             cli_alerts.cmd_alert_rules(config, args)
+        elif args.command == "dimensions":
+            cli_dimensions.run(config, args, database, with_database, validate_tenant)
         else:
             cli_keys.cmd_keys(config, args)
     except MeterError as exc:

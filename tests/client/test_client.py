@@ -126,6 +126,13 @@ async def test_async_guard_records_success_error_and_skip(target, fresh_tenant, 
         usage = await meter.usage(subject="user:4")
         totals = usage.totals
         assert (totals.calls, totals.errors) == (2, 1)
+        failures = (await meter.usage(subject="user:4", outcome="error", group_by=["error_code"])).rows
+        assert [(r.key.error_code, r.stats.calls, r.stats.errors) for r in failures] == [
+            ("FakeRateLimitError:rate_limit_exceeded", 1, 1)
+        ]
+        assert (await meter.usage(subject="user:4", outcome="success")).totals.calls == 1
+        with pytest.raises(ValueError, match="unknown outcome"):
+            await meter.usage(outcome="maybe")
         assert (totals.input_tokens, totals.output_tokens, totals.cached_read_tokens, totals.cache_write_tokens) == (
             30,
             200,

@@ -46,8 +46,8 @@ def ids(records) -> list[str]:
         (dict(min_total_tokens=3000), ["c06", "c04", "c02"]),
         (dict(min_cached_read_tokens=1), ["c09", "c06", "c02"]),
         (dict(min_cached_read_tokens=1000, order_by=ORDER.CALL_ORDER_COST), ["c06", "c02"]),
-        (dict(error_code="upstream_error"), ["c08", "c05"]),
-        (dict(error_code="upstream_error", min_latency=ms(2000)), ["c05"]),
+        (dict(filter=meter_pb2.UsageFilter(error_code="upstream_error")), ["c08", "c05"]),
+        (dict(filter=meter_pb2.UsageFilter(error_code="upstream_error"), min_latency=ms(2000)), ["c05"]),
         # With the usual filters too.
         (
             dict(filter=meter_pb2.UsageFilter(provider="openai"), order_by=ORDER.CALL_ORDER_COST, min_cost_nanos=1),
@@ -139,7 +139,9 @@ async def test_altered_or_foreign_tokens_are_invalid_argument(data):
         meter_pb2.ListCallsRequest(order_by=ORDER.CALL_ORDER_LATENCY, page_token=token),
         meter_pb2.ListCallsRequest(page_token=token),
         meter_pb2.ListCallsRequest(order_by=ORDER.CALL_ORDER_COST, min_cost_nanos=1, page_token=token),
-        meter_pb2.ListCallsRequest(order_by=ORDER.CALL_ORDER_COST, error_code="x", page_token=token),
+        meter_pb2.ListCallsRequest(
+            order_by=ORDER.CALL_ORDER_COST, filter=meter_pb2.UsageFilter(error_code="x"), page_token=token
+        ),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await meter.ListCalls(request, metadata=auth)
@@ -159,7 +161,7 @@ async def test_altered_or_foreign_tokens_are_invalid_argument(data):
         (dict(min_latency=ms(8 * 86_400_000)), "min_latency"),
         (dict(min_total_tokens=-5), "min_total_tokens"),
         (dict(min_cached_read_tokens=10**8 + 1), "min_cached_read_tokens"),
-        (dict(error_code="e" * 129), "error_code"),
+        (dict(filter=meter_pb2.UsageFilter(error_code="e" * 129)), "filter.error_code"),
         (dict(order_by=42), "order_by"),
     ],
 )

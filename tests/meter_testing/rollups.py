@@ -1,4 +1,5 @@
-"""The rollup grains agree: usage_model_hourly and usage_model_daily are usage_hourly summed over subjects."""
+"""The rollup grains agree: usage_model_hourly and usage_model_daily are usage_hourly summed over subjects,
+usage_subject_daily summed over hours."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ _COLUMNS = """calls, errors, input_tokens, output_tokens, cached_read_tokens, ca
     PART_COLUMNS
 )
 
+_SPARSE_FIGURES = _FIGURES.replace(
+    "meter_hist_sum(meter_hist_add_sparse(NULL, latency_hist))", "meter_sparse_hist_sum(latency_hist)"
+)
+_SPARSE_COLUMNS = _COLUMNS.replace("latency_buckets", "latency_hist")
+
 # Rows of `expected` missing from `actual` and the reverse; both empty when the grains agree.
 _DIFFERENCE = """WITH expected AS ({expected}), actual AS ({actual})
 SELECT 'missing' AS side, * FROM (TABLE expected EXCEPT ALL TABLE actual) m
@@ -33,6 +39,12 @@ CHECKS = {
         expected=f"""SELECT tenant_id, date_trunc('day', hour, 'UTC'), provider, model, operation, {_FIGURES}
                        FROM usage_hourly GROUP BY 1, 2, 3, 4, 5""",
         actual=f"SELECT tenant_id, day, provider, model, operation, {_COLUMNS} FROM usage_model_daily",
+    ),
+    # migrations/0012: sparse histograms on both sides.
+    "usage_subject_daily": _DIFFERENCE.format(
+        expected=f"""SELECT tenant_id, date_trunc('day', hour, 'UTC'), subject, provider, model, operation,
+                              {_SPARSE_FIGURES} FROM usage_hourly GROUP BY 1, 2, 3, 4, 5, 6""",
+        actual=f"SELECT tenant_id, day, subject, provider, model, operation, {_SPARSE_COLUMNS} FROM usage_subject_daily",
     ),
 }
 

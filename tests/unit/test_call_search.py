@@ -53,7 +53,7 @@ def test_a_token_is_bound_to_the_range_filter_minimums_and_order():
         search_scope(usage_filter(subject="t"), COST, None, None),
         search_scope(f, CallSearch(min_cost_nanos=100_000_001, order=CallOrder.COST), None, None),
         search_scope(f, CallSearch(min_cost_nanos=100_000_000, order=CallOrder.LATENCY), None, None),
-        search_scope(f, CallSearch(min_cost_nanos=100_000_000, order=CallOrder.COST, error_code="429"), None, None),
+        search_scope(usage_filter(error_code="429"), COST, None, None),
         search_scope(f, COST, AT, None),
         search_scope(f, COST, None, AT),
     ):

@@ -24,7 +24,13 @@ COMMANDS = list(_commands(build_parser()))
 
 
 def test_the_walk_finds_the_known_subcommands():
-    assert {("serve",), ("keys", "create"), ("alerts", "rules", "set"), ("prices", "load")} <= set(COMMANDS)
+    assert {
+        ("serve",),
+        ("keys", "create"),
+        ("alerts", "rules", "set"),
+        ("prices", "load"),
+        ("dimensions", "backfill"),
+    } <= set(COMMANDS)
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "meter")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -134,9 +135,46 @@ def test_subjects_read_the_subject_rollup_labels_and_outcomes_raw_calls():
         query(start=start, end=end, filter=usage_filter(subject_prefix="team:")),
         query(start=start, end=end, group_by=[Dimension.SUBJECT]),
     ):
-        assert spans_of(q) == [(Source.SUBJECT_HOURLY, at(3, 1, 10), at(3, 4, 8))]
+        # Whole days from the per-subject daily grain (migration 0012), the edges from the hours.
+        assert spans_of(q) == [
+            (Source.SUBJECT_HOURLY, at(3, 1, 10), at(3, 2)),
+            (Source.SUBJECT_DAILY, at(3, 2), at(3, 4)),
+            (Source.SUBJECT_HOURLY, at(3, 4), at(3, 4, 8)),
+        ]
     raw = query(start=start, end=end, filter=usage_filter(labels={"f": "x"}))
     assert plan_spans(raw, *raw.answered_range()) == (Span(Source.CALLS, start, end),)
+
+
+def test_declared_labels_and_error_codes_read_the_label_rollups():
+    start, end = at(3, 1, 10, 20), at(3, 4, 7, 5)
+    label_rollups = [
+        (Source.LABEL_HOURLY, at(3, 1, 10), at(3, 2)),
+        (Source.LABEL_DAILY, at(3, 2), at(3, 4)),
+        (Source.LABEL_HOURLY, at(3, 4), at(3, 4, 8)),
+    ]
+    declared = frozenset({"bot"})
+    for q in (
+        query(start=start, end=end, group_by=[Dimension.LABEL, Dimension.MODEL], label_key="bot"),
+        query(start=start, end=end, filter=usage_filter(labels={"bot": "a"}), group_by=[Dimension.PROVIDER]),
+        query(
+            start=start, end=end, filter=usage_filter(labels={"bot": "a"}), group_by=[Dimension.LABEL], label_key="bot"
+        ),
+        query(start=start, end=end, group_by=[Dimension.ERROR_CODE, Dimension.PROVIDER]),
+        query(start=start, end=end, filter=usage_filter(error_code="429")),
+    ):
+        q = dataclasses.replace(q, declared=declared)
+        assert spans_of(q) == label_rollups, q
+        assert q.dimension_key == ("" if q.filter.error_code or Dimension.ERROR_CODE in q.group_by else "bot")
+    # Undeclared, two keys, a label with the error code, subjects or outcomes: raw calls.
+    for q in (
+        query(start=start, end=end, group_by=[Dimension.LABEL], label_key="feature"),
+        query(start=start, end=end, filter=usage_filter(labels={"bot": "a", "feature": "x"})),
+        query(start=start, end=end, filter=usage_filter(error_code="429"), group_by=[Dimension.LABEL], label_key="bot"),
+        query(start=start, end=end, filter=usage_filter(subject="u"), group_by=[Dimension.ERROR_CODE]),
+        query(start=start, end=end, filter=usage_filter(success=False), group_by=[Dimension.ERROR_CODE]),
+    ):
+        q = dataclasses.replace(q, declared=declared)
+        assert q.raw and plan_spans(q, *q.answered_range()) == (Span(Source.CALLS, start, end),), q
 
 
 def test_combining_disjoint_groups_adds_sums_and_histograms():

@@ -53,6 +53,74 @@ ROLE_RECORD: Role
 ROLE_READ: Role
 ROLE_ADMIN: Role
 
+class LabelDimension(_message.Message):
+    __slots__ = ("label_key", "max_values_per_day", "create_time")
+    LABEL_KEY_FIELD_NUMBER: _ClassVar[int]
+    MAX_VALUES_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    label_key: str
+    max_values_per_day: int
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, label_key: _Optional[str] = ..., max_values_per_day: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetLabelDimensionRequest(_message.Message):
+    __slots__ = ("label_key", "max_values_per_day")
+    LABEL_KEY_FIELD_NUMBER: _ClassVar[int]
+    MAX_VALUES_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    label_key: str
+    max_values_per_day: int
+    def __init__(self, label_key: _Optional[str] = ..., max_values_per_day: _Optional[int] = ...) -> None: ...
+
+class SetLabelDimensionResponse(_message.Message):
+    __slots__ = ("dimension", "created")
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    dimension: LabelDimension
+    created: bool
+    def __init__(self, dimension: _Optional[_Union[LabelDimension, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class ListLabelDimensionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListLabelDimensionsResponse(_message.Message):
+    __slots__ = ("dimensions",)
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    dimensions: _containers.RepeatedCompositeFieldContainer[LabelDimension]
+    def __init__(self, dimensions: _Optional[_Iterable[_Union[LabelDimension, _Mapping]]] = ...) -> None: ...
+
+class DeleteLabelDimensionRequest(_message.Message):
+    __slots__ = ("label_key",)
+    LABEL_KEY_FIELD_NUMBER: _ClassVar[int]
+    label_key: str
+    def __init__(self, label_key: _Optional[str] = ...) -> None: ...
+
+class DeleteLabelDimensionResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class BackfillLabelRollupsRequest(_message.Message):
+    __slots__ = ("label_key", "error_codes", "start", "end")
+    LABEL_KEY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODES_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    label_key: str
+    error_codes: bool
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    def __init__(self, label_key: _Optional[str] = ..., error_codes: _Optional[bool] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class BackfillLabelRollupsResponse(_message.Message):
+    __slots__ = ("start", "end", "days")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    days: int
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., days: _Optional[int] = ...) -> None: ...
+
 class Limit(_message.Message):
     __slots__ = ("id", "description", "selector", "metric", "window", "max", "partition", "action", "alert_thresholds_percent", "create_time", "update_time")
     ID_FIELD_NUMBER: _ClassVar[int]

@@ -105,6 +105,26 @@ class MeterAdminStub:
                 request_serializer=meter_dot_v1_dot_admin__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=meter_dot_v1_dot_admin__pb2.RevokeApiKeyResponse.FromString,
                 _registered_method=True)
+        self.SetLabelDimension = channel.unary_unary(
+                '/meter.v1.MeterAdmin/SetLabelDimension',
+                request_serializer=meter_dot_v1_dot_admin__pb2.SetLabelDimensionRequest.SerializeToString,
+                response_deserializer=meter_dot_v1_dot_admin__pb2.SetLabelDimensionResponse.FromString,
+                _registered_method=True)
+        self.ListLabelDimensions = channel.unary_unary(
+                '/meter.v1.MeterAdmin/ListLabelDimensions',
+                request_serializer=meter_dot_v1_dot_admin__pb2.ListLabelDimensionsRequest.SerializeToString,
+                response_deserializer=meter_dot_v1_dot_admin__pb2.ListLabelDimensionsResponse.FromString,
+                _registered_method=True)
+        self.DeleteLabelDimension = channel.unary_unary(
+                '/meter.v1.MeterAdmin/DeleteLabelDimension',
+                request_serializer=meter_dot_v1_dot_admin__pb2.DeleteLabelDimensionRequest.SerializeToString,
+                response_deserializer=meter_dot_v1_dot_admin__pb2.DeleteLabelDimensionResponse.FromString,
+                _registered_method=True)
+        self.BackfillLabelRollups = channel.unary_unary(
+                '/meter.v1.MeterAdmin/BackfillLabelRollups',
+                request_serializer=meter_dot_v1_dot_admin__pb2.BackfillLabelRollupsRequest.SerializeToString,
+                response_deserializer=meter_dot_v1_dot_admin__pb2.BackfillLabelRollupsResponse.FromString,
+                _registered_method=True)
 
 
 class MeterAdminServicer:
@@ -201,6 +221,36 @@ class MeterAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetLabelDimension(self, request, context):
+        """Declare a label key as a dimension (or change its bound): from then on every recorded call is
+        added to hourly and daily rollups by its value of that label, so GetUsage by the label reads
+        rollups (and keeps answering after retention drops raw calls). See docs/usage.md.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLabelDimensions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteLabelDimension(self, request, context):
+        """Forget a dimension and delete its rollups; GetUsage by that label reads raw calls again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BackfillLabelRollups(self, request, context):
+        """Recompute the rollups of a declared label (or of error codes) for whole UTC days from the raw
+        calls still retained (days older than the oldest retained call keep their rollups).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MeterAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -273,6 +323,26 @@ def add_MeterAdminServicer_to_server(servicer, server):
                     servicer.RevokeApiKey,
                     request_deserializer=meter_dot_v1_dot_admin__pb2.RevokeApiKeyRequest.FromString,
                     response_serializer=meter_dot_v1_dot_admin__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'SetLabelDimension': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLabelDimension,
+                    request_deserializer=meter_dot_v1_dot_admin__pb2.SetLabelDimensionRequest.FromString,
+                    response_serializer=meter_dot_v1_dot_admin__pb2.SetLabelDimensionResponse.SerializeToString,
+            ),
+            'ListLabelDimensions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLabelDimensions,
+                    request_deserializer=meter_dot_v1_dot_admin__pb2.ListLabelDimensionsRequest.FromString,
+                    response_serializer=meter_dot_v1_dot_admin__pb2.ListLabelDimensionsResponse.SerializeToString,
+            ),
+            'DeleteLabelDimension': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteLabelDimension,
+                    request_deserializer=meter_dot_v1_dot_admin__pb2.DeleteLabelDimensionRequest.FromString,
+                    response_serializer=meter_dot_v1_dot_admin__pb2.DeleteLabelDimensionResponse.SerializeToString,
+            ),
+            'BackfillLabelRollups': grpc.unary_unary_rpc_method_handler(
+                    servicer.BackfillLabelRollups,
+                    request_deserializer=meter_dot_v1_dot_admin__pb2.BackfillLabelRollupsRequest.FromString,
+                    response_serializer=meter_dot_v1_dot_admin__pb2.BackfillLabelRollupsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -654,6 +724,114 @@ class MeterAdmin:
             '/meter.v1.MeterAdmin/RevokeApiKey',
             meter_dot_v1_dot_admin__pb2.RevokeApiKeyRequest.SerializeToString,
             meter_dot_v1_dot_admin__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLabelDimension(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meter.v1.MeterAdmin/SetLabelDimension',
+            meter_dot_v1_dot_admin__pb2.SetLabelDimensionRequest.SerializeToString,
+            meter_dot_v1_dot_admin__pb2.SetLabelDimensionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLabelDimensions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meter.v1.MeterAdmin/ListLabelDimensions',
+            meter_dot_v1_dot_admin__pb2.ListLabelDimensionsRequest.SerializeToString,
+            meter_dot_v1_dot_admin__pb2.ListLabelDimensionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteLabelDimension(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meter.v1.MeterAdmin/DeleteLabelDimension',
+            meter_dot_v1_dot_admin__pb2.DeleteLabelDimensionRequest.SerializeToString,
+            meter_dot_v1_dot_admin__pb2.DeleteLabelDimensionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BackfillLabelRollups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meter.v1.MeterAdmin/BackfillLabelRollups',
+            meter_dot_v1_dot_admin__pb2.BackfillLabelRollupsRequest.SerializeToString,
+            meter_dot_v1_dot_admin__pb2.BackfillLabelRollupsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,18 @@ class MeterAdminStub:
     """Create an API key of the caller's tenant; the secret is returned once and stored only as a hash."""
     ListApiKeys: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListApiKeysRequest, _admin_pb2.ListApiKeysResponse]
     RevokeApiKey: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RevokeApiKeyRequest, _admin_pb2.RevokeApiKeyResponse]
+    SetLabelDimension: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetLabelDimensionRequest, _admin_pb2.SetLabelDimensionResponse]
+    """Declare a label key as a dimension (or change its bound): from then on every recorded call is
+    added to hourly and daily rollups by its value of that label, so GetUsage by the label reads
+    rollups (and keeps answering after retention drops raw calls). See docs/usage.md.
+    """
+    ListLabelDimensions: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListLabelDimensionsRequest, _admin_pb2.ListLabelDimensionsResponse]
+    DeleteLabelDimension: _grpc.UnaryUnaryMultiCallable[_admin_pb2.DeleteLabelDimensionRequest, _admin_pb2.DeleteLabelDimensionResponse]
+    """Forget a dimension and delete its rollups; GetUsage by that label reads raw calls again."""
+    BackfillLabelRollups: _grpc.UnaryUnaryMultiCallable[_admin_pb2.BackfillLabelRollupsRequest, _admin_pb2.BackfillLabelRollupsResponse]
+    """Recompute the rollups of a declared label (or of error codes) for whole UTC days from the raw
+    calls still retained (days older than the oldest retained call keep their rollups).
+    """
 
 @_typing.type_check_only
 class MeterAdminAsyncStub(MeterAdminStub):
@@ -81,6 +93,18 @@ class MeterAdminAsyncStub(MeterAdminStub):
     """Create an API key of the caller's tenant; the secret is returned once and stored only as a hash."""
     ListApiKeys: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListApiKeysRequest, _admin_pb2.ListApiKeysResponse]  # type: ignore[assignment]
     RevokeApiKey: _aio.UnaryUnaryMultiCallable[_admin_pb2.RevokeApiKeyRequest, _admin_pb2.RevokeApiKeyResponse]  # type: ignore[assignment]
+    SetLabelDimension: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetLabelDimensionRequest, _admin_pb2.SetLabelDimensionResponse]  # type: ignore[assignment]
+    """Declare a label key as a dimension (or change its bound): from then on every recorded call is
+    added to hourly and daily rollups by its value of that label, so GetUsage by the label reads
+    rollups (and keeps answering after retention drops raw calls). See docs/usage.md.
+    """
+    ListLabelDimensions: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListLabelDimensionsRequest, _admin_pb2.ListLabelDimensionsResponse]  # type: ignore[assignment]
+    DeleteLabelDimension: _aio.UnaryUnaryMultiCallable[_admin_pb2.DeleteLabelDimensionRequest, _admin_pb2.DeleteLabelDimensionResponse]  # type: ignore[assignment]
+    """Forget a dimension and delete its rollups; GetUsage by that label reads raw calls again."""
+    BackfillLabelRollups: _aio.UnaryUnaryMultiCallable[_admin_pb2.BackfillLabelRollupsRequest, _admin_pb2.BackfillLabelRollupsResponse]  # type: ignore[assignment]
+    """Recompute the rollups of a declared label (or of error codes) for whole UTC days from the raw
+    calls still retained (days older than the oldest retained call keep their rollups).
+    """
 
 class MeterAdminServicer(metaclass=_abc_1.ABCMeta):
     """The control plane: limits, prices, alert rules and API keys of the caller's tenant. Admin role only."""
@@ -189,5 +213,41 @@ class MeterAdminServicer(metaclass=_abc_1.ABCMeta):
         request: _admin_pb2.RevokeApiKeyRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.RevokeApiKeyResponse, _abc.Awaitable[_admin_pb2.RevokeApiKeyResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SetLabelDimension(
+        self,
+        request: _admin_pb2.SetLabelDimensionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SetLabelDimensionResponse, _abc.Awaitable[_admin_pb2.SetLabelDimensionResponse]]:
+        """Declare a label key as a dimension (or change its bound): from then on every recorded call is
+        added to hourly and daily rollups by its value of that label, so GetUsage by the label reads
+        rollups (and keeps answering after retention drops raw calls). See docs/usage.md.
+        """
+
+    @_abc_1.abstractmethod
+    def ListLabelDimensions(
+        self,
+        request: _admin_pb2.ListLabelDimensionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListLabelDimensionsResponse, _abc.Awaitable[_admin_pb2.ListLabelDimensionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteLabelDimension(
+        self,
+        request: _admin_pb2.DeleteLabelDimensionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.DeleteLabelDimensionResponse, _abc.Awaitable[_admin_pb2.DeleteLabelDimensionResponse]]:
+        """Forget a dimension and delete its rollups; GetUsage by that label reads raw calls again."""
+
+    @_abc_1.abstractmethod
+    def BackfillLabelRollups(
+        self,
+        request: _admin_pb2.BackfillLabelRollupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.BackfillLabelRollupsResponse, _abc.Awaitable[_admin_pb2.BackfillLabelRollupsResponse]]:
+        """Recompute the rollups of a declared label (or of error codes) for whole UTC days from the raw
+        calls still retained (days older than the oldest retained call keep their rollups).
+        """
 
 def add_MeterAdminServicer_to_server(servicer: MeterAdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -27,6 +27,7 @@ class GroupBy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GROUP_BY_OPERATION: _ClassVar[GroupBy]
     GROUP_BY_LABEL: _ClassVar[GroupBy]
     GROUP_BY_TIME: _ClassVar[GroupBy]
+    GROUP_BY_ERROR_CODE: _ClassVar[GroupBy]
 
 class TimeBucket(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -44,6 +45,7 @@ class UsageOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     USAGE_ORDER_TOTAL_TOKENS: _ClassVar[UsageOrder]
     USAGE_ORDER_ERRORS: _ClassVar[UsageOrder]
     USAGE_ORDER_LATENCY_P95: _ClassVar[UsageOrder]
+    USAGE_ORDER_ERROR_RATE: _ClassVar[UsageOrder]
 
 class CallOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -61,6 +63,7 @@ GROUP_BY_MODEL: GroupBy
 GROUP_BY_OPERATION: GroupBy
 GROUP_BY_LABEL: GroupBy
 GROUP_BY_TIME: GroupBy
+GROUP_BY_ERROR_CODE: GroupBy
 TIME_BUCKET_UNSPECIFIED: TimeBucket
 TIME_BUCKET_HOUR: TimeBucket
 TIME_BUCKET_DAY: TimeBucket
@@ -72,6 +75,7 @@ USAGE_ORDER_CALLS: UsageOrder
 USAGE_ORDER_TOTAL_TOKENS: UsageOrder
 USAGE_ORDER_ERRORS: UsageOrder
 USAGE_ORDER_LATENCY_P95: UsageOrder
+USAGE_ORDER_ERROR_RATE: UsageOrder
 CALL_ORDER_UNSPECIFIED: CallOrder
 CALL_ORDER_NEWEST: CallOrder
 CALL_ORDER_COST: CallOrder
@@ -289,7 +293,7 @@ class RecordCallsResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[RecordCallResult, _Mapping]]] = ..., recorded: _Optional[int] = ..., duplicates: _Optional[int] = ..., failed: _Optional[int] = ...) -> None: ...
 
 class UsageFilter(_message.Message):
-    __slots__ = ("subject", "subject_prefix", "provider", "model", "operation", "labels", "outcome")
+    __slots__ = ("subject", "subject_prefix", "provider", "model", "operation", "labels", "outcome", "error_code")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -304,6 +308,7 @@ class UsageFilter(_message.Message):
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     subject: str
     subject_prefix: str
     provider: str
@@ -311,7 +316,8 @@ class UsageFilter(_message.Message):
     operation: str
     labels: _containers.ScalarMap[str, str]
     outcome: _common_pb2.Outcome
-    def __init__(self, subject: _Optional[str] = ..., subject_prefix: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ...) -> None: ...
+    error_code: str
+    def __init__(self, subject: _Optional[str] = ..., subject_prefix: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ..., error_code: _Optional[str] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
     __slots__ = ("start", "end", "filter", "group_by", "label_key", "time_bucket", "order_by", "descending", "limit", "include_projection", "forecast_horizon", "forecast_basis")
@@ -342,7 +348,7 @@ class GetUsageRequest(_message.Message):
     def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[GroupBy, str]]] = ..., label_key: _Optional[str] = ..., time_bucket: _Optional[_Union[TimeBucket, str]] = ..., order_by: _Optional[_Union[UsageOrder, str]] = ..., descending: _Optional[bool] = ..., limit: _Optional[int] = ..., include_projection: _Optional[bool] = ..., forecast_horizon: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., forecast_basis: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class UsageStats(_message.Message):
-    __slots__ = ("calls", "successes", "errors", "error_rate", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "reasoning_tokens", "requests", "units", "cost_nanos", "unpriced_calls", "cost_nanos_per_1k_tokens", "cache_hit_rate", "latency_avg", "latency_p50", "latency_p95", "latency_p99", "output_tokens_per_second", "expired_reservations", "cost_breakdown")
+    __slots__ = ("calls", "successes", "errors", "error_rate", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "reasoning_tokens", "requests", "units", "cost_nanos", "unpriced_calls", "cost_nanos_per_1k_tokens", "cache_hit_rate", "latency_avg", "latency_p50", "latency_p95", "latency_p99", "output_tokens_per_second", "expired_reservations", "cost_breakdown", "retry_count")
     CALLS_FIELD_NUMBER: _ClassVar[int]
     SUCCESSES_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
@@ -365,6 +371,7 @@ class UsageStats(_message.Message):
     OUTPUT_TOKENS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
     EXPIRED_RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
     COST_BREAKDOWN_FIELD_NUMBER: _ClassVar[int]
+    RETRY_COUNT_FIELD_NUMBER: _ClassVar[int]
     calls: int
     successes: int
     errors: int
@@ -387,23 +394,26 @@ class UsageStats(_message.Message):
     output_tokens_per_second: float
     expired_reservations: int
     cost_breakdown: _common_pb2.CostBreakdown
-    def __init__(self, calls: _Optional[int] = ..., successes: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ..., cost_nanos: _Optional[int] = ..., unpriced_calls: _Optional[int] = ..., cost_nanos_per_1k_tokens: _Optional[float] = ..., cache_hit_rate: _Optional[float] = ..., latency_avg: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., output_tokens_per_second: _Optional[float] = ..., expired_reservations: _Optional[int] = ..., cost_breakdown: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ...) -> None: ...
+    retry_count: int
+    def __init__(self, calls: _Optional[int] = ..., successes: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ..., cost_nanos: _Optional[int] = ..., unpriced_calls: _Optional[int] = ..., cost_nanos_per_1k_tokens: _Optional[float] = ..., cache_hit_rate: _Optional[float] = ..., latency_avg: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p50: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., latency_p99: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., output_tokens_per_second: _Optional[float] = ..., expired_reservations: _Optional[int] = ..., cost_breakdown: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., retry_count: _Optional[int] = ...) -> None: ...
 
 class UsageKey(_message.Message):
-    __slots__ = ("subject", "provider", "model", "operation", "label_value", "bucket_start")
+    __slots__ = ("subject", "provider", "model", "operation", "label_value", "bucket_start", "error_code")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
     LABEL_VALUE_FIELD_NUMBER: _ClassVar[int]
     BUCKET_START_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     subject: str
     provider: str
     model: str
     operation: str
     label_value: str
     bucket_start: _timestamp_pb2.Timestamp
-    def __init__(self, subject: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., label_value: _Optional[str] = ..., bucket_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    error_code: str
+    def __init__(self, subject: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., label_value: _Optional[str] = ..., bucket_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error_code: _Optional[str] = ...) -> None: ...
 
 class UsageRow(_message.Message):
     __slots__ = ("key", "stats")
@@ -466,7 +476,7 @@ class Forecast(_message.Message):
     def __init__(self, basis_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., basis_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., basis_cost_nanos: _Optional[int] = ..., basis_calls: _Optional[int] = ..., basis_tokens: _Optional[int] = ..., horizon_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., projected_cost_nanos: _Optional[int] = ..., projected_calls: _Optional[int] = ..., projected_tokens: _Optional[int] = ...) -> None: ...
 
 class ListCallsRequest(_message.Message):
-    __slots__ = ("start", "end", "filter", "page_size", "page_token", "min_cost_nanos", "min_latency", "min_total_tokens", "min_cached_read_tokens", "error_code", "order_by")
+    __slots__ = ("start", "end", "filter", "page_size", "page_token", "min_cost_nanos", "min_latency", "min_total_tokens", "min_cached_read_tokens", "order_by")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
@@ -476,7 +486,6 @@ class ListCallsRequest(_message.Message):
     MIN_LATENCY_FIELD_NUMBER: _ClassVar[int]
     MIN_TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
     MIN_CACHED_READ_TOKENS_FIELD_NUMBER: _ClassVar[int]
-    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     ORDER_BY_FIELD_NUMBER: _ClassVar[int]
     start: _timestamp_pb2.Timestamp
     end: _timestamp_pb2.Timestamp
@@ -487,9 +496,8 @@ class ListCallsRequest(_message.Message):
     min_latency: _duration_pb2.Duration
     min_total_tokens: int
     min_cached_read_tokens: int
-    error_code: str
     order_by: CallOrder
-    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., min_cost_nanos: _Optional[int] = ..., min_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_total_tokens: _Optional[int] = ..., min_cached_read_tokens: _Optional[int] = ..., error_code: _Optional[str] = ..., order_by: _Optional[_Union[CallOrder, str]] = ...) -> None: ...
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., min_cost_nanos: _Optional[int] = ..., min_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_total_tokens: _Optional[int] = ..., min_cached_read_tokens: _Optional[int] = ..., order_by: _Optional[_Union[CallOrder, str]] = ...) -> None: ...
 
 class CallRecord(_message.Message):
     __slots__ = ("call_id", "subject", "provider", "model", "operation", "labels", "usage", "latency", "time_to_first_token", "retry_count", "outcome", "error_code", "error_message", "occurred_at", "recorded_at", "cost_nanos", "cost_source", "price_id", "reservation_id", "api_key_id", "metadata", "cost_breakdown", "service_tier")

@@ -9,9 +9,11 @@ from meterd.api.alerts_codec import rule_from_proto, rule_to_proto
 from meterd.api.convert import from_ts, ts
 from meterd.api.interceptor import KeyCache, current_principal
 from meterd.api.limits_codec import limit_from_proto, limit_to_proto
-from meterd.domain.errors import InvalidArgument, require
+from meterd.domain.dimensions import LabelDimension
+from meterd.domain.errors import InvalidArgument, Unimplemented, require
 from meterd.domain.keys import validate_binding, validate_expiry, validate_roles
 from meterd.domain.pricing import Price
+from meterd.service.dimensions import DimensionAdmin
 from meterd.service.limit_cache import LimitCache
 from meterd.service.prices import MAX_LOAD, PRICE_RATE_FIELDS, PriceAdmin, validate_price
 from meterd.service.reprice import Repricer
@@ -40,6 +42,12 @@ def _api_key(row: ApiKeyRow) -> admin_pb2.ApiKey:
         last_use_time=ts(row.last_used_at),
         bound_cert_subject=row.bound_cert_subject,
         bound_san=row.bound_san,
+    )
+
+
+def _dimension(d: LabelDimension) -> admin_pb2.LabelDimension:
+    return admin_pb2.LabelDimension(
+        label_key=d.label_key, max_values_per_day=d.max_values_per_day, create_time=ts(d.created_at)
     )
 
 
@@ -89,8 +97,10 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
         price_admin: PriceAdmin,
         repricer: Repricer,
         alerts: AlertStore,
+        dimensions: DimensionAdmin | None = None,
     ) -> None:
         self.alerts = alerts
+        self.dimensions = dimensions
         self.keys = keys
         self.key_cache = key_cache
         self.limits = limits
@@ -192,3 +202,36 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
     async def DeleteAlertRule(self, request, context):
         await self.alerts.delete_rule(current_principal().tenant_id, request.id)
         return admin_pb2.DeleteAlertRuleResponse()
+
+    def _dimension_admin(self) -> DimensionAdmin:
+        if self.dimensions is None:
+            raise Unimplemented("label dimensions are not served by this server")
+        return self.dimensions
+
+    async def SetLabelDimension(self, request, context):
+        stored, created = await self._dimension_admin().set(
+            current_principal().tenant_id, request.label_key, request.max_values_per_day
+        )
+        return admin_pb2.SetLabelDimensionResponse(dimension=_dimension(stored), created=created)
+
+    async def ListLabelDimensions(self, request, context):
+        stored = await self._dimension_admin().list(current_principal().tenant_id)
+        return admin_pb2.ListLabelDimensionsResponse(dimensions=[_dimension(d) for d in stored])
+
+    async def DeleteLabelDimension(self, request, context):
+        await self._dimension_admin().delete(current_principal().tenant_id, request.label_key)
+        return admin_pb2.DeleteLabelDimensionResponse()
+
+    async def BackfillLabelRollups(self, request, context):
+        done = await self._dimension_admin().backfill(
+            current_principal().tenant_id,
+            request.label_key,
+            request.error_codes,
+            from_ts(request, "start"),
+            from_ts(request, "end"),
+        )
+        reply = admin_pb2.BackfillLabelRollupsResponse(days=len(done.days))
+        if done.days:
+            reply.start.CopyFrom(ts(done.days[0]))
+            reply.end.CopyFrom(ts(done.days[-1] + dt.timedelta(days=1)))
+        return reply

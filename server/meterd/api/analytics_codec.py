@@ -34,7 +34,6 @@ def call_search(request: meter_pb2.ListCallsRequest, violations: list[tuple[str,
         min_latency_us=micros(request, "min_latency") or 0,
         min_total_tokens=request.min_total_tokens,
         min_cached_read_tokens=request.min_cached_read_tokens,
-        error_code=request.error_code,
         order=order or CallOrder.NEWEST,
     )
 

@@ -274,6 +274,7 @@ _GROUP_BY = {
     meter_pb2.GROUP_BY_OPERATION: Dimension.OPERATION,
     meter_pb2.GROUP_BY_LABEL: Dimension.LABEL,
     meter_pb2.GROUP_BY_TIME: Dimension.TIME,
+    meter_pb2.GROUP_BY_ERROR_CODE: Dimension.ERROR_CODE,
 }
 _TIME_BUCKETS = {
     meter_pb2.TIME_BUCKET_HOUR: Bucket.HOUR,
@@ -288,6 +289,7 @@ _ORDERS = {
     meter_pb2.USAGE_ORDER_TOTAL_TOKENS: Order.TOTAL_TOKENS,
     meter_pb2.USAGE_ORDER_ERRORS: Order.ERRORS,
     meter_pb2.USAGE_ORDER_LATENCY_P95: Order.LATENCY_P95,
+    meter_pb2.USAGE_ORDER_ERROR_RATE: Order.ERROR_RATE,
 }
 _OUTCOMES = {common_pb2.OUTCOME_UNSPECIFIED: None, common_pb2.OUTCOME_SUCCESS: True, common_pb2.OUTCOME_ERROR: False}
 
@@ -311,6 +313,7 @@ def _usage_filter(f: meter_pb2.UsageFilter, violations: list[tuple[str, str]]) -
         operation=f.operation,
         labels=dict(f.labels),
         success=_OUTCOMES.get(f.outcome),
+        error_code=f.error_code,
     )
 
 
@@ -341,6 +344,7 @@ def _stats(a: Aggregate) -> meter_pb2.UsageStats:
         latency_p95=duration_us(a.latency_percentile_us(0.95)),
         latency_p99=duration_us(a.latency_percentile_us(0.99)),
         output_tokens_per_second=a.output_tokens_per_second,
+        retry_count=_i64(a.retry_count),
         cost_breakdown=common_pb2.CostBreakdown(
             input_nanos=a.cost_input_nanos,
             output_nanos=a.cost_output_nanos,
@@ -366,6 +370,7 @@ def _usage_response(report: UsageReport) -> meter_pb2.GetUsageResponse:
                 operation=k.operation,
                 label_value=k.label_value,
                 bucket_start=ts(k.bucket_start),
+                error_code=k.error_code,
             ),
             stats=_stats(row.stats),
         )

@@ -196,6 +196,7 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "model": Text(ID),
         "operation": Text(ID),
         "labels": LABELS,
+        "error_code": Text(ID),
     },
     "GetUsageRequest": {
         "group_by": Items(8),
@@ -218,7 +219,6 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "min_latency": LATENCY,
         "min_total_tokens": Int(0, 4 * MAX_TOKENS, "tokens"),
         "min_cached_read_tokens": TOKENS,
-        "error_code": Text(ID),
     },
     "StreamAlertsRequest": {
         "since_id": Int(0, INT64_MAX, "alert id"),
@@ -292,6 +292,13 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "bind_san": Text(SUBJECT),
     },
     "RevokeApiKeyRequest": {"id": Text(NAME)},
+    # domain.dimensions
+    "SetLabelDimensionRequest": {
+        "label_key": Text(NAME, required=True),
+        "max_values_per_day": Int(0, 100_000, "values"),
+    },
+    "DeleteLabelDimensionRequest": {"label_key": Text(NAME, required=True)},
+    "BackfillLabelRollupsRequest": {"label_key": Text(NAME)},
 }
 
 

@@ -39,16 +39,13 @@ class CallOrder(StrEnum):
 
 @dataclasses.dataclass(frozen=True)
 class CallSearch:
-    """Minimums (0: none) and the order. error_code matches calls.error_code exactly.
-
-    Hook for a structured error dimension: when calls gain a normalised error class (issue 16
-    item 2, migration 0012), add it here and in store.call_search._search_sql, next to error_code."""
+    """Minimums (0: none) and the order. Calls by error code are UsageFilter.error_code's, shared
+    with GetUsage."""
 
     min_cost_nanos: int = 0
     min_latency_us: int = 0
     min_total_tokens: int = 0
     min_cached_read_tokens: int = 0
-    error_code: str = ""
     order: CallOrder = CallOrder.NEWEST
 
 

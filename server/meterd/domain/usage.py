@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from meterd.domain import histogram
+from meterd.domain.dimensions import ERROR_CODE_KEY
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.windows import WindowKind, WindowSpec, window_end, window_start
 
@@ -36,6 +37,7 @@ class Dimension(StrEnum):
     OPERATION = "operation"
     LABEL = "label"  # the value of UsageQuery.label_key ("" when the call has no such label)
     TIME = "time"  # UsageQuery.bucket
+    ERROR_CODE = "error_code"  # "" for successes and errors recorded without a code
 
 
 class Bucket(StrEnum):
@@ -54,6 +56,7 @@ class Order(StrEnum):
     TOTAL_TOKENS = "total_tokens"
     ERRORS = "errors"
     LATENCY_P95 = "latency_p95"
+    ERROR_RATE = "error_rate"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,11 +70,13 @@ class UsageFilter:
     operation: str = ""
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     success: bool | None = None  # None: both outcomes
+    error_code: str = ""  # "": every call (see Dimension.ERROR_CODE for the value of a success)
 
     @property
     def needs_raw_calls(self) -> bool:
-        """Rollups carry neither labels nor a per-outcome split of tokens, cost and latency."""
-        return bool(self.labels) or self.success is not None
+        """The subject and model rollups carry neither labels, error codes nor a per-outcome split
+        of tokens, cost and latency (the label rollups may: see UsageQuery.dimension_key)."""
+        return bool(self.labels) or self.success is not None or bool(self.error_code)
 
     def fingerprint(self) -> str:
         content = dataclasses.asdict(self)
@@ -87,9 +92,12 @@ def usage_filter(
     operation: str = "",
     labels: dict[str, str] | None = None,
     success: bool | None = None,
+    error_code: str = "",
 ) -> UsageFilter:
     """A filter normalised like recorded calls are (provider lower-cased)."""
-    return UsageFilter(subject, subject_prefix, provider.strip().lower(), model, operation, dict(labels or {}), success)
+    return UsageFilter(
+        subject, subject_prefix, provider.strip().lower(), model, operation, dict(labels or {}), success, error_code
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,12 +112,34 @@ class UsageQuery:
     descending: bool
     limit: int
     projection: bool
+    declared: frozenset[str] = frozenset()  # the tenant's declared label dimensions
+
+    @property
+    def dimension_key(self) -> str | None:
+        """The label rollups' key that answers this query ("" for error codes), or None: when one
+        declared label (or the error code) is grouped or filtered on, and neither subjects, outcomes
+        nor another label are."""
+        f = self.filter
+        if f.success is not None or f.subject or f.subject_prefix or Dimension.SUBJECT in self.group_by:
+            return None
+        keys = set(f.labels)
+        if Dimension.LABEL in self.group_by:
+            keys.add(self.label_key)
+        if Dimension.ERROR_CODE in self.group_by or f.error_code:
+            keys.add(ERROR_CODE_KEY)
+        if len(keys) != 1:
+            return None
+        (key,) = keys
+        return key if key == ERROR_CODE_KEY or key in self.declared else None
 
     @property
     def raw(self) -> bool:
-        """True when raw calls answer (labels filtered or grouped on, or an outcome filter);
-        otherwise the hourly rollups do."""
-        return self.filter.needs_raw_calls or Dimension.LABEL in self.group_by
+        """True when raw calls answer (undeclared labels filtered or grouped on, an outcome filter,
+        or a mix the label rollups cannot answer); otherwise rollups do."""
+        involved = (
+            self.filter.needs_raw_calls or Dimension.LABEL in self.group_by or Dimension.ERROR_CODE in self.group_by
+        )
+        return involved and self.dimension_key is None
 
     def answered_range(self) -> tuple[dt.datetime, dt.datetime]:
         """Raw calls answer the exact range. Rollups answer whole hours: every hour h with
@@ -126,6 +156,18 @@ class Source(StrEnum):
     SUBJECT_HOURLY = "usage_hourly"
     MODEL_HOURLY = "usage_model_hourly"
     MODEL_DAILY = "usage_model_daily"
+    SUBJECT_DAILY = "usage_subject_daily"
+    LABEL_HOURLY = "usage_label_hourly"
+    LABEL_DAILY = "usage_label_daily"
+
+    @property
+    def sparse(self) -> bool:
+        """Histograms stored {"bucket": count} (latency_hist) rather than dense (latency_buckets)."""
+        return self not in (Source.MODEL_HOURLY, Source.MODEL_DAILY)
+
+    @property
+    def daily(self) -> bool:
+        return self in (Source.MODEL_DAILY, Source.SUBJECT_DAILY, Source.LABEL_DAILY)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,24 +188,35 @@ def plan_spans(query: UsageQuery, start: dt.datetime, end: dt.datetime) -> tuple
     if query.raw:
         return (Span(Source.CALLS, start, end),)
     f = query.filter
+    hourly_only = query.bucket is Bucket.HOUR and Dimension.TIME in query.group_by
+    if query.dimension_key is not None:
+        return model_spans(start, end, hourly_only=hourly_only, grains=(Source.LABEL_HOURLY, Source.LABEL_DAILY))
     if f.subject or f.subject_prefix or Dimension.SUBJECT in query.group_by:
-        return (Span(Source.SUBJECT_HOURLY, start, end),)
-    return model_spans(start, end, hourly_only=query.bucket is Bucket.HOUR and Dimension.TIME in query.group_by)
+        return model_spans(start, end, hourly_only=hourly_only, grains=(Source.SUBJECT_HOURLY, Source.SUBJECT_DAILY))
+    return model_spans(start, end, hourly_only=hourly_only)
 
 
-def model_spans(start: dt.datetime, end: dt.datetime, *, hourly_only: bool = False) -> tuple[Span, ...]:
-    """[start, end) (whole hours) from the subject-free rollups: daily rows for whole days, hourly for the rest."""
+def model_spans(
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    hourly_only: bool = False,
+    grains: tuple[Source, Source] = (Source.MODEL_HOURLY, Source.MODEL_DAILY),
+) -> tuple[Span, ...]:
+    """[start, end) (whole hours) from one family of rollups (hourly, daily): daily rows for whole
+    days, hourly for the rest."""
+    hourly, daily = grains
     first_day = window_start(_DAY, start)
     if first_day < start:
         first_day += dt.timedelta(days=1)
     last_day = window_start(_DAY, end)
     if hourly_only or first_day >= last_day:
-        return (Span(Source.MODEL_HOURLY, start, end),)
-    spans = [Span(Source.MODEL_DAILY, first_day, last_day)]
+        return (Span(hourly, start, end),)
+    spans = [Span(daily, first_day, last_day)]
     if start < first_day:
-        spans.insert(0, Span(Source.MODEL_HOURLY, start, first_day))
+        spans.insert(0, Span(hourly, start, first_day))
     if last_day < end:
-        spans.append(Span(Source.MODEL_HOURLY, last_day, end))
+        spans.append(Span(hourly, last_day, end))
     return tuple(spans)
 
 
@@ -223,6 +276,7 @@ class UsageKey:
     operation: str | None = None
     label_value: str | None = None
     bucket_start: dt.datetime | None = None
+    error_code: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -242,6 +296,7 @@ class Aggregate:
     unpriced_calls: int = 0
     latency_count: int = 0
     latency_sum_us: int = 0
+    retry_count: int = 0  # summed; calls recorded before migration 0012 add 0 in rollups
     # Cost parts (nano-USD; see domain.pricing.CostBreakdown): the first seven sum to cost_nanos for
     # calls recorded since breakdowns exist; cache_savings_nanos is not part of the cost.
     cost_input_nanos: int = 0

@@ -21,6 +21,7 @@ from meterd.domain.usage import (
     projection_window,
 )
 from meterd.store.call_search import CallSearchStore
+from meterd.store.label_rollups import LabelRollupStore
 from meterd.store.usage import UsageStore
 
 
@@ -43,14 +44,21 @@ class CallsPage:
 
 
 class UsageService:
-    def __init__(self, store: UsageStore, calls: CallSearchStore | None = None) -> None:
+    def __init__(
+        self, store: UsageStore, dimensions: LabelRollupStore | None = None, calls: CallSearchStore | None = None
+    ) -> None:
         self.store = store
+        self.dimensions = dimensions
         self.calls = calls or CallSearchStore(store.db)
 
     async def usage(
         self, tenant_id: str, query: UsageQuery, *, forecast: tuple[dt.timedelta, dt.timedelta] | None = None
     ) -> UsageReport:
         """forecast: (horizon, basis) of a forecast to add (domain/forecast.py)."""
+        if self.dimensions is not None and (query.filter.labels or Dimension.LABEL in query.group_by):
+            # Declared labels are answered from their rollups (docs/usage.md).
+            declared = await self.dimensions.declared(tenant_id)
+            query = dataclasses.replace(query, declared=frozenset(declared))
         start, end = query.answered_range()
         window = projection_window(end) if query.projection else None
         data = await self.store.usage(tenant_id, query, start, end, window)

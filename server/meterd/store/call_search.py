@@ -33,8 +33,6 @@ def _search_sql(s: CallSearch) -> str:
         sql += f" AND {_TOTAL_TOKENS} >= %(min_tokens)s"
     if s.min_cached_read_tokens:
         sql += " AND cached_read_tokens >= %(min_cached)s"
-    if s.error_code:
-        sql += " AND error_code = %(error_code)s"
     if s.order is CallOrder.LATENCY:
         sql += " AND latency_us IS NOT NULL"  # no latency, no rank (and calls_by_latency is partial)
     return sql
@@ -50,7 +48,6 @@ def search_sql(query: CallSearchQuery) -> tuple[str, dict]:
         "min_latency": s.min_latency_us,
         "min_tokens": s.min_total_tokens,
         "min_cached": s.min_cached_read_tokens,
-        "error_code": s.error_code,
     }
     where = ""
     if query.start is not None:

@@ -18,7 +18,7 @@ from meterd.domain.limits import Limit, Metric, Usage
 from meterd.domain.pricing import CostBreakdown
 from meterd.domain.quota import Charge, CounterReading
 from meterd.domain.windows import window_start
-from meterd.store import rollups
+from meterd.store import label_rollups, rollups
 from meterd.store.db import Database, json_rows
 
 
@@ -283,13 +283,17 @@ class RecordStore:
             ))  # fmt: skip
         if rows:
             await conn.execute(_INSERT_CALLS, (json_rows(_CALL_COLUMNS, rows),))
-        summed = _rollup_deltas(owned)
+        hourly = _rollup_deltas(owned)
         for table in rollups.TABLES:
-            if table.from_previous is not None:
-                summed = rollups.fold(summed, table.from_previous)
+            summed = hourly if table.from_hourly is None else rollups.fold(hourly, table.from_hourly)
             if summed:
                 rows = [(*k, *summed[k]) for k in sorted(summed)]
                 await conn.execute(table.upsert_sql, (json_rows(table.json_columns, rows),))
+        # After the subject and model grains: every writer locks rollup rows in this order.
+        await label_rollups.add_calls(
+            conn,
+            [_dimension_call(item, stored, cost, parts, claim) for item, (_, stored, cost, _, parts), claim in owned],
+        )
         corrected = [
             (cost, list(parts.as_tuple()), item.tenant_id, item.call.call_id)
             for item, (_, _, cost, _, parts), _ in owned
@@ -320,18 +324,33 @@ def _rollup_deltas(owned: list) -> dict[tuple, list]:
         key = (item.tenant_id, hour, d.subject, d.provider, d.model, d.operation)
         row = out.get(key)
         if row is None:
-            row = out[key] = [0] * 21 + [{}]
+            row = out[key] = [0] * len(rollups.FIGURES) + [{}]
         latency = stored.latency_us
         for i, value in enumerate((
             1, 0 if stored.success else 1, stored.input_tokens, stored.output_tokens, stored.cached_read_tokens,
             stored.cache_write_tokens, stored.reasoning_tokens, stored.requests, stored.units, cost,
-            1 if item.cost_source == "unpriced" else 0, 0 if latency is None else 1, latency or 0, *parts.as_tuple(),
+            1 if item.cost_source == "unpriced" else 0, 0 if latency is None else 1, latency or 0,
+            stored.retry_count, *parts.as_tuple(),
         )):  # fmt: skip
             row[i] += value
         if latency is not None:
             b = str(histogram.bucket(latency))
             row[-1][b] = row[-1].get(b, 0) + 1
     return out
+
+
+def _dimension_call(
+    item: RecordItem, stored: CallInput, cost: int, parts: CostBreakdown, claim: tuple
+) -> label_rollups.DimensionCall:
+    d = stored.dims
+    return label_rollups.DimensionCall(
+        tenant_id=item.tenant_id, occurred_at=claim[0], provider=d.provider, model=d.model, operation=d.operation,
+        error_code=stored.error_code, labels=d.labels, success=stored.success, input_tokens=stored.input_tokens,
+        output_tokens=stored.output_tokens, cached_read_tokens=stored.cached_read_tokens,
+        cache_write_tokens=stored.cache_write_tokens, reasoning_tokens=stored.reasoning_tokens,
+        requests=stored.requests, units=stored.units, cost_nanos=cost, unpriced=item.cost_source == "unpriced",
+        latency_us=stored.latency_us, retry_count=stored.retry_count, cost_parts=parts.as_tuple(),
+    )  # fmt: skip
 
 
 async def _readings(cursor) -> dict[CounterKey, CounterReading]:

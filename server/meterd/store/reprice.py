@@ -214,8 +214,8 @@ class RepriceTransaction:
         key order like the record path writes them."""
         table_deltas: dict[tuple, tuple[int, ...]] = deltas
         for table in rollups.TABLES:
-            if table.from_previous is not None:
-                table_deltas = rollups.fold_costs(table_deltas, table.from_previous)
+            if table.from_hourly is not None:
+                table_deltas = rollups.fold_costs(deltas, table.from_hourly)
             keys = sorted(k for k, v in table_deltas.items() if any(v))
             if not keys:
                 continue

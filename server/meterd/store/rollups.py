@@ -1,10 +1,10 @@
 """The three usage rollup tables and the SQL that adds to them (records) or corrects their cost (reprice).
 
 usage_hourly holds one row per (tenant, hour, subject, provider, model, operation); usage_model_hourly
-and usage_model_daily hold the same figures summed over subjects, per hour and per UTC day. Every
-writer derives each table's deltas by folding the previous table's (`fold`: per-subject hours into
-model hours into model days) and writes the tables in this order, each in key order, so concurrent
-writers never deadlock and the three always agree.
+and usage_model_daily hold the same figures summed over subjects, per hour and per UTC day, and
+usage_subject_daily per subject and UTC day. Every writer derives each table's deltas by folding the
+per-subject hours (`fold`) and writes the tables in this order, each in key order, so concurrent
+writers never deadlock and they always agree.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ FIGURES = (
     ("unpriced_calls", "bigint"),
     ("latency_count", "bigint"),
     ("latency_sum_us", "numeric"),
+    ("retry_count", "bigint"),  # migrations/0012_label_rollups.sql
     # Cost parts (migrations/0009_genai_prices.sql), in domain.pricing.PARTS order.
     ("cost_input_nanos", "numeric"),
     ("cost_output_nanos", "numeric"),
@@ -50,9 +51,14 @@ def _to_model_hour(key: HourlyKey) -> ModelKey:
     return tenant, hour, provider, model, operation
 
 
-def _to_model_day(key: ModelKey) -> ModelKey:
-    tenant, hour, provider, model, operation = key
+def _to_model_day(key: HourlyKey) -> ModelKey:
+    tenant, hour, _subject, provider, model, operation = key
     return tenant, hour.replace(hour=0), provider, model, operation  # hours are UTC
+
+
+def _to_subject_day(key: HourlyKey) -> HourlyKey:
+    tenant, hour, subject, provider, model, operation = key
+    return tenant, hour.replace(hour=0), subject, provider, model, operation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +66,8 @@ class RollupTable:
     name: str
     key_columns: tuple[str, ...]
     key_types: tuple[str, ...]
-    # The key of this table's row for a row of the previous table in TABLES (None: the first table).
-    from_previous: Callable[[tuple], tuple] | None
+    # The key of this table's row for a row of the first table of TABLES (None: the first table).
+    from_hourly: Callable[[tuple], tuple] | None
     # usage_hourly keeps its histogram sparse (latency_hist jsonb {"bucket": count}); the others dense
     # (latency_buckets bigint[128]). See migrations/0004_model_rollups.sql.
     sparse: bool
@@ -135,6 +141,14 @@ TABLES = (
         _MODEL_KEY_TYPES,
         _to_model_day,
         sparse=False,
+    ),
+    # migrations/0012_label_rollups.sql: top users over weeks read days, not hours.
+    RollupTable(
+        "usage_subject_daily",
+        ("tenant_id", "day", "subject", "provider", "model", "operation"),
+        ("text", "timestamptz", "text", "text", "text", "text"),
+        _to_subject_day,
+        sparse=True,
     ),
 )
 

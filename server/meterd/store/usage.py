@@ -50,13 +50,19 @@ _KEY_ALIASES = {
     Dimension.OPERATION: "k_operation",
     Dimension.LABEL: "k_label",
     Dimension.TIME: "k_bucket",
+    Dimension.ERROR_CODE: "k_error_code",
 }
+
+# A raw call's value of Dimension.ERROR_CODE, as the label rollups store it.
+_ERROR_VALUE = "(CASE WHEN success THEN '' ELSE error_code END)"
+_LABEL_SOURCES = (Source.LABEL_HOURLY, Source.LABEL_DAILY)
+_SUBJECT_SOURCES = (Source.SUBJECT_HOURLY, Source.SUBJECT_DAILY)
 
 # Sums named like the columns they add up, the same in rollups and raw calls.
 _COLUMN_SUMS = "".join(
     f"\n       coalesce(sum({c}), 0) AS {c},"
     for c in ("input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "reasoning_tokens",
-              "requests", "units", "cost_nanos", *rollups.PART_COLUMNS)
+              "requests", "units", "cost_nanos", "retry_count", *rollups.PART_COLUMNS)
 )  # fmt: skip
 
 # Summed figures of usage_hourly rows.
@@ -95,6 +101,7 @@ _ORDER_METRICS = {
     Order.TOTAL_TOKENS: "(g.input_tokens + g.output_tokens + g.cached_read_tokens + g.cache_write_tokens)",
     Order.ERRORS: "g.errors",
     Order.LATENCY_P95: "p95_bucket",
+    Order.ERROR_RATE: "(g.errors::float8 / nullif(g.calls, 0)::float8)",
 }
 
 _CALL_COLUMNS = """call_id, occurred_at, recorded_at, api_key_id, reservation_id, subject, provider, model,
@@ -133,6 +140,7 @@ class UsageStore:
             "start": start,
             "end": end,
             "label_key": query.label_key,
+            "dim_key": query.dimension_key,
             "bucket": str(query.bucket) if query.bucket else None,
             "limit": query.limit,
         }
@@ -186,9 +194,9 @@ class UsageStore:
 # --- SQL builders (only fixed fragments are spliced in; every value is a parameter) ---------------
 
 
-def _filter_sql(f: UsageFilter, *, outcome: bool) -> str:
-    """The filter's conditions, each starting with AND. Labels and outcome only exist on raw calls
-    (and labels on reservations): a query with either set is answered from raw calls."""
+def _filter_sql(f: UsageFilter, *, outcome: bool, labels: bool = True) -> str:
+    """The filter's conditions, each starting with AND. Labels, outcome and error codes only exist
+    on raw calls (and labels on reservations); the label rollups filter theirs by _label_sql."""
     sql = ""
     if f.subject:
         sql += " AND subject = %(f_subject)s"
@@ -200,10 +208,22 @@ def _filter_sql(f: UsageFilter, *, outcome: bool) -> str:
         sql += " AND model = %(f_model)s"
     if f.operation:
         sql += " AND operation = %(f_operation)s"
-    if f.labels:
+    if f.labels and labels:
         sql += " AND labels @> %(f_labels)s"
     if outcome and f.success is not None:
         sql += " AND success = %(f_success)s"
+    if outcome and f.error_code:
+        sql += f" AND {_ERROR_VALUE} = %(f_error_code)s"
+    return sql
+
+
+def _label_sql(f: UsageFilter) -> str:
+    """Conditions on label rollup rows: the answering key (UsageQuery.dimension_key) and its value."""
+    sql = " AND label_key = %(dim_key)s"
+    if f.labels:
+        sql += " AND label_value = %(f_dim_value)s"
+    if f.error_code:
+        sql += " AND label_value = %(f_error_code)s"
     return sql
 
 
@@ -216,14 +236,20 @@ def _filter_params(f: UsageFilter) -> dict:
         "f_operation": f.operation,
         "f_labels": Jsonb(f.labels),
         "f_success": f.success,
+        "f_error_code": f.error_code,
+        "f_dim_value": next(iter(f.labels.values()), None),
     }
 
 
-def _keys(group_by: Sequence[Dimension], time_column: str) -> list[tuple[str, str]]:
+def _keys(group_by: Sequence[Dimension], time_column: str, source: Source = Source.CALLS) -> list[tuple[str, str]]:
     """(SQL expression, alias) of each group key."""
     out = []
     for d in group_by:
-        if d is Dimension.LABEL:
+        if d in (Dimension.LABEL, Dimension.ERROR_CODE) and source in _LABEL_SOURCES:
+            expr = "label_value"
+        elif d is Dimension.ERROR_CODE:
+            expr = _ERROR_VALUE
+        elif d is Dimension.LABEL:
             expr = "coalesce(labels ->> %(label_key)s, '')"  # a call without the label groups under ""
         elif d is Dimension.TIME:
             expr = f"date_trunc(%(bucket)s, {time_column}, 'UTC')"
@@ -238,7 +264,7 @@ def _aggregate_sql(query: UsageQuery, group_by: Sequence[Dimension], spans: Sequ
     dense as latency_buckets (subject-free rollups) or sparse as latency_hist (the other sources)."""
     if query.raw:
         return _raw_sql(query, group_by)
-    if spans[0].source is Source.SUBJECT_HOURLY:
+    if spans[0].source.sparse:
         return _subject_sql(query, group_by, spans)
     return _model_sql(query, group_by, spans)
 
@@ -252,13 +278,15 @@ def _rollup_rows(spans: Sequence[Span], f: UsageFilter, columns: str, prefix: st
     `extra`, a fixed condition starting with AND, narrows them further."""
     pieces = []
     for i, span in enumerate(spans):
-        t = "day" if span.source is Source.MODEL_DAILY else "hour"
-        subject = "subject, " if span.source is Source.SUBJECT_HOURLY else ""
+        t = "day" if span.source.daily else "hour"
+        label = span.source in _LABEL_SOURCES
+        subject = "subject, " if span.source in _SUBJECT_SOURCES else "label_value, " if label else ""
         pieces.append(
             f"""SELECT {t} AS t, {subject}provider, model, operation, {columns}
       FROM {span.source.value}
      WHERE tenant_id = %(tenant)s AND {t} >= %({prefix}{i}_start)s AND {t} < %({prefix}{i}_end)s"""
-            + _filter_sql(f, outcome=False)
+            + _filter_sql(f, outcome=False, labels=not label)
+            + (_label_sql(f) if label else "")
             + extra
         )
     return "\n    UNION ALL\n    ".join(pieces)
@@ -272,7 +300,7 @@ def _keyed_rollup_rows(
 
 
 _ROLLUP_FIGURES = """calls, errors, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
-           reasoning_tokens, requests, units, cost_nanos, unpriced_calls, latency_count, latency_sum_us, """ + ", ".join(
+           reasoning_tokens, requests, units, cost_nanos, unpriced_calls, latency_count, latency_sum_us, retry_count, """ + ", ".join(
     rollups.PART_COLUMNS
 )
 # A raw call's parts under the rollup column names (cost_parts is NULL for calls recorded before them).
@@ -291,7 +319,7 @@ _SPARSE_BUCKETS = "e.k::int AS bucket, sum(e.v::bigint) AS n FROM f, jsonb_each_
 
 
 def _model_sql(query: UsageQuery, group_by: Sequence[Dimension], spans: Sequence[Span]) -> str:
-    keys = _keys(group_by, "t")
+    keys = _keys(group_by, "t", spans[0].source)
     group = f" GROUP BY {', '.join(alias for _, alias in keys)}" if keys else ""
     rows = _keyed_rollup_rows(keys, spans, query.filter, _ROLLUP_FIGURES + ", latency_buckets")
     return f"""SELECT {"".join(f"{alias}, " for _, alias in keys)}{_ROLLUP_SUMS},
@@ -300,7 +328,7 @@ def _model_sql(query: UsageQuery, group_by: Sequence[Dimension], spans: Sequence
 
 
 def _subject_sql(query: UsageQuery, group_by: Sequence[Dimension], spans: Sequence[Span]) -> str:
-    keys = _keys(group_by, "t")
+    keys = _keys(group_by, "t", spans[0].source)
     return _sums_and_histogram(
         [alias for _, alias in keys],
         rows=_keyed_rollup_rows(keys, spans, query.filter, _ROLLUP_FIGURES + ", latency_hist"),
@@ -309,30 +337,44 @@ def _subject_sql(query: UsageQuery, group_by: Sequence[Dimension], spans: Sequen
     )
 
 
+# What ordering a top-N needs of each group (every _ORDER_METRICS but the p95): the first pass of
+# _top_subject_sql sums only these, so ranking thousands of groups skips the other twenty sums.
+_RANKING_COLUMNS = ("calls", "errors", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens",
+                    "cost_nanos")  # fmt: skip
+
+
 def _top_subject_sql(query: UsageQuery, spans: Sequence[Span], order: list[str]) -> str:
-    """Groups of the per-subject rollup, ordered by a sum and limited: the sums of every group first,
-    then histograms only for the groups kept (the top 10 users of thousands need 10 histograms)."""
-    keys = _keys(query.group_by, "t")
+    """Groups of a sparse rollup, ordered by a sum and limited: the groups are ranked on the few sums
+    the order needs, then every sum and the histogram are computed only for the groups kept (the
+    top 10 users of thousands need 10 histograms)."""
+    keys = _keys(query.group_by, "t", spans[0].source)
     aliases = ", ".join(alias for _, alias in keys)
-    on = " AND ".join(f"f.{alias} = g.{alias}" for _, alias in keys)
-    # The second pass reads only the kept subjects' rows, which the primary key (tenant, hour,
-    # subject, ...) finds without reading every row again.
-    kept = " AND subject IN (SELECT k_subject FROM g)" if Dimension.SUBJECT in query.group_by else ""
-    return f"""WITH sums AS (
-    SELECT {aliases}, {_ROLLUP_SUMS}
-      FROM ({_keyed_rollup_rows(keys, spans, query.filter, _ROLLUP_FIGURES)}) k
+    on = " AND ".join(f"f.{alias} = kept.{alias}" for _, alias in keys)
+    # The second pass reads only the kept subjects' (or label values') rows, which the primary key
+    # (tenant, hour, subject, ...) finds without reading every row again.
+    kept = " AND subject IN (SELECT k_subject FROM kept)" if Dimension.SUBJECT in query.group_by else ""
+    for d in (Dimension.LABEL, Dimension.ERROR_CODE):
+        if d in query.group_by and spans[0].source in _LABEL_SOURCES:
+            kept = f" AND label_value IN (SELECT {_KEY_ALIASES[d]} FROM kept)"
+    ranking = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in _RANKING_COLUMNS)
+    return f"""WITH ranked AS (
+    SELECT {aliases}, {ranking}
+      FROM ({_keyed_rollup_rows(keys, spans, query.filter, ", ".join(_RANKING_COLUMNS))}) k
      GROUP BY {aliases}
-), g AS (
-    SELECT * FROM sums g ORDER BY {", ".join(order)} LIMIT %(limit)s
+), kept AS (
+    SELECT {aliases} FROM ranked g ORDER BY {", ".join(order)} LIMIT %(limit)s
 ), f AS (
-    SELECT f.* FROM ({_keyed_rollup_rows(keys, spans, query.filter, "latency_hist", kept)}) f JOIN g ON {on}
+    SELECT f.* FROM ({_keyed_rollup_rows(keys, spans, query.filter, _ROLLUP_FIGURES + ", latency_hist", kept)}) f
+      JOIN kept ON {on}
+), sums AS (
+    SELECT {aliases}, {_ROLLUP_SUMS} FROM f GROUP BY {aliases}
 ), hist AS (
     SELECT {aliases}, jsonb_object_agg(bucket, n) AS latency_hist
       FROM (SELECT {aliases}, {_SPARSE_BUCKETS} GROUP BY {aliases}, e.k) b
      GROUP BY {aliases}
 )
 SELECT g.*, hist.latency_hist
-  FROM g LEFT JOIN hist USING ({aliases})
+  FROM sums g LEFT JOIN hist USING ({aliases})
  ORDER BY {", ".join(order)}"""
 
 
@@ -343,7 +385,7 @@ def _raw_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
         rows="SELECT "
         + "".join(f"{expr} AS {alias}, " for expr, alias in keys)
         + f"""success, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
-           reasoning_tokens, requests, units, cost_nanos, cost_source, latency_us, {_RAW_PARTS}
+           reasoning_tokens, requests, units, cost_nanos, cost_source, latency_us, retry_count, {_RAW_PARTS}
            {_BUCKET_OF_LATENCY} AS bucket
       FROM calls
      WHERE tenant_id = %(tenant)s AND occurred_at >= %(start)s AND occurred_at < %(end)s"""
@@ -382,7 +424,7 @@ def _grouped_sql(query: UsageQuery, spans: Sequence[Span]) -> str:
     else:
         # Groups without any latency (p95 NULL) come last either way.
         order = [f"{_ORDER_METRICS[query.order]} {direction} NULLS LAST", *keys]
-    dense = not query.raw and spans[0].source is not Source.SUBJECT_HOURLY
+    dense = not query.raw and not spans[0].source.sparse
     if query.order is not Order.LATENCY_P95 and not query.raw and not dense:
         return _top_subject_sql(query, spans, order)
     p95 = ""
@@ -409,13 +451,15 @@ def _projection_sql(query: UsageQuery, spans: Sequence[Span]) -> str:
        AND occurred_at >= least(%(month_start)s, %(basis_start)s)
        AND occurred_at < greatest(%(p_end)s, %(basis_end)s){filters}"""
         older = f"SELECT 1 FROM calls WHERE tenant_id = %(tenant)s AND occurred_at < %(basis_start)s{filters}"
+    elif spans[0].source in _LABEL_SOURCES:
+        rows = _rollup_rows(spans, query.filter, "cost_nanos", prefix="q")
+        conditions = _filter_sql(query.filter, outcome=False, labels=False) + _label_sql(query.filter)
+        older = f"SELECT 1 FROM usage_label_daily WHERE tenant_id = %(tenant)s AND day < %(basis_start)s{conditions}"
     else:
         rows = _rollup_rows(spans, query.filter, "cost_nanos", prefix="q")
         # Each hourly row has its daily counterpart (or the query reads the per-subject table), so
         # one table tells whether there is older usage.
-        table, t = (
-            ("usage_hourly", "hour") if spans[0].source is Source.SUBJECT_HOURLY else ("usage_model_daily", "day")
-        )
+        table, t = ("usage_hourly", "hour") if spans[0].source in _SUBJECT_SOURCES else ("usage_model_daily", "day")
         older = f"SELECT 1 FROM {table} WHERE tenant_id = %(tenant)s AND {t} < %(basis_start)s{filters}"
     return f"""SELECT coalesce(sum(cost_nanos) FILTER (WHERE t >= %(month_start)s AND t < %(p_end)s), 0) AS month_to_date,
        coalesce(sum(cost_nanos) FILTER (WHERE t >= %(basis_start)s AND t < %(basis_end)s), 0) AS basis_cost,
@@ -450,6 +494,7 @@ def _aggregate(r: dict) -> Aggregate:
         unpriced_calls=_int(r["unpriced_calls"]),
         latency_count=_int(r["latency_count"]),
         latency_sum_us=_int(r["latency_sum_us"]),
+        retry_count=_int(r["retry_count"]),
         **{c: _int(r[c]) for c in rollups.PART_COLUMNS},
         latency_buckets=tuple(buckets) if any(buckets) else (),
     )
@@ -464,4 +509,5 @@ def _key(r: dict) -> UsageKey:
         operation=r.get("k_operation"),
         label_value=r.get("k_label"),
         bucket_start=r.get("k_bucket"),
+        error_code=r.get("k_error_code"),
     )

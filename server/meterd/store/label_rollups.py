@@ -1,0 +1,267 @@
+"""Label and error-code rollups (migrations/0012_label_rollups.sql): declarations, the record path's
+writes, and the back-fill from raw calls.
+
+Every call is added once per declared label key of its tenant (under its value of that label, ""
+when it has none) and once under the reserved key "" whose value is its error code ("" for a
+successful call or an error without a code). The first N distinct values of a (tenant, key, UTC day)
+are admitted; the rest of that day's values are added under OTHER ("" is never folded nor counted). Writers serialise against a
+back-fill with an advisory lock per tenant (shared here, exclusive in `backfill_day` and declarations).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Sequence
+
+from meterd.domain import histogram
+from meterd.domain.dimensions import ERROR_CODE_KEY, MAX_ERROR_CODES_PER_DAY, OTHER, LabelDimension
+from meterd.domain.errors import NotFound
+from meterd.store.db import Database, json_rows
+from meterd.store.rollups import FIGURES, PART_COLUMNS
+
+_LOCK = "hashtextextended('meter_dimensions/' || %s, 0)"
+_FIGURE_NAMES = tuple(c for c, _ in FIGURES)
+
+
+@dataclasses.dataclass(frozen=True)
+class DimensionCall:
+    """What the label rollups need of one recorded call."""
+
+    tenant_id: str
+    occurred_at: dt.datetime
+    provider: str
+    model: str
+    operation: str
+    error_code: str
+    labels: dict[str, str]
+    success: bool
+    input_tokens: int
+    output_tokens: int
+    cached_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    requests: int
+    units: int
+    cost_nanos: int
+    unpriced: bool
+    latency_us: int | None
+    retry_count: int
+    cost_parts: tuple[int, ...]
+
+    @property
+    def error_value(self) -> str:
+        return "" if self.success else self.error_code
+
+    def figures(self) -> tuple[int, ...]:
+        """In FIGURES order."""
+        latency = self.latency_us
+        return (
+            1, 0 if self.success else 1, self.input_tokens, self.output_tokens, self.cached_read_tokens,
+            self.cache_write_tokens, self.reasoning_tokens, self.requests, self.units, self.cost_nanos,
+            1 if self.unpriced else 0, 0 if latency is None else 1, latency or 0, self.retry_count, *self.cost_parts,
+        )  # fmt: skip
+
+
+# The calls of a batch, exploded once per declared key and once for error codes (key ""), with
+# their admitted value (or OTHER). {rows} is the jsonb_to_recordset of the pre-summed rows.
+def _exploded(record: str) -> str:
+    return f"""u AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s) AS u({record})
+), x AS (
+    SELECT u.*, '{ERROR_CODE_KEY}' AS k, u.e AS v0 FROM u
+    UNION ALL
+    SELECT u.*, ld.label_key, coalesce(u.l ->> ld.label_key, '') FROM u JOIN label_dimensions ld ON ld.tenant_id = u.t
+)"""
+
+
+_RECORD = ", ".join(
+    ["t text", "h timestamptz", "p text", "mo text", "op text", "e text", "l jsonb"]
+    + [f"{c} {t}" for c, t in FIGURES]
+    + ["hs jsonb"]
+)
+
+_ADMIT = f"""WITH {_exploded(_RECORD)}
+SELECT meter_admit_dimension_values_v1(
+           coalesce((SELECT jsonb_agg(jsonb_build_object('t', t, 'k', k, 'd', d, 'v', v0))
+                       FROM (SELECT DISTINCT t, k, date_trunc('day', h, 'UTC') AS d, v0 FROM x) c), '[]'),
+           %(error_codes)s)"""
+
+
+def _upsert(table: str, time_column: str, time_expr: str) -> str:
+    keys = f"tenant_id, label_key, {time_column}, label_value, provider, model, operation"
+    sums = ", ".join(f"sum({c})" for c in _FIGURE_NAMES)
+    updates = ",\n    ".join(f"{c} = r.{c} + excluded.{c}" for c in _FIGURE_NAMES)
+    return f"""WITH {_exploded(_RECORD)}, mapped AS (
+    SELECT x.*, {time_expr} AS tt,
+           CASE WHEN x.v0 = '' OR EXISTS (SELECT 1 FROM dimension_values dv
+                              WHERE (dv.tenant_id, dv.label_key, dv.day, dv.label_value)
+                                  = (x.t, x.k, date_trunc('day', x.h, 'UTC'), x.v0))
+                THEN x.v0 ELSE '{OTHER}' END AS v
+      FROM x
+)
+INSERT INTO {table} AS r ({keys}, {", ".join(_FIGURE_NAMES)}, latency_hist)
+SELECT t, k, tt, v, p, mo, op, {sums}, meter_sparse_hist_sum(hs)
+  FROM mapped
+ GROUP BY t, k, tt, v, p, mo, op
+ ORDER BY t, k, tt, v, p, mo, op
+ON CONFLICT ({keys}) DO UPDATE SET
+    {updates},
+    latency_hist = meter_sparse_hist_add(r.latency_hist, excluded.latency_hist)"""
+
+
+_UPSERT_HOURLY = _upsert("usage_label_hourly", "hour", "x.h")
+_UPSERT_DAILY = _upsert("usage_label_daily", "day", "date_trunc('day', x.h, 'UTC')")
+
+
+def _presum(calls: Sequence[DimensionCall]) -> list[tuple]:
+    """Rows per (tenant, hour, provider, model, operation, error code, labels): figures and histogram."""
+    out: dict[tuple, list] = {}
+    for c in calls:
+        hour = c.occurred_at.replace(minute=0, second=0, microsecond=0)
+        key = (c.tenant_id, hour, c.provider, c.model, c.operation, c.error_value,
+               json.dumps(c.labels, sort_keys=True))  # fmt: skip
+        row = out.get(key)
+        if row is None:
+            row = out[key] = [0] * len(FIGURES) + [{}]
+        for i, value in enumerate(c.figures()):
+            row[i] += value
+        if c.latency_us is not None:
+            b = str(histogram.bucket(c.latency_us))
+            row[-1][b] = row[-1].get(b, 0) + 1
+    return [(*k[:6], json.loads(k[6]), *row) for k, row in sorted(out.items())]
+
+
+_COLUMNS = ("t", "h", "p", "mo", "op", "e", "l", *_FIGURE_NAMES, "hs")
+
+
+async def add_calls(conn, calls: Sequence[DimensionCall]) -> None:
+    """Queue the label and error-code rollup writes of a batch (the connection may be pipelined)."""
+    if not calls:
+        return
+    for tenant in sorted({c.tenant_id for c in calls}):
+        await conn.execute(f"SELECT pg_advisory_xact_lock_shared({_LOCK})", (tenant,))
+    params = {"rows": json_rows(_COLUMNS, _presum(calls)), "error_codes": MAX_ERROR_CODES_PER_DAY}
+    await conn.execute(_ADMIT, params)
+    await conn.execute(_UPSERT_HOURLY, params)
+    await conn.execute(_UPSERT_DAILY, params)
+
+
+# --- back-fill from raw calls ---------------------------------------------------------------------
+
+
+def _value_of(key: str) -> str:
+    """The value raw calls have for a dimension key (as the record path computes it)."""
+    if key == ERROR_CODE_KEY:
+        return "CASE WHEN success THEN '' ELSE error_code END"
+    return "coalesce(labels ->> %(key)s, '')"
+
+
+_RAW_PARTS = ", ".join(f"coalesce(cost_parts[{i}], 0) AS {c}" for i, c in enumerate(PART_COLUMNS, 1))
+_RAW_FIGURES = """1 AS calls, CASE WHEN success THEN 0 ELSE 1 END AS errors, input_tokens, output_tokens,
+       cached_read_tokens, cache_write_tokens, reasoning_tokens, requests, units, cost_nanos,
+       CASE WHEN cost_source = 'unpriced' THEN 1 ELSE 0 END AS unpriced_calls,
+       CASE WHEN latency_us IS NULL THEN 0 ELSE 1 END AS latency_count, coalesce(latency_us, 0) AS latency_sum_us,
+       retry_count, """
+_BUCKET = "CASE WHEN latency_us IS NOT NULL THEN least(127, floor(log(2, greatest(latency_us, 1)) * 4))::int END"
+
+
+def _backfill_sql(key: str) -> tuple[str, ...]:
+    value = _value_of(key)
+    day_calls = "FROM calls WHERE tenant_id = %(tenant)s AND occurred_at >= %(day)s AND occurred_at < %(next)s"
+    mapped = f"""CASE WHEN {value} = '' OR EXISTS (SELECT 1 FROM dimension_values dv
+                        WHERE (dv.tenant_id, dv.label_key, dv.day, dv.label_value) = (%(tenant)s, %(key)s, %(day)s, {value}))
+          THEN {value} ELSE '{OTHER}' END"""
+    names = ", ".join(_FIGURE_NAMES)
+    sums = ", ".join(f"sum({c})" for c in _FIGURE_NAMES)
+    return (
+        """DELETE FROM usage_label_hourly WHERE tenant_id = %(tenant)s AND label_key = %(key)s
+              AND hour >= %(day)s AND hour < %(next)s""",
+        "DELETE FROM usage_label_daily WHERE tenant_id = %(tenant)s AND label_key = %(key)s AND day = %(day)s",
+        "DELETE FROM dimension_values WHERE tenant_id = %(tenant)s AND label_key = %(key)s AND day = %(day)s",
+        "DELETE FROM dimension_value_counts WHERE tenant_id = %(tenant)s AND label_key = %(key)s AND day = %(day)s",
+        # The day's first values (by their first call) are admitted, like the record path admits in arrival order.
+        f"""INSERT INTO dimension_values (tenant_id, label_key, day, label_value)
+            SELECT %(tenant)s, %(key)s, %(day)s, v
+              FROM (SELECT {value} AS v, min(occurred_at) AS first {day_calls} GROUP BY 1) s
+             WHERE v <> ''
+             ORDER BY first, v COLLATE "C" LIMIT %(max)s""",
+        """INSERT INTO dimension_value_counts (tenant_id, label_key, day, n)
+            SELECT %(tenant)s, %(key)s, %(day)s, count(*) FROM dimension_values
+             WHERE tenant_id = %(tenant)s AND label_key = %(key)s AND day = %(day)s""",
+        f"""INSERT INTO usage_label_hourly (tenant_id, label_key, hour, label_value, provider, model, operation, {names},
+                                           latency_hist)
+            SELECT %(tenant)s, %(key)s, hour, v, provider, model, operation, {sums},
+                   coalesce(jsonb_object_agg(bucket, n) FILTER (WHERE bucket IS NOT NULL), '{{}}')
+              FROM (SELECT date_trunc('hour', occurred_at, 'UTC') AS hour, {mapped} AS v, provider, model, operation,
+                           {_BUCKET} AS bucket, count(*) FILTER (WHERE latency_us IS NOT NULL) AS n,
+                           {", ".join(f"sum({c}) AS {c}" for c in _FIGURE_NAMES)}
+                      FROM (SELECT occurred_at, success, error_code, labels, latency_us, provider, model, operation,
+                                   {_RAW_FIGURES}{_RAW_PARTS} {day_calls}) c
+                     GROUP BY 1, 2, 3, 4, 5, 6) b
+             GROUP BY hour, v, provider, model, operation""",
+        f"""INSERT INTO usage_label_daily (tenant_id, label_key, day, label_value, provider, model, operation, {names},
+                                          latency_hist)
+            SELECT tenant_id, label_key, %(day)s, label_value, provider, model, operation, {sums},
+                   meter_sparse_hist_sum(latency_hist)
+              FROM usage_label_hourly
+             WHERE tenant_id = %(tenant)s AND label_key = %(key)s AND hour >= %(day)s AND hour < %(next)s
+             GROUP BY tenant_id, label_key, label_value, provider, model, operation""",
+    )
+
+
+class LabelRollupStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def declared(self, tenant_id: str) -> dict[str, LabelDimension]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT label_key, max_values_per_day, created_at FROM label_dimensions WHERE tenant_id = %s",
+                (tenant_id,),
+            )
+            return {r["label_key"]: LabelDimension(**r) for r in await cur.fetchall()}
+
+    async def set(self, tenant_id: str, key: str, max_values_per_day: int) -> tuple[LabelDimension, bool]:
+        """Declare (or change the bound of) a dimension; True when it is new."""
+        async with self.db.transaction() as conn:
+            await conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})", (tenant_id,))
+            cur = await conn.execute("SELECT 1 FROM tenants WHERE id = %s", (tenant_id,))
+            if await cur.fetchone() is None:
+                raise NotFound(f"tenant {tenant_id[:64]!r} does not exist (create a key for it first)")
+            cur = await conn.execute(
+                """INSERT INTO label_dimensions AS d (tenant_id, label_key, max_values_per_day) VALUES (%s, %s, %s)
+                   ON CONFLICT (tenant_id, label_key) DO UPDATE SET max_values_per_day = excluded.max_values_per_day
+                   RETURNING label_key, max_values_per_day, created_at, (xmax = 0) AS created""",
+                (tenant_id, key, max_values_per_day),
+            )
+            r = await cur.fetchone()
+        created = r.pop("created")
+        return LabelDimension(**r), created
+
+    async def delete(self, tenant_id: str, key: str) -> None:
+        """Forget a dimension and its rollups (a later declaration starts afresh)."""
+        async with self.db.transaction() as conn:
+            await conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})", (tenant_id,))
+            cur = await conn.execute(
+                "DELETE FROM label_dimensions WHERE tenant_id = %s AND label_key = %s RETURNING 1", (tenant_id, key)
+            )
+            if await cur.fetchone() is None:
+                raise NotFound(f"label dimension {key!r} is not declared (see ListLabelDimensions)")
+            for table in ("usage_label_hourly", "usage_label_daily", "dimension_values", "dimension_value_counts"):
+                await conn.execute(f"DELETE FROM {table} WHERE tenant_id = %s AND label_key = %s", (tenant_id, key))
+
+    async def first_retained_call(self, tenant_id: str) -> dt.datetime | None:
+        async with self.db.connection() as conn:
+            cur = await conn.execute("SELECT min(occurred_at) AS t FROM calls WHERE tenant_id = %s", (tenant_id,))
+            return (await cur.fetchone())["t"]
+
+    async def backfill_day(self, tenant_id: str, key: str, day: dt.datetime, max_values: int) -> None:
+        """Recompute one UTC day of one dimension from the raw calls, in one transaction that holds
+        the tenant's exclusive lock (recording waits for it, so no call is counted twice or lost)."""
+        params = {"tenant": tenant_id, "key": key, "day": day, "next": day + dt.timedelta(days=1), "max": max_values}
+        async with self.db.transaction() as conn:
+            await conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})", (tenant_id,))
+            for sql in _backfill_sql(key):
+                await conn.execute(sql, params)
