@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from meter_testing.databases import migrated_database
 from meter_testing.services import DIMS, call, limit
 from meterd.domain.errors import AlreadyExists, NotFound
 from meterd.domain.limits import Limit, Usage
@@ -25,7 +26,6 @@ from meterd.service.metering import actual_usage
 from meterd.service.ports import LimitPort, QuotaPort, RecordPort
 from meterd.store.db import Database
 from meterd.store.limits import LimitStore
-from meterd.store.migrate import migrate
 from meterd.store.quota import QuotaStore
 from meterd.store.records import RecordStore
 
@@ -58,17 +58,8 @@ class Ports:
 
 @pytest.fixture(scope="module")
 async def contract_db(postgres) -> AsyncIterator[Database]:
-    url = postgres.create_database()
-    try:
-        await migrate(url)
-        db = Database(url, min_size=1, max_size=4)
-        await db.open()
-        try:
-            yield db
-        finally:
-            await db.close()
-    finally:
-        postgres.drop_database(url)
+    async with migrated_database(postgres, max_size=4) as db:
+        yield db
 
 
 @pytest.fixture(params=["fake", "real"])

@@ -20,12 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
+from meter_testing.databases import migrated_database
 from meterd.domain.calls import Dimensions
 from meterd.domain.limits import Limit, LimitAction, Metric, Partition, Selector
 from meterd.domain.quota import Charge, CheckItem, CounterReading, Estimate, blocks, limit_state
 from meterd.domain.windows import WindowKind, WindowSpec, window_start
 from meterd.store.db import Database
-from meterd.store.migrate import migrate
 from meterd.store.quota import QuotaStore
 
 BASE = dt.datetime(2031, 5, 6, tzinfo=dt.UTC)
@@ -35,17 +35,8 @@ PARITY = settings(max_examples=40, deadline=None, derandomize=True,
 
 @pytest.fixture(scope="module")
 async def parity_db(postgres) -> AsyncIterator[Database]:
-    url = postgres.create_database()
-    try:
-        await migrate(url)
-        db = Database(url, min_size=1, max_size=2)
-        await db.open()
-        try:
-            yield db
-        finally:
-            await db.close()
-    finally:
-        postgres.drop_database(url)
+    async with migrated_database(postgres, max_size=2) as db:
+        yield db
 
 
 # ---- the deny rule ---------------------------------------------------------------------------------
