@@ -33,6 +33,7 @@ from meterd.service.limit_cache import LimitCache
 from meterd.service.metering import MeteringService
 from meterd.service.prices import PriceAdmin, PriceBook
 from meterd.service.quota import QuotaService
+from meterd.service.recommendations import RecommendationService
 from meterd.service.reprice import Repricer
 from meterd.service.usage import UsageService
 from meterd.store.alerts import AlertStore
@@ -90,7 +91,9 @@ class MeterServer:
         self.auth_guard = AuthGuard(
             self.keys.authenticate, unknown_ttl=config.unknown_key_ttl, peer_failures=config.peer_auth_failures
         )
-        self.tenant_gate = TenantGate(config.tenant_max_in_flight, config.tenant_max_wait)
+        self.tenant_gate = TenantGate(
+            config.tenant_max_in_flight, config.tenant_max_wait, max_rate=config.tenant_max_rate
+        )
         self.key_cache = KeyCache(self.auth_guard.lookup, ttl=config.key_cache_ttl)
         self.limit_store = LimitStore(self.db)
         self.limits = LimitCache(self.limit_store, database_url)
@@ -185,6 +188,7 @@ class MeterServer:
                 self.quota,
                 self.metering,
                 UsageService(UsageStore(self.db)),
+                recommendations=RecommendationService(UsageStore(self.db), self.prices),
                 clock=clock or utc_now,
                 backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
                 max_future_skew=dt.timedelta(seconds=config.max_future_skew),

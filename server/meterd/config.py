@@ -150,6 +150,14 @@ SETTINGS: tuple[Setting, ...] = (
         "behind itself. A tenant alone may use the whole server. 0: off.",
     ),
     Setting(
+        "tenant_max_rate",
+        float,
+        300.0,
+        "RPCs one tenant may start per second per server process while another tenant is active (a burst of "
+        "a tenth of a second's worth); more wait like those over tenant_max_in_flight. Bounds the event loop's "
+        "time one tenant takes, which the in-flight bound alone does not. A tenant alone is not capped. 0: off.",
+    ),
+    Setting(
         "tenant_max_wait",
         parse_seconds,
         2.0,
@@ -281,6 +289,7 @@ class Config:
     batch_workers: int
     batch_timeout: float
     tenant_max_in_flight: int
+    tenant_max_rate: float
     tenant_max_wait: float
     unknown_key_ttl: float
     peer_auth_failures: int

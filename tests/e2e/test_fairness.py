@@ -79,3 +79,29 @@ async def test_a_tenant_over_its_share_waits_then_gets_retry_info_while_another_
                 await blocker.execute("ROLLBACK")
             assert (await stuck)[0] == grpc.StatusCode.OK
             assert s.tenant_gate.in_flight("flood") == 0
+
+
+async def test_a_tenant_over_its_rate_is_slowed_to_it_then_told_when_to_retry_while_another_is_served(
+    fresh_database_url,
+):
+    async with running_server(
+        fresh_database_url, tenant_max_in_flight=0, tenant_max_rate=20, tenant_max_wait=0.3
+    ) as s:  # a burst of 2, then one start every 50 ms; at most 0.3 s of waiting: about 8 of 40 admitted
+        _, key_a = await s.keys.create("rated", ["admin"])
+        _, key_b = await s.keys.create("other", ["admin"])
+        auth_a, auth_b = (("authorization", f"Bearer {key_a}"),), (("authorization", f"Bearer {key_b}"),)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{s.port}") as channel:
+            meter = meter_pb2_grpc.MeterStub(channel)
+            await meter.GetUsage(meter_pb2.GetUsageRequest(), metadata=auth_b)  # B is active: shares apply
+            flood = [outcome(meter.GetUsage(meter_pb2.GetUsageRequest(), metadata=auth_a)) for _ in range(40)]
+            flooding = asyncio.gather(*flood)
+            await meter.GetUsage(meter_pb2.GetUsageRequest(), metadata=auth_b)  # not behind A's queue
+            results = await flooding
+    codes = [code for code, _ in results]
+    # Bounded by the tokens a waiter can see: the burst plus 20/s over its 0.3 s (and however long 40
+    # RPCs take to arrive on a loaded machine); unbounded, all 40 would pass.
+    assert 2 <= codes.count(grpc.StatusCode.OK) <= 16, codes
+    refused = [err for code, err in results if code == grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert len(refused) + codes.count(grpc.StatusCode.OK) == 40
+    assert "at most 20 started per second" in refused[0].details() and len(refused[0].details()) < 400
+    assert retry_delay(refused[0]) >= 0.05

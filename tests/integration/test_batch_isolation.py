@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2
 from meter_testing.fixtures import running_server
 from meterd.domain.calls import CallInput, Dimensions
-from meterd.domain.errors import InvalidArgument, MeterError
+from meterd.domain.errors import Internal, InvalidArgument
 from meterd.domain.keys import Principal
 from meterd.domain.quota import Estimate
 from meterd.service.metering import RecordOutcome
+from meterd.store.records import RecordStore
 
 INT64_MAX = 2**63 - 1
 # overflow: a retry count beyond the column's integer (always fails); nul: PostgreSQL text cannot
@@ -145,28 +146,58 @@ async def test_reservations_stay_exact_when_a_hostile_request_shares_their_batch
     assert await counter_used(url, principal.tenant_id, "reserved") == admitted + 1000 * admitted
 
 
+class FaultyRecordStore(RecordStore):
+    """The real store on the real database, with one injected server bug: any batch holding a call
+    whose error_code is "boom" raises a plain Python error (not about values, so not a MeterError)."""
+
+    async def record_batch(self, items):
+        if any(i.call.error_code == "boom" for i in items):
+            raise RuntimeError("an injected bug " + "x" * 5000)
+        return await super().record_batch(items)
+
+
 async def test_a_culprit_that_is_a_server_bug_is_internal_for_it_alone(iso, monkeypatch):
-    """An unexpected error that is not about values (here a Python error raised for one item)
-    reaches only that request, as itself (the interceptor answers INTERNAL); its batch-mates commit."""
+    """An unexpected error that is not about values reaches only the request that carries it, as a
+    bounded INTERNAL of its own; its batch-mates commit."""
     server, admin, url = iso
     principal = await new_tenant(server, admin)
-    store = server.metering.store
-    original = store.record_batch
-
-    async def buggy(items):
-        if any(i.call.error_code == "boom" for i in items):
-            raise RuntimeError("a bug")
-        return await original(items)
-
-    monkeypatch.setattr(store, "record_batch", buggy)
+    monkeypatch.setattr(server.metering, "store", FaultyRecordStore(server.db))
     calls = [call("valid", 5) for _ in range(6)]
     calls[3] = CallInput(**{**calls[3].__dict__, "error_code": "boom"})
     answers = await asyncio.gather(*(server.metering.record(principal, c) for c in calls), return_exceptions=True)
-    assert isinstance(answers[3], RuntimeError) and not isinstance(answers[3], MeterError)
+    assert isinstance(answers[3], Internal), answers[3]
+    assert "RuntimeError" in str(answers[3]) and "xxx" not in str(answers[3])  # the bug's text stays in the log
     assert all(isinstance(a, RecordOutcome) for i, a in enumerate(answers) if i != 3)
     assert sorted(await recorded_ids(url, principal.tenant_id)) == sorted(
         c.call_id for i, c in enumerate(calls) if i != 3
     )
+
+
+async def test_over_the_api_a_server_bug_in_one_item_of_record_calls_is_that_items_result(iso, monkeypatch):
+    """RecordCalls with a server bug in one item: the RPC is OK, the item's result says INTERNAL with a
+    bounded message, every other item is recorded once; RecordCall of the same call answers INTERNAL."""
+    from meter.v1 import meter_pb2, meter_pb2_grpc
+    from meter_testing.requests import record
+
+    server, _, url = iso
+    tenant = f"bug-{uuid.uuid4().hex[:6]}"
+    _, key = await server.keys.create(tenant, ["admin"])
+    auth = (("authorization", f"Bearer {key}"),)
+    monkeypatch.setattr(server.metering, "store", FaultyRecordStore(server.db))
+    items = [record() for _ in range(7)]
+    items[4].outcome, items[4].error_code = common_pb2.OUTCOME_ERROR, "boom"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        meter = meter_pb2_grpc.MeterStub(channel)
+        reply = await meter.RecordCalls(meter_pb2.RecordCallsRequest(calls=items), metadata=auth)
+        with pytest.raises(grpc.aio.AioRpcError) as single:
+            await meter.RecordCall(items[4], metadata=auth)
+    assert (reply.recorded, reply.failed, reply.duplicates) == (6, 1, 0)
+    culprit = reply.results[4]
+    assert culprit.index == 4 and culprit.error_code == "INTERNAL"
+    assert "RuntimeError" in culprit.error_message and len(culprit.error_message) < 300
+    assert all(r.error_code == "" for i, r in enumerate(reply.results) if i != 4)
+    assert sorted(await recorded_ids(url, tenant)) == sorted(c.call_id for i, c in enumerate(items) if i != 4)
+    assert single.value.code() == grpc.StatusCode.INTERNAL and len(single.value.details()) < 300
 
 
 async def test_over_the_api_a_poisoned_batch_costs_another_tenant_nothing(iso):

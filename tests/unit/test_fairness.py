@@ -147,3 +147,38 @@ def test_peer_host_drops_the_port():
     assert peer_host("ipv4:10.0.0.7:53122") == "ipv4:10.0.0.7"
     assert peer_host("ipv6:[::1]:53122") == "ipv6:[::1]"
     assert peer_host("unix:/tmp/s") == "unix:/tmp/s"
+
+
+async def test_a_tenant_over_its_rate_waits_for_its_next_token_while_others_go_straight_in():
+    now = [100.0]
+    gate = TenantGate(max_in_flight=0, max_wait=5, clock=lambda: now[0], max_rate=4)  # a burst of 1
+    for _ in range(50):
+        await gate.enter("a")  # alone: no rate applies
+    gate._seen["z"] = now[0]  # another tenant is active: a's rate applies from here
+    waiting = [asyncio.ensure_future(gate.enter("a")) for _ in range(3)]
+    await turns()
+    assert [w.done() for w in waiting] == [True, False, False]  # the bucket held one token
+    await gate.enter("b")  # b's bucket is its own
+    now[0] += 0.25  # one token's worth: the timer set for it admits exactly the next waiter
+    await asyncio.wait_for(waiting[1], 2)
+    await turns()
+    assert not waiting[2].done()
+    now[0] += 0.25
+    await asyncio.wait_for(waiting[2], 2)
+    assert gate.in_flight("a") == 53
+
+
+async def test_a_tenant_waiting_past_max_wait_for_tokens_is_told_when_to_retry():
+    now = [100.0]
+    gate = TenantGate(max_in_flight=8, max_wait=0.05, clock=lambda: now[0], max_rate=20)  # a burst of 2
+    gate._seen["z"] = now[0]
+    await gate.enter("a")
+    await gate.enter("a")
+    waiters = [asyncio.ensure_future(gate.enter("a")) for _ in range(4)]
+    results = await asyncio.gather(*waiters, return_exceptions=True)  # the clock never moves: no token
+    assert all(isinstance(r, ResourceExhausted) for r in results)
+    assert "at most 20 started per second" in str(results[0])
+    assert results[0].retry_after >= 3 / 20  # the queue ahead of it, at the tenant's rate
+    assert gate.in_flight("a") == 2 and not gate._waiters
+    now[0] += 1.0
+    await gate.enter("a")  # nothing leaked: the bucket refilled

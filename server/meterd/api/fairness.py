@@ -5,9 +5,9 @@ Two interceptors around the auth interceptor (MeterInterceptor):
 - PeerInterceptor, outside it, only notes the caller's host, so that AuthGuard (the key look-up the
   auth interceptor's cache calls on a miss) can count failed authentications per host;
 - TenantGateInterceptor, inside it (the principal is known), bounds the RPCs each tenant has in
-  progress while others are active: over its share a tenant waits behind its own RPCs (then gets
-  RESOURCE_EXHAUSTED with RetryInfo) instead of queueing in front of every other tenant for
-  connections and batch slots.
+  progress and starts per second while others are active: over its share a tenant waits behind its
+  own RPCs (then gets RESOURCE_EXHAUSTED with RetryInfo) instead of queueing in front of every other
+  tenant for the event loop, connections and batch slots.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ _peer: contextvars.ContextVar[str] = contextvars.ContextVar("meter_peer", defaul
 # Suggested wait for a tenant over its in-flight share: about one group-commit round trip or two.
 IN_FLIGHT_RETRY_AFTER = 0.05
 FAILURE_WINDOW = 10.0  # seconds over which a host's failed authentications are counted
+ACTIVE_SWEEP = 0.25  # seconds between sweeps of the tenants no longer active (not one per RPC)
 MAX_ENTRIES = 10_000  # bound of each in-memory table (cleared when full: a flood cannot grow memory)
 
 
@@ -112,53 +113,83 @@ def _put(table: dict, key, value) -> None:
 
 
 class TenantGate:
-    """RPCs in progress per tenant, at most `max_in_flight` each while another tenant is active
-    (0: unbounded). A tenant over its share waits, in order and without touching the database, for
-    one of its own RPCs to finish: up to `max_wait` seconds and `WAITING_FACTOR` x max_in_flight
-    waiters, then RESOURCE_EXHAUSTED. Other tenants are admitted at once meanwhile: a flood only
-    ever queues behind itself."""
+    """Per-tenant shares of one server process, applied while another tenant is active (alone, a
+    tenant may use the whole server: group commit needs concurrency to make large batches).
+
+    Two bounds, each 0 for off: at most `max_in_flight` RPCs in progress, and at most `max_rate`
+    RPCs started per second (a token bucket holding a tenth of a second's worth). The in-flight bound
+    alone does not bound a tenant's rate: RPCs that take a millisecond each let 8 in flight start
+    thousands a second, enough to keep the event loop saturated for everybody. A tenant over either
+    bound waits, in order and without touching the database, up to `max_wait` seconds and
+    `WAITING_FACTOR` x max_in_flight (or x 8) waiters, then gets RESOURCE_EXHAUSTED with RetryInfo.
+    Waiting costs the server nothing but memory, so a flooding client that retries at once is slowed
+    to the share instead of spinning on refusals. Other tenants are admitted at once meanwhile."""
 
     WAITING_FACTOR = 64
     ACTIVE_WINDOW = 2.0  # seconds since its last RPC during which a tenant counts as active
+    BURST_SECONDS = 0.1  # the bucket holds this many seconds' worth of the rate
 
-    def __init__(self, max_in_flight: int, max_wait: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_in_flight, self.max_wait, self.clock = max_in_flight, max_wait, clock
+    def __init__(
+        self,
+        max_in_flight: int,
+        max_wait: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_rate: float = 0.0,
+    ) -> None:
+        self.max_in_flight, self.max_wait, self.clock, self.max_rate = max_in_flight, max_wait, clock, max_rate
+        self.burst = max(1.0, max_rate * self.BURST_SECONDS)
+        self.max_waiting = self.WAITING_FACTOR * (max_in_flight or 8)
         self._seen: dict[str, float] = {}  # tenant -> its last RPC
+        self._swept = -ACTIVE_SWEEP
         self._in_flight: dict[str, int] = {}
+        self._tokens: dict[str, list[float]] = {}  # tenant -> [tokens, when counted]
         self._waiters: dict[str, deque[asyncio.Future]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # tenant -> wake-up when its next token is due
         self.refused = 0
 
     def _refuse(self, tenant_id: str, why: str) -> ResourceExhausted:
         self.refused += 1
+        waiting = len(self._waiters.get(tenant_id, ()))
+        # The queue ahead at the tenant's rate, stretched by up to 2x at random: clients that honour
+        # RetryInfo then come back spread out rather than as one burst when a whole queue timed out.
+        ahead = max(IN_FLIGHT_RETRY_AFTER, waiting / self.max_rate if self.max_rate else 0.0)
+        retry_after = ahead * (1.0 + random.random())
         return ResourceExhausted(
-            f"this tenant has {self._in_flight.get(tenant_id, 0)} requests in progress on this server (at most "
-            f"{self.max_in_flight}) and {why}; retry after the delay in RetryInfo, or send fewer at once "
-            "(RecordCalls carries many calls in one request)",
-            retry_after=IN_FLIGHT_RETRY_AFTER,
+            f"this tenant has {self._in_flight.get(tenant_id, 0)} requests in progress on this server and "
+            f"{why} (share while other tenants are active: {self._share()}); retry after the delay in "
+            "RetryInfo, or send fewer at once (RecordCalls carries many calls in one request)",
+            retry_after=retry_after,
         )
 
+    def _share(self) -> str:
+        bounds = [f"at most {self.max_in_flight} in progress"] if self.max_in_flight else []
+        bounds += [f"at most {self.max_rate:g} started per second"] if self.max_rate else []
+        return ", ".join(bounds) or "none"
+
     async def enter(self, tenant_id: str) -> None:
-        n = self._in_flight.get(tenant_id, 0)
         now = self.clock()
+        contended = self._contended(tenant_id, now)
         _put(self._seen, tenant_id, now)
-        if not self.max_in_flight or (n < self.max_in_flight and tenant_id not in self._waiters):
-            self._in_flight[tenant_id] = n + 1
-            return
-        if tenant_id not in self._waiters and not self._contended(tenant_id, now):
-            # Work-conserving: alone on the server a tenant may use all of it (group commit needs
-            # concurrency to make large batches); its share applies once another tenant is active.
-            self._in_flight[tenant_id] = n + 1
-            return
+        if tenant_id not in self._waiters:
+            wait = self._may_start(tenant_id, now, contended)
+            if wait == 0.0:
+                self._in_flight[tenant_id] = self._in_flight.get(tenant_id, 0) + 1
+                return
+        else:
+            wait = 0.0  # behind its own queue, which the pump serves in order
         waiters = self._waiters.setdefault(tenant_id, deque())
-        if len(waiters) >= self.WAITING_FACTOR * self.max_in_flight:
+        if len(waiters) >= self.max_waiting:
             raise self._refuse(tenant_id, f"{len(waiters)} more waiting")
         slot = asyncio.get_running_loop().create_future()
         waiters.append(slot)
+        if 0.0 < wait < float("inf"):
+            self._wake_in(tenant_id, wait)
         try:
             await asyncio.wait_for(slot, self.max_wait)
         except TimeoutError:
             self._forget(tenant_id, slot)
-            raise self._refuse(tenant_id, f"none finished within {self.max_wait:g}s") from None
+            raise self._refuse(tenant_id, f"its share did not come free within {self.max_wait:g}s") from None
         except asyncio.CancelledError:
             if slot.done() and not slot.cancelled():
                 self.leave(tenant_id)  # handed a slot just as the caller went away: pass it on
@@ -166,12 +197,59 @@ class TenantGate:
                 self._forget(tenant_id, slot)
             raise
 
+    def _may_start(self, tenant_id: str, now: float, contended: bool) -> float:
+        """0.0: start now (its token taken); else seconds until it may (inf: until one of its RPCs ends)."""
+        if self.max_rate:
+            tokens = self._tokens.get(tenant_id)
+            if tokens is None:
+                tokens = [self.burst, now]
+                _put(self._tokens, tenant_id, tokens)
+            tokens[0] = min(self.burst, tokens[0] + (now - tokens[1]) * self.max_rate)
+            tokens[1] = now
+        if not contended:
+            return 0.0
+        if self.max_in_flight and self._in_flight.get(tenant_id, 0) >= self.max_in_flight:
+            return float("inf")
+        if self.max_rate:
+            if tokens[0] < 1.0 - 1e-9:  # not a rounding error's worth short
+                return (1.0 - tokens[0]) / self.max_rate
+            tokens[0] -= 1.0
+        return 0.0
+
     def _contended(self, tenant_id: str, now: float) -> bool:
-        """Whether another tenant sent an RPC in the last ACTIVE_WINDOW seconds."""
-        since = now - self.ACTIVE_WINDOW
-        for stale in [t for t, seen in self._seen.items() if seen <= since]:
-            del self._seen[stale]  # so the scan costs the number of active tenants, not of all ever seen
-        return any(other != tenant_id for other in self._seen)
+        """Whether another tenant sent an RPC in the last ACTIVE_WINDOW seconds (give or take a sweep)."""
+        if now - self._swept > ACTIVE_SWEEP:
+            self._swept = now
+            since = now - self.ACTIVE_WINDOW
+            for stale in [t for t, seen in self._seen.items() if seen <= since]:
+                del self._seen[stale]  # so the table holds the active tenants, not all ever seen
+        return len(self._seen) > (1 if tenant_id in self._seen else 0)
+
+    def _wake_in(self, tenant_id: str, delay: float) -> None:
+        if tenant_id not in self._timers:
+            self._timers[tenant_id] = asyncio.get_running_loop().call_later(delay, self._pump, tenant_id, True)
+
+    def _pump(self, tenant_id: str, timer: bool = False) -> None:
+        """Start the tenant's waiters, in order, while its share allows."""
+        if timer:
+            self._timers.pop(tenant_id, None)
+        waiters = self._waiters.get(tenant_id)
+        if not waiters:
+            return
+        now = self.clock()
+        contended = self._contended(tenant_id, now)
+        while waiters:
+            if waiters[0].done():  # gave up meanwhile
+                waiters.popleft()
+                continue
+            wait = self._may_start(tenant_id, now, contended)
+            if wait:
+                if wait < float("inf"):
+                    self._wake_in(tenant_id, wait)
+                return
+            self._in_flight[tenant_id] = self._in_flight.get(tenant_id, 0) + 1
+            waiters.popleft().set_result(None)
+        del self._waiters[tenant_id]
 
     def _forget(self, tenant_id: str, slot: asyncio.Future) -> None:
         """A waiter that gave up leaves the queue, so the queue only ever holds live waiters (a
@@ -184,19 +262,13 @@ class TenantGate:
                 del self._waiters[tenant_id]
 
     def leave(self, tenant_id: str) -> None:
-        waiters = self._waiters.get(tenant_id)
-        while waiters:
-            slot = waiters.popleft()
-            if not waiters:
-                del self._waiters[tenant_id]
-            if not slot.done():
-                slot.set_result(None)  # the finished RPC's slot goes to the first waiter
-                return
         n = self._in_flight[tenant_id] - 1
         if n:
             self._in_flight[tenant_id] = n
         else:
             del self._in_flight[tenant_id]
+        if tenant_id in self._waiters:
+            self._pump(tenant_id)
 
     def in_flight(self, tenant_id: str) -> int:
         return self._in_flight.get(tenant_id, 0)

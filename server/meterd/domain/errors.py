@@ -49,6 +49,11 @@ class Unimplemented(MeterError):
     pass
 
 
+class Internal(MeterError):
+    """A server bug confined to one item of a batch (RecordCalls): that item alone answers INTERNAL,
+    with a bounded message, and the request's other items keep their own results."""
+
+
 class ResourceExhausted(MeterError):
     """A bounded resource of the server ran out for this caller (e.g. a slow stream's buffer, its
     tenant's share of the server); retry_after (seconds), when given, travels as google.rpc.RetryInfo."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections.abc import Callable
 
+from meterd.domain.bounds import quote
 from meterd.domain.calls import CallInput
-from meterd.domain.errors import MeterError, culprit_error
+from meterd.domain.errors import Internal, MeterError, culprit_error
 from meterd.domain.keys import Principal
 from meterd.domain.limits import Usage, matching
 from meterd.domain.pricing import CostBreakdown, UsageAmounts
@@ -18,6 +20,8 @@ from meterd.service.batching import Batcher, retry_rollbacks
 from meterd.service.limit_cache import LimitCache
 from meterd.service.ports import RecordPort
 from meterd.service.prices import PriceBook
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +136,7 @@ class MeteringService:
         answers = await self.batcher.submit_many(items, return_exceptions=True)
         for call, recorded in zip(calls, answers, strict=True):
             if isinstance(recorded, BaseException) and not isinstance(recorded, MeterError):
-                raise recorded  # a server bug (INTERNAL); the batch's other calls were committed
+                recorded = server_fault(call, recorded)
             if isinstance(recorded, MeterError):
                 out.append(recorded)
                 continue
@@ -145,3 +149,15 @@ class MeteringService:
             if self.on_recorded is not None:
                 self.on_recorded(call, recorded.result)
         return out
+
+
+def server_fault(call: CallInput, exc: BaseException) -> Internal:
+    """The answer of a call the batch's bisection isolated on an unexpected error (a server bug, not
+    its values): INTERNAL for it alone, logged with the traceback. The calls that shared its batch
+    were committed without it, so raising here would answer a whole RecordCalls INTERNAL and invite a
+    retry of calls already recorded."""
+    log.error("recording call %s failed on an unexpected error", quote(call.call_id), exc_info=exc)
+    return Internal(
+        f"the server failed to record this call ({type(exc).__name__}; see the server log); it was not "
+        "recorded and the other calls were: retrying it with the same call_id is safe"
+    )
