@@ -23,4 +23,4 @@ def test_the_stored_strings_are_the_ones_migrations_and_old_rows_use():
     assert sorted(codes.ACTION.values()) == ["deny", "shadow", "warn"]
     assert sorted(codes.RESERVATION_STATE.values()) == ["active", "expired", "released", "settled"]
     assert sorted(codes.SEVERITY.values()) == ["critical", "info", "warning"]
-    assert len(codes.ALERT_KIND) == 8 and codes.ALERT_KIND_OF["limit_threshold"].name == "LIMIT_THRESHOLD"
+    assert len(codes.ALERT_KIND) == 9 and codes.ALERT_KIND_OF["limit_threshold"].name == "LIMIT_THRESHOLD"

@@ -46,6 +46,7 @@ ALERT_KIND = {
     AlertKind.UNPRICED_MODEL: "unpriced_model",
     AlertKind.DENIALS: "denials",
     AlertKind.RESERVATION_EXPIRED: "reservation_expired",
+    AlertKind.PROJECTED_OVER_BUDGET: "projected_over_budget",
 }
 SEVERITY = {Severity.INFO: "info", Severity.WARNING: "warning", Severity.CRITICAL: "critical"}
 RESERVATION_STATE = {
