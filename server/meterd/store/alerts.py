@@ -3,7 +3,6 @@ of the alert engine (migrations/0005_alerts.sql holds the triggers and meter_rai
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import psycopg
@@ -11,8 +10,11 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from meterd.domain import histogram
+from meterd.domain.alert_records import DenialKey, StoredRule, TenantRule, WebhookDue
 from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Candidate, GroupFigures, Severity
 from meterd.domain.errors import NotFound
+from meterd.store.alert_rules import rule_from_row, rule_params
+from meterd.store.codes import ALERT_KIND, ALERT_KIND_OF, SEVERITY, SEVERITY_OF
 from meterd.store.db import Database
 
 _RULE_COLUMNS = (
@@ -23,11 +25,7 @@ ALERT_COLUMNS = """id, tenant_id, rule_id, kind, severity, subject, provider, mo
                    threshold, window_start, window_end, message, created_at"""
 
 
-@dataclasses.dataclass(frozen=True)
-class StoredRule:
-    rule: AlertRule
-    created_at: dt.datetime
-    updated_at: dt.datetime
+__all__ = ["AlertStore", "StoredRule", "alert_from_row", "rule_from_row", "rule_params"]
 
 
 def alert_from_row(r: dict) -> Alert:
@@ -35,8 +33,8 @@ def alert_from_row(r: dict) -> Alert:
         id=r["id"],
         tenant_id=r["tenant_id"],
         rule_id=r["rule_id"],
-        kind=AlertKind(r["kind"]),
-        severity=Severity(r["severity"]),
+        kind=ALERT_KIND_OF[r["kind"]],
+        severity=SEVERITY_OF[r["severity"]],
         subject=r["subject"],
         provider=r["provider"],
         model=r["model"],
@@ -96,31 +94,30 @@ class AlertStore:
                         channels = excluded.channels, message_template = excluded.message_template, updated_at = now()
                     RETURNING {_RULE_COLUMNS}, (xmax = 0) AS created""",
                 (
-                    tenant_id, rule.id, rule.kind.value, rule.severity.value, Jsonb(rule.scope.to_json()),
-                    Jsonb(rule.params()), rule.cooldown_s, rule.webhook_url, rule.webhook_secret, rule.disabled,
+                    tenant_id, rule.id, ALERT_KIND[rule.kind], SEVERITY[rule.severity], Jsonb(rule.scope.to_json()),
+                    Jsonb(rule_params(rule)), rule.cooldown_s, rule.webhook_url, rule.webhook_secret, rule.disabled,
                     Jsonb([c.to_json() for c in rule.channels]), rule.message_template,
                 ),
             )  # fmt: skip
             row = await cur.fetchone()
-        return StoredRule(AlertRule.from_row(row), row["created_at"], row["updated_at"]), row["created"]
+        return StoredRule(rule_from_row(row), row["created_at"], row["updated_at"]), row["created"]
 
-    async def list_rules(self, tenant_id: str | None = None, *, kinds: frozenset[AlertKind] | None = None) -> list:
-        """A tenant's rules (StoredRule), or with tenant_id None every enabled rule of `kinds` as
-        (tenant, rule) pairs for the evaluator."""
+    async def list_rules(self, tenant_id: str) -> list[StoredRule]:
         async with self.db.connection() as conn:
-            if tenant_id is not None:
-                cur = await conn.execute(
-                    f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE tenant_id = %s ORDER BY id", (tenant_id,)
-                )
-                return [
-                    StoredRule(AlertRule.from_row(r), r["created_at"], r["updated_at"]) for r in await cur.fetchall()
-                ]
+            cur = await conn.execute(
+                f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE tenant_id = %s ORDER BY id", (tenant_id,)
+            )
+            return [StoredRule(rule_from_row(r), r["created_at"], r["updated_at"]) for r in await cur.fetchall()]
+
+    async def enabled_rules(self, kinds: frozenset[AlertKind]) -> list[TenantRule]:
+        """Every tenant's enabled rules of these kinds (for the evaluator), by tenant and id."""
+        async with self.db.connection() as conn:
             cur = await conn.execute(
                 f"""SELECT tenant_id, {_RULE_COLUMNS} FROM alert_rules
                      WHERE NOT disabled AND kind = ANY(%s) ORDER BY tenant_id, id""",
-                ([k.value for k in kinds or ()],),
+                ([ALERT_KIND[k] for k in kinds],),
             )
-            return [(r["tenant_id"], AlertRule.from_row(r)) for r in await cur.fetchall()]
+            return [TenantRule(r["tenant_id"], rule_from_row(r)) for r in await cur.fetchall()]
 
     async def delete_rule(self, tenant_id: str, rule_id: str) -> None:
         async with self.db.connection() as conn:
@@ -136,10 +133,10 @@ class AlertStore:
         where = ""
         if f.min_severity is not None:
             where += " AND severity = ANY(%s)"
-            args.append([s.value for s in Severity if s.rank >= f.min_severity.rank])
+            args.append([SEVERITY[s] for s in Severity if s.rank >= f.min_severity.rank])
         if f.kinds:
             where += " AND kind = ANY(%s)"
-            args.append([k.value for k in f.kinds])
+            args.append([ALERT_KIND[k] for k in f.kinds])
         if f.subject_prefix:
             where += " AND starts_with(subject, %s)"
             args.append(f.subject_prefix)
@@ -158,7 +155,7 @@ class AlertStore:
                 cur = await conn.execute(
                     "SELECT meter_raise_alert(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', %s, %s, %s, %s, %s, %s, %s) AS id",
                     (
-                        tenant_id, c.rule.id, c.rule.kind.value, c.rule.severity.value, c.rule.cooldown_s,
+                        tenant_id, c.rule.id, ALERT_KIND[c.rule.kind], SEVERITY[c.rule.severity], c.rule.cooldown_s,
                         c.cooldown_key, c.dedup_key, c.subject, c.provider, c.model, c.metric, c.observed,
                         c.threshold, c.window_start, c.window_end, c.message, at,
                     ),
@@ -224,9 +221,12 @@ class AlertStore:
             )
             return (await cur.fetchone())["n"]
 
-    async def add_denials(self, rows: dict[tuple[str, dt.datetime, str, str, str, str], int]) -> None:
+    async def add_denials(self, rows: dict[DenialKey, int]) -> None:
         """Add per-minute denial counts (keys in sorted order, so concurrent flushers never deadlock)."""
         keys = sorted(rows)
+        columns = [
+            [getattr(k, f) for k in keys] for f in ("tenant_id", "minute", "subject", "provider", "model", "operation")
+        ]
         async with self.db.connection() as conn:
             await conn.execute(
                 """INSERT INTO quota_denials AS d (tenant_id, minute, subject, provider, model, operation, denials)
@@ -234,12 +234,12 @@ class AlertStore:
                                         %s::bigint[]) ORDER BY 1, 2, 3, 4, 5, 6
                    ON CONFLICT (tenant_id, minute, subject, provider, model, operation)
                    DO UPDATE SET denials = d.denials + excluded.denials""",
-                (*[list(col) for col in zip(*keys, strict=True)], [rows[k] for k in keys]),
+                (*columns, [rows[k] for k in keys]),
             )
 
     # ---- webhooks ---------------------------------------------------------------------------------
 
-    async def claim_webhooks(self, lease: dt.timedelta, limit: int = 20) -> list[dict]:
+    async def claim_webhooks(self, lease: dt.timedelta, limit: int = 20) -> list[WebhookDue]:
         """Due deliveries, leased to this replica (next_attempt_at moves past the lease), with their
         alert and the rule's URL and secret."""
         async with self.db.connection() as conn:
@@ -258,7 +258,11 @@ class AlertStore:
                       LEFT JOIN alert_rules r ON (r.tenant_id, r.id) = (l.tenant_id, l.rule_id)""",
                 (limit, lease),
             )
-            return await cur.fetchall()
+            rows = await cur.fetchall()
+        return [
+            WebhookDue(alert_from_row(r), r["attempts"], r["webhook_url"] or "", r["webhook_secret"] or "")
+            for r in rows
+        ]
 
     async def webhook_done(
         self, tenant_id: str, alert_id: int, *, ok: bool, error: str, retry_in: dt.timedelta | None

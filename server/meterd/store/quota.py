@@ -6,55 +6,18 @@ round trip and one commit whatever the number of requests and matched limits.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from psycopg.types.json import Jsonb
 
 from meterd.domain.calls import Dimensions
-from meterd.domain.limits import Limit, Metric, Usage
-from meterd.domain.quota import Charge, CounterReading, Estimate
+from meterd.domain.limits import Limit, LimitAction, Metric, Usage
+from meterd.domain.quota import CheckItem, CheckOutcome, CounterReading, Extended, ReservationState, ReservedCounter
 from meterd.domain.windows import WindowKind
+from meterd.store.codes import METRIC, RESERVATION_STATE_OF, WINDOW_KIND
 from meterd.store.db import Database
 
-
-@dataclasses.dataclass(frozen=True)
-class CheckItem:
-    tenant_id: str
-    api_key_id: str
-    dims: Dimensions
-    reserve: bool
-    reservation_id: str
-    client_reservation_id: bool  # chosen by the caller: a retry may repeat it
-    ttl: dt.timedelta
-    estimate: Estimate
-    cost_nanos: int
-    charges: list[Charge]
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckOutcome:
-    allowed: bool
-    existing: bool  # the reservation id was already taken: nothing changed
-    at: dt.datetime
-    expires_at: dt.datetime | None
-    readings: list[CounterReading]  # one per charge, after the request
-
-
-@dataclasses.dataclass(frozen=True)
-class ReservedCounter:
-    limit_id: str
-    partition: str
-    reading: CounterReading
-
-
-@dataclasses.dataclass(frozen=True)
-class Extended:
-    found: bool
-    allowed: bool
-    expires_at: dt.datetime | None
-    cost_nanos: int
-    counters: list[ReservedCounter]
+__all__ = ["CheckItem", "CheckOutcome", "Extended", "QuotaStore", "ReservedCounter"]  # the types live in domain.quota
 
 
 _METRICS = tuple(Metric)
@@ -104,11 +67,11 @@ class QuotaStore:
             [k[1].id for k in keys],
             [k[1].generation for k in keys],
             [k[2] for k in keys],
-            [k[1].window.kind.value for k in keys],
+            [WINDOW_KIND[k[1].window.kind] for k in keys],
             [k[1].window.seconds for k in keys],
             c_req,
             c_key,
-            [c.limit.metric.value for c in charges],
+            [METRIC[c.limit.metric] for c in charges],
             [c.amount for c in charges],
             [c.limit.max for c in charges],
             [c.enforced for c in charges],
@@ -143,13 +106,13 @@ class QuotaStore:
         ttl: dt.timedelta,
         limits: list[Limit],
     ) -> Extended:
-        deny = [limit for limit in limits if limit.action.value == "deny"]
+        deny = [limit for limit in limits if limit.action is LimitAction.DENY]
         sliding = {limit.id: limit.window.seconds for limit in limits if limit.window.kind is WindowKind.SLIDING}
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 "SELECT * FROM meter_extend(%s, %s, %s, %s, %s, %s::text[], %s::bigint[], %s)",
                 (
-                    tenant_id, at, reservation_id, Jsonb({m.value: amounts.amount_for(m) for m in _METRICS}),
+                    tenant_id, at, reservation_id, Jsonb({METRIC[m]: amounts.amount_for(m) for m in _METRICS}),
                     int(ttl.total_seconds() * 1000), [d.id for d in deny], [d.max for d in deny], Jsonb(sliding),
                 ),
             )  # fmt: skip
@@ -205,10 +168,10 @@ class QuotaStore:
             row = await cur.fetchone()
         return Dimensions(**row) if row else None
 
-    async def reservation_state(self, tenant_id: str, reservation_id: str) -> str | None:
+    async def reservation_state(self, tenant_id: str, reservation_id: str) -> ReservationState | None:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 "SELECT state FROM reservations WHERE tenant_id = %s AND id = %s", (tenant_id, reservation_id)
             )
             row = await cur.fetchone()
-        return row["state"] if row else None
+        return RESERVATION_STATE_OF[row["state"]] if row else None
