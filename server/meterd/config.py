@@ -139,7 +139,7 @@ SETTINGS: tuple[Setting, ...] = (
         int,
         1,
         "Group-commit transactions in flight per process for checks and for records; each carries every "
-        "request queued meanwhile (1 gives the largest batches; add processes with --reuse-port to scale).",
+        "request queued meanwhile (1 gives the largest batches; add processes with --workers to scale).",
     ),
     Setting(
         "batch_timeout",
