@@ -23,6 +23,9 @@ class Result:
     note: str = ""
     server_cpu_s_per_k: float | None = None  # CPU seconds per 1,000 requests (or calls), server process
     db_cpu_s_per_k: float | None = None  # the same, PostgreSQL (every backend)
+    limit_rate: float | None = None  # 1 / (1/echo + 1/database doing the same rows), items per second
+    ratio_to_limit: float | None = None
+    baseline_db_cpu_s_per_k: float | None = None  # PostgreSQL CPU per 1,000 of plain psycopg's same rows
 
     @property
     def rate(self) -> float:
