@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -66,8 +67,9 @@ def start_process(args: list[str], log: Path) -> tuple[subprocess.Popen, int]:
         for line in text.splitlines():
             if line.strip().isdigit():
                 return proc, int(line.strip())
-            if "listening on" in line and "(port " in line and "SERVING" in text:
-                return proc, int(line.rsplit("(port ", 1)[1].rstrip(")"))
+            port = re.search(r"listening on \S+ \(port (\d+)\)", line)
+            if port and "SERVING" in text:
+                return proc, int(port.group(1))
         if proc.poll() is not None:
             raise RuntimeError(f"{args} exited:\n{text}")
         time.sleep(0.1)

@@ -44,8 +44,8 @@ async def serve_worker(config: Config, index: int, status: IO[str], *, embedded:
 
     server = MeterServer(config, config.database_url)
     await server.start()
-    if server.metrics_http is not None:
-        _report(status, metrics_port=server.metrics_http.server_port)
+    metrics = server.metrics_http
+    _report(status, listening=True, **({"metrics_port": metrics.server_port} if metrics is not None else {}))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -78,6 +78,9 @@ async def serve_worker(config: Config, index: int, status: IO[str], *, embedded:
 
 
 def main() -> None:
+    # Until the event loop's handlers are in place: a forwarded SIGHUP must not kill (its default
+    # action) a worker that is still starting.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     spec = json.loads(sys.stdin.buffer.readline())
     index = int(spec["index"])
     try:

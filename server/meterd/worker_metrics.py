@@ -41,7 +41,9 @@ class WorkerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, Metric] = {}
-        info = GaugeMetricFamily("meter_worker", "1 per running worker process of this service", labels=["worker", "pid"])
+        info = GaugeMetricFamily(
+            "meter_worker", "1 per running worker process of this service", labels=["worker", "pid"]
+        )
         for index, pid, port in self.source.metrics_ports():
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=SCRAPE_TIMEOUT) as response:

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 
 from meterd.config import Config
+from meterd.tls import is_loopback
 
 log = logging.getLogger("meter.workers")
 
@@ -97,6 +98,7 @@ class Worker:
     proc: subprocess.Popen[bytes]
     status: int  # read end of the worker's status pipe
     buffer: bytes = b""
+    listening: bool = False
     ready: bool = False
     served_before: bool = False  # an earlier instance of this slot reached SERVING
     metrics_port: int = 0
@@ -112,6 +114,7 @@ class Supervisor:
         self.restarts: deque[float] = deque()
         self.restart_total = 0
         self.stopping = False
+        self.announced = False
         self.exit_code = 0
         self.signals: list[int] = []  # received, handled by the loop (a handler only notes them)
         self.selector = selectors.DefaultSelector()
@@ -132,7 +135,9 @@ class Supervisor:
                 try:
                     self.metrics_http = serve_worker_metrics(self.config, self)
                 except (OSError, ValueError) as exc:
-                    raise ListenError(self.config.metrics_listen, "--metrics-listen", "METER_METRICS_LISTEN", exc)
+                    raise ListenError(
+                        self.config.metrics_listen, "--metrics-listen", "METER_METRICS_LISTEN", exc
+                    ) from None
             try:
                 return self._supervise(port)
             finally:
@@ -148,8 +153,6 @@ class Supervisor:
         handlers[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes the selector
         self.selector.register(wake_r, selectors.EVENT_READ, None)
         try:
-            # One line in the format of a single process, so tools that wait for it keep working.
-            log.info("listening on %s (port %d) with %d workers", self.listen, port, self.count)
             self.workers = [self._spawn(i) for i in range(self.count)]
             while self.workers:
                 for key, _ in self.selector.select(timeout=1.0):
@@ -244,12 +247,25 @@ class Supervisor:
         *lines, worker.buffer = worker.buffer.split(b"\n")
         for line in lines:
             message = json.loads(line)
+            if message.get("listening"):
+                worker.listening = True
+                if not self.announced and all(w.listening for w in self.workers):
+                    self._announce()
             if "metrics_port" in message:
                 worker.metrics_port = int(message["metrics_port"])
             if message.get("ready"):
                 worker.ready = True
                 if all(w.ready for w in self.workers):
                     log.info("all %d workers SERVING", len(self.workers))
+
+    def _announce(self) -> None:
+        """Said once every worker accepts connections, in the words of a single process (tools wait for it)."""
+        self.announced = True
+        port = split_address(self.listen)[1]
+        log.info("listening on %s (port %d) with %d workers", self.listen, port, self.count)
+        if not self.config.tls_cert and not is_loopback(self.config.listen):
+            log.warning("--insecure: plaintext on the non-loopback address %s; API keys cross the network in "
+                        "clear", self.config.listen)  # fmt: skip
 
     def _reap(self) -> None:
         for worker in list(self.workers):
@@ -258,7 +274,8 @@ class Supervisor:
                 continue
             self._forget(worker)
             if self.stopping:
-                if code != 0:
+                # Killed by our SIGTERM before its handlers were in place: it served nothing, a clean end.
+                if code not in (0, -signal.SIGTERM, -signal.SIGINT):
                     log.warning("worker %d (pid %d) exited with code %s", worker.index, worker.proc.pid, code)
                     self.exit_code = 1
                 continue

@@ -31,7 +31,9 @@ def scrape(port: int) -> str:
 
 
 def workers_by_pid(metrics: str) -> dict[int, str]:
-    return {int(pid): worker for pid, worker in re.findall(r'^meter_worker\{pid="(\d+)",worker="(\d+)"\}', metrics, re.M)}
+    return {
+        int(pid): worker for pid, worker in re.findall(r'^meter_worker\{pid="(\d+)",worker="(\d+)"\}', metrics, re.M)
+    }
 
 
 def handled_by_worker(metrics: str) -> dict[str, float]:
