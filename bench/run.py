@@ -261,9 +261,9 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
 
     for r in results:  # the database doing the same rows, and the ceiling of doing both on these CPUs
         if r.scenario in SAME_WORK:
-            cpu_before = postgres_cpu(stack.pg.pgdata)
-            base = await same_work(stack.url, *SAME_WORK[r.scenario], args.seconds)
-            base.db_cpu_s_per_k = (postgres_cpu(stack.pg.pgdata) - cpu_before) * 1000 / max(base.calls, 1)
+            base = await same_work(
+                stack.url, *SAME_WORK[r.scenario], args.seconds, lambda: postgres_cpu(stack.pg.pgdata)
+            )
             results.append(base)
             rpcs = 2 if r.scenario.startswith("reserve + settle") else 1
             r.limit_rate = 1 / (rpcs / echo_rate + 1 / base.rate)
