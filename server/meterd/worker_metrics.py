@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import urllib.request
 from collections.abc import Iterator
+from http.server import HTTPServer
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -67,7 +68,7 @@ class WorkerCollector(Collector):
         yield restarts
 
 
-def serve_worker_metrics(config: Config, source: WorkerSource):
+def serve_worker_metrics(config: Config, source: WorkerSource) -> HTTPServer:
     """Start the merged /metrics endpoint on config.metrics_listen; returns the HTTP server."""
     host, _, port = config.metrics_listen.rpartition(":")
     registry = CollectorRegistry()

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from http.server import HTTPServer
 from pathlib import Path
 from types import FrameType
 
@@ -114,12 +115,13 @@ class Supervisor:
         self.restarts: deque[float] = deque()
         self.restart_total = 0
         self.stopping = False
+        self.stop_deadline = float("inf")
         self.announced = False
         self.exit_code = 0
         self.signals: list[int] = []  # received, handled by the loop (a handler only notes them)
         self.selector = selectors.DefaultSelector()
         self.listen = config.listen
-        self.metrics_http = None
+        self.metrics_http: HTTPServer | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
