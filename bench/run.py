@@ -61,15 +61,25 @@ def rss_mb(pid: int) -> float:
 def start_process(args: list[str], log: Path) -> tuple[subprocess.Popen, int]:
     out = log.open("w")
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        return proc, _wait_for_port(proc, args, log)
+    except BaseException:
+        proc.terminate()  # never leave a server behind (a supervisor outlives its launcher)
+        proc.wait(timeout=30)
+        raise
+
+
+def _wait_for_port(proc: subprocess.Popen, args: list[str], log: Path) -> int:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         text = log.read_text()
         for line in text.splitlines():
             if line.strip().isdigit():
-                return proc, int(line.strip())
-            port = re.search(r"listening on \S+ \(port (\d+)\)", line)
-            if port and "SERVING" in text:
-                return proc, int(port.group(1))
+                return int(line.strip())
+            port = re.search(r"listening on \S+ \(port (\d+)\)( with \d+ workers)?", line)
+            # A single process is ready at its first SERVING; `--workers N` when all N are.
+            if port and ("workers SERVING" in text if port.group(2) else "SERVING" in text):
+                return int(port.group(1))
         if proc.poll() is not None:
             raise RuntimeError(f"{args} exited:\n{text}")
         time.sleep(0.1)
