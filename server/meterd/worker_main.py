@@ -8,6 +8,7 @@ It reports to the parent on a pipe, one JSON object a line: its metrics port, th
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -97,11 +98,9 @@ def main() -> None:
 
     try:
         coro = serve_worker(config, index, status, embedded=bool(spec["embedded"]))
-        try:
+        if config.uvloop and importlib.util.find_spec("uvloop") is not None:
             import uvloop
-        except ImportError:
-            uvloop = None
-        if uvloop is not None and config.uvloop:
+
             uvloop.run(coro)
         else:
             asyncio.run(coro)

@@ -73,7 +73,9 @@ def serve_worker_metrics(config: Config, source: WorkerSource) -> HTTPServer:
     host, _, port = config.metrics_listen.rpartition(":")
     registry = CollectorRegistry()
     registry.register(WorkerCollector(source))
-    tls = {"certfile": config.tls_cert, "keyfile": config.tls_key} if config.metrics_tls else {}
-    server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry, **tls)
+    certfile, keyfile = (config.tls_cert, config.tls_key) if config.metrics_tls else (None, None)
+    server, _thread = start_http_server(
+        int(port), addr=host or "127.0.0.1", registry=registry, certfile=certfile, keyfile=keyfile
+    )
     log.info("metrics of every worker on %s:%d/metrics", host or "127.0.0.1", server.server_port)
     return server

@@ -23,6 +23,7 @@ import os
 import selectors
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -188,7 +189,9 @@ class Supervisor:
             self._signal_all(signal.SIGHUP)
             if self.metrics_http is not None and self.config.metrics_tls:
                 try:  # new scrapes get the new certificate, as in a single process
-                    self.metrics_http.socket.context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
+                    tls_socket = self.metrics_http.socket
+                    assert isinstance(tls_socket, ssl.SSLSocket)
+                    tls_socket.context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
                 except (OSError, ValueError) as exc:
                     log.warning("SIGHUP: metrics certificate not reloaded, the old one stays: %s", exc)
         elif not self.stopping:
