@@ -96,7 +96,8 @@ def cmd_serve(config: Config) -> None:
                 run_loop(_serve(config, url), config.uvloop)
         except (ListenError, workers.ListenError) as exc:
             sys.exit(f"meter: {exc}")
-    sys.exit(code)
+    if code:
+        sys.exit(code)
 
 
 def cmd_migrate(config: Config) -> None:
