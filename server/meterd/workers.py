@@ -79,9 +79,13 @@ def reserve_port(address: str, *, shared: bool, flag: str, env: str) -> tuple[so
         if not shared:
             # An exclusive bind fails if anyone listens there, another Meter with SO_REUSEPORT included.
             with socket.socket(family, socket.SOCK_STREAM) as probe:
+                # SO_REUSEADDR, as gRPC's own bind: connections of a stopped server in TIME_WAIT do not
+                # hold the port, a listening socket still does.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind((host, port))
                 port = probe.getsockname()[1]
         holder = socket.socket(family, socket.SOCK_STREAM)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         holder.bind((host, port))
         return holder, holder.getsockname()[1]

@@ -53,3 +53,22 @@ def test_a_busy_port_is_named_with_its_setting():
         with pytest.raises(ListenError) as caught:
             reserve_port(address, shared=False, flag="--listen", env="METER_LISTEN")
     assert str(caught.value).startswith(f"cannot listen on {address}")
+
+
+def test_a_port_whose_last_server_just_stopped_is_free_again():
+    """Its accepted connections linger in TIME_WAIT after the server closed them; a restart on the same
+    port (as gRPC's own bind allows) must not be refused."""
+    listener = socket.socket()
+    for option in (socket.SO_REUSEADDR, socket.SO_REUSEPORT):  # as gRPC binds a worker's port
+        listener.setsockopt(socket.SOL_SOCKET, option, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    accepted.close()  # the server side closes first: its end of the connection enters TIME_WAIT
+    client.close()
+    listener.close()
+    holder, again = reserve_port(f"127.0.0.1:{port}", shared=False, flag="--listen", env="METER_LISTEN")
+    holder.close()
+    assert again == port
