@@ -29,6 +29,7 @@ from google.protobuf import duration_pb2
 
 from bench.alerts import alert_latency, start_second_meter
 from bench.baselines import database_batched_upserts, prefill, same_work, usage_queries
+from bench.call_search import search_and_recommend
 from bench.cpu import postgres_cpu, process_cpu
 from bench.measure import Result, closed_loop, open_loop, print_table
 from bench.noisy import noisy_neighbour
@@ -320,6 +321,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
 
     if group("usage", "getusage usage"):
         results += await usage_queries(stack.url, meters[0], auth, args.usage_calls)
+        results += await search_and_recommend(stack.url, meters[0], auth, args.usage_calls)
 
     if group("noisy", "noisy neighbour"):
         results += await noisy_neighbour(stack.url, meter_port, args.seconds)

@@ -302,6 +302,7 @@ def _merged(usage: common_pb2.Usage, given: dict) -> common_pb2.Usage:
 _GROUP = {name.removeprefix("GROUP_BY_").lower(): value for name, value in meter_pb2.GroupBy.items()}
 _BUCKET = {name.removeprefix("TIME_BUCKET_").lower(): value for name, value in meter_pb2.TimeBucket.items()}
 _ORDER = {name.removeprefix("USAGE_ORDER_").lower(): value for name, value in meter_pb2.UsageOrder.items()}
+_CALL_ORDER = {name.removeprefix("CALL_ORDER_").lower(): value for name, value in meter_pb2.CallOrder.items()}
 
 
 def _enum(table: dict, value, what: str) -> int:
@@ -330,10 +331,12 @@ def usage_request(
     descending: bool = False,
     limit: int = 0,
     include_projection: bool = False,
+    forecast_horizon: float | None = None,
+    forecast_basis: float | None = None,
 ) -> meter_pb2.GetUsageRequest:
     """group_by: "subject", "provider", "model", "operation", "label", "time" (or GroupBy values);
     time_bucket: "hour", "day", "week", "month"; order_by: "cost", "calls", "total_tokens", "errors",
-    "latency_p95"."""
+    "latency_p95"; forecast_horizon, forecast_basis: seconds."""
     return meter_pb2.GetUsageRequest(
         start=_timestamp(start),
         end=_timestamp(end),
@@ -352,6 +355,64 @@ def usage_request(
         descending=descending,
         limit=limit,
         include_projection=include_projection,
+        forecast_horizon=_duration(forecast_horizon),
+        forecast_basis=_duration(forecast_basis),
+    )
+
+
+def list_calls_request(
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    page_size: int = 50,
+    page_token: str = "",
+    min_cost_nanos: int = 0,
+    min_latency: float | None = None,
+    min_total_tokens: int = 0,
+    min_cached_read_tokens: int = 0,
+    error_code: str = "",
+    order_by: str | int = 0,
+    **filters,
+) -> meter_pb2.ListCallsRequest:
+    """filters: UsageFilter fields (subject, provider, outcome...); min_latency in seconds;
+    order_by: "newest", "cost" (dearest first), "latency" (slowest first) or a CallOrder value."""
+    return meter_pb2.ListCallsRequest(
+        start=_timestamp(start),
+        end=_timestamp(end),
+        filter=meter_pb2.UsageFilter(**filters),
+        page_size=page_size,
+        page_token=page_token,
+        min_cost_nanos=min_cost_nanos,
+        min_latency=_duration(min_latency),
+        min_total_tokens=min_total_tokens,
+        min_cached_read_tokens=min_cached_read_tokens,
+        error_code=error_code,
+        order_by=_enum(_CALL_ORDER, order_by, "order_by"),
+    )
+
+
+def recommendations_request(
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    candidate_models: Iterable[str] = (),
+    max_alternatives: int = 0,
+    target_cache_hit_rate_bp: int | None = None,
+    max_hot_spots: int = 0,
+    min_calls: int = 0,
+    **filters,
+) -> meter_pb2.GetRecommendationsRequest:
+    """candidate_models: "provider/model" strings (empty: the same provider's catalog models);
+    target_cache_hit_rate_bp: basis points (5000 = 50%); filters: UsageFilter fields."""
+    return meter_pb2.GetRecommendationsRequest(
+        start=_timestamp(start),
+        end=_timestamp(end),
+        filter=meter_pb2.UsageFilter(**filters),
+        candidate_models=list(candidate_models),
+        max_alternatives=max_alternatives,
+        target_cache_hit_rate_bp=target_cache_hit_rate_bp,
+        max_hot_spots=max_hot_spots,
+        min_calls=min_calls,
     )
 
 

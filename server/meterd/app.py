@@ -32,6 +32,7 @@ from meterd.service.limit_cache import LimitCache
 from meterd.service.metering import MeteringService
 from meterd.service.prices import PriceAdmin, PriceBook
 from meterd.service.quota import QuotaService
+from meterd.service.recommendations import RecommendationService
 from meterd.service.reprice import Repricer
 from meterd.service.usage import UsageService
 from meterd.store.alerts import AlertStore
@@ -183,6 +184,7 @@ class MeterServer:
                 self.quota,
                 self.metering,
                 UsageService(UsageStore(self.db)),
+                recommendations=RecommendationService(UsageStore(self.db), self.prices),
                 clock=clock or utc_now,
                 backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
                 max_future_skew=dt.timedelta(seconds=config.max_future_skew),

@@ -10,6 +10,7 @@ import io
 import json
 
 import pytest
+from google.protobuf import duration_pb2, json_format
 
 from meter.v1 import meter_pb2
 from meterd.cli import main
@@ -21,7 +22,8 @@ RANGE = ["--range", "custom", "--start", "2026-03-03T12:00", "--end", "2026-03-1
 
 
 @pytest.mark.parametrize(
-    "command", ["console", "usage", "limits", "limits list", "limits set", "limits delete", "calls", "report"]
+    "command",
+    ["console", "usage", "limits", "limits list", "limits set", "limits delete", "calls", "recommend", "report"],
 )
 def test_help(command, capsys):
     with pytest.raises(SystemExit) as done:
@@ -111,6 +113,58 @@ async def test_limits_and_calls(meter_env, capsys):
     )
     with pytest.raises(SystemExit, match="PERMISSION_DENIED"):
         await run(capsys, "limits", *_conn(meter_env, "read"))
+
+
+async def test_calls_search_flags_ask_list_calls_for_the_same_search(meter_env, capsys):
+    """--min-cost in dollars, --min-latency in seconds, --order and --last become ListCalls' fields."""
+    expected = await meter_env[2].ListCalls(
+        meter_pb2.ListCallsRequest(
+            start=_ts(T0 - dt.timedelta(days=2)),
+            end=_ts(T0),
+            min_cost_nanos=10_000_000,
+            min_latency=duration_pb2.Duration(nanos=300_000_000),
+            min_cached_read_tokens=100,
+            order_by=meter_pb2.CALL_ORDER_COST,
+            page_size=1000,
+        ),
+        metadata=meter_env[1].auth("read"),
+    )
+    assert len(expected.calls) > 1
+    got = json.loads(
+        await run(capsys, "calls", *_conn(meter_env), "--end", "2026-03-10T12:00", "--last", "2d",
+                  "--min-cost", "0.01", "--min-latency", "0.3", "--min-cached-tokens", "100", "--order", "cost",
+                  "--limit", "1000", "--format", "json")
+    )  # fmt: skip
+    assert [c["call_id"] for c in got] == [c.call_id for c in expected.calls]
+    costs = [c["cost_nanos"] for c in got]
+    assert costs == sorted(costs, reverse=True) and min(costs) >= 10_000_000
+    with pytest.raises(SystemExit, match="--min-cost"):
+        await run(capsys, "calls", *_conn(meter_env), "--min-cost", "-1")
+    with pytest.raises(SystemExit, match="--last"):
+        await run(capsys, "calls", *_conn(meter_env), "--last", "soon")
+
+
+async def test_recommend_prints_the_servers_figures(meter_env, capsys):
+    request = meter_pb2.GetRecommendationsRequest(
+        start=_ts(T0 - dt.timedelta(days=7)),
+        end=_ts(T0),
+        candidate_models=["openai/gpt-4.1-mini", "anthropic/claude-3-5-haiku-latest"],
+        target_cache_hit_rate_bp=1250,
+    )
+    expected = await meter_env[2].GetRecommendations(request, metadata=meter_env[1].auth("read"))
+    assert expected.models and expected.models[0].alternatives
+    base = ["recommend", *_conn(meter_env), *RANGE, "--candidate", "openai/gpt-4.1-mini",
+            "--candidate", "anthropic/claude-3-5-haiku-latest", "--target-hit-rate", "12.5"]  # fmt: skip
+    got = json.loads(await run(capsys, *base, "--format", "json"))
+    assert got == json_format.MessageToDict(expected, preserving_proto_field_name=True)
+    table = await run(capsys, *base)
+    top = expected.models[0]
+    assert f"{top.provider}/{top.model}" in table and fmt.usd(top.alternatives[0].saving_nanos) in table
+    assert "at 12.5% it would save " + fmt.usd(expected.cache.target_cache_saving_nanos) in table
+    rows = list(csv.DictReader(io.StringIO(await run(capsys, *base, "--format", "csv"))))
+    assert rows[0]["model"] == f"{top.provider}/{top.model}"
+    with pytest.raises(SystemExit, match="--target-hit-rate"):
+        await run(capsys, *base[:-1], "101")
 
 
 async def test_report_formats(meter_env, capsys):

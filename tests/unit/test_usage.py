@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 
 import pytest
@@ -12,23 +11,18 @@ from meterd.domain.errors import InvalidArgument
 from meterd.domain.usage import (
     Aggregate,
     Bucket,
-    Cursor,
     Dimension,
     Order,
     Source,
     Span,
     basis_days,
     combine,
-    decode_page_token,
-    encode_page_token,
     hour_ceil,
     hour_floor,
-    list_scope,
     plan_spans,
     project,
     projection_window,
     usage_filter,
-    validate_calls_query,
     validate_usage_query,
 )
 
@@ -225,38 +219,3 @@ def test_projection_arithmetic():
     # Exact in integers however large: 10^15 nanos a day for 21.5 days.
     p = project(w, month_to_date=0, basis_cost=7 * 10**15, days=7)
     assert p.projected_month_cost_nanos == 215 * 10**14
-
-
-def test_page_tokens_round_trip_and_are_bound_to_the_query():
-    f = usage_filter(subject="s")
-    scope = list_scope(f, None, None)
-    cursor = Cursor(dt.datetime(2026, 3, 10, 11, 59, 59, 123456, tzinfo=dt.UTC), "call/ü-1")
-    token = encode_page_token(cursor, scope)
-    assert decode_page_token(token, scope) == cursor
-    assert list_scope(usage_filter(subject="t"), None, None) != scope
-    assert list_scope(f, at(3, 1), None) != scope
-    for bad in (token, "", "%%%", "bm90IGpzb24", base64.urlsafe_b64encode(b'{"t": "x", "c": 1, "s": "y"}').decode()):
-        with pytest.raises(InvalidArgument) as err:
-            decode_page_token(bad, "other-scope" if bad == token else scope)
-        assert err.value.violations[0][0] == "page_token"
-
-
-def test_list_calls_query_defaults_and_bounds():
-    q = validate_calls_query(start=None, end=None, filter=usage_filter(), page_size=0, page_token="")
-    assert (q.page_size, q.after, q.start, q.end) == (50, None, None, None)
-    assert (
-        validate_calls_query(start=None, end=None, filter=usage_filter(), page_size=5000, page_token="").page_size
-        == 1000
-    )
-    found = violations(
-        lambda: validate_calls_query(start=at(3, 2), end=at(3, 1), filter=usage_filter(), page_size=-1, page_token="")
-    )
-    assert set(found) == {"start", "page_size"}
-    token = encode_page_token(Cursor(at(3, 1), "c"), list_scope(usage_filter(), None, None))
-    q = validate_calls_query(start=None, end=None, filter=usage_filter(), page_size=10, page_token=token)
-    assert q.after == Cursor(at(3, 1), "c")
-    assert "page_token" in violations(
-        lambda: validate_calls_query(
-            start=None, end=None, filter=usage_filter(model="m"), page_size=10, page_token=token
-        )
-    )

@@ -78,6 +78,7 @@ class AlertKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALERT_KIND_UNPRICED_MODEL: _ClassVar[AlertKind]
     ALERT_KIND_DENIALS: _ClassVar[AlertKind]
     ALERT_KIND_RESERVATION_EXPIRED: _ClassVar[AlertKind]
+    ALERT_KIND_PROJECTED_OVER_BUDGET: _ClassVar[AlertKind]
 METRIC_UNSPECIFIED: Metric
 METRIC_REQUESTS: Metric
 METRIC_INPUT_TOKENS: Metric
@@ -122,6 +123,7 @@ ALERT_KIND_LATENCY_P95: AlertKind
 ALERT_KIND_UNPRICED_MODEL: AlertKind
 ALERT_KIND_DENIALS: AlertKind
 ALERT_KIND_RESERVATION_EXPIRED: AlertKind
+ALERT_KIND_PROJECTED_OVER_BUDGET: AlertKind
 
 class Window(_message.Message):
     __slots__ = ("kind", "duration")
@@ -193,7 +195,7 @@ class CostBreakdown(_message.Message):
     def __init__(self, input_nanos: _Optional[int] = ..., output_nanos: _Optional[int] = ..., cached_read_nanos: _Optional[int] = ..., cache_write_nanos: _Optional[int] = ..., requests_nanos: _Optional[int] = ..., units_nanos: _Optional[int] = ..., other_nanos: _Optional[int] = ..., cache_savings_nanos: _Optional[int] = ...) -> None: ...
 
 class LimitStatus(_message.Message):
-    __slots__ = ("limit_id", "metric", "window", "action", "partition", "max", "used", "reserved", "remaining", "window_start", "reset_at", "percent_used", "denied", "exceeded")
+    __slots__ = ("limit_id", "metric", "window", "action", "partition", "max", "used", "reserved", "remaining", "window_start", "reset_at", "percent_used", "denied", "exceeded", "projected_exhausted_at")
     LIMIT_ID_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     WINDOW_FIELD_NUMBER: _ClassVar[int]
@@ -208,6 +210,7 @@ class LimitStatus(_message.Message):
     PERCENT_USED_FIELD_NUMBER: _ClassVar[int]
     DENIED_FIELD_NUMBER: _ClassVar[int]
     EXCEEDED_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_EXHAUSTED_AT_FIELD_NUMBER: _ClassVar[int]
     limit_id: str
     metric: Metric
     window: Window
@@ -222,4 +225,5 @@ class LimitStatus(_message.Message):
     percent_used: float
     denied: bool
     exceeded: bool
-    def __init__(self, limit_id: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., action: _Optional[_Union[LimitAction, str]] = ..., partition: _Optional[str] = ..., max: _Optional[int] = ..., used: _Optional[int] = ..., reserved: _Optional[int] = ..., remaining: _Optional[int] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reset_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., percent_used: _Optional[float] = ..., denied: _Optional[bool] = ..., exceeded: _Optional[bool] = ...) -> None: ...
+    projected_exhausted_at: _timestamp_pb2.Timestamp
+    def __init__(self, limit_id: _Optional[str] = ..., metric: _Optional[_Union[Metric, str]] = ..., window: _Optional[_Union[Window, _Mapping]] = ..., action: _Optional[_Union[LimitAction, str]] = ..., partition: _Optional[str] = ..., max: _Optional[int] = ..., used: _Optional[int] = ..., reserved: _Optional[int] = ..., remaining: _Optional[int] = ..., window_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reset_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., percent_used: _Optional[float] = ..., denied: _Optional[bool] = ..., exceeded: _Optional[bool] = ..., projected_exhausted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -44,6 +44,13 @@ class UsageOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     USAGE_ORDER_TOTAL_TOKENS: _ClassVar[UsageOrder]
     USAGE_ORDER_ERRORS: _ClassVar[UsageOrder]
     USAGE_ORDER_LATENCY_P95: _ClassVar[UsageOrder]
+
+class CallOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CALL_ORDER_UNSPECIFIED: _ClassVar[CallOrder]
+    CALL_ORDER_NEWEST: _ClassVar[CallOrder]
+    CALL_ORDER_COST: _ClassVar[CallOrder]
+    CALL_ORDER_LATENCY: _ClassVar[CallOrder]
 CHECK_MODE_UNSPECIFIED: CheckMode
 CHECK_MODE_CHECK_ONLY: CheckMode
 CHECK_MODE_RESERVE: CheckMode
@@ -65,6 +72,10 @@ USAGE_ORDER_CALLS: UsageOrder
 USAGE_ORDER_TOTAL_TOKENS: UsageOrder
 USAGE_ORDER_ERRORS: UsageOrder
 USAGE_ORDER_LATENCY_P95: UsageOrder
+CALL_ORDER_UNSPECIFIED: CallOrder
+CALL_ORDER_NEWEST: CallOrder
+CALL_ORDER_COST: CallOrder
+CALL_ORDER_LATENCY: CallOrder
 
 class Estimate(_message.Message):
     __slots__ = ("input_tokens", "max_output_tokens", "requests", "units", "cost_nanos", "cached_read_tokens")
@@ -303,7 +314,7 @@ class UsageFilter(_message.Message):
     def __init__(self, subject: _Optional[str] = ..., subject_prefix: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
-    __slots__ = ("start", "end", "filter", "group_by", "label_key", "time_bucket", "order_by", "descending", "limit", "include_projection")
+    __slots__ = ("start", "end", "filter", "group_by", "label_key", "time_bucket", "order_by", "descending", "limit", "include_projection", "forecast_horizon", "forecast_basis")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
@@ -314,6 +325,8 @@ class GetUsageRequest(_message.Message):
     DESCENDING_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_PROJECTION_FIELD_NUMBER: _ClassVar[int]
+    FORECAST_HORIZON_FIELD_NUMBER: _ClassVar[int]
+    FORECAST_BASIS_FIELD_NUMBER: _ClassVar[int]
     start: _timestamp_pb2.Timestamp
     end: _timestamp_pb2.Timestamp
     filter: UsageFilter
@@ -324,7 +337,9 @@ class GetUsageRequest(_message.Message):
     descending: bool
     limit: int
     include_projection: bool
-    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[GroupBy, str]]] = ..., label_key: _Optional[str] = ..., time_bucket: _Optional[_Union[TimeBucket, str]] = ..., order_by: _Optional[_Union[UsageOrder, str]] = ..., descending: _Optional[bool] = ..., limit: _Optional[int] = ..., include_projection: _Optional[bool] = ...) -> None: ...
+    forecast_horizon: _duration_pb2.Duration
+    forecast_basis: _duration_pb2.Duration
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[GroupBy, str]]] = ..., label_key: _Optional[str] = ..., time_bucket: _Optional[_Union[TimeBucket, str]] = ..., order_by: _Optional[_Union[UsageOrder, str]] = ..., descending: _Optional[bool] = ..., limit: _Optional[int] = ..., include_projection: _Optional[bool] = ..., forecast_horizon: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., forecast_basis: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class UsageStats(_message.Message):
     __slots__ = ("calls", "successes", "errors", "error_rate", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "reasoning_tokens", "requests", "units", "cost_nanos", "unpriced_calls", "cost_nanos_per_1k_tokens", "cache_hit_rate", "latency_avg", "latency_p50", "latency_p95", "latency_p99", "output_tokens_per_second", "expired_reservations", "cost_breakdown")
@@ -413,32 +428,68 @@ class Projection(_message.Message):
     def __init__(self, month_to_date_cost_nanos: _Optional[int] = ..., daily_run_rate_cost_nanos: _Optional[int] = ..., projected_month_cost_nanos: _Optional[int] = ..., basis_days: _Optional[int] = ..., month_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetUsageResponse(_message.Message):
-    __slots__ = ("rows", "totals", "projection", "start", "end")
+    __slots__ = ("rows", "totals", "projection", "start", "end", "forecast")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
     PROJECTION_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
+    FORECAST_FIELD_NUMBER: _ClassVar[int]
     rows: _containers.RepeatedCompositeFieldContainer[UsageRow]
     totals: UsageStats
     projection: Projection
     start: _timestamp_pb2.Timestamp
     end: _timestamp_pb2.Timestamp
-    def __init__(self, rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., totals: _Optional[_Union[UsageStats, _Mapping]] = ..., projection: _Optional[_Union[Projection, _Mapping]] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    forecast: Forecast
+    def __init__(self, rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., totals: _Optional[_Union[UsageStats, _Mapping]] = ..., projection: _Optional[_Union[Projection, _Mapping]] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forecast: _Optional[_Union[Forecast, _Mapping]] = ...) -> None: ...
+
+class Forecast(_message.Message):
+    __slots__ = ("basis_start", "basis_end", "basis_cost_nanos", "basis_calls", "basis_tokens", "horizon_end", "projected_cost_nanos", "projected_calls", "projected_tokens")
+    BASIS_START_FIELD_NUMBER: _ClassVar[int]
+    BASIS_END_FIELD_NUMBER: _ClassVar[int]
+    BASIS_COST_NANOS_FIELD_NUMBER: _ClassVar[int]
+    BASIS_CALLS_FIELD_NUMBER: _ClassVar[int]
+    BASIS_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    HORIZON_END_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_COST_NANOS_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_CALLS_FIELD_NUMBER: _ClassVar[int]
+    PROJECTED_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    basis_start: _timestamp_pb2.Timestamp
+    basis_end: _timestamp_pb2.Timestamp
+    basis_cost_nanos: int
+    basis_calls: int
+    basis_tokens: int
+    horizon_end: _timestamp_pb2.Timestamp
+    projected_cost_nanos: int
+    projected_calls: int
+    projected_tokens: int
+    def __init__(self, basis_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., basis_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., basis_cost_nanos: _Optional[int] = ..., basis_calls: _Optional[int] = ..., basis_tokens: _Optional[int] = ..., horizon_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., projected_cost_nanos: _Optional[int] = ..., projected_calls: _Optional[int] = ..., projected_tokens: _Optional[int] = ...) -> None: ...
 
 class ListCallsRequest(_message.Message):
-    __slots__ = ("start", "end", "filter", "page_size", "page_token")
+    __slots__ = ("start", "end", "filter", "page_size", "page_token", "min_cost_nanos", "min_latency", "min_total_tokens", "min_cached_read_tokens", "error_code", "order_by")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    MIN_COST_NANOS_FIELD_NUMBER: _ClassVar[int]
+    MIN_LATENCY_FIELD_NUMBER: _ClassVar[int]
+    MIN_TOTAL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MIN_CACHED_READ_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BY_FIELD_NUMBER: _ClassVar[int]
     start: _timestamp_pb2.Timestamp
     end: _timestamp_pb2.Timestamp
     filter: UsageFilter
     page_size: int
     page_token: str
-    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    min_cost_nanos: int
+    min_latency: _duration_pb2.Duration
+    min_total_tokens: int
+    min_cached_read_tokens: int
+    error_code: str
+    order_by: CallOrder
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., min_cost_nanos: _Optional[int] = ..., min_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., min_total_tokens: _Optional[int] = ..., min_cached_read_tokens: _Optional[int] = ..., error_code: _Optional[str] = ..., order_by: _Optional[_Union[CallOrder, str]] = ...) -> None: ...
 
 class CallRecord(_message.Message):
     __slots__ = ("call_id", "subject", "provider", "model", "operation", "labels", "usage", "latency", "time_to_first_token", "retry_count", "outcome", "error_code", "error_message", "occurred_at", "recorded_at", "cost_nanos", "cost_source", "price_id", "reservation_id", "api_key_id", "metadata", "cost_breakdown", "service_tier")
@@ -577,3 +628,137 @@ class StreamAlertsResponse(_message.Message):
     alert: Alert
     heartbeat: Heartbeat
     def __init__(self, alert: _Optional[_Union[Alert, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+
+class GetRecommendationsRequest(_message.Message):
+    __slots__ = ("start", "end", "filter", "candidate_models", "max_alternatives", "target_cache_hit_rate_bp", "max_hot_spots", "min_calls")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_MODELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CACHE_HIT_RATE_BP_FIELD_NUMBER: _ClassVar[int]
+    MAX_HOT_SPOTS_FIELD_NUMBER: _ClassVar[int]
+    MIN_CALLS_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    filter: UsageFilter
+    candidate_models: _containers.RepeatedScalarFieldContainer[str]
+    max_alternatives: int
+    target_cache_hit_rate_bp: int
+    max_hot_spots: int
+    min_calls: int
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., candidate_models: _Optional[_Iterable[str]] = ..., max_alternatives: _Optional[int] = ..., target_cache_hit_rate_bp: _Optional[int] = ..., max_hot_spots: _Optional[int] = ..., min_calls: _Optional[int] = ...) -> None: ...
+
+class ModelAlternative(_message.Message):
+    __slots__ = ("provider", "model", "price_id", "cost_nanos", "cost_breakdown", "saving_nanos")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PRICE_ID_FIELD_NUMBER: _ClassVar[int]
+    COST_NANOS_FIELD_NUMBER: _ClassVar[int]
+    COST_BREAKDOWN_FIELD_NUMBER: _ClassVar[int]
+    SAVING_NANOS_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    model: str
+    price_id: str
+    cost_nanos: int
+    cost_breakdown: _common_pb2.CostBreakdown
+    saving_nanos: int
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., price_id: _Optional[str] = ..., cost_nanos: _Optional[int] = ..., cost_breakdown: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., saving_nanos: _Optional[int] = ...) -> None: ...
+
+class ModelRecommendation(_message.Message):
+    __slots__ = ("provider", "model", "calls", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "requests", "units", "recorded_cost_nanos", "catalog_cost_nanos", "price_id", "alternatives", "cache_hit_rate", "cache_savings_nanos", "target_cached_tokens_added", "target_cache_saving_nanos")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_READ_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_COST_NANOS_FIELD_NUMBER: _ClassVar[int]
+    CATALOG_COST_NANOS_FIELD_NUMBER: _ClassVar[int]
+    PRICE_ID_FIELD_NUMBER: _ClassVar[int]
+    ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_RATE_FIELD_NUMBER: _ClassVar[int]
+    CACHE_SAVINGS_NANOS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CACHED_TOKENS_ADDED_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CACHE_SAVING_NANOS_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    model: str
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cached_read_tokens: int
+    cache_write_tokens: int
+    requests: int
+    units: int
+    recorded_cost_nanos: int
+    catalog_cost_nanos: int
+    price_id: str
+    alternatives: _containers.RepeatedCompositeFieldContainer[ModelAlternative]
+    cache_hit_rate: float
+    cache_savings_nanos: int
+    target_cached_tokens_added: int
+    target_cache_saving_nanos: int
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ..., recorded_cost_nanos: _Optional[int] = ..., catalog_cost_nanos: _Optional[int] = ..., price_id: _Optional[str] = ..., alternatives: _Optional[_Iterable[_Union[ModelAlternative, _Mapping]]] = ..., cache_hit_rate: _Optional[float] = ..., cache_savings_nanos: _Optional[int] = ..., target_cached_tokens_added: _Optional[int] = ..., target_cache_saving_nanos: _Optional[int] = ...) -> None: ...
+
+class CacheSummary(_message.Message):
+    __slots__ = ("input_tokens", "cached_read_tokens", "cache_write_tokens", "cache_hit_rate", "cache_savings_nanos", "target_cache_hit_rate_bp", "target_cache_saving_nanos")
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_READ_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_RATE_FIELD_NUMBER: _ClassVar[int]
+    CACHE_SAVINGS_NANOS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CACHE_HIT_RATE_BP_FIELD_NUMBER: _ClassVar[int]
+    TARGET_CACHE_SAVING_NANOS_FIELD_NUMBER: _ClassVar[int]
+    input_tokens: int
+    cached_read_tokens: int
+    cache_write_tokens: int
+    cache_hit_rate: float
+    cache_savings_nanos: int
+    target_cache_hit_rate_bp: int
+    target_cache_saving_nanos: int
+    def __init__(self, input_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., cache_hit_rate: _Optional[float] = ..., cache_savings_nanos: _Optional[int] = ..., target_cache_hit_rate_bp: _Optional[int] = ..., target_cache_saving_nanos: _Optional[int] = ...) -> None: ...
+
+class HotSpot(_message.Message):
+    __slots__ = ("provider", "model", "calls", "errors", "error_rate", "latency_p95", "cost_nanos")
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_FIELD_NUMBER: _ClassVar[int]
+    COST_NANOS_FIELD_NUMBER: _ClassVar[int]
+    provider: str
+    model: str
+    calls: int
+    errors: int
+    error_rate: float
+    latency_p95: _duration_pb2.Duration
+    cost_nanos: int
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., calls: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., latency_p95: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., cost_nanos: _Optional[int] = ...) -> None: ...
+
+class GetRecommendationsResponse(_message.Message):
+    __slots__ = ("start", "end", "priced_at", "models", "cache", "error_rate_models", "error_rate_providers", "latency_models", "latency_providers", "unpriced_candidates")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    PRICED_AT_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_MODELS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MODELS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    UNPRICED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    start: _timestamp_pb2.Timestamp
+    end: _timestamp_pb2.Timestamp
+    priced_at: _timestamp_pb2.Timestamp
+    models: _containers.RepeatedCompositeFieldContainer[ModelRecommendation]
+    cache: CacheSummary
+    error_rate_models: _containers.RepeatedCompositeFieldContainer[HotSpot]
+    error_rate_providers: _containers.RepeatedCompositeFieldContainer[HotSpot]
+    latency_models: _containers.RepeatedCompositeFieldContainer[HotSpot]
+    latency_providers: _containers.RepeatedCompositeFieldContainer[HotSpot]
+    unpriced_candidates: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priced_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelRecommendation, _Mapping]]] = ..., cache: _Optional[_Union[CacheSummary, _Mapping]] = ..., error_rate_models: _Optional[_Iterable[_Union[HotSpot, _Mapping]]] = ..., error_rate_providers: _Optional[_Iterable[_Union[HotSpot, _Mapping]]] = ..., latency_models: _Optional[_Iterable[_Union[HotSpot, _Mapping]]] = ..., latency_providers: _Optional[_Iterable[_Union[HotSpot, _Mapping]]] = ..., unpriced_candidates: _Optional[_Iterable[str]] = ...) -> None: ...

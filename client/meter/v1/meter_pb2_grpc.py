@@ -28,7 +28,8 @@ if _version_not_supported:
 class MeterStub:
     """The data plane. Every call carries `authorization: Bearer mk_...` metadata; the key's tenant scopes
     everything the call reads or writes. Roles: check (CheckQuota, ExtendReservation, ReleaseReservation),
-    record (RecordCall, RecordCalls), read (GetUsage, ListCalls, StreamAlerts); admin may do everything.
+    record (RecordCall, RecordCalls), read (GetUsage, ListCalls, StreamAlerts, GetRecommendations); admin may
+    do everything.
     """
 
     def __init__(self, channel):
@@ -77,12 +78,18 @@ class MeterStub:
                 request_serializer=meter_dot_v1_dot_meter__pb2.StreamAlertsRequest.SerializeToString,
                 response_deserializer=meter_dot_v1_dot_meter__pb2.StreamAlertsResponse.FromString,
                 _registered_method=True)
+        self.GetRecommendations = channel.unary_unary(
+                '/meter.v1.Meter/GetRecommendations',
+                request_serializer=meter_dot_v1_dot_meter__pb2.GetRecommendationsRequest.SerializeToString,
+                response_deserializer=meter_dot_v1_dot_meter__pb2.GetRecommendationsResponse.FromString,
+                _registered_method=True)
 
 
 class MeterServicer:
     """The data plane. Every call carries `authorization: Bearer mk_...` metadata; the key's tenant scopes
     everything the call reads or writes. Roles: check (CheckQuota, ExtendReservation, ReleaseReservation),
-    record (RecordCall, RecordCalls), read (GetUsage, ListCalls, StreamAlerts); admin may do everything.
+    record (RecordCall, RecordCalls), read (GetUsage, ListCalls, StreamAlerts, GetRecommendations); admin may
+    do everything.
     """
 
     def CheckQuota(self, request, context):
@@ -130,7 +137,7 @@ class MeterServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListCalls(self, request, context):
-        """Recent calls one by one, newest first, with paging.
+        """Recorded calls one by one, newest first (or dearest or slowest first), filtered, with stable paging.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,6 +146,15 @@ class MeterServicer:
     def StreamAlerts(self, request, context):
         """Stored alerts after since_id, then live alerts, with heartbeats. The stream re-checks its API key
         while open: once the key is revoked or expires, it ends with UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRecommendations(self, request, context):
+        """For a range and filter: what the same usage would have cost on other models of the price catalog,
+        what caching saved and would save at a given hit rate, and the error and latency hot spots. Every
+        figure is computed from the recorded usage and the catalog, with its inputs in the response.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -187,6 +203,11 @@ def add_MeterServicer_to_server(servicer, server):
                     request_deserializer=meter_dot_v1_dot_meter__pb2.StreamAlertsRequest.FromString,
                     response_serializer=meter_dot_v1_dot_meter__pb2.StreamAlertsResponse.SerializeToString,
             ),
+            'GetRecommendations': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRecommendations,
+                    request_deserializer=meter_dot_v1_dot_meter__pb2.GetRecommendationsRequest.FromString,
+                    response_serializer=meter_dot_v1_dot_meter__pb2.GetRecommendationsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'meter.v1.Meter', rpc_method_handlers)
@@ -198,7 +219,8 @@ def add_MeterServicer_to_server(servicer, server):
 class Meter:
     """The data plane. Every call carries `authorization: Bearer mk_...` metadata; the key's tenant scopes
     everything the call reads or writes. Roles: check (CheckQuota, ExtendReservation, ReleaseReservation),
-    record (RecordCall, RecordCalls), read (GetUsage, ListCalls, StreamAlerts); admin may do everything.
+    record (RecordCall, RecordCalls), read (GetUsage, ListCalls, StreamAlerts, GetRecommendations); admin may
+    do everything.
     """
 
     @staticmethod
@@ -407,6 +429,33 @@ class Meter:
             '/meter.v1.Meter/StreamAlerts',
             meter_dot_v1_dot_meter__pb2.StreamAlertsRequest.SerializeToString,
             meter_dot_v1_dot_meter__pb2.StreamAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRecommendations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meter.v1.Meter/GetRecommendations',
+            meter_dot_v1_dot_meter__pb2.GetRecommendationsRequest.SerializeToString,
+            meter_dot_v1_dot_meter__pb2.GetRecommendationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,7 +29,8 @@ GRPC_VERSION: str
 class MeterStub:
     """The data plane. Every call carries `authorization: Bearer mk_...` metadata; the key's tenant scopes
     everything the call reads or writes. Roles: check (CheckQuota, ExtendReservation, ReleaseReservation),
-    record (RecordCall, RecordCalls), read (GetUsage, ListCalls, StreamAlerts); admin may do everything.
+    record (RecordCall, RecordCalls), read (GetUsage, ListCalls, StreamAlerts, GetRecommendations); admin may
+    do everything.
     """
 
     @_typing.overload
@@ -53,17 +54,23 @@ class MeterStub:
     GetUsage: _grpc.UnaryUnaryMultiCallable[_meter_pb2.GetUsageRequest, _meter_pb2.GetUsageResponse]
     """Aggregates over a time range: filters, group-by, top-N, totals, month-end projection."""
     ListCalls: _grpc.UnaryUnaryMultiCallable[_meter_pb2.ListCallsRequest, _meter_pb2.ListCallsResponse]
-    """Recent calls one by one, newest first, with paging."""
+    """Recorded calls one by one, newest first (or dearest or slowest first), filtered, with stable paging."""
     StreamAlerts: _grpc.UnaryStreamMultiCallable[_meter_pb2.StreamAlertsRequest, _meter_pb2.StreamAlertsResponse]
     """Stored alerts after since_id, then live alerts, with heartbeats. The stream re-checks its API key
     while open: once the key is revoked or expires, it ends with UNAUTHENTICATED.
+    """
+    GetRecommendations: _grpc.UnaryUnaryMultiCallable[_meter_pb2.GetRecommendationsRequest, _meter_pb2.GetRecommendationsResponse]
+    """For a range and filter: what the same usage would have cost on other models of the price catalog,
+    what caching saved and would save at a given hit rate, and the error and latency hot spots. Every
+    figure is computed from the recorded usage and the catalog, with its inputs in the response.
     """
 
 @_typing.type_check_only
 class MeterAsyncStub(MeterStub):
     """The data plane. Every call carries `authorization: Bearer mk_...` metadata; the key's tenant scopes
     everything the call reads or writes. Roles: check (CheckQuota, ExtendReservation, ReleaseReservation),
-    record (RecordCall, RecordCalls), read (GetUsage, ListCalls, StreamAlerts); admin may do everything.
+    record (RecordCall, RecordCalls), read (GetUsage, ListCalls, StreamAlerts, GetRecommendations); admin may
+    do everything.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -84,16 +91,22 @@ class MeterAsyncStub(MeterStub):
     GetUsage: _aio.UnaryUnaryMultiCallable[_meter_pb2.GetUsageRequest, _meter_pb2.GetUsageResponse]  # type: ignore[assignment]
     """Aggregates over a time range: filters, group-by, top-N, totals, month-end projection."""
     ListCalls: _aio.UnaryUnaryMultiCallable[_meter_pb2.ListCallsRequest, _meter_pb2.ListCallsResponse]  # type: ignore[assignment]
-    """Recent calls one by one, newest first, with paging."""
+    """Recorded calls one by one, newest first (or dearest or slowest first), filtered, with stable paging."""
     StreamAlerts: _aio.UnaryStreamMultiCallable[_meter_pb2.StreamAlertsRequest, _meter_pb2.StreamAlertsResponse]  # type: ignore[assignment]
     """Stored alerts after since_id, then live alerts, with heartbeats. The stream re-checks its API key
     while open: once the key is revoked or expires, it ends with UNAUTHENTICATED.
+    """
+    GetRecommendations: _aio.UnaryUnaryMultiCallable[_meter_pb2.GetRecommendationsRequest, _meter_pb2.GetRecommendationsResponse]  # type: ignore[assignment]
+    """For a range and filter: what the same usage would have cost on other models of the price catalog,
+    what caching saved and would save at a given hit rate, and the error and latency hot spots. Every
+    figure is computed from the recorded usage and the catalog, with its inputs in the response.
     """
 
 class MeterServicer(metaclass=_abc_1.ABCMeta):
     """The data plane. Every call carries `authorization: Bearer mk_...` metadata; the key's tenant scopes
     everything the call reads or writes. Roles: check (CheckQuota, ExtendReservation, ReleaseReservation),
-    record (RecordCall, RecordCalls), read (GetUsage, ListCalls, StreamAlerts); admin may do everything.
+    record (RecordCall, RecordCalls), read (GetUsage, ListCalls, StreamAlerts, GetRecommendations); admin may
+    do everything.
     """
 
     @_abc_1.abstractmethod
@@ -154,7 +167,7 @@ class MeterServicer(metaclass=_abc_1.ABCMeta):
         request: _meter_pb2.ListCallsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_meter_pb2.ListCallsResponse, _abc.Awaitable[_meter_pb2.ListCallsResponse]]:
-        """Recent calls one by one, newest first, with paging."""
+        """Recorded calls one by one, newest first (or dearest or slowest first), filtered, with stable paging."""
 
     @_abc_1.abstractmethod
     def StreamAlerts(
@@ -164,6 +177,17 @@ class MeterServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_meter_pb2.StreamAlertsResponse], _abc.AsyncIterator[_meter_pb2.StreamAlertsResponse]]:
         """Stored alerts after since_id, then live alerts, with heartbeats. The stream re-checks its API key
         while open: once the key is revoked or expires, it ends with UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def GetRecommendations(
+        self,
+        request: _meter_pb2.GetRecommendationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_meter_pb2.GetRecommendationsResponse, _abc.Awaitable[_meter_pb2.GetRecommendationsResponse]]:
+        """For a range and filter: what the same usage would have cost on other models of the price catalog,
+        what caching saved and would save at a given hit rate, and the error and latency hot spots. Every
+        figure is computed from the recorded usage and the catalog, with its inputs in the response.
         """
 
 def add_MeterServicer_to_server(servicer: MeterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

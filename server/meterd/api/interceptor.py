@@ -28,6 +28,7 @@ METHOD_ROLES: dict[str, str] = {
     "/meter.v1.Meter/RecordCalls": "record",
     "/meter.v1.Meter/GetUsage": "read",
     "/meter.v1.Meter/ListCalls": "read",
+    "/meter.v1.Meter/GetRecommendations": "read",
     "/meter.v1.Meter/StreamAlerts": "read",
 }
 ADMIN_SERVICE_PREFIX = "/meter.v1.MeterAdmin/"

@@ -101,4 +101,5 @@ def status_to_proto(state: LimitState) -> common_pb2.LimitStatus:
         percent_used=state.percent_used,
         denied=state.denied,
         exceeded=state.exceeded,
+        projected_exhausted_at=ts(state.projected_exhausted_at),
     )

@@ -7,11 +7,21 @@ from collections.abc import Callable
 
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
 from meterd.api.alerts_codec import alert_to_proto, stream_request
+from meterd.api.analytics_codec import (
+    breakdown_to_proto,
+    call_search,
+    forecast_spec,
+    forecast_to_proto,
+    recommendation_query,
+    recommendations_to_proto,
+    recommendations_usage_query,
+)
 from meterd.api.convert import duration_us, from_ts, micros, ts
 from meterd.api.interceptor import current_principal, status_code
 from meterd.api.limits_codec import status_to_proto
 from meterd.api.validation import violations
 from meterd.domain.bounds import INT64_MAX
+from meterd.domain.call_search import validate_call_search
 from meterd.domain.calls import CallInput, service_tier_violations, validate_call, validate_dimensions
 from meterd.domain.errors import InvalidArgument, MeterError
 from meterd.domain.pricing import CostBreakdown
@@ -24,12 +34,12 @@ from meterd.domain.usage import (
     Order,
     UsageFilter,
     usage_filter,
-    validate_calls_query,
     validate_usage_query,
 )
 from meterd.service.alerts import AlertStreams, Heartbeat
 from meterd.service.metering import MeteringService, RecordOutcome
 from meterd.service.quota import QuotaService
+from meterd.service.recommendations import RecommendationService
 from meterd.service.usage import UsageReport, UsageService
 
 DEFAULT_USAGE_RANGE = dt.timedelta(days=30)
@@ -47,7 +57,9 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
         max_future_skew: dt.timedelta,
         alerts: AlertStreams,
         alert_heartbeat: float,
+        recommendations: RecommendationService,
     ) -> None:
+        self.recommendations = recommendations
         self.alerts = alerts
         self.alert_heartbeat = alert_heartbeat
         self.usage = usage
@@ -193,14 +205,19 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
             violations=violations,
             default_range=DEFAULT_USAGE_RANGE,
         )
-        return _usage_response(await self.usage.usage(current_principal().tenant_id, query))
+        report = await self.usage.usage(current_principal().tenant_id, query, forecast=forecast_spec(request))
+        reply = _usage_response(report)
+        if report.forecast is not None:
+            reply.forecast.CopyFrom(forecast_to_proto(report.forecast))
+        return reply
 
     async def ListCalls(self, request, context):
         violations: list[tuple[str, str]] = []
-        query = validate_calls_query(
+        query = validate_call_search(
             start=from_ts(request, "start"),
             end=from_ts(request, "end"),
             filter=_usage_filter(request.filter, violations),
+            search=call_search(request, violations),
             page_size=request.page_size,
             page_token=request.page_token,
             violations=violations,
@@ -209,6 +226,15 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
         return meter_pb2.ListCallsResponse(
             calls=[_call_record(c) for c in page.calls], next_page_token=page.next_page_token
         )
+
+    async def GetRecommendations(self, request, context):
+        violations: list[tuple[str, str]] = []
+        f = _usage_filter(request.filter, violations)
+        query = recommendations_usage_query(request, f, self.clock(), violations, DEFAULT_USAGE_RANGE)
+        report = await self.recommendations.recommend(
+            current_principal().tenant_id, query, recommendation_query(request)
+        )
+        return recommendations_to_proto(report)
 
     async def StreamAlerts(self, request, context):
         f, since_id, heartbeat = stream_request(current_principal().tenant_id, request, self.alert_heartbeat)
@@ -390,21 +416,8 @@ def _call_record(c: CallRow) -> meter_pb2.CallRecord:
         reservation_id=c.reservation_id or "",
         api_key_id=c.api_key_id,
         metadata=c.metadata,
-        cost_breakdown=None if c.cost_parts is None else _breakdown(CostBreakdown.from_tuple(c.cost_parts)),
+        cost_breakdown=None if c.cost_parts is None else breakdown_to_proto(CostBreakdown.from_tuple(c.cost_parts)),
         service_tier=c.service_tier,
-    )
-
-
-def _breakdown(b: CostBreakdown) -> common_pb2.CostBreakdown:
-    return common_pb2.CostBreakdown(
-        input_nanos=b.input,
-        output_nanos=b.output,
-        cached_read_nanos=b.cached_read,
-        cache_write_nanos=b.cache_write,
-        requests_nanos=b.requests,
-        units_nanos=b.units,
-        other_nanos=b.other,
-        cache_savings_nanos=b.cache_savings,
     )
 
 
@@ -419,4 +432,4 @@ def _fill_record_response(reply: meter_pb2.RecordCallResponse, outcome: RecordOu
     reply.limits.extend(status_to_proto(s) for s in outcome.states)
     reply.recorded_at.CopyFrom(ts(result.recorded_at))
     if result.cost_parts is not None:
-        reply.cost_breakdown.CopyFrom(_breakdown(result.cost_parts))
+        reply.cost_breakdown.CopyFrom(breakdown_to_proto(result.cost_parts))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from meter.v1 import admin_pb2, common_pb2, meter_pb2
 from meterd.console import fmt
+from meterd.domain.forecast import exhaustion_at
 from meterd.domain.windows import WindowKind, WindowSpec, window_end, window_start
 
 _KINDS = {
@@ -106,15 +107,10 @@ class LimitUse:
 
 
 def runout(used: int, maximum: int, start: dt.datetime, now: dt.datetime, reset: dt.datetime | None):
-    """When use reaches max at the average rate since the window's start, if before the reset."""
-    if used >= maximum:
-        return now
-    elapsed = (now - start).total_seconds()
-    if used <= 0 or elapsed <= 0:
-        return None
-    wait = (maximum - used) * elapsed / used
-    horizon = (reset - now).total_seconds() if reset is not None else 366 * 86400.0
-    return now + dt.timedelta(seconds=wait) if wait < horizon else None
+    """When use reaches max at the average rate since the window's start, if before the reset (the
+    rule of LimitStatus.projected_exhausted_at; a window without a reset looks a year ahead)."""
+    horizon = reset if reset is not None else now + dt.timedelta(days=366)
+    return exhaustion_at(used, maximum, start, now, horizon, sliding=False)
 
 
 def _filter(selector: common_pb2.Selector) -> dict:

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import os
 import sys
 
 from meter import AsyncMeterClient
 from meterd.client_flags import add_tls_client_flags, tls_from_args
-from meterd.console import fmt, limit_form, limits_view, pages, report
+from meterd.config import parse_seconds
+from meterd.console import fmt, limit_form, limits_view, pages, recommend_cli, report
 from meterd.console.ranges import PRESETS, RangeError, parse_instant, resolve
 from meterd.console.tables import FORMATS, Column, render
 from meterd.domain.clock import utc_now
+from meterd.domain.pricing import usd_to_nanos
 
 GROUPS = ("subject", "provider", "model", "operation", "label", "time")
 ORDERS = ("cost", "calls", "total_tokens", "errors", "latency_p95")
@@ -224,13 +227,39 @@ CALL_COLUMNS = [
 ]
 
 
+def _span(text: str, flag: str) -> dt.timedelta:
+    try:
+        return dt.timedelta(seconds=parse_seconds(text))
+    except ValueError:
+        raise RangeError(f"{flag} {text!r}: expected a duration like 7d, 12h or 30m") from None
+
+
+def _search(args) -> dict:
+    """ListCalls' minimums and order from the flags (a cost in dollars, a latency in seconds)."""
+    try:
+        min_cost = usd_to_nanos(args.min_cost) if args.min_cost else 0
+    except ValueError as exc:
+        raise RangeError(f"--min-cost: {exc}") from None
+    return {
+        "min_cost_nanos": min_cost,
+        "min_latency": args.min_latency,
+        "min_total_tokens": args.min_tokens,
+        "min_cached_read_tokens": args.min_cached_tokens,
+        "error_code": args.error_code,
+        "order_by": args.order,
+    }
+
+
 def cmd_calls(args) -> None:
     async def work(client):
-        filters = _filters(args)
+        filters = _filters(args) | _search(args)
         if args.outcome:
             filters["outcome"] = pages.OUTCOMES[args.outcome]
         start = parse_instant(args.start) if args.start else None
         end = parse_instant(args.end) if args.end else None
+        if args.last:
+            end = end or utc_now()
+            start = end - _span(args.last, "--last")
         rows, token = [], ""
         while len(rows) < args.limit:
             page = await client.list_calls(
@@ -344,15 +373,28 @@ def add_commands(sub, _meter_arguments=None) -> None:
     _connection(deleting, "admin")
     deleting.add_argument("id")
 
-    calls = sub.add_parser("calls", help="search recorded calls, newest first (ListCalls)")
+    calls = sub.add_parser("calls", help="search recorded calls, newest, dearest or slowest first (ListCalls)")
     _connection(calls, "read")
     _filter_flags(calls)
     calls.add_argument("--outcome", choices=["success", "error"])
+    calls.add_argument("--error-code", default="", help="only calls recorded with this error code (e.g. 429)")
+    calls.add_argument("--min-cost", default="", help="only calls costing at least this many dollars (e.g. 0.10)")
+    calls.add_argument("--min-latency", type=float, help="only calls at least this many seconds slow")
+    calls.add_argument("--min-tokens", type=int, default=0, help="only calls with at least this many tokens in all")
+    calls.add_argument(
+        "--min-cached-tokens", type=int, default=0, help="only calls with at least this many cached-read tokens"
+    )
+    calls.add_argument(
+        "--order", default="newest", choices=["newest", "cost", "latency"], help="newest, dearest or slowest first"
+    )
     calls.add_argument("--start", help="YYYY-MM-DD[THH:MM] UTC")
     calls.add_argument("--end", help="YYYY-MM-DD[THH:MM] UTC")
+    calls.add_argument("--last", help="the range ending at --end (default now) this long, e.g. 7d, 12h, 30m")
     calls.add_argument("--limit", type=int, default=50, help="at most this many calls (default 50)")
     calls.add_argument("--format", default="table", choices=FORMATS)
     calls.set_defaults(console_func=cmd_calls)
+
+    recommend_cli.add_command(sub, _connection, _filter_flags, _run, _filters)
 
     rep = sub.add_parser("report", help="the last whole day's, week's or month's report")
     _connection(rep, "read")

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from meterd.domain import histogram
 from meterd.domain.channels import Channel, validate_channels, validate_template
 from meterd.domain.errors import InvalidArgument
+from meterd.domain.forecast import projected_period_cost, us
 from meterd.domain.limits import INT64_MAX, MAX_THRESHOLD_PERCENT, Selector, _validate_selector
 from meterd.domain.windows import MAX_FIXED_SECONDS, WindowKind, WindowSpec, window_end, window_start
 
@@ -36,6 +37,7 @@ class AlertKind(StrEnum):
     UNPRICED_MODEL = "unpriced_model"
     DENIALS = "denials"
     RESERVATION_EXPIRED = "reservation_expired"
+    PROJECTED_OVER_BUDGET = "projected_over_budget"
 
 
 # Evaluated periodically by the leader replica; the others are raised by triggers in the writing
@@ -48,10 +50,21 @@ PERIODIC_KINDS = frozenset(
         AlertKind.UNPRICED_MODEL,
         AlertKind.DENIALS,
         AlertKind.RESERVATION_EXPIRED,
+        AlertKind.PROJECTED_OVER_BUDGET,
     }
 )
 # Read from the hourly rollups, which have no labels and whole hours only.
-ROLLUP_KINDS = frozenset({AlertKind.WINDOW_COST, AlertKind.ERROR_RATE, AlertKind.LATENCY_P95, AlertKind.UNPRICED_MODEL})
+ROLLUP_KINDS = frozenset(
+    {
+        AlertKind.WINDOW_COST,
+        AlertKind.ERROR_RATE,
+        AlertKind.LATENCY_P95,
+        AlertKind.UNPRICED_MODEL,
+        AlertKind.PROJECTED_OVER_BUDGET,
+    }
+)
+# PROJECTED_OVER_BUDGET's rate: the cost of this long before now (domain/forecast.py).
+PROJECTION_BASIS = dt.timedelta(days=7)
 
 
 class Severity(StrEnum):
@@ -244,7 +257,7 @@ def validate_rule(
         else:
             unused(thresholds, "rule.thresholds_percent")
             unused(limit_id, "rule.limit_id")
-        if k in (AlertKind.WINDOW_COST, AlertKind.CALL_COST):
+        if k in (AlertKind.WINDOW_COST, AlertKind.CALL_COST, AlertKind.PROJECTED_OVER_BUDGET):
             need(0 < amount_nanos <= INT64_MAX, "rule.amount_nanos", "must be greater than 0 (nano-USD)")
         else:
             unused(amount_nanos, "rule.amount_nanos")
@@ -433,4 +446,34 @@ def judge_count(rule: AlertRule, start: dt.datetime, end: dt.datetime, count: in
     return [
         Candidate(rule, _key(rule, start), subject, subject, "", "", rule.kind.value, float(count), float(rule.count),
                   start, end, f"{count} {what} in {span}, over {rule.count}{' for ' + subject if subject else ''}")
+    ]  # fmt: skip
+
+
+def judge_projection(
+    rule: AlertRule,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    so_far: int,
+    basis_cost: int,
+    basis_start: dt.datetime,
+) -> list[Candidate]:
+    """PROJECTED_OVER_BUDGET: the period's cost so far plus the rate of [basis_start, now) (about
+    PROJECTION_BASIS, from a whole hour) over the time left, over the budget (amount_nanos). One
+    alert per period (the dedup key)."""
+    basis_us, left_us = us(now - basis_start), us(end - now)
+    projected = projected_period_cost(so_far, basis_cost, basis_us, left_us)
+    if projected <= rule.amount_nanos:
+        return []
+    subject = scope_subject(rule)
+    per_day = basis_cost * 86_400_000_000 // max(1, basis_us)
+    period = rule.window.kind.value if rule.window is not None else ""
+    message = (
+        f"projected cost {_usd(projected)} by {end:%Y-%m-%d %H:%M} UTC over the budget {_usd(rule.amount_nanos)}"
+        f"{' for ' + subject if subject else ''}: {_usd(so_far)} so far in the {period} window "
+        f"from {start:%Y-%m-%d %H:%M} UTC, {_usd(per_day)}/day over the last {PROJECTION_BASIS.days} days"
+    )
+    return [
+        Candidate(rule, _key(rule, start), subject, subject, "", "", "projected_cost_nanos", float(projected),
+                  float(rule.amount_nanos), start, end, message)
     ]  # fmt: skip

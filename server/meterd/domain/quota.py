@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from meterd.domain.forecast import exhaustion_at
 from meterd.domain.limits import Limit, LimitAction, Metric, Usage, partition_key
 from meterd.domain.windows import WindowKind, retry_after, sliding_used, window_end
 
@@ -95,6 +96,8 @@ class LimitState:
     percent_used: float
     denied: bool
     exceeded: bool
+    # At the window's average rate so far (domain.forecast.exhaustion_at); None: not before reset_at.
+    projected_exhausted_at: dt.datetime | None = None
 
 
 def limit_state(charge: Charge, reading: CounterReading, at: dt.datetime, *, denied: bool) -> LimitState:
@@ -105,6 +108,7 @@ def limit_state(charge: Charge, reading: CounterReading, at: dt.datetime, *, den
         used = sliding_used(reading.used, reading.prev_used + reading.prev_reserved, spec, at)
     held = used + reading.reserved
     maximum = charge.limit.max
+    reset_at = window_end(spec, at)
     return LimitState(
         limit=charge.limit,
         partition=charge.partition,
@@ -112,10 +116,13 @@ def limit_state(charge: Charge, reading: CounterReading, at: dt.datetime, *, den
         reserved=reading.reserved,
         remaining=maximum - held,
         window_start=reading.window_start,
-        reset_at=window_end(spec, at),
+        reset_at=reset_at,
         percent_used=100.0 * held / maximum,
         denied=denied,
         exceeded=held > maximum,
+        projected_exhausted_at=exhaustion_at(
+            held, maximum, reading.window_start, at, reset_at, sliding=spec.kind is WindowKind.SLIDING
+        ),
     )
 
 

@@ -1,11 +1,10 @@
 """GetUsage and ListCalls, the pure parts: request validation, which table answers a query, the
-figures derived from summed usage (rates, percentiles), the month-end projection and ListCalls page
-tokens. No I/O here; the SQL is in store/usage.py. See docs/usage.md."""
+figures derived from summed usage (rates, percentiles), the month-end projection and the rows
+ListCalls returns (its search and page tokens: domain/call_search.py). No I/O here; the SQL is in
+store/usage.py. See docs/usage.md."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
 import datetime as dt
 import hashlib
@@ -383,27 +382,6 @@ def hour_ceil(at: dt.datetime) -> dt.datetime:
 
 
 @dataclasses.dataclass(frozen=True)
-class Cursor:
-    """The last call of a page: the next page starts after it (older, or same instant and later id)."""
-
-    occurred_at: dt.datetime
-    call_id: str
-
-
-@dataclasses.dataclass(frozen=True)
-class CallsQuery:
-    start: dt.datetime | None  # unset: no bound
-    end: dt.datetime | None
-    filter: UsageFilter
-    page_size: int
-    after: Cursor | None
-
-    @property
-    def scope(self) -> str:
-        return list_scope(self.filter, self.start, self.end)
-
-
-@dataclasses.dataclass(frozen=True)
 class CallRow:
     call_id: str
     occurred_at: dt.datetime
@@ -434,57 +412,3 @@ class CallRow:
     price_id: str
     cost_parts: Sequence[int] | None = None  # domain.pricing.PARTS order; None: recorded before breakdowns
     service_tier: str = ""
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_BAD_TOKEN = "not a page token from a previous ListCallsResponse with the same filter and range"
-
-
-def list_scope(filter: UsageFilter, start: dt.datetime | None, end: dt.datetime | None) -> str:
-    """What a page token is bound to: a token is only valid with the filter and range it came from."""
-    content = [filter.fingerprint(), start.isoformat() if start else None, end.isoformat() if end else None]
-    return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:16]
-
-
-def encode_page_token(cursor: Cursor, scope: str) -> str:
-    delta = cursor.occurred_at - _EPOCH
-    us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    raw = json.dumps({"t": us, "c": cursor.call_id, "s": scope}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_page_token(token: str, scope: str) -> Cursor:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        us, call_id, token_scope = data["t"], data["c"], data["s"]
-        if not isinstance(us, int) or not isinstance(call_id, str) or not isinstance(token_scope, str):
-            raise ValueError("wrong types")
-        occurred_at = _EPOCH + dt.timedelta(microseconds=us)
-    except (binascii.Error, ValueError, TypeError, KeyError, OverflowError, UnicodeDecodeError):
-        raise InvalidArgument([("page_token", _BAD_TOKEN)]) from None
-    if token_scope != scope:
-        raise InvalidArgument([("page_token", _BAD_TOKEN)])
-    return Cursor(occurred_at, call_id)
-
-
-def validate_calls_query(
-    *,
-    start: dt.datetime | None,
-    end: dt.datetime | None,
-    filter: UsageFilter,
-    page_size: int,
-    page_token: str,
-    violations: list[tuple[str, str]] | None = None,
-) -> CallsQuery:
-    """Page size 0 = 50, larger than 1,000 capped at 1,000; unset start/end leave the range open."""
-    violations = list(violations or [])
-    if start is not None and end is not None and start >= end:
-        violations.append(("start", f"must be before end ({start.isoformat()} >= {end.isoformat()})"))
-    if page_size < 0:
-        violations.append(("page_size", "must not be negative (0 means the default, 50)"))
-    if violations:
-        raise InvalidArgument(violations)
-    after = decode_page_token(page_token, list_scope(filter, start, end)) if page_token else None
-    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    return CallsQuery(start, end, filter, size, after)

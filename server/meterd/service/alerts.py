@@ -20,6 +20,7 @@ import psycopg
 
 from meterd.domain.alerts import (
     PERIODIC_KINDS,
+    PROJECTION_BASIS,
     ROLLUP_KINDS,
     Alert,
     AlertFilter,
@@ -27,11 +28,13 @@ from meterd.domain.alerts import (
     AlertRule,
     Candidate,
     judge_count,
+    judge_projection,
     judge_rollups,
 )
 from meterd.domain.calls import Dimensions
 from meterd.domain.clock import utc_now
 from meterd.domain.errors import ResourceExhausted, Unavailable
+from meterd.domain.usage import hour_ceil, hour_floor
 from meterd.domain.windows import window_end, window_start
 from meterd.service.alert_hub import OVERFLOW, SHUTDOWN, AlertHub
 from meterd.service.delivery_rounds import run_delivery_rounds
@@ -223,6 +226,13 @@ class Evaluator:
     async def _judge(self, tenant_id: str, rule: AlertRule, at: dt.datetime) -> list[Candidate]:
         assert rule.window is not None
         start, end = window_start(rule.window, at), window_end(rule.window, at)
+        if rule.kind is AlertKind.PROJECTED_OVER_BUDGET:
+            # Rollups hold whole hours: the hour holding `at` counts as far as it has been recorded.
+            until = hour_ceil(at)
+            so_far = sum(g.cost_nanos for g in await self.store.rollup_groups(tenant_id, rule, start, until))
+            basis_start = hour_floor(at - PROJECTION_BASIS)
+            basis = sum(g.cost_nanos for g in await self.store.rollup_groups(tenant_id, rule, basis_start, until))
+            return judge_projection(rule, start, end, at, so_far, basis, basis_start)
         if rule.kind in ROLLUP_KINDS:
             return judge_rollups(rule, start, end, await self.store.rollup_groups(tenant_id, rule, start, end))
         if rule.kind is AlertKind.DENIALS:

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 
 from meterd.domain import genai_catalog
@@ -13,6 +14,8 @@ from meterd.domain.errors import AlreadyExists, InvalidArgument
 from meterd.domain.price_rules import CatalogProvider, PriceSet, compiled
 from meterd.domain.pricing import INT64_MAX, CostBreakdown, Price, UsageAmounts, breakdown, choose
 from meterd.store.prices import CATALOG_TENANT, CatalogDiff, PriceStore, StoredPrice, same_rates
+
+Progress = Callable[[int, int | None], None]  # (done, total or None): a CLI's progress bar
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,15 @@ class PriceBook:
                 self._candidates.clear()
             self._candidates[key] = candidates
         return choose(candidates[0], at, service_tier) or choose(candidates[1], at, service_tier)
+
+    async def model_names(self, tenant_id: str, provider: str) -> list[str]:
+        """Every model the tenant's prices or the shared catalog name exactly (no glob) for a
+        provider, sorted: the candidates GetRecommendations prices the same usage on."""
+        names: set[str] = set()
+        for prices in await self._sets(tenant_id):
+            names.update(p.model_pattern for p in prices.globs if p.is_exact and p.provider.casefold() == provider)
+            names.update(model for prov, model in prices.by_model if prov.casefold() == provider)
+        return sorted(names)
 
     async def cost(
         self, tenant_id: str, provider: str, model: str, at: dt.datetime, amounts: UsageAmounts, service_tier: str = ""
@@ -252,11 +264,13 @@ class PriceAdmin:
         chosen = {id(r) for r in in_force.values()}
         return [r for r in rows if id(r) in chosen]
 
-    async def sync(self, conversion: genai_catalog.Conversion, *, dry_run: bool = False) -> CatalogDiff:
+    async def sync(
+        self, conversion: genai_catalog.Conversion, *, dry_run: bool = False, progress: Progress | None = None
+    ) -> CatalogDiff:
         """Make the shared catalog the converted source data (see PriceStore.sync_catalog)."""
         diff = await self.store.sync_catalog(
             conversion.prices, source=genai_catalog.SOURCE_NAME, version=conversion.version,
-            providers=conversion.providers, summary=conversion.summary(), dry_run=dry_run,
+            providers=conversion.providers, summary=conversion.summary(), dry_run=dry_run, progress=progress,
         )  # fmt: skip
         assert diff is not None
         if not dry_run:

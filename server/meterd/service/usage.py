@@ -5,19 +5,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from meterd.domain.call_search import CallSearchQuery, SearchCursor, encode_token, sort_key
+from meterd.domain.forecast import Figures, Forecast, forecast
 from meterd.domain.usage import (
     Aggregate,
+    Bucket,
     CallRow,
-    CallsQuery,
-    Cursor,
+    Dimension,
+    Order,
     Projection,
     UsageQuery,
     UsageRow,
     basis_days,
-    encode_page_token,
     project,
     projection_window,
 )
+from meterd.store.call_search import CallSearchStore
 from meterd.store.usage import UsageStore
 
 
@@ -30,6 +33,7 @@ class UsageReport:
     start: dt.datetime  # the range actually answered (whole hours when rollups answered)
     end: dt.datetime
     raw: bool  # True when raw calls answered, False for the hourly rollups
+    forecast: Forecast | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +43,14 @@ class CallsPage:
 
 
 class UsageService:
-    def __init__(self, store: UsageStore) -> None:
+    def __init__(self, store: UsageStore, calls: CallSearchStore | None = None) -> None:
         self.store = store
+        self.calls = calls or CallSearchStore(store.db)
 
-    async def usage(self, tenant_id: str, query: UsageQuery) -> UsageReport:
+    async def usage(
+        self, tenant_id: str, query: UsageQuery, *, forecast: tuple[dt.timedelta, dt.timedelta] | None = None
+    ) -> UsageReport:
+        """forecast: (horizon, basis) of a forecast to add (domain/forecast.py)."""
         start, end = query.answered_range()
         window = projection_window(end) if query.projection else None
         data = await self.store.usage(tenant_id, query, start, end, window)
@@ -50,12 +58,29 @@ class UsageService:
         if window is not None:
             days = basis_days(window, data.first_seen)
             projection = project(window, data.month_to_date_cost, data.basis_cost, days)
-        return UsageReport(data.rows, data.totals, data.expired_reservations, projection, start, end, query.raw)
+        ahead = None if forecast is None else await self._forecast(tenant_id, query, *forecast)
+        return UsageReport(data.rows, data.totals, data.expired_reservations, projection, start, end, query.raw, ahead)
 
-    async def list_calls(self, tenant_id: str, query: CallsQuery) -> CallsPage:
-        rows = await self.store.list_calls(tenant_id, query)
+    async def _forecast(
+        self, tenant_id: str, query: UsageQuery, horizon: dt.timedelta, basis: dt.timedelta
+    ) -> Forecast:
+        """The filtered usage of the basis window before the requested end, and its first hour: one
+        GetUsage by hour, oldest first, limited to one row (the totals still cover every hour)."""
+        hourly = dataclasses.replace(
+            query, start=query.end - basis, group_by=(Dimension.TIME,), label_key="", bucket=Bucket.HOUR,
+            order=Order.KEYS, descending=False, limit=1, projection=False,
+        )  # fmt: skip
+        start, end = hourly.answered_range()
+        data = await self.store.usage(tenant_id, hourly, start, end, None)
+        first = data.rows[0].key.bucket_start if data.rows else None
+        t = data.totals
+        return forecast(start, query.end, horizon, first, Figures(t.cost_nanos, t.calls, t.total_tokens))
+
+    async def list_calls(self, tenant_id: str, query: CallSearchQuery) -> CallsPage:
+        rows = await self.calls.search(tenant_id, query)
         if len(rows) <= query.page_size:
             return CallsPage(rows, "")
         page = rows[: query.page_size]
         last = page[-1]
-        return CallsPage(page, encode_page_token(Cursor(last.occurred_at, last.call_id), query.scope))
+        cursor = SearchCursor(sort_key(query.search, last.cost_nanos, last.latency_us), last.occurred_at, last.call_id)
+        return CallsPage(page, encode_token(cursor, query.scope))

@@ -1,4 +1,4 @@
-"""GetUsage and ListCalls: all their SQL.
+"""GetUsage and ListCalls: all their SQL (the ListCalls search itself is in store/call_search.py).
 
 domain.usage.plan_spans picks the rows that answer a GetUsage (see docs/usage.md):
 
@@ -28,8 +28,6 @@ from psycopg.types.json import Jsonb
 from meterd.domain import histogram
 from meterd.domain.usage import (
     Aggregate,
-    CallRow,
-    CallsQuery,
     Dimension,
     Order,
     ProjectionWindow,
@@ -183,31 +181,6 @@ class UsageStore:
                 out.basis_cost = int(r["basis_cost"])
                 out.first_seen = projection.basis_start if r["older"] else r["first_in_basis"]
         return out
-
-    async def list_calls(self, tenant_id: str, query: CallsQuery) -> list[CallRow]:
-        """Newest first (ties by call_id), at most page_size + 1 rows so the caller knows if more follow."""
-        params = _filter_params(query.filter) | {"tenant": tenant_id, "limit": query.page_size + 1}
-        where = ""
-        if query.start is not None:
-            where += " AND occurred_at >= %(start)s"
-            params["start"] = query.start
-        if query.end is not None:
-            where += " AND occurred_at < %(end)s"
-            params["end"] = query.end
-        if query.after is not None:
-            # Keyset: older than the last call of the previous page, or as old with a later id.
-            where += " AND occurred_at <= %(after_t)s AND (occurred_at < %(after_t)s OR call_id > %(after_c)s)"
-            params |= {"after_t": query.after.occurred_at, "after_c": query.after.call_id}
-        async with self.db.connection() as conn:
-            cur = await conn.execute(
-                f"""SELECT {_CALL_COLUMNS}
-                      FROM calls
-                     WHERE tenant_id = %(tenant)s{where}{_filter_sql(query.filter, outcome=True)}
-                     ORDER BY occurred_at DESC, call_id
-                     LIMIT %(limit)s""",
-                params,
-            )
-            return [CallRow(**r) for r in await cur.fetchall()]
 
 
 # --- SQL builders (only fixed fragments are spliced in; every value is a parameter) ---------------
