@@ -38,3 +38,17 @@ def postgres_cpu(pgdata: Path) -> float:
             if fields and int(fields[1]) == postmaster:
                 total += (int(fields[11]) + int(fields[12])) / _TICK
     return total
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children: `meter serve --workers N` is a supervisor and N workers."""
+    fields = _stat(pid)
+    if not fields:
+        return 0.0
+    total = sum(int(f) for f in fields[11:15]) / _TICK  # cutime/cstime: workers that ended (restarted)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            child = _stat(int(entry.name))
+            if child and int(child[1]) == pid:
+                total += (int(child[11]) + int(child[12])) / _TICK
+    return total

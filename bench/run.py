@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -27,18 +28,28 @@ import psycopg
 from google.protobuf import duration_pb2
 
 from bench.alerts import alert_latency, start_second_meter
-from bench.baselines import database_batched_upserts, usage_queries
+from bench.baselines import database_batched_upserts, prefill, same_work, usage_queries
 from bench.call_search import search_and_recommend
 from bench.cpu import postgres_cpu, process_cpu
-from bench.measure import Result, closed_loop, open_loop
+from bench.measure import Result, closed_loop, open_loop, print_table
 from bench.noisy import noisy_neighbour
 from bench.tls import start_tls_meters, tls_comparison
+from bench.workers import comparison_scenarios, start_workers_meter, workers_comparison
 from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2_grpc
 from meterd.store.embedded import EmbeddedPostgres
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 SUBJECTS = 10_000
+# The plain-psycopg work (bench/baselines.py same_work) each scenario is held against: kind, hot subject.
+SAME_WORK = {
+    "CheckQuota CHECK_ONLY, 3 limits": ("check_only", False),
+    "CheckQuota RESERVE, 3 limits, 10k subjects": ("reserve", False),
+    "CheckQuota RESERVE, 3 limits, 1 hot subject": ("reserve", True),
+    "reserve + settle pairs (2 RPCs each)": ("pair", False),
+    "RecordCall, 3 limits, 10k subjects": ("record", False),
+    "RecordCall, 3 limits, 1 hot subject": ("record", True),
+}
 
 
 def rss_mb(pid: int) -> float:
@@ -51,14 +62,25 @@ def rss_mb(pid: int) -> float:
 def start_process(args: list[str], log: Path) -> tuple[subprocess.Popen, int]:
     out = log.open("w")
     proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        return proc, _wait_for_port(proc, args, log)
+    except BaseException:
+        proc.terminate()  # never leave a server behind (a supervisor outlives its launcher)
+        proc.wait(timeout=30)
+        raise
+
+
+def _wait_for_port(proc: subprocess.Popen, args: list[str], log: Path) -> int:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         text = log.read_text()
         for line in text.splitlines():
             if line.strip().isdigit():
-                return proc, int(line.strip())
-            if "listening on" in line and "(port " in line and "SERVING" in text:
-                return proc, int(line.rsplit("(port ", 1)[1].rstrip(")"))
+                return int(line.strip())
+            port = re.search(r"listening on \S+ \(port (\d+)\)( with \d+ workers)?", line)
+            # A single process is ready at its first SERVING; `--workers N` when all N are.
+            if port and ("workers SERVING" in text if port.group(2) else "SERVING" in text):
+                return int(port.group(1))
         if proc.poll() is not None:
             raise RuntimeError(f"{args} exited:\n{text}")
         time.sleep(0.1)
@@ -66,9 +88,13 @@ def start_process(args: list[str], log: Path) -> tuple[subprocess.Popen, int]:
 
 
 def check_request(subject: str, mode=meter_pb2.CHECK_MODE_RESERVE) -> meter_pb2.CheckQuotaRequest:
+    # An hour's TTL: with the default 60 s, the reservations of one scenario expire during a later one,
+    # whose figures would then carry the sweeper's releases (a 2-worker RESERVE row read 1.5 ms of PostgreSQL
+    # CPU per request with them, 0.46 ms without).
     return meter_pb2.CheckQuotaRequest(
         subject=subject, provider="openai", model="gpt-4.1", operation="chat", mode=mode,
         estimate=meter_pb2.Estimate(input_tokens=800, max_output_tokens=400),
+        reservation_ttl=duration_pb2.Duration(seconds=3600),
     )  # fmt: skip
 
 
@@ -114,7 +140,7 @@ def start_stack(args: argparse.Namespace) -> Stack:
         profile = ["-m", "cProfile", "-o", str(RESULTS / f"meter-{time.strftime('%Y%m%dT%H%M%S')}.prof")]
         RESULTS.mkdir(exist_ok=True)
         meter_args = [sys.executable, *(profile if args.profile else []), "-m", "meterd", "serve", "--database-url", url, "--listen", "127.0.0.1:0",
-                      "--pool-max", str(args.pool_max), "--log-level", "INFO"]  # fmt: skip
+                      "--pool-max", str(args.pool_max), "--log-level", "INFO", "--workers", "1"]  # fmt: skip
         meter_proc, meter_port = start_process(meter_args, workdir / "meter.log")
         procs.append(meter_proc)
         key = subprocess.run(
@@ -143,6 +169,8 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
                 await conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
     for lim in LIMITS:
         await admin.SetLimit(admin_pb2.SetLimitRequest(limit=lim), metadata=auth)
+    if args.prefill_counters or args.prefill_calls:
+        print("  " + await prefill(stack.url, args.prefill_counters, args.prefill_calls), file=sys.stderr, flush=True)
 
     payload = check_request("user:1").SerializeToString()
     echoes = [c.unary_unary("/bench.Echo/Echo") for c in echo_channels]
@@ -246,6 +274,18 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         rpcs_per_item = 2 if r.scenario.startswith("reserve + settle") else 1
         r.ratio_to_echo = r.rate * rpcs_per_item / echo_rate
 
+    for r in results:  # the database doing the same rows, and the ceiling of doing both on these CPUs
+        if r.scenario in SAME_WORK:
+            base = await same_work(
+                stack.url, *SAME_WORK[r.scenario], args.seconds, lambda: postgres_cpu(stack.pg.pgdata)
+            )
+            results.append(base)
+            rpcs = 2 if r.scenario.startswith("reserve + settle") else 1
+            r.limit_rate = 1 / (rpcs / echo_rate + 1 / base.rate)
+            r.ratio_to_limit = r.rate / r.limit_rate
+            r.baseline_db_cpu_s_per_k = base.db_cpu_s_per_k
+            print(f"  {base.scenario}: {base.rate:,.0f}/s", file=sys.stderr, flush=True)
+
     if any(r.scenario.startswith("CheckQuota RESERVE, 3 limits, 10k") for r in results):
         # p99 at half of each one's maximum load.
         half = []
@@ -268,6 +308,16 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
     def group(name: str, title: str) -> bool:
         """A scenario group runs when chosen with --only and, with --match, when its title matches."""
         return name in args.only and (not args.match or args.match.lower() in title)
+
+    if group("workers", "workers"):
+        second, second_port = start_workers_meter(stack.url, 2, stack.workdir / "meter-w2.log", start_process)
+        stack.procs.append(second)
+
+        results += await workers_comparison(
+            [(1, meter_port, stack.meter_pid), (2, second_port, second.pid)],
+            comparison_scenarios(lambda i, mode: check_request(spread(i), mode), lambda i: record_request(spread(i)), auth),
+            stack.pg.pgdata, args.concurrency, args.seconds, args.warmup,
+        )  # fmt: skip
 
     if group("usage", "getusage usage"):
         results += await usage_queries(stack.url, meters[0], auth, args.usage_calls)
@@ -308,23 +358,6 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
     }
 
 
-def print_table(report: dict) -> None:
-    print(f"\n{'scenario':<46} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x echo':>7} {'errors':>6}"
-          f" {'srv s/1k':>8} {'db s/1k':>8}")  # fmt: skip
-    for r in report["results"]:
-        ratio = f"{r['ratio_to_echo']:.2f}" if r["ratio_to_echo"] is not None else ""
-        cpu = "".join(
-            f" {v:>8.3f}" if v is not None else f" {'':>8}"
-            for v in (r.get("server_cpu_s_per_k"), r.get("db_cpu_s_per_k"))
-        )
-        print(f"{r['scenario']:<46} {r['rate']:>9,.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {ratio:>7} "
-              f"{r['errors']:>6}{cpu}  {r['note']}")  # fmt: skip
-    print("srv s/1k, db s/1k: CPU seconds per 1,000 requests of the server under test and of PostgreSQL")
-    rss = report["server_rss_mb"]
-    rounds = ", ".join(f"{mb} MB" for mb in rss["after_each_round"])
-    print(f"\nserver RSS: {rss['before']} MB before the scenarios; after each round: {rounds}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per scenario")
@@ -335,8 +368,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        default=["quota", "metering", "usage", "alerts", "tls", "noisy"],
-        choices=["quota", "metering", "usage", "alerts", "tls", "noisy"],
+        default=["quota", "metering", "workers", "usage", "alerts", "tls", "noisy"],
+        choices=["quota", "metering", "workers", "usage", "alerts", "tls", "noisy"],
         help="scenario groups to run (echo always runs)",
     )
     parser.add_argument(
@@ -350,6 +383,8 @@ def main() -> None:
         default="on",
         help="off disables the alert triggers on counters and calls (to measure what they cost)",
     )
+    parser.add_argument("--prefill-counters", type=int, default=500_000, help="counters rows of other tenants first")
+    parser.add_argument("--prefill-calls", type=int, default=500_000, help="calls rows of other tenants first")
     parser.add_argument("--usage-calls", type=int, default=5_000_000, help="calls generated for the GetUsage scenario")
     args = parser.parse_args()
     args.alert_triggers = args.alert_triggers == "on"

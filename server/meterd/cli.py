@@ -63,11 +63,20 @@ def cmd_serve(config: Config) -> None:
     problem = transport_problem(config)  # before an embedded PostgreSQL is started for nothing
     if problem:
         sys.exit(f"meter: {problem}")
+    from meterd import workers
+
+    count = workers.worker_count(config)
+    code = 0
     with database(config) as url:
         try:
-            run_loop(_serve(config, url), config.uvloop)
-        except ListenError as exc:
+            if count > 1:  # one supervisor, `count` server processes on the port (meterd/workers.py)
+                code = workers.supervise(config, url, count, embedded=not config.database_url)
+            else:
+                run_loop(_serve(config, url), config.uvloop)
+        except (ListenError, workers.ListenError) as exc:
             sys.exit(f"meter: {exc}")
+    if code:
+        sys.exit(code)
 
 
 def cmd_migrate(config: Config) -> None:

@@ -128,11 +128,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Let several server processes listen on the same port (SO_REUSEPORT); the kernel spreads connections.",
     ),
     Setting(
+        "workers",
+        int,
+        0,
+        "Server processes sharing --listen (SO_REUSEPORT), each with its own connection pool and batchers, run "
+        "as one service (docs/operations.md#workers). 0: one per CPU available to Meter; 1: a single process.",
+    ),
+    Setting(
         "batch_workers",
         int,
         1,
         "Group-commit transactions in flight per process for checks and for records; each carries every "
-        "request queued meanwhile (1 gives the largest batches; add processes with --reuse-port to scale).",
+        "request queued meanwhile (1 gives the largest batches; add processes with --workers to scale).",
     ),
     Setting(
         "batch_timeout",
@@ -286,6 +293,7 @@ class Config:
     max_reservation_ttl: float
     sweep_interval: float
     reuse_port: bool
+    workers: int
     batch_workers: int
     batch_timeout: float
     tenant_max_in_flight: int
@@ -332,6 +340,8 @@ class Config:
         config = cls(**values)
         if config.pool_min > config.pool_max:
             raise ValueError(f"pool_min ({config.pool_min}) is larger than pool_max ({config.pool_max})")
+        if config.workers < 0:
+            raise ValueError(f"workers ({config.workers}) must be 0 (one per CPU) or more")
         return config
 
 

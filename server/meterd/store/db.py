@@ -75,6 +75,8 @@ class _Pool(AsyncConnectionPool):
         try:
             return await super().getconn(timeout)
         except BaseException:
+            if getattr(self, "_lock", None) is None:  # not opened yet (PoolClosed): no queue to clean
+                raise
             async with self._lock:
                 if any(w.error is not None for w in self._waiting):
                     alive = [w for w in self._waiting if w.error is None]
