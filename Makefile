@@ -48,6 +48,8 @@ lint: setup
 	npx --yes @bufbuild/buf breaking --against $(RELEASED_IMAGE)
 	$(BIN)/ruff check server client/meter tests $(wildcard bench)
 	$(BIN)/ruff format --check server client/meter tests $(wildcard bench)
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Deliberate: record the current protos as the released contract (see docs/client.md, "The contract").
 proto-release:

@@ -9,15 +9,19 @@ import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeAlias
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
 from meterd.domain.errors import InvalidArgument, MeterError, Unavailable
 
 log = logging.getLogger(__name__)
+
+# Every pooled connection returns rows as dicts (connection_kwargs' row_factory): this is their type.
+Conn: TypeAlias = psycopg.AsyncConnection[DictRow]
 
 # PostgreSQL aborted the transaction to resolve a conflict (class 40): safe to run it again.
 ROLLED_BACK = (
@@ -46,7 +50,7 @@ def content_error(exc: Exception) -> Exception:
     return InvalidArgument([("request", f"{why} ({sqlstate}: {detail}); counts and costs must stay far below 2^63")])
 
 
-def connection_kwargs(timeout: float, statement_timeout: float, tcp_user_timeout: float) -> dict:
+def connection_kwargs(timeout: float, statement_timeout: float, tcp_user_timeout: float) -> dict[str, Any]:
     """Options of every connection. Keepalives and tcp_user_timeout end a connection whose peer
     stopped answering (a hung socket) instead of letting it wait for the kernel's ~15 minutes; on a
     Unix socket libpq ignores them."""
@@ -64,12 +68,12 @@ def connection_kwargs(timeout: float, statement_timeout: float, tcp_user_timeout
     }
 
 
-class _Pool(AsyncConnectionPool):
+class _Pool(AsyncConnectionPool[Conn]):
     """psycopg_pool leaves a waiter that timed out (or was cancelled) in its queue until a connection
     is returned, so during an outage dead waiters fill max_waiting ("too many requests waiting"):
     take them out as soon as they give up."""
 
-    async def getconn(self, timeout: float | None = None):  # noqa: ASYNC109 - psycopg_pool's signature
+    async def getconn(self, timeout: float | None = None) -> Conn:  # noqa: ASYNC109 - psycopg_pool's signature
         try:
             return await super().getconn(timeout)
         except BaseException:
@@ -98,6 +102,7 @@ class Database:
         self.kwargs = connection_kwargs(timeout, statement_timeout, tcp_user_timeout)
         self.pool = _Pool(
             conninfo,
+            connection_class=psycopg.AsyncConnection[DictRow],
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
@@ -120,7 +125,7 @@ class Database:
         await self.pool.close()
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+    async def connection(self) -> AsyncIterator[Conn]:
         """A pooled connection; connection failures become Unavailable (retryable) errors."""
         try:
             async with self.pool.connection() as conn:
@@ -145,7 +150,7 @@ class Database:
             raise Unavailable(f"database unavailable ({reason}); retry with backoff") from None
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection]:
+    async def transaction(self) -> AsyncIterator[Conn]:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
@@ -158,7 +163,7 @@ class Database:
             return False
 
 
-async def _reconnect_failed(pool: AsyncConnectionPool) -> None:
+async def _reconnect_failed(pool: AsyncConnectionPool[Any]) -> None:
     log.warning("pool %s: a reconnect attempt gave up; the next request or health check starts another", pool.name)
 
 
@@ -166,9 +171,9 @@ class HealthProbe:
     """Database reachability on a connection of its own, so a saturated pool (every connection busy,
     a queue of waiters) never reads as "database down" and cannot drain every replica at once."""
 
-    def __init__(self, conninfo: str, kwargs: dict, timeout: float) -> None:
+    def __init__(self, conninfo: str, kwargs: dict[str, Any], timeout: float) -> None:
         self.conninfo, self.kwargs, self.timeout = conninfo, kwargs, timeout
-        self._conn: psycopg.AsyncConnection | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
         self.pings = 0
 
     async def ping(self) -> bool:
@@ -191,7 +196,7 @@ class HealthProbe:
                 await conn.close()
 
 
-def _json_default(value):
+def _json_default(value: object) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
@@ -200,7 +205,7 @@ def _json_default(value):
 _dumps = functools.partial(json.dumps, default=_json_default, separators=(",", ":"))
 
 
-def json_rows(columns: Sequence[str], rows: Sequence[Sequence]) -> Jsonb:
+def json_rows(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Jsonb:
     """Many rows as one jsonb parameter, for `jsonb_to_recordset(%s) AS u(column type, ...)`.
 
     Batches are sent this way rather than as one array per column: psycopg adapts array elements
