@@ -153,11 +153,6 @@ class Call:
         return fields
 
 
-def _split(kwargs: dict) -> tuple[dict, dict]:
-    est = {k: kwargs.pop(k) for k in _ESTIMATE_KEYS if k in kwargs}
-    return est, kwargs
-
-
 class _GuardBase:
     def __init__(
         self,

@@ -26,7 +26,7 @@ class AsyncMeterClient:
     async def close(self) -> None:
         """`async with AsyncMeterClient(...)` awaits this."""
         if True:  # ASYNC
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # sleep-ok: source text for the tool, never run
         else:
             if True:  # ASYNC
                 nested = "async"

@@ -6,14 +6,14 @@ import datetime as dt
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+from meterd.domain.clock import EPOCH
 
 
 def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
     # Direct arithmetic: Timestamp.FromDatetime is several times slower on the hot path.
-    delta = value - _EPOCH
+    delta = value - EPOCH
     return timestamp_pb2.Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 

@@ -42,7 +42,6 @@ _CODES: dict[type[errors.MeterError], grpc.StatusCode] = {
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
-    errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 

@@ -32,8 +32,6 @@ from meterd.service.metering import MeteringService, RecordOutcome
 from meterd.service.quota import QuotaService
 from meterd.service.usage import UsageReport, UsageService
 
-DEFAULT_USAGE_RANGE = dt.timedelta(days=30)
-
 
 class MeterServicer(meter_pb2_grpc.MeterServicer):
     def __init__(
@@ -191,7 +189,6 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
             limit=request.limit,
             projection=request.include_projection,
             violations=violations,
-            default_range=DEFAULT_USAGE_RANGE,
         )
         return _usage_response(await self.usage.usage(current_principal().tenant_id, query))
 

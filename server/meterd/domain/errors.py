@@ -45,10 +45,6 @@ class Unavailable(MeterError):
     """The database cannot be reached or is overloaded; the caller should retry with backoff."""
 
 
-class Unimplemented(MeterError):
-    pass
-
-
 class ResourceExhausted(MeterError):
     """A bounded resource of the server ran out for this caller (e.g. a slow stream's buffer, its
     tenant's share of the server); retry_after (seconds), when given, travels as google.rpc.RetryInfo."""

@@ -11,6 +11,9 @@ from meterd.domain.windows import WindowKind, retry_after, sliding_used, window_
 
 DEFAULT_RESERVATION_TTL = dt.timedelta(seconds=60)
 
+# One counter row: tenant, limit id, limit generation, partition key, window start.
+CounterKey = tuple[str, str, int, str, dt.datetime]
+
 
 @dataclasses.dataclass(frozen=True)
 class Estimate:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from meterd.domain import histogram
+from meterd.domain.clock import EPOCH
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.windows import WindowKind, WindowSpec, window_end, window_start
 
@@ -22,7 +23,6 @@ MAX_ROWS = 1000  # GetUsage rows; also the default when the limit is 0
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 BASIS_DAYS = 7  # the projection's run-rate looks at this many full days before the end
-QUANTILES = (0.5, 0.95, 0.99)
 
 _HOUR = WindowSpec(WindowKind.HOUR)
 _DAY = WindowSpec(WindowKind.DAY)
@@ -436,7 +436,6 @@ class CallRow:
     service_tier: str = ""
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _BAD_TOKEN = "not a page token from a previous ListCallsResponse with the same filter and range"
 
 
@@ -447,7 +446,7 @@ def list_scope(filter: UsageFilter, start: dt.datetime | None, end: dt.datetime 
 
 
 def encode_page_token(cursor: Cursor, scope: str) -> str:
-    delta = cursor.occurred_at - _EPOCH
+    delta = cursor.occurred_at - EPOCH
     us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     raw = json.dumps({"t": us, "c": cursor.call_id, "s": scope}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
@@ -460,7 +459,7 @@ def decode_page_token(token: str, scope: str) -> Cursor:
         us, call_id, token_scope = data["t"], data["c"], data["s"]
         if not isinstance(us, int) or not isinstance(call_id, str) or not isinstance(token_scope, str):
             raise ValueError("wrong types")
-        occurred_at = _EPOCH + dt.timedelta(microseconds=us)
+        occurred_at = EPOCH + dt.timedelta(microseconds=us)
     except (binascii.Error, ValueError, TypeError, KeyError, OverflowError, UnicodeDecodeError):
         raise InvalidArgument([("page_token", _BAD_TOKEN)]) from None
     if token_scope != scope:

@@ -13,11 +13,12 @@ from meterd.domain.errors import InvalidArgument, Unavailable
 from meterd.domain.limits import Limit, Metric, matching, partition_key
 from meterd.domain.price_rules import CatalogProvider, PriceSet
 from meterd.domain.pricing import CostBreakdown, Price, breakdown, choose
+from meterd.domain.quota import CounterKey
 from meterd.domain.windows import window_start
 from meterd.store.db import ROLLED_BACK
 from meterd.store.limits import LimitStore
 from meterd.store.prices import PriceStore
-from meterd.store.reprice import CounterKey, NewCost, RepriceStore, RepriceTransaction, StoredCall
+from meterd.store.reprice import NewCost, RepriceStore, RepriceTransaction, StoredCall
 from meterd.store.rollups import HourlyKey
 
 log = logging.getLogger(__name__)

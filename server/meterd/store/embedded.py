@@ -136,10 +136,6 @@ class EmbeddedPostgres:
         self.started_here = False
         log.info("embedded PostgreSQL stopped")
 
-    def restart(self) -> None:
-        self.force_stop()
-        self._start_server()
-
     def ensure_database(self, dbname: str) -> None:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()

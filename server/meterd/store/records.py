@@ -16,7 +16,7 @@ from meterd.domain.calls import CallInput
 from meterd.domain.errors import AlreadyExists, MeterError
 from meterd.domain.limits import Limit, Metric, Usage
 from meterd.domain.pricing import CostBreakdown
-from meterd.domain.quota import Charge, CounterReading
+from meterd.domain.quota import Charge, CounterKey, CounterReading
 from meterd.domain.windows import window_start
 from meterd.store import rollups
 from meterd.store.db import Database, json_rows
@@ -62,8 +62,6 @@ class Recorded:
     reservation_settled: bool
     counters: list[RecordedCounter]
 
-
-CounterKey = tuple[str, str, int, str, dt.datetime]  # tenant, limit, generation, partition, window start
 
 _CALL_COLUMNS = (
     "tenant_id", "call_id", "occurred_at", "recorded_at", "api_key_id", "reservation_id", "subject", "provider",

@@ -12,11 +12,10 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from meterd.domain.pricing import CostBreakdown, UsageAmounts
+from meterd.domain.quota import CounterKey
 from meterd.store import rollups
 from meterd.store.db import Database
 from meterd.store.rollups import HourlyKey
-
-CounterKey = tuple[str, str, int, str, dt.datetime]  # tenant, limit, generation, partition, window start
 
 
 @dataclasses.dataclass(frozen=True)
