@@ -24,6 +24,7 @@ from meterd.api.metrics import AlertCollector, start_metrics_server
 from meterd.api.validation import BoundsInterceptor
 from meterd.config import Config
 from meterd.domain.clock import utc_now
+from meterd.service.admin import AlertRuleAdmin, KeyAdmin, LimitAdmin
 from meterd.service.alert_hub import AlertHub
 from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender
 from meterd.service.channels import ChannelSender
@@ -93,7 +94,8 @@ class MeterServer:
         self.key_cache = KeyCache(self.auth_guard.lookup, ttl=config.key_cache_ttl)
         self.limit_store = LimitStore(self.db)
         self.limits = LimitCache(self.limit_store, database_url)
-        self.prices = PriceBook(PriceStore(self.db))
+        price_store = PriceStore(self.db)
+        self.prices = PriceBook(price_store)
         self.partitions = PartitionStore(self.db)
         quota_store = QuotaStore(self.db)
         self.alert_store = AlertStore(self.db)
@@ -193,13 +195,11 @@ class MeterServer:
         )
         admin_pb2_grpc.add_MeterAdminServicer_to_server(
             AdminServicer(
-                self.keys,
-                self.key_cache,
-                self.limit_store,
-                self.limits,
+                KeyAdmin(self.keys, forget=self.key_cache.forget, clock=utc_now),
+                LimitAdmin(self.limit_store, invalidate=self.limits.invalidate),
                 PriceAdmin(self.prices),
-                Repricer(RepriceStore(self.db), self.prices.store, self.limit_store),
-                self.alert_store,
+                Repricer(RepriceStore(self.db), price_store, self.limit_store),
+                AlertRuleAdmin(self.alert_store),
             ),
             self.server,
         )

@@ -566,7 +566,9 @@ def _channel_arg(text: str) -> dict:
 
 def _rule_line(stored) -> str:
     r = stored.rule
-    params = json.dumps(r.params(), separators=(",", ":"))
+    from meterd.store.alerts import rule_params
+
+    params = json.dumps(rule_params(r), separators=(",", ":"))
     scope = json.dumps(r.scope.to_json(), separators=(",", ":"))
     state = "disabled" if r.disabled else "enabled"
     channels = ",".join(f"{c.kind.value}:{c.target}" for c in r.channels)  # secrets stay in the database

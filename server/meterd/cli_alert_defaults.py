@@ -28,7 +28,7 @@ def add_parser(alerts_sub, add_flags, usd, channel_arg) -> None:
 def run(config, args: argparse.Namespace, database, with_database, validate_tenant) -> None:
     from meterd.domain.default_rules import default_rules
     from meterd.domain.errors import InvalidArgument
-    from meterd.store.alerts import AlertStore
+    from meterd.store.alerts import AlertStore, rule_params
 
     tenant = validate_tenant(args.tenant)
     try:
@@ -51,4 +51,4 @@ def run(config, args: argparse.Namespace, database, with_database, validate_tena
 
     with database(config) as url:
         for what, rule in asyncio.run(with_database(url, action)):
-            print(f"{what}\t{rule.id}\t{rule.kind.value}\t{json.dumps(rule.params(), separators=(',', ':'))}")
+            print(f"{what}\t{rule.id}\t{rule.kind.value}\t{json.dumps(rule_params(rule), separators=(',', ':'))}")

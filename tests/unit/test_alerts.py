@@ -20,6 +20,7 @@ from meterd.domain.alerts import (
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.histogram import BUCKETS, bucket
 from meterd.domain.limits import Selector
+from meterd.store.alerts import rule_from_row, rule_params
 
 T0 = dt.datetime(2026, 3, 10, 0, 0, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(days=1)
@@ -30,9 +31,9 @@ def test_rule_round_trips_through_its_stored_form():
                          window_kind="fixed", window_seconds=7200, latency_us=1_500_000, min_calls=10,
                          cooldown_s=600)  # fmt: skip
     row = {"id": rule.id, "kind": rule.kind.value, "severity": rule.severity.value, "scope": rule.scope.to_json(),
-           "params": rule.params(), "cooldown_s": rule.cooldown_s, "webhook_url": "", "webhook_secret": "",
+           "params": rule_params(rule), "cooldown_s": rule.cooldown_s, "webhook_url": "", "webhook_secret": "",
            "disabled": False}  # fmt: skip
-    assert AlertRule.from_row(row) == rule
+    assert rule_from_row(row) == rule
 
 
 def test_rollup_rules_need_whole_hours_and_no_labels():

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import asyncio
 
-import psycopg
 import pytest
 
-from meterd.domain.errors import Unavailable
+from meterd.domain.errors import RolledBack, Unavailable
 from meterd.service.batching import Batcher, retry_rollbacks
 
 
@@ -48,13 +47,13 @@ async def test_rolled_back_batches_are_run_again_then_reported_unavailable():
         nonlocal attempts
         attempts += 1
         if attempts < 3:
-            raise psycopg.errors.DeadlockDetected("deadlock detected")
+            raise RolledBack("40P01")
         return items
 
     assert await retry_rollbacks(flaky, [1, 2]) == [1, 2] and attempts == 3
 
     async def always(items):
-        raise psycopg.errors.SerializationFailure("could not serialize")
+        raise RolledBack("40001")
 
     with pytest.raises(Unavailable, match="retry"):
         await retry_rollbacks(always, [1])

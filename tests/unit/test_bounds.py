@@ -134,7 +134,8 @@ def test_quote_escapes_and_cuts():
 
 def test_bounds_agree_with_the_domain_and_service_constants():
     from meterd.domain import calls, limits
-    from meterd.service import metering, prices, quota
+    from meterd.domain import price_versions as prices
+    from meterd.service import metering, quota
 
     assert bounds.MAX_BATCH_CALLS == metering.MAX_BATCH
     assert bounds.MAX_LOAD_PRICES == prices.MAX_LOAD

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from meter.v1 import admin_pb2, admin_pb2_grpc
 from meterd.api.alerts_codec import rule_from_proto, rule_to_proto
 from meterd.api.convert import from_ts, ts
-from meterd.api.interceptor import KeyCache, current_principal
+from meterd.api.interceptor import current_principal
 from meterd.api.limits_codec import limit_from_proto, limit_to_proto
 from meterd.domain.errors import InvalidArgument, require
-from meterd.domain.keys import validate_binding, validate_expiry, validate_roles
+from meterd.domain.keys import ApiKey
+from meterd.domain.price_versions import MAX_LOAD, PRICE_RATE_FIELDS, StoredPrice, validate_price
 from meterd.domain.pricing import Price
-from meterd.service.limit_cache import LimitCache
-from meterd.service.prices import MAX_LOAD, PRICE_RATE_FIELDS, PriceAdmin, validate_price
+from meterd.service.admin import AlertRuleAdmin, KeyAdmin, LimitAdmin
+from meterd.service.prices import PriceAdmin
 from meterd.service.reprice import Repricer
-from meterd.store.alerts import AlertStore
-from meterd.store.keys import ApiKeyRow, KeyStore
-from meterd.store.limits import LimitStore
-from meterd.store.prices import StoredPrice
 
 _ROLE_NAMES = {
     admin_pb2.ROLE_CHECK: "check",
@@ -29,7 +24,7 @@ _ROLE_NAMES = {
 _ROLE_ENUMS = {name: value for value, name in _ROLE_NAMES.items()}
 
 
-def _api_key(row: ApiKeyRow) -> admin_pb2.ApiKey:
+def _api_key(row: ApiKey) -> admin_pb2.ApiKey:
     return admin_pb2.ApiKey(
         id=row.id,
         name=row.name,
@@ -82,31 +77,26 @@ def _price_to_proto(stored: StoredPrice) -> admin_pb2.Price:
 class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
     def __init__(
         self,
-        keys: KeyStore,
-        key_cache: KeyCache,
-        limits: LimitStore,
-        limit_cache: LimitCache,
+        keys: KeyAdmin,
+        limits: LimitAdmin,
         price_admin: PriceAdmin,
         repricer: Repricer,
-        alerts: AlertStore,
+        alert_rules: AlertRuleAdmin,
     ) -> None:
-        self.alerts = alerts
         self.keys = keys
-        self.key_cache = key_cache
         self.limits = limits
-        self.limit_cache = limit_cache
         self.price_admin = price_admin
         self.repricer = repricer
+        self.alert_rules = alert_rules
 
     async def CreateApiKey(self, request, context):
-        roles = validate_roles([_ROLE_NAMES.get(r, f"unknown({r})") for r in request.roles])
         row, secret = await self.keys.create(
             current_principal().tenant_id,
-            roles,
+            [_ROLE_NAMES.get(r, f"unknown({r})") for r in request.roles],
             request.name,
-            expires_at=validate_expiry(from_ts(request, "expire_time"), dt.datetime.now(dt.UTC)),
-            bound_cert_subject=validate_binding(request.bind_cert_subject, "bind_cert_subject"),
-            bound_san=validate_binding(request.bind_san, "bind_san"),
+            expires_at=from_ts(request, "expire_time"),
+            bind_cert_subject=request.bind_cert_subject,
+            bind_san=request.bind_san,
         )
         return admin_pb2.CreateApiKeyResponse(key=_api_key(row), secret=secret)
 
@@ -116,13 +106,11 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
 
     async def RevokeApiKey(self, request, context):
         row = await self.keys.revoke(current_principal().tenant_id, request.id)
-        self.key_cache.forget(row.id)
         return admin_pb2.RevokeApiKeyResponse(key=_api_key(row))
 
     async def SetLimit(self, request, context):
         tenant = current_principal().tenant_id
         stored, created = await self.limits.set(tenant, limit_from_proto(request.limit))
-        self.limit_cache.invalidate(tenant)
         return admin_pb2.SetLimitResponse(limit=limit_to_proto(stored), created=created)
 
     async def GetLimit(self, request, context):
@@ -136,7 +124,6 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
     async def DeleteLimit(self, request, context):
         tenant = current_principal().tenant_id
         await self.limits.delete(tenant, request.id)
-        self.limit_cache.invalidate(tenant)
         return admin_pb2.DeleteLimitResponse()
 
     async def SetPrice(self, request, context):
@@ -149,7 +136,7 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
             current_principal().tenant_id, provider=request.provider, model=request.model, at=from_ts(request, "at")
         )
         reply = admin_pb2.ListPricesResponse(prices=[_price_to_proto(s) for s in stored])
-        latest = await self.price_admin.store.latest_import()
+        latest = await self.price_admin.latest_import()
         if latest is not None:
             reply.catalog_source, reply.catalog_version = latest.source, latest.version
             reply.catalog_imported_at.CopyFrom(ts(latest.imported_at))
@@ -182,13 +169,13 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
         )
 
     async def SetAlertRule(self, request, context):
-        stored, created = await self.alerts.set_rule(current_principal().tenant_id, rule_from_proto(request.rule))
+        stored, created = await self.alert_rules.set(current_principal().tenant_id, rule_from_proto(request.rule))
         return admin_pb2.SetAlertRuleResponse(rule=rule_to_proto(stored), created=created)
 
     async def ListAlertRules(self, request, context):
-        stored = await self.alerts.list_rules(current_principal().tenant_id)
+        stored = await self.alert_rules.list(current_principal().tenant_id)
         return admin_pb2.ListAlertRulesResponse(rules=[rule_to_proto(s) for s in stored])
 
     async def DeleteAlertRule(self, request, context):
-        await self.alerts.delete_rule(current_principal().tenant_id, request.id)
+        await self.alert_rules.delete(current_principal().tenant_id, request.id)
         return admin_pb2.DeleteAlertRuleResponse()

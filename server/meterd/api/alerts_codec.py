@@ -5,11 +5,11 @@ from __future__ import annotations
 from meter.v1 import admin_pb2, common_pb2, meter_pb2
 from meterd.api.convert import ts
 from meterd.api.limits_codec import _enum_name, _enum_value, selector_from_proto, selector_to_proto
+from meterd.domain.alert_records import StoredRule
 from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Severity, validate_rule
 from meterd.domain.channels import Channel
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.windows import WindowKind
-from meterd.store.alerts import StoredRule
 
 MIN_HEARTBEAT_S = 1.0
 MAX_HEARTBEAT_S = 300.0

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from meter.v1 import admin_pb2, common_pb2
 from meterd.api.convert import ts
-from meterd.domain.limits import Limit, Selector, validate_limit
+from meterd.domain.limits import Limit, Selector, StoredLimit, validate_limit
 from meterd.domain.quota import LimitState
 from meterd.domain.windows import WindowKind
-from meterd.store.limits import StoredLimit
 
 
 def _enum_name(enum, value: int, prefix: str) -> str:

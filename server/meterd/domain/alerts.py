@@ -1,7 +1,7 @@
 """Alert rules, alerts and stream filters: validation and the evaluator's judgements, no I/O.
 
 Mirrors meter.v1 AlertRule / Alert / AlertKind / Severity without importing them (the API layer
-converts enums to and from the lower-case names used here and stored in the database).
+converts enums to and from the lower-case names used here; store/alerts.py maps rules to rows).
 """
 
 from __future__ import annotations
@@ -86,53 +86,6 @@ class AlertRule:
     disabled: bool = False
     channels: tuple[Channel, ...] = ()  # besides the legacy webhook_url (domain/channels.py)
     message_template: str = ""  # "" = channels.DEFAULT_TEMPLATE
-
-    def params(self) -> dict[str, Any]:
-        """The jsonb `params` column: the kind's own fields."""
-        p: dict[str, Any] = {}
-        if self.thresholds:
-            p["thresholds"] = list(self.thresholds)
-        if self.limit_id:
-            p["limit_id"] = self.limit_id
-        if self.amount_nanos:
-            p["amount_nanos"] = self.amount_nanos
-        if self.window is not None:
-            p["window_kind"] = self.window.kind.value
-            p["window_seconds"] = self.window.seconds
-        if self.error_rate:
-            p["error_rate"] = self.error_rate
-        if self.min_calls:
-            p["min_calls"] = self.min_calls
-        if self.latency_us:
-            p["latency_us"] = self.latency_us
-        if self.count:
-            p["count"] = self.count
-        return p
-
-    @classmethod
-    def from_row(cls, row: dict) -> AlertRule:
-        p = row["params"] or {}
-        window = WindowSpec(p["window_kind"], p.get("window_seconds", 0)) if "window_kind" in p else None
-        return cls(
-            id=row["id"],
-            kind=AlertKind(row["kind"]),
-            severity=Severity(row["severity"]),
-            scope=Selector.from_json(row["scope"] or {}),
-            thresholds=tuple(p.get("thresholds", ())),
-            limit_id=p.get("limit_id", ""),
-            amount_nanos=p.get("amount_nanos", 0),
-            window=window,
-            error_rate=p.get("error_rate", 0.0),
-            min_calls=p.get("min_calls", 0),
-            latency_us=p.get("latency_us", 0),
-            count=p.get("count", 0),
-            cooldown_s=row["cooldown_s"],
-            webhook_url=row["webhook_url"],
-            webhook_secret=row["webhook_secret"],
-            disabled=row["disabled"],
-            channels=tuple(Channel.from_json(c) for c in row.get("channels") or ()),
-            message_template=row.get("message_template") or "",
-        )
 
 
 def _enum(enum, value: str, field: str, violations: list[tuple[str, str]]):

@@ -58,3 +58,35 @@ def require(violations: list[tuple[str, str]]) -> None:
     """Raise InvalidArgument when any violation was collected."""
     if violations:
         raise InvalidArgument(violations)
+
+
+# ---- what the store raises besides MeterErrors (no psycopg class crosses a port) -------------------
+
+
+class RolledBack(Exception):
+    """The database rolled the transaction back to resolve a conflict (deadlock, serialization
+    failure): nothing of it was applied, so running it again is exact."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(f"transaction rolled back ({sqlstate})")
+        self.sqlstate = sqlstate
+
+
+class RejectedContent(Exception):
+    """The database refused a request's values (overflow, a constraint, a value too large).
+
+    Not a MeterError on purpose: a group-committed batch that fails with it is split until the
+    culprit stands alone, and only the culprit gets `error` (see service/batching.py)."""
+
+    def __init__(self, error: InvalidArgument) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class StoreFailure(Exception):
+    """Any other database error: a bug of ours (INTERNAL), never the caller's."""
+
+
+def culprit_error(exc: Exception) -> Exception:
+    """The error the one request that made a batch fail gets."""
+    return exc.error if isinstance(exc, RejectedContent) else exc

@@ -102,3 +102,19 @@ def validate_expiry(expires_at: dt.datetime | None, now: dt.datetime, field: str
     if expires_at is not None and expires_at <= now:
         raise InvalidArgument([(field, "must be in the future")])
     return expires_at
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiKey:
+    """An API key as listed (never its secret)."""
+
+    tenant_id: str
+    id: str
+    name: str
+    roles: list[str]
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    expires_at: dt.datetime | None = None
+    last_used_at: dt.datetime | None = None
+    bound_cert_subject: str = ""
+    bound_san: str = ""

@@ -6,6 +6,7 @@ API layer converts enums to and from the lower-case value names used here.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
@@ -105,6 +106,15 @@ class Limit:
     description: str = ""
     alert_thresholds: tuple[int, ...] = ()  # percents of max; empty = the tenant default
     generation: int = 1  # bumped by storage when metric, window or partition change
+
+
+@dataclass(frozen=True)
+class StoredLimit:
+    """A limit as stored, with when it was created and last changed."""
+
+    limit: Limit
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 
+from meterd.domain.calls import Dimensions
 from meterd.domain.limits import Limit, LimitAction, Metric, Usage, partition_key
 from meterd.domain.windows import WindowKind, retry_after, sliding_used, window_end
 
 DEFAULT_RESERVATION_TTL = dt.timedelta(seconds=60)
-
-# One counter row: tenant, limit id, limit generation, partition key, window start.
-CounterKey = tuple[str, str, int, str, dt.datetime]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,10 +127,15 @@ def blocks(charge: Charge, state: LimitState) -> bool:
     An amount of 0 (e.g. failed calls at check time) is denied once the limit is reached, so
     "stop after 20 errors a minute" stops the 21st call.
     """
-    held = state.used + state.reserved
-    if not charge.enforced:
-        return False
-    return held + charge.amount > charge.limit.max or (charge.amount == 0 and held >= charge.limit.max)
+    return charge.enforced and denies(state.used + state.reserved, charge.amount, charge.limit.max)
+
+
+def denies(held: int, amount: int, maximum: int) -> bool:
+    """The deny rule: may `amount` more be held on a counter holding `held` of `maximum`?
+
+    meter_check (migrations/0002_quota.sql) runs the same rule in SQL, inside the transaction
+    that reserves; tests/integration/test_rule_parity.py drives both over generated cases."""
+    return held + amount > maximum or (amount == 0 and held >= maximum)
 
 
 def denial_retry_after(charge: Charge, reading: CounterReading, at: dt.datetime) -> dt.timedelta | None:
@@ -145,3 +149,54 @@ def denial_retry_after(charge: Charge, reading: CounterReading, at: dt.datetime)
         amount=max(charge.amount, 1),
         max=charge.limit.max,
     )
+
+
+# ---- what crosses the quota port (service.ports.QuotaPort) ----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckItem:
+    """One CheckQuota request of a group-committed batch."""
+
+    tenant_id: str
+    api_key_id: str
+    dims: Dimensions
+    reserve: bool
+    reservation_id: str
+    client_reservation_id: bool  # chosen by the caller: a retry may repeat it
+    ttl: dt.timedelta
+    estimate: Estimate
+    cost_nanos: int
+    charges: list[Charge]
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckOutcome:
+    allowed: bool
+    existing: bool  # the reservation id was already taken: nothing changed
+    at: dt.datetime
+    expires_at: dt.datetime | None
+    readings: list[CounterReading]  # one per charge, after the request
+
+
+@dataclasses.dataclass(frozen=True)
+class ReservedCounter:
+    limit_id: str
+    partition: str
+    reading: CounterReading
+
+
+@dataclasses.dataclass(frozen=True)
+class Extended:
+    found: bool
+    allowed: bool
+    expires_at: dt.datetime | None
+    cost_nanos: int
+    counters: list[ReservedCounter]
+
+
+class ReservationState(enum.StrEnum):
+    ACTIVE = "active"
+    SETTLED = "settled"
+    RELEASED = "released"
+    EXPIRED = "expired"

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 import psycopg
 
+from meterd.domain.alert_records import DenialKey, WebhookDue
 from meterd.domain.alerts import (
     PERIODIC_KINDS,
     ROLLUP_KINDS,
@@ -35,7 +36,8 @@ from meterd.domain.errors import ResourceExhausted, Unavailable
 from meterd.domain.windows import window_end, window_start
 from meterd.service.alert_hub import OVERFLOW, SHUTDOWN, AlertHub
 from meterd.service.delivery_rounds import run_delivery_rounds
-from meterd.store.alerts import AlertStore, alert_from_row, leader_connection, still_leading, try_lead
+from meterd.service.ports import AlertPort
+from meterd.store.alerts import leader_connection, still_leading, try_lead
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class Heartbeat:
 
 
 class AlertStreams:
-    def __init__(self, store: AlertStore, hub: AlertHub, *, buffer: int, ready_timeout: float = 10.0) -> None:
+    def __init__(self, store: AlertPort, hub: AlertHub, *, buffer: int, ready_timeout: float = 10.0) -> None:
         self.store = store
         self.hub = hub
         self.buffer = buffer
@@ -113,14 +115,14 @@ class DenialCounter:
     """Counts quota denials in memory and adds them to quota_denials about once a second, so the
     check path never waits for it (a crash loses at most the last second's counts)."""
 
-    def __init__(self, store: AlertStore, *, clock: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(self, store: AlertPort, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.store = store
         self.clock = clock or utc_now
-        self._counts: dict[tuple, int] = defaultdict(int)
+        self._counts: dict[DenialKey, int] = defaultdict(int)
 
     def denied(self, tenant_id: str, dims: Dimensions, at: dt.datetime | None = None) -> None:
         minute = (at or self.clock()).replace(second=0, microsecond=0)
-        self._counts[(tenant_id, minute, dims.subject, dims.provider, dims.model, dims.operation)] += 1
+        self._counts[DenialKey(tenant_id, minute, dims.subject, dims.provider, dims.model, dims.operation)] += 1
 
     async def flush(self) -> None:
         if not self._counts:
@@ -151,7 +153,7 @@ class Evaluator:
 
     def __init__(
         self,
-        store: AlertStore,
+        store: AlertPort,
         conninfo: str,
         *,
         interval: float,
@@ -202,9 +204,9 @@ class Evaluator:
         now = self.now()
         raised = 0
         by_tenant: dict[str, list[Candidate]] = defaultdict(list)
-        for tenant_id, rule in await self.store.list_rules(None, kinds=PERIODIC_KINDS):
-            for at in self._instants(rule, now):
-                by_tenant[tenant_id] += await self._judge(tenant_id, rule, at)
+        for enabled in await self.store.enabled_rules(PERIODIC_KINDS):
+            for at in self._instants(enabled.rule, now):
+                by_tenant[enabled.tenant_id] += await self._judge(enabled.tenant_id, enabled.rule, at)
         for tenant_id, candidates in by_tenant.items():
             if candidates:
                 raised += len(await self.store.raise_candidates(tenant_id, candidates, now if self.clock else None))
@@ -241,7 +243,7 @@ class WebhookSender:
     backoff until max_attempts. Every replica may run one: rows are leased with SKIP LOCKED."""
 
     def __init__(
-        self, store: AlertStore, *, timeout: float, max_attempts: int, retry_base: float, lease: float = 60.0
+        self, store: AlertPort, *, timeout: float, max_attempts: int, retry_base: float, lease: float = 60.0
     ) -> None:
         self.store = store
         self.timeout = timeout
@@ -262,9 +264,9 @@ class WebhookSender:
         await asyncio.gather(*(self._deliver(r) for r in rows))
         return len(rows)
 
-    async def _deliver(self, row: dict) -> None:
-        alert = alert_from_row(row)
-        url, secret, attempts = row["webhook_url"], row["webhook_secret"], row["attempts"]
+    async def _deliver(self, due: WebhookDue) -> None:
+        alert = due.alert
+        url, secret, attempts = due.url, due.secret, due.attempts
         if not url:  # the rule was deleted or lost its webhook meanwhile
             await self.store.webhook_done(
                 alert.tenant_id, alert.id, ok=False, error="rule has no webhook", retry_in=None

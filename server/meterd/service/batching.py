@@ -26,8 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from meterd.domain.errors import MeterError, Unavailable
-from meterd.store.db import ROLLED_BACK
+from meterd.domain.errors import MeterError, RolledBack, Unavailable
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -220,6 +219,6 @@ async def retry_rollbacks(run: Callable[[list[T]], Awaitable[list[R]]], items: l
     for attempt in range(1, attempts + 1):
         try:
             return await run(items)
-        except ROLLED_BACK as exc:
+        except RolledBack as exc:
             log.warning("batch rolled back (%s), attempt %d of %d", exc.sqlstate, attempt, attempts)
     raise Unavailable("the database kept rolling the transaction back; retry with backoff")

@@ -24,11 +24,11 @@ import urllib.error
 import urllib.request
 
 from meterd.domain import channels as ch
+from meterd.domain.alert_records import DeliveryDue
 from meterd.domain.channels import Channel, ChannelKind, SmtpTls
 from meterd.service.alerts import signature
 from meterd.service.delivery_rounds import run_delivery_rounds
-from meterd.store.alerts import alert_from_row
-from meterd.store.deliveries import DeliveryStore
+from meterd.service.ports import DeliveryPort
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class ChannelSender:
 
     def __init__(
         self,
-        store: DeliveryStore,
+        store: DeliveryPort,
         *,
         timeout: float,
         max_attempts: int,
@@ -71,17 +71,16 @@ class ChannelSender:
         await asyncio.gather(*(self._deliver(r) for r in rows))
         return len(rows)
 
-    async def _deliver(self, row: dict) -> None:
-        alert = alert_from_row(row)
-        index, attempts = row["channel"], row["attempts"]
-        configured = row["channels"] or []
-        channel = Channel.from_json(configured[index]) if index < len(configured) else None
-        if channel is None or channel.kind.value != row["channel_kind"]:
+    async def _deliver(self, due: DeliveryDue) -> None:
+        alert = due.alert
+        index, attempts = due.channel, due.attempts
+        channel = due.channels[index] if index < len(due.channels) else None
+        if channel is None or channel.kind.value != due.channel_kind:
             # The rule was deleted or its channels edited since the alert: nothing sensible to send.
             await self.store.done(alert.tenant_id, alert.id, index, target="", ok=False,
                                   error="the rule or this channel no longer exists", retry_in=None)  # fmt: skip
             return
-        rendered = ch.render(alert, row["message_template"] or "", self.console_url)
+        rendered = ch.render(alert, due.message_template, self.console_url)
         try:
             await asyncio.to_thread(self._send, channel, alert, rendered)
             error = ""

@@ -9,14 +9,14 @@ import time
 import psycopg
 
 from meterd.domain.limits import Limit
-from meterd.store.limits import LimitStore
+from meterd.service.ports import LimitPort
 
 log = logging.getLogger(__name__)
 CHANNEL = "meter_limits"  # notified by the limits table's trigger with the tenant id
 
 
 class LimitCache:
-    def __init__(self, store: LimitStore, conninfo: str, *, max_age: float = 60.0) -> None:
+    def __init__(self, store: LimitPort, conninfo: str, *, max_age: float = 60.0) -> None:
         self.store = store
         self.conninfo = conninfo
         # A safety net only: a notification normally invalidates within milliseconds.

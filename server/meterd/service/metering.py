@@ -8,16 +8,16 @@ import datetime as dt
 from collections.abc import Callable
 
 from meterd.domain.calls import CallInput
-from meterd.domain.errors import MeterError
+from meterd.domain.errors import MeterError, culprit_error
 from meterd.domain.keys import Principal
 from meterd.domain.limits import Usage, matching
 from meterd.domain.pricing import CostBreakdown, UsageAmounts
 from meterd.domain.quota import Charge, LimitState, charges, limit_state
+from meterd.domain.records import Recorded, RecordItem, RecordResult
 from meterd.service.batching import Batcher, retry_rollbacks
 from meterd.service.limit_cache import LimitCache
+from meterd.service.ports import RecordPort
 from meterd.service.prices import PriceBook
-from meterd.store.db import content_error
-from meterd.store.records import Recorded, RecordItem, RecordResult, RecordStore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +49,7 @@ MAX_BATCH = 1000
 class MeteringService:
     def __init__(
         self,
-        store: RecordStore,
+        store: RecordPort,
         limits: LimitCache,
         prices: PriceBook,
         *,
@@ -69,7 +69,7 @@ class MeteringService:
             max_batch=MAX_BATCH,
             key=_tenant,
             timeout=batch_timeout,
-            culprit_error=content_error,
+            culprit_error=culprit_error,
         )
 
     async def _run_batch(self, items: list[RecordItem]) -> list[Recorded | MeterError]:

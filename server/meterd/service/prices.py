@@ -11,8 +11,18 @@ from fnmatch import fnmatchcase
 from meterd.domain import genai_catalog
 from meterd.domain.errors import AlreadyExists, InvalidArgument
 from meterd.domain.price_rules import CatalogProvider, PriceSet, compiled
-from meterd.domain.pricing import INT64_MAX, CostBreakdown, Price, UsageAmounts, breakdown, choose
-from meterd.store.prices import CATALOG_TENANT, CatalogDiff, PriceStore, StoredPrice, same_rates
+from meterd.domain.price_versions import (  # noqa: F401 - MAX_LOAD, PRICE_RATE_FIELDS, validate_price: re-exported
+    CATALOG_TENANT,
+    MAX_LOAD,
+    PRICE_RATE_FIELDS,
+    CatalogDiff,
+    CatalogImport,
+    StoredPrice,
+    same_rates,
+    validate_price,
+)
+from meterd.domain.pricing import CostBreakdown, Price, UsageAmounts, breakdown, choose
+from meterd.service.ports import PricePort
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +32,7 @@ class PriceBook:
     each (tenant, provider, model)'s candidate versions remembered (matching over thousands of
     rules is done once per model name, not per call)."""
 
-    def __init__(self, store: PriceStore, *, max_age: float = 30.0) -> None:
+    def __init__(self, store: PricePort, *, max_age: float = 30.0) -> None:
         self.store = store
         self.max_age = max_age
         self._shared: tuple[PriceSet, tuple[CatalogProvider, ...], float] | None = None
@@ -116,62 +126,6 @@ class PriceBook:
         self._forget_candidates(tenant_id)
 
 
-MAX_PRICE_NAME = 128  # provider, model_pattern
-MAX_PRICE_NOTE = 1024
-MAX_LOAD = 10_000
-PRICE_RATE_FIELDS = (  # (proto field, Price attribute)
-    ("input_nanos_per_mtok", "input_per_mtok"),
-    ("output_nanos_per_mtok", "output_per_mtok"),
-    ("cached_read_nanos_per_mtok", "cached_read_per_mtok"),
-    ("cache_write_nanos_per_mtok", "cache_write_per_mtok"),
-    ("request_nanos", "per_request"),
-    ("unit_nanos", "per_unit"),
-)
-
-
-def validate_price(
-    *,
-    provider: str,
-    model_pattern: str,
-    effective_from: dt.datetime | None,
-    rates: dict[str, int],
-    note: str = "",
-    prefix: str = "price",
-    violations: list[tuple[str, str]] | None = None,
-) -> Price | None:
-    """A price version from raw fields (rates keyed by proto field name). Problems are appended to
-    `violations` (field paths under `prefix`) and None returned; without a list InvalidArgument is raised."""
-    found: list[tuple[str, str]] = []
-    provider, model_pattern = provider.strip().lower(), model_pattern.strip()
-    for field, value in (("provider", provider), ("model_pattern", model_pattern)):
-        if not value:
-            found.append((f"{prefix}.{field}", "required"))
-        elif len(value) > MAX_PRICE_NAME:
-            found.append((f"{prefix}.{field}", f"at most {MAX_PRICE_NAME} characters"))
-    if "[" in model_pattern or "]" in model_pattern:
-        found.append((f"{prefix}.model_pattern", "only the '*' and '?' wildcards are allowed (no [...] sets)"))
-    if effective_from is None:
-        found.append((f"{prefix}.effective_from", "required"))
-    for field, _ in PRICE_RATE_FIELDS:
-        value = rates.get(field, 0)
-        if type(value) is not int or not 0 <= value <= INT64_MAX:
-            found.append((f"{prefix}.{field}", "must be >= 0 (nano-USD)"))
-    if len(note) > MAX_PRICE_NOTE:
-        found.append((f"{prefix}.note", f"at most {MAX_PRICE_NOTE} characters"))
-    if found:
-        if violations is None:
-            raise InvalidArgument(found)
-        violations.extend(found)
-        return None
-    return Price(
-        provider=provider,
-        model_pattern=model_pattern,
-        effective_from=effective_from.astimezone(dt.UTC),
-        note=note,
-        **{attr: rates.get(field, 0) for field, attr in PRICE_RATE_FIELDS},
-    )
-
-
 class PriceAdmin:
     """Adding and listing price versions of a tenant (CATALOG_TENANT: the shared catalog, operators only)."""
 
@@ -183,6 +137,10 @@ class PriceAdmin:
         # The shared catalog is part of every tenant's prices. Other replicas see a change within
         # their PriceBook.max_age.
         self.book.invalidate(None if tenant_id == CATALOG_TENANT else tenant_id)
+
+    async def latest_import(self) -> CatalogImport | None:
+        """The shared catalog's import in force (None: never imported)."""
+        return await self.store.latest_import()
 
     async def set(self, tenant_id: str, price: Price) -> StoredPrice:
         """Add one version; AlreadyExists when its (provider, pattern, effective_from) is taken."""

@@ -10,13 +10,15 @@ import uuid
 from collections.abc import Callable
 
 from meterd.domain.calls import Dimensions
-from meterd.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from meterd.domain.errors import FailedPrecondition, InvalidArgument, NotFound, culprit_error
 from meterd.domain.keys import Principal
 from meterd.domain.limits import matching
 from meterd.domain.pricing import UsageAmounts
 from meterd.domain.quota import (
     DEFAULT_RESERVATION_TTL,
     Charge,
+    CheckItem,
+    CheckOutcome,
     CounterReading,
     Estimate,
     LimitState,
@@ -28,9 +30,8 @@ from meterd.domain.quota import (
 )
 from meterd.service.batching import Batcher, retry_rollbacks
 from meterd.service.limit_cache import LimitCache
+from meterd.service.ports import QuotaPort
 from meterd.service.prices import PriceBook
-from meterd.store.db import content_error
-from meterd.store.quota import CheckItem, CheckOutcome, QuotaStore
 
 log = logging.getLogger(__name__)
 MAX_RESERVATION_ID = 128
@@ -64,7 +65,7 @@ class ExtendResult:
 class QuotaService:
     def __init__(
         self,
-        store: QuotaStore,
+        store: QuotaPort,
         limits: LimitCache,
         prices: PriceBook,
         *,
@@ -88,7 +89,7 @@ class QuotaService:
             workers=batch_workers,
             key=_tenant,
             timeout=batch_timeout,
-            culprit_error=content_error,
+            culprit_error=culprit_error,
         )
 
     def now(self) -> dt.datetime:

@@ -9,13 +9,12 @@ import datetime as dt
 import logging
 from collections import defaultdict
 
-from meterd.domain.errors import InvalidArgument, Unavailable
+from meterd.domain.errors import InvalidArgument, RolledBack, Unavailable
 from meterd.domain.limits import Limit, Metric, matching, partition_key
 from meterd.domain.price_rules import CatalogProvider, PriceSet
 from meterd.domain.pricing import CostBreakdown, Price, breakdown, choose
-from meterd.domain.quota import CounterKey
+from meterd.domain.records import CounterKey
 from meterd.domain.windows import window_start
-from meterd.store.db import ROLLED_BACK
 from meterd.store.limits import LimitStore
 from meterd.store.prices import PriceStore
 from meterd.store.reprice import NewCost, RepriceStore, RepriceTransaction, StoredCall
@@ -93,7 +92,7 @@ class Repricer:
                 async with self.store.transaction(tenant_id) as tx:
                     return await self._run(tx, prices, limits, start, end, provider.strip().lower(), model.strip(),
                                            include_client_costs)  # fmt: skip
-            except ROLLED_BACK as exc:  # nothing was applied: running it again is exact
+            except RolledBack as exc:  # nothing was applied: running it again is exact
                 log.warning("reprice rolled back (%s), attempt %d of %d", exc.sqlstate, attempt, attempts)
         raise Unavailable("the database kept rolling the reprice back; retry later")
 

@@ -3,16 +3,20 @@ of the alert engine (migrations/0005_alerts.sql holds the triggers and meter_rai
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from meterd.domain import histogram
+from meterd.domain.alert_records import DenialKey, StoredRule, TenantRule, WebhookDue
 from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Candidate, GroupFigures, Severity
+from meterd.domain.channels import Channel
 from meterd.domain.errors import NotFound
+from meterd.domain.limits import Selector
+from meterd.domain.windows import WindowSpec
 from meterd.store.db import Database
 
 _RULE_COLUMNS = (
@@ -23,11 +27,7 @@ ALERT_COLUMNS = """id, tenant_id, rule_id, kind, severity, subject, provider, mo
                    threshold, window_start, window_end, message, created_at"""
 
 
-@dataclasses.dataclass(frozen=True)
-class StoredRule:
-    rule: AlertRule
-    created_at: dt.datetime
-    updated_at: dt.datetime
+__all__ = ["AlertStore", "StoredRule", "alert_from_row", "rule_from_row", "rule_params"]
 
 
 def alert_from_row(r: dict) -> Alert:
@@ -48,6 +48,54 @@ def alert_from_row(r: dict) -> Alert:
         window_end=r["window_end"],
         message=r["message"],
         created_at=r["created_at"],
+    )
+
+
+def rule_params(rule: AlertRule) -> dict[str, Any]:
+    """The jsonb `params` column: the kind's own fields."""
+    p: dict[str, Any] = {}
+    if rule.thresholds:
+        p["thresholds"] = list(rule.thresholds)
+    if rule.limit_id:
+        p["limit_id"] = rule.limit_id
+    if rule.amount_nanos:
+        p["amount_nanos"] = rule.amount_nanos
+    if rule.window is not None:
+        p["window_kind"] = rule.window.kind.value
+        p["window_seconds"] = rule.window.seconds
+    if rule.error_rate:
+        p["error_rate"] = rule.error_rate
+    if rule.min_calls:
+        p["min_calls"] = rule.min_calls
+    if rule.latency_us:
+        p["latency_us"] = rule.latency_us
+    if rule.count:
+        p["count"] = rule.count
+    return p
+
+
+def rule_from_row(row: dict[str, Any]) -> AlertRule:
+    p = row["params"] or {}
+    window = WindowSpec(p["window_kind"], p.get("window_seconds", 0)) if "window_kind" in p else None
+    return AlertRule(
+        id=row["id"],
+        kind=AlertKind(row["kind"]),
+        severity=Severity(row["severity"]),
+        scope=Selector.from_json(row["scope"] or {}),
+        thresholds=tuple(p.get("thresholds", ())),
+        limit_id=p.get("limit_id", ""),
+        amount_nanos=p.get("amount_nanos", 0),
+        window=window,
+        error_rate=p.get("error_rate", 0.0),
+        min_calls=p.get("min_calls", 0),
+        latency_us=p.get("latency_us", 0),
+        count=p.get("count", 0),
+        cooldown_s=row["cooldown_s"],
+        webhook_url=row["webhook_url"],
+        webhook_secret=row["webhook_secret"],
+        disabled=row["disabled"],
+        channels=tuple(Channel.from_json(c) for c in row.get("channels") or ()),
+        message_template=row.get("message_template") or "",
     )
 
 
@@ -97,30 +145,29 @@ class AlertStore:
                     RETURNING {_RULE_COLUMNS}, (xmax = 0) AS created""",
                 (
                     tenant_id, rule.id, rule.kind.value, rule.severity.value, Jsonb(rule.scope.to_json()),
-                    Jsonb(rule.params()), rule.cooldown_s, rule.webhook_url, rule.webhook_secret, rule.disabled,
+                    Jsonb(rule_params(rule)), rule.cooldown_s, rule.webhook_url, rule.webhook_secret, rule.disabled,
                     Jsonb([c.to_json() for c in rule.channels]), rule.message_template,
                 ),
             )  # fmt: skip
             row = await cur.fetchone()
-        return StoredRule(AlertRule.from_row(row), row["created_at"], row["updated_at"]), row["created"]
+        return StoredRule(rule_from_row(row), row["created_at"], row["updated_at"]), row["created"]
 
-    async def list_rules(self, tenant_id: str | None = None, *, kinds: frozenset[AlertKind] | None = None) -> list:
-        """A tenant's rules (StoredRule), or with tenant_id None every enabled rule of `kinds` as
-        (tenant, rule) pairs for the evaluator."""
+    async def list_rules(self, tenant_id: str) -> list[StoredRule]:
         async with self.db.connection() as conn:
-            if tenant_id is not None:
-                cur = await conn.execute(
-                    f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE tenant_id = %s ORDER BY id", (tenant_id,)
-                )
-                return [
-                    StoredRule(AlertRule.from_row(r), r["created_at"], r["updated_at"]) for r in await cur.fetchall()
-                ]
+            cur = await conn.execute(
+                f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE tenant_id = %s ORDER BY id", (tenant_id,)
+            )
+            return [StoredRule(rule_from_row(r), r["created_at"], r["updated_at"]) for r in await cur.fetchall()]
+
+    async def enabled_rules(self, kinds: frozenset[AlertKind]) -> list[TenantRule]:
+        """Every tenant's enabled rules of these kinds (for the evaluator), by tenant and id."""
+        async with self.db.connection() as conn:
             cur = await conn.execute(
                 f"""SELECT tenant_id, {_RULE_COLUMNS} FROM alert_rules
                      WHERE NOT disabled AND kind = ANY(%s) ORDER BY tenant_id, id""",
-                ([k.value for k in kinds or ()],),
+                ([k.value for k in kinds],),
             )
-            return [(r["tenant_id"], AlertRule.from_row(r)) for r in await cur.fetchall()]
+            return [TenantRule(r["tenant_id"], rule_from_row(r)) for r in await cur.fetchall()]
 
     async def delete_rule(self, tenant_id: str, rule_id: str) -> None:
         async with self.db.connection() as conn:
@@ -224,9 +271,12 @@ class AlertStore:
             )
             return (await cur.fetchone())["n"]
 
-    async def add_denials(self, rows: dict[tuple[str, dt.datetime, str, str, str, str], int]) -> None:
+    async def add_denials(self, rows: dict[DenialKey, int]) -> None:
         """Add per-minute denial counts (keys in sorted order, so concurrent flushers never deadlock)."""
         keys = sorted(rows)
+        columns = [
+            [getattr(k, f) for k in keys] for f in ("tenant_id", "minute", "subject", "provider", "model", "operation")
+        ]
         async with self.db.connection() as conn:
             await conn.execute(
                 """INSERT INTO quota_denials AS d (tenant_id, minute, subject, provider, model, operation, denials)
@@ -234,12 +284,12 @@ class AlertStore:
                                         %s::bigint[]) ORDER BY 1, 2, 3, 4, 5, 6
                    ON CONFLICT (tenant_id, minute, subject, provider, model, operation)
                    DO UPDATE SET denials = d.denials + excluded.denials""",
-                (*[list(col) for col in zip(*keys, strict=True)], [rows[k] for k in keys]),
+                (*columns, [rows[k] for k in keys]),
             )
 
     # ---- webhooks ---------------------------------------------------------------------------------
 
-    async def claim_webhooks(self, lease: dt.timedelta, limit: int = 20) -> list[dict]:
+    async def claim_webhooks(self, lease: dt.timedelta, limit: int = 20) -> list[WebhookDue]:
         """Due deliveries, leased to this replica (next_attempt_at moves past the lease), with their
         alert and the rule's URL and secret."""
         async with self.db.connection() as conn:
@@ -258,7 +308,11 @@ class AlertStore:
                       LEFT JOIN alert_rules r ON (r.tenant_id, r.id) = (l.tenant_id, l.rule_id)""",
                 (limit, lease),
             )
-            return await cur.fetchall()
+            rows = await cur.fetchall()
+        return [
+            WebhookDue(alert_from_row(r), r["attempts"], r["webhook_url"] or "", r["webhook_secret"] or "")
+            for r in rows
+        ]
 
     async def webhook_done(
         self, tenant_id: str, alert_id: int, *, ok: bool, error: str, retry_in: dt.timedelta | None

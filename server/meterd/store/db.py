@@ -16,7 +16,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
-from meterd.domain.errors import InvalidArgument, MeterError, Unavailable
+from meterd.domain.errors import InvalidArgument, RejectedContent, RolledBack, StoreFailure, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +37,19 @@ _CONTENT_CLASSES = {"22": "a value is out of the database's range", "23": "a val
                     "54": "a value is too large for the database"}  # fmt: skip
 
 
-def content_error(exc: Exception) -> Exception:
-    """The error the one request that made a batch fail gets: INVALID_ARGUMENT when PostgreSQL
-    says its values are at fault (with a bounded message), else the exception itself (INTERNAL)."""
-    sqlstate = getattr(exc, "sqlstate", None) or ""
+def _content_error(exc: psycopg.Error) -> RejectedContent | None:
+    """RejectedContent when PostgreSQL says a request's values are at fault (with a bounded
+    message), else None."""
+    sqlstate = exc.sqlstate or ""
     if not sqlstate and isinstance(exc, psycopg.DataError):
         sqlstate = "22000"  # refused by psycopg before sending, e.g. a NUL in a text parameter
     why = _CONTENT_CLASSES.get(sqlstate[:2])
-    if why is None or isinstance(exc, MeterError):
-        return exc
+    if why is None:
+        return None
     detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-    return InvalidArgument([("request", f"{why} ({sqlstate}: {detail}); counts and costs must stay far below 2^63")])
+    return RejectedContent(
+        InvalidArgument([("request", f"{why} ({sqlstate}: {detail}); counts and costs must stay far below 2^63")])
+    )
 
 
 def connection_kwargs(timeout: float, statement_timeout: float, tcp_user_timeout: float) -> dict[str, Any]:
@@ -142,12 +144,16 @@ class Database:
             ) from None
         except TooManyRequests:
             raise Unavailable("too many requests waiting for a database connection; retry with backoff") from None
-        except ROLLED_BACK:
-            raise  # the whole transaction rolled back and nothing was applied: callers run it again
+        except ROLLED_BACK as exc:
+            # The whole transaction rolled back and nothing was applied: callers run it again.
+            raise RolledBack(exc.sqlstate or "40000") from exc
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:  # InterfaceError: "connection is closed"
             log.warning("database operation failed: %s", exc)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise Unavailable(f"database unavailable ({reason}); retry with backoff") from None
+        except psycopg.Error as exc:
+            # Mapped here, at the store's edge, so that no psycopg class reaches the services.
+            raise _content_error(exc) or StoreFailure(f"{type(exc).__name__}: {exc}") from exc
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:

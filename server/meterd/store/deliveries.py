@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from meterd.store.alerts import ALERT_COLUMNS
+from meterd.domain.alert_records import DeliveryDue
+from meterd.domain.channels import Channel
+from meterd.store.alerts import ALERT_COLUMNS, alert_from_row
 from meterd.store.db import Database
 
 
@@ -13,7 +15,7 @@ class DeliveryStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(self, lease: dt.timedelta, limit: int = 20) -> list[dict]:
+    async def claim(self, lease: dt.timedelta, limit: int = 20) -> list[DeliveryDue]:
         """Due deliveries leased to this replica (next_attempt_at moves past the lease, so a replica
         that dies mid-send leaves them to another after the lease), with their alert and the rule's
         channels and template (a rule deleted meanwhile gives NULLs)."""
@@ -34,7 +36,12 @@ class DeliveryStore:
                       LEFT JOIN alert_rules r ON (r.tenant_id, r.id) = (l.tenant_id, l.rule_id)""",
                 (limit, lease),
             )
-            return await cur.fetchall()
+            rows = await cur.fetchall()
+        return [
+            DeliveryDue(alert_from_row(r), r["channel"], r["channel_kind"], r["attempts"],
+                        tuple(Channel.from_json(c) for c in r["channels"] or ()), r["message_template"] or "")
+            for r in rows
+        ]  # fmt: skip
 
     async def done(
         self,

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from meterd.domain.errors import NotFound
-from meterd.domain.keys import Principal, hash_key, new_key
+from meterd.domain.keys import ApiKey, Principal, hash_key, new_key
 from meterd.store.db import Database
 
-
-@dataclasses.dataclass(frozen=True)
-class ApiKeyRow:
-    tenant_id: str
-    id: str
-    name: str
-    roles: list[str]
-    created_at: dt.datetime
-    revoked_at: dt.datetime | None
-    expires_at: dt.datetime | None = None
-    last_used_at: dt.datetime | None = None
-    bound_cert_subject: str = ""
-    bound_san: str = ""
+ApiKeyRow = ApiKey  # the name callers knew; the type lives in domain.keys
 
 
 _COLUMNS = "tenant_id, id, name, roles, created_at, revoked_at, expires_at, last_used_at, bound_cert_subject, bound_san"
@@ -40,7 +27,7 @@ class KeyStore:
         expires_at: dt.datetime | None = None,
         bound_cert_subject: str = "",
         bound_san: str = "",
-    ) -> tuple[ApiKeyRow, str]:
+    ) -> tuple[ApiKey, str]:
         """Create the tenant if needed and a key for it; returns the row and the full key (shown once)."""
         key_id, full_key = new_key()
         async with self.db.transaction() as conn:
@@ -51,7 +38,7 @@ class KeyStore:
                 (tenant_id, key_id, name, hash_key(full_key), roles, expires_at, bound_cert_subject, bound_san),
             )
             row = await cur.fetchone()
-        return ApiKeyRow(**row), full_key
+        return ApiKey(**row), full_key
 
     async def authenticate(self, full_key: str) -> Principal | None:
         """The key's principal, expired or not (the caller checks expiry against its clock and says
@@ -86,16 +73,16 @@ class KeyStore:
                 (ids, [used[i] for i in ids]),
             )
 
-    async def list(self, tenant_id: str, include_revoked: bool = False) -> list[ApiKeyRow]:
+    async def list(self, tenant_id: str, include_revoked: bool = False) -> list[ApiKey]:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 f"""SELECT {_COLUMNS} FROM api_keys
                    WHERE tenant_id = %s AND (%s OR revoked_at IS NULL) ORDER BY created_at, id""",
                 (tenant_id, include_revoked),
             )
-            return [ApiKeyRow(**row) for row in await cur.fetchall()]
+            return [ApiKey(**row) for row in await cur.fetchall()]
 
-    async def revoke(self, tenant_id: str, key_id: str) -> ApiKeyRow:
+    async def revoke(self, tenant_id: str, key_id: str) -> ApiKey:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 f"""UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE tenant_id = %s AND id = %s
@@ -105,7 +92,7 @@ class KeyStore:
             row = await cur.fetchone()
         if row is None:
             raise NotFound(f"API key {key_id!r} does not exist in this tenant")
-        return ApiKeyRow(**row)
+        return ApiKey(**row)
 
     async def count(self) -> int:
         async with self.db.connection() as conn:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-
 from psycopg.types.json import Jsonb
 
 from meterd.domain.errors import NotFound
-from meterd.domain.limits import Limit, LimitAction, Metric, Partition, Selector
+from meterd.domain.limits import Limit, LimitAction, Metric, Partition, Selector, StoredLimit
 from meterd.domain.windows import WindowSpec
 from meterd.store.db import Database
 
+__all__ = ["LimitStore", "StoredLimit"]  # StoredLimit lives in domain.limits
+
 _COLUMNS = """id, description, selector, metric, window_kind, window_seconds, max, partition_by, action,
               alert_thresholds, generation, created_at, updated_at"""
-
-
-@dataclasses.dataclass(frozen=True)
-class StoredLimit:
-    limit: Limit
-    created_at: dt.datetime
-    updated_at: dt.datetime
 
 
 def _limit(row: dict) -> StoredLimit:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-
 from psycopg.types.json import Jsonb
 
 from meterd.domain.errors import AlreadyExists
 from meterd.domain.price_rules import CatalogProvider
+from meterd.domain.price_versions import (
+    CATALOG_TENANT,
+    CatalogDiff,
+    CatalogImport,
+    StoredPrice,
+    same_rates,
+    version_key,
+)
 from meterd.domain.pricing import Price
 from meterd.store.db import Database
 
@@ -25,7 +30,8 @@ _INSERT = """INSERT INTO prices (tenant_id, provider, model_pattern, effective_f
              DO NOTHING"""
 _ACTIVE = "retired_at IS NULL"
 
-CATALOG_TENANT = ""  # rows shared by every tenant
+# The types (and same_rates) live in domain.price_versions; re-exported for the callers that knew them here.
+__all__ = ["CATALOG_TENANT", "CatalogDiff", "CatalogImport", "PriceStore", "StoredPrice", "same_rates"]
 
 
 def _price(row: dict) -> Price:
@@ -59,17 +65,6 @@ def _params(tenant_id: str, p: Price) -> tuple:
         p.match_rule, p.match_order, Jsonb([list(t) for t in p.tiers]), p.unit_kind, p.unit_divisor, p.source,
         p.daily_window,
     )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class CatalogImport:
-    """One import of the shared catalog (the latest is the one in force)."""
-
-    source: str
-    version: str
-    imported_at: datetime
-    providers: tuple[CatalogProvider, ...]
-    summary: str
 
 
 class PriceStore:
@@ -136,11 +131,11 @@ class PriceStore:
         async with self.db.transaction() as conn:
             await _lock(conn, tenant_id)
             cur = await conn.execute(f"SELECT {_COLUMNS} FROM prices WHERE tenant_id = %s AND {_ACTIVE}", (tenant_id,))
-            existing = {_version_key(p): p for p in map(_price, await cur.fetchall())}
+            existing = {version_key(p): p for p in map(_price, await cur.fetchall())}
             new: list[Price] = []
             conflicts: list[str] = []
             for p in prices:
-                old = existing.get(_version_key(p))
+                old = existing.get(version_key(p))
                 if old is None:
                     new.append(p)
                 elif not same_rates(old, p):
@@ -181,11 +176,11 @@ class PriceStore:
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM prices WHERE tenant_id = '' AND {_ACTIVE} AND source <> ''"
             )
-            old = {_version_key(p): p for p in map(_price, await cur.fetchall())}
+            old = {version_key(p): p for p in map(_price, await cur.fetchall())}
             diff = CatalogDiff()
             wanted: dict[tuple, Price] = {}
             for p in prices:
-                wanted.setdefault(_version_key(p), p)
+                wanted.setdefault(version_key(p), p)
             retire: list[int] = []
             add: list[Price] = []
             for key, p in wanted.items():
@@ -248,42 +243,3 @@ async def _latest_import(conn) -> CatalogImport | None:
         return None
     providers = tuple(CatalogProvider.from_json(p) for p in row["providers"])
     return CatalogImport(row["source"], row["version"], row["imported_at"], providers, row["summary"])
-
-
-@dataclass
-class CatalogDiff:
-    added: list[Price] = field(default_factory=list)
-    repriced: list[tuple[Price, Price]] = field(default_factory=list)  # (retired, new)
-    removed: list[Price] = field(default_factory=list)
-    unchanged: int = 0
-
-
-@dataclass(frozen=True)
-class StoredPrice:
-    price: Price
-    shared: bool  # a row of the shared catalog, not the tenant's own
-    created_at: datetime
-
-
-def _version_key(p: Price) -> tuple[str, str, str, str, datetime]:
-    return p.provider.casefold(), p.model_pattern.casefold(), p.service_tier, p.daily_window, p.effective_from
-
-
-_RATES = (
-    "input_per_mtok",
-    "output_per_mtok",
-    "cached_read_per_mtok",
-    "cache_write_per_mtok",
-    "per_request",
-    "per_unit",
-    "tiers",
-    "unit_kind",
-    "unit_divisor",
-    "match_rule",
-    "match_order",
-)
-
-
-def same_rates(a: Price, b: Price) -> bool:
-    """Same figures (the version key is compared by the caller; notes and ids are not compared)."""
-    return all(getattr(a, name) == getattr(b, name) for name in _RATES)

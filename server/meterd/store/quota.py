@@ -6,55 +6,17 @@ round trip and one commit whatever the number of requests and matched limits.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 from psycopg.types.json import Jsonb
 
 from meterd.domain.calls import Dimensions
-from meterd.domain.limits import Limit, Metric, Usage
-from meterd.domain.quota import Charge, CounterReading, Estimate
+from meterd.domain.limits import Limit, LimitAction, Metric, Usage
+from meterd.domain.quota import CheckItem, CheckOutcome, CounterReading, Extended, ReservationState, ReservedCounter
 from meterd.domain.windows import WindowKind
 from meterd.store.db import Database
 
-
-@dataclasses.dataclass(frozen=True)
-class CheckItem:
-    tenant_id: str
-    api_key_id: str
-    dims: Dimensions
-    reserve: bool
-    reservation_id: str
-    client_reservation_id: bool  # chosen by the caller: a retry may repeat it
-    ttl: dt.timedelta
-    estimate: Estimate
-    cost_nanos: int
-    charges: list[Charge]
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckOutcome:
-    allowed: bool
-    existing: bool  # the reservation id was already taken: nothing changed
-    at: dt.datetime
-    expires_at: dt.datetime | None
-    readings: list[CounterReading]  # one per charge, after the request
-
-
-@dataclasses.dataclass(frozen=True)
-class ReservedCounter:
-    limit_id: str
-    partition: str
-    reading: CounterReading
-
-
-@dataclasses.dataclass(frozen=True)
-class Extended:
-    found: bool
-    allowed: bool
-    expires_at: dt.datetime | None
-    cost_nanos: int
-    counters: list[ReservedCounter]
+__all__ = ["CheckItem", "CheckOutcome", "Extended", "QuotaStore", "ReservedCounter"]  # the types live in domain.quota
 
 
 _METRICS = tuple(Metric)
@@ -143,7 +105,7 @@ class QuotaStore:
         ttl: dt.timedelta,
         limits: list[Limit],
     ) -> Extended:
-        deny = [limit for limit in limits if limit.action.value == "deny"]
+        deny = [limit for limit in limits if limit.action is LimitAction.DENY]
         sliding = {limit.id: limit.window.seconds for limit in limits if limit.window.kind is WindowKind.SLIDING}
         async with self.db.connection() as conn:
             cur = await conn.execute(
@@ -205,10 +167,10 @@ class QuotaStore:
             row = await cur.fetchone()
         return Dimensions(**row) if row else None
 
-    async def reservation_state(self, tenant_id: str, reservation_id: str) -> str | None:
+    async def reservation_state(self, tenant_id: str, reservation_id: str) -> ReservationState | None:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 "SELECT state FROM reservations WHERE tenant_id = %s AND id = %s", (tenant_id, reservation_id)
             )
             row = await cur.fetchone()
-        return row["state"] if row else None
+        return ReservationState(row["state"]) if row else None

@@ -7,61 +7,36 @@ Each item still gets its own answer: new, duplicate (with the first answer), or 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from collections import defaultdict
+from typing import Any
 
-from meterd.domain import histogram
-from meterd.domain.calls import CallInput
+from psycopg import AsyncConnection, AsyncCursor
+
 from meterd.domain.errors import AlreadyExists, MeterError
-from meterd.domain.limits import Limit, Metric, Usage
+from meterd.domain.limits import Metric
 from meterd.domain.pricing import CostBreakdown
-from meterd.domain.quota import Charge, CounterKey, CounterReading
-from meterd.domain.windows import window_start
+from meterd.domain.quota import CounterReading, Estimate
+from meterd.domain.records import (
+    CounterDeltas,
+    CounterKey,
+    EndedReservation,
+    HeldCharge,
+    Recorded,
+    RecordedCounter,
+    RecordItem,
+    RecordPlan,
+    RecordResult,
+    counter_deltas,
+    plan_record,
+    rollup_deltas,
+)
 from meterd.store import rollups
 from meterd.store.db import Database, json_rows
 
+__all__ = ["Recorded", "RecordItem", "RecordResult", "RecordStore"]  # the types live in domain.records
 
-@dataclasses.dataclass(frozen=True)
-class RecordResult:
-    call_id: str
-    duplicate: bool
-    cost_nanos: int
-    cost_source: str
-    price_id: str
-    recorded_at: dt.datetime
-    cost_parts: CostBreakdown | None = None  # None: a first answer stored before breakdowns existed
-
-
-@dataclasses.dataclass(frozen=True)
-class RecordItem:
-    tenant_id: str
-    api_key_id: str
-    call: CallInput
-    cost_nanos: int
-    cost_parts: CostBreakdown  # sums to cost_nanos
-    cost_source: str
-    price_id: str
-    actual: Usage
-    charges: list[Charge]  # the matched limits, charged when no live reservation is settled
-    limits: dict[str, Limit]  # every limit of the tenant, to describe a settled reservation's counters
-    at: dt.datetime | None  # injected clock (tests); None: the database's
-
-
-@dataclasses.dataclass(frozen=True)
-class RecordedCounter:
-    limit: Limit
-    partition: str
-    amount: int
-    reading: CounterReading
-
-
-@dataclasses.dataclass(frozen=True)
-class Recorded:
-    result: RecordResult
-    reservation_settled: bool
-    counters: list[RecordedCounter]
-
+# A claimed call_id: (occurred_at, recorded_at).
+_Claim = tuple[dt.datetime, dt.datetime]
 
 _CALL_COLUMNS = (
     "tenant_id", "call_id", "occurred_at", "recorded_at", "api_key_id", "reservation_id", "subject", "provider",
@@ -86,9 +61,13 @@ class RecordStore:
             readings = await _readings(counters)  # read after COMMIT was queued with the writes
         return self._answers(items, claims, plans, first_answers, readings)
 
-    async def _write(self, conn, items: list[RecordItem]) -> tuple:
+    async def _write(
+        self, conn: AsyncConnection, items: list[RecordItem]
+    ) -> tuple[
+        dict[tuple[str, str], _Claim], dict[int, RecordPlan], dict[tuple[str, str], dict[str, Any]], AsyncCursor | None
+    ]:
         """Claims, settlements and writes of one batch, in its transaction; the counters' cursor is
-        read by the caller once COMMIT is queued."""
+        read by the caller once COMMIT is queued. The accounting is domain.records.plan_record's."""
         claims = await self._claim(conn, items)
         owners: dict[tuple[str, str], int] = {}
         for index, item in enumerate(items):
@@ -96,25 +75,15 @@ class RecordStore:
             if key in claims and key not in owners:
                 owners[key] = index
         owner_items = sorted(owners.values())
-        settled = await self._settle(conn, [items[i] for i in owner_items])
+        ended = await self._settle(conn, [items[i] for i in owner_items])
 
-        deltas: dict[CounterKey, list[int]] = defaultdict(lambda: [0, 0])  # used, reserved
-        plans: dict[int, tuple[bool, CallInput, int, list[tuple[Limit, str, int, CounterKey]]]] = {}
+        deltas = counter_deltas()
+        plans: dict[int, RecordPlan] = {}
         for i in owner_items:
             item = items[i]
             occurred_at = claims[(item.tenant_id, item.call.call_id)][0]
-            reservation = settled.get((item.tenant_id, item.call.reservation_id)) if item.call.reservation_id else None
-            if reservation is not None and reservation["named_by"] != item.call.call_id:
-                reservation = None  # another call of this batch settled it first
-            if reservation is not None and reservation["state"] == "released":
-                # Taken for another subject, provider, model or operation: its hold is given back and
-                # the call is charged to its own counters, like a plain call (see _settle).
-                for c in reservation["charges"]:
-                    key = (item.tenant_id, c["limit_id"], c["generation"], c["partition"],
-                           dt.datetime.fromisoformat(c["window_start"]))  # fmt: skip
-                    deltas[key][1] -= c["amount"]
-                reservation = None
-            plans[i] = self._plan(item, occurred_at, reservation, deltas)
+            reservation = ended.get((item.tenant_id, item.call.reservation_id)) if item.call.reservation_id else None
+            plans[i] = plan_record(item, occurred_at, reservation, deltas)
 
         owned = [(items[i], plans[i], claims[(items[i].tenant_id, items[i].call.call_id)]) for i in owner_items]
         counters = await self._apply(conn, deltas, owned)
@@ -122,15 +91,23 @@ class RecordStore:
         first_answers = await self._first_answers(conn, [items[i] for i in duplicates]) if duplicates else {}
         return claims, plans, first_answers, counters
 
-    def _answers(self, items, claims, plans, first_answers, readings) -> list[Recorded | MeterError]:
+    def _answers(
+        self,
+        items: list[RecordItem],
+        claims: dict[tuple[str, str], _Claim],
+        plans: dict[int, RecordPlan],
+        first_answers: dict[tuple[str, str], dict[str, Any]],
+        readings: dict[CounterKey, CounterReading],
+    ) -> list[Recorded | MeterError]:
         out: list[Recorded | MeterError] = []
         for index, item in enumerate(items):
             if index in plans:
-                was_settled, stored, cost, charged, parts = plans[index]
+                plan = plans[index]
                 claim = claims[(item.tenant_id, item.call.call_id)]
-                result = RecordResult(item.call.call_id, False, cost, item.cost_source, item.price_id, claim[1], parts)
-                counters = [RecordedCounter(lim, part, amount, readings[key]) for lim, part, amount, key in charged]
-                out.append(Recorded(result, was_settled, counters))
+                result = RecordResult(item.call.call_id, False, plan.cost_nanos, item.cost_source, item.price_id,
+                                      claim[1], plan.cost_parts)  # fmt: skip
+                counters = [RecordedCounter(c.limit, c.partition, c.amount, readings[c.key]) for c in plan.charged]
+                out.append(Recorded(result, plan.settled, counters))
                 continue
             first = first_answers.get((item.tenant_id, item.call.call_id))
             if first is None or bytes(first["content_hash"]) != item.call.fingerprint():
@@ -148,7 +125,7 @@ class RecordStore:
                 out.append(Recorded(result, False, []))
         return out
 
-    async def _claim(self, conn, items: list[RecordItem]) -> dict[tuple[str, str], tuple[dt.datetime, dt.datetime]]:
+    async def _claim(self, conn: AsyncConnection, items: list[RecordItem]) -> dict[tuple[str, str], _Claim]:
         """call_id → (occurred_at, recorded_at) for the ids this batch took; sorted, so two batches
         claiming overlapping ids never deadlock."""
         cur = await conn.execute(
@@ -173,8 +150,8 @@ class RecordStore:
         )  # fmt: skip
         return {(r["tenant_id"], r["call_id"]): (r["occurred_at"], r["recorded_at"]) for r in await cur.fetchall()}
 
-    async def _settle(self, conn, items: list[RecordItem]) -> dict[tuple[str, str], dict]:
-        """End the live reservations these calls name (locked in key order); reservation → row.
+    async def _settle(self, conn: AsyncConnection, items: list[RecordItem]) -> dict[tuple[str, str], EndedReservation]:
+        """End the live reservations these calls name (locked in key order).
 
         A reservation is settled only by a call of its own subject, provider, model and operation;
         one named by a call of other dimensions is released instead (state 'released'), so no
@@ -209,50 +186,11 @@ class RecordStore:
                RETURNING r.tenant_id, r.id, w.c AS named_by, r.state, r.estimate, r.charges, r.cost_nanos""",
             tuple([w[k] for w in wanted] for k in range(8)),
         )
-        return {(r["tenant_id"], r["id"]): r for r in await cur.fetchall()}
+        return {(r["tenant_id"], r["id"]): _ended(r) for r in await cur.fetchall()}
 
-    @staticmethod
-    def _plan(item: RecordItem, occurred_at: dt.datetime, reservation: dict | None, deltas) -> tuple:
-        """(settled, call as stored, cost, [(limit, partition, amount, counter key)], cost parts) and its deltas."""
-        charged = []
-        if reservation is None:
-            for charge in item.charges:
-                key = (item.tenant_id, charge.limit.id, charge.limit.generation, charge.partition,
-                       window_start(charge.limit.window, occurred_at))  # fmt: skip
-                deltas[key][0] += charge.amount
-                charged.append((charge.limit, charge.partition, charge.amount, key))
-            return False, item.call, item.cost_nanos, charged, item.cost_parts
-        use_estimate = not item.call.usage_given
-        for c in reservation["charges"]:
-            key = (
-                item.tenant_id,
-                c["limit_id"],
-                c["generation"],
-                c["partition"],
-                dt.datetime.fromisoformat(c["window_start"]),
-            )
-            amount = c["amount"] if use_estimate else item.actual.amount_for(Metric(c["metric"]))
-            deltas[key][0] += amount
-            deltas[key][1] -= c["amount"]
-            limit = item.limits.get(c["limit_id"])
-            if limit is not None:  # a limit deleted since the reservation is still settled, not reported
-                charged.append((limit, c["partition"], amount, key))
-        if use_estimate:
-            # No figures: the call is charged (and shown) as what was reserved for it.
-            estimate = reservation["estimate"]
-            stored = dataclasses.replace(
-                item.call,
-                input_tokens=estimate.get("input_tokens", 0),
-                output_tokens=estimate.get("max_output_tokens", 0),
-                cached_read_tokens=estimate.get("cached_read_tokens", 0),
-                requests=estimate.get("requests", 1),
-                units=estimate.get("units", 0),
-            )
-            # The reserved cost is charged as it was: the breakdown shows it as `other`.
-            return True, stored, reservation["cost_nanos"], charged, CostBreakdown(other=reservation["cost_nanos"])
-        return True, item.call, item.cost_nanos, charged, item.cost_parts
-
-    async def _apply(self, conn, deltas: dict, owned: list):
+    async def _apply(
+        self, conn: AsyncConnection, deltas: CounterDeltas, owned: list[tuple[RecordItem, RecordPlan, _Claim]]
+    ) -> AsyncCursor | None:
         """Queue the counter deltas (key order), the call rows, the rollups and the corrected first
         answers (the connection is in pipeline mode); returns the counters' cursor, or None."""
         keys = sorted(deltas)
@@ -266,10 +204,16 @@ class RecordStore:
                    ON CONFLICT (tenant_id, limit_id, generation, partition_key, window_start)
                    DO UPDATE SET used = c.used + excluded.used, reserved = c.reserved + excluded.reserved
                    RETURNING tenant_id, limit_id, generation, partition_key, window_start, used, reserved""",
-                (json_rows(("t", "l", "g", "p", "w", "used", "reserved"), [(*k, *deltas[k]) for k in keys]),),
+                (
+                    json_rows(
+                        ("t", "l", "g", "p", "w", "used", "reserved"),
+                        [(*k, deltas[k].used, deltas[k].reserved) for k in keys],
+                    ),
+                ),  # fmt: skip
             )
         rows = []
-        for item, (_, stored, cost, _, parts), claim in owned:
+        for item, plan, claim in owned:
+            stored, cost, parts = plan.stored, plan.cost_nanos, plan.cost_parts
             d = stored.dims
             rows.append((
                 item.tenant_id, stored.call_id, claim[0], claim[1], item.api_key_id, stored.reservation_id or None,
@@ -281,17 +225,16 @@ class RecordStore:
             ))  # fmt: skip
         if rows:
             await conn.execute(_INSERT_CALLS, (json_rows(_CALL_COLUMNS, rows),))
-        summed = _rollup_deltas(owned)
+        summed: dict[Any, Any] = rollup_deltas((item, plan, claim[0]) for item, plan, claim in owned)
         for table in rollups.TABLES:
             if table.from_previous is not None:
                 summed = rollups.fold(summed, table.from_previous)
             if summed:
-                rows = [(*k, *summed[k]) for k in sorted(summed)]
-                await conn.execute(table.upsert_sql, (json_rows(table.json_columns, rows),))
+                await conn.execute(table.upsert_sql, (json_rows(table.json_columns, rollups.upsert_rows(summed)),))
         corrected = [
-            (cost, list(parts.as_tuple()), item.tenant_id, item.call.call_id)
-            for item, (_, _, cost, _, parts), _ in owned
-            if cost != item.cost_nanos or parts != item.cost_parts
+            (plan.cost_nanos, list(plan.cost_parts.as_tuple()), item.tenant_id, item.call.call_id)
+            for item, plan, _ in owned
+            if plan.cost_nanos != item.cost_nanos or plan.cost_parts != item.cost_parts
         ]
         if corrected:
             await conn.cursor().executemany(
@@ -299,7 +242,9 @@ class RecordStore:
             )
         return counters_cur
 
-    async def _first_answers(self, conn, items: list[RecordItem]) -> dict[tuple[str, str], dict]:
+    async def _first_answers(
+        self, conn: AsyncConnection, items: list[RecordItem]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
         cur = await conn.execute(
             """SELECT tenant_id, call_id, content_hash, cost_nanos, cost_source, price_id, recorded_at, cost_parts
                  FROM call_ids
@@ -309,30 +254,31 @@ class RecordStore:
         return {(r["tenant_id"], r["call_id"]): r for r in await cur.fetchall()}
 
 
-def _rollup_deltas(owned: list) -> dict[tuple, list]:
-    """Per (tenant, hour, subject, provider, model, operation): summed figures, then sparse histogram."""
-    out: dict[tuple, list] = {}
-    for item, (_, stored, cost, _, parts), claim in owned:
-        d = stored.dims
-        hour = claim[0].replace(minute=0, second=0, microsecond=0)
-        key = (item.tenant_id, hour, d.subject, d.provider, d.model, d.operation)
-        row = out.get(key)
-        if row is None:
-            row = out[key] = [0] * 21 + [{}]
-        latency = stored.latency_us
-        for i, value in enumerate((
-            1, 0 if stored.success else 1, stored.input_tokens, stored.output_tokens, stored.cached_read_tokens,
-            stored.cache_write_tokens, stored.reasoning_tokens, stored.requests, stored.units, cost,
-            1 if item.cost_source == "unpriced" else 0, 0 if latency is None else 1, latency or 0, *parts.as_tuple(),
-        )):  # fmt: skip
-            row[i] += value
-        if latency is not None:
-            b = str(histogram.bucket(latency))
-            row[-1][b] = row[-1].get(b, 0) + 1
-    return out
+def _ended(row: dict[str, Any]) -> EndedReservation:
+    estimate = row["estimate"] or {}
+    return EndedReservation(
+        named_by=row["named_by"],
+        settled=row["state"] == "settled",
+        estimate=Estimate(**{k: v for k, v in estimate.items() if k in _ESTIMATE_FIELDS}),
+        charges=tuple(
+            HeldCharge(
+                c["limit_id"],
+                c["generation"],
+                c["partition"],
+                dt.datetime.fromisoformat(c["window_start"]),
+                Metric(c["metric"]),
+                c["amount"],
+            )
+            for c in row["charges"]
+        ),  # fmt: skip
+        cost_nanos=row["cost_nanos"],
+    )
 
 
-async def _readings(cursor) -> dict[CounterKey, CounterReading]:
+_ESTIMATE_FIELDS = frozenset(Estimate.__dataclass_fields__)
+
+
+async def _readings(cursor: AsyncCursor | None) -> dict[CounterKey, CounterReading]:
     if cursor is None:
         return {}
     return {

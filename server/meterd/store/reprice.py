@@ -12,7 +12,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from meterd.domain.pricing import CostBreakdown, UsageAmounts
-from meterd.domain.quota import CounterKey
+from meterd.domain.records import CounterKey
 from meterd.store import rollups
 from meterd.store.db import Database
 from meterd.store.rollups import HourlyKey

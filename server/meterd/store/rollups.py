@@ -14,7 +14,8 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 
-HourlyKey = tuple[str, dt.datetime, str, str, str, str]  # tenant, hour, subject, provider, model, operation
+from meterd.domain.records import HourlyKey, RollupSums
+
 ModelKey = tuple[str, dt.datetime, str, str, str]  # tenant, hour or day, provider, model, operation
 
 # Summed figures in column order; the histogram (latency_buckets) comes after them.
@@ -43,6 +44,7 @@ FIGURES = (
     ("cache_savings_nanos", "numeric"),
 )
 PART_COLUMNS = tuple(c for c, _ in FIGURES[-8:])
+# domain.records.RollupSums names its figures like these columns, in this order (tests/unit/test_records.py).
 
 
 def _to_model_hour(key: HourlyKey) -> ModelKey:
@@ -139,21 +141,22 @@ TABLES = (
 )
 
 
-def fold(rows: dict[tuple, list], to_key: Callable[[tuple], tuple]) -> dict[tuple, list]:
-    """Rows [figures..., {bucket: count}] summed into the coarser keys."""
-    out: dict[tuple, list] = {}
-    for key, row in rows.items():
+def fold(rows: dict[tuple, RollupSums], to_key: Callable[[tuple], tuple]) -> dict[tuple, RollupSums]:
+    """Sums summed into the coarser keys."""
+    out: dict[tuple, RollupSums] = {}
+    for key, sums in rows.items():
         coarse = to_key(key)
         acc = out.get(coarse)
         if acc is None:
-            out[coarse] = [*row[:-1], dict(row[-1])]
-            continue
-        for i in range(len(FIGURES)):
-            acc[i] += row[i]
-        hist = acc[-1]
-        for bucket, n in row[-1].items():
-            hist[bucket] = hist.get(bucket, 0) + n
+            out[coarse] = sums.copy()
+        else:
+            acc.add(sums)
     return out
+
+
+def upsert_rows(rows: dict[tuple, RollupSums]) -> list[tuple]:
+    """The rows of a RollupTable.upsert_sql (see json_columns), in key order."""
+    return [(*key, *rows[key].figures(), rows[key].latency_hist) for key in sorted(rows)]
 
 
 def fold_costs(deltas: dict[tuple, tuple[int, ...]], to_key: Callable[[tuple], tuple]) -> dict[tuple, tuple]:
