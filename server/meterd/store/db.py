@@ -52,6 +52,22 @@ def _content_error(exc: psycopg.Error) -> RejectedContent | None:
     )
 
 
+def unavailable(exc: Exception) -> Unavailable:
+    """The retryable error for a lost or unreachable database, with psycopg's first line as the reason."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return Unavailable(f"database unavailable ({reason}); retry with backoff")
+
+
+def store_error(exc: psycopg.Error) -> Exception:
+    """What a psycopg error becomes at the store's edge, so that no psycopg class reaches the services."""
+    if isinstance(exc, ROLLED_BACK):
+        # The whole transaction rolled back and nothing was applied: callers run it again.
+        return RolledBack(exc.sqlstate or "40000")
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):  # InterfaceError: "connection is closed"
+        return unavailable(exc)
+    return _content_error(exc) or StoreFailure(f"{type(exc).__name__}: {exc}")
+
+
 def connection_kwargs(timeout: float, statement_timeout: float, tcp_user_timeout: float) -> dict[str, Any]:
     """Options of every connection. Keepalives and tcp_user_timeout end a connection whose peer
     stopped answering (a hung socket) instead of letting it wait for the kernel's ~15 minutes; on a
@@ -121,7 +137,14 @@ class Database:
         )
 
     async def open(self, wait_timeout: float = 30.0) -> None:
-        await self.pool.open(wait=True, timeout=wait_timeout)
+        try:
+            await self.pool.open(wait=True, timeout=wait_timeout)
+        except PoolTimeout as exc:
+            raise unavailable(exc) from None
+
+    def pool_stats(self) -> dict[str, int]:
+        """psycopg_pool's figures (pool_size, pool_available, requests_waiting...), for the metrics."""
+        return self.pool.get_stats()
 
     async def close(self) -> None:
         await self.pool.close()
@@ -144,16 +167,12 @@ class Database:
             ) from None
         except TooManyRequests:
             raise Unavailable("too many requests waiting for a database connection; retry with backoff") from None
-        except ROLLED_BACK as exc:
-            # The whole transaction rolled back and nothing was applied: callers run it again.
-            raise RolledBack(exc.sqlstate or "40000") from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:  # InterfaceError: "connection is closed"
-            log.warning("database operation failed: %s", exc)
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise Unavailable(f"database unavailable ({reason}); retry with backoff") from None
         except psycopg.Error as exc:
-            # Mapped here, at the store's edge, so that no psycopg class reaches the services.
-            raise _content_error(exc) or StoreFailure(f"{type(exc).__name__}: {exc}") from exc
+            error = store_error(exc)
+            if isinstance(error, Unavailable):
+                log.warning("database operation failed: %s", exc)
+                raise error from None
+            raise error from exc
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
@@ -167,6 +186,17 @@ class Database:
             return True
         except Unavailable:
             return False
+
+
+@contextlib.asynccontextmanager
+async def dedicated(conninfo: str, **kwargs: Any) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection of its own, not pooled (LISTEN, a session's advisory lock), in autocommit and
+    closed at the end; its errors are mapped as a pooled connection's are (store_error)."""
+    try:
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True, **kwargs) as conn:
+            yield conn
+    except psycopg.Error as exc:
+        raise store_error(exc) from exc
 
 
 async def _reconnect_failed(pool: AsyncConnectionPool[Any]) -> None:
