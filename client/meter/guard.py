@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from meter.errors import MeterError
 from meter.results import CheckResult, RecordResult
@@ -200,7 +200,7 @@ class Guard(_GuardBase):
         self._restart_clock()
         return self.call
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         call = self.call
         if call.skipped:
             if call.reservation_id:
@@ -224,7 +224,7 @@ class AsyncGuard(_GuardBase):
         self._restart_clock()
         return self.call
 
-    async def __aexit__(self, exc_type, exc, tb) -> bool:
+    async def __aexit__(self, exc_type, exc, tb) -> Literal[False]:
         call = self.call
         if call.skipped:
             if call.reservation_id:

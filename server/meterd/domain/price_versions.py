@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.price_rules import CatalogProvider
@@ -101,20 +102,21 @@ def validate_price(
     if effective_from is None:
         found.append((f"{prefix}.effective_from", "required"))
     for field, _ in PRICE_RATE_FIELDS:
-        value = rates.get(field, 0)
-        if type(value) is not int or not 0 <= value <= INT64_MAX:
+        rate = rates.get(field, 0)
+        if type(rate) is not int or not 0 <= rate <= INT64_MAX:
             found.append((f"{prefix}.{field}", "must be >= 0 (nano-USD)"))
     if len(note) > MAX_PRICE_NOTE:
         found.append((f"{prefix}.note", f"at most {MAX_PRICE_NOTE} characters"))
-    if found:
+    if found or effective_from is None:  # (a missing effective_from is in `found`)
         if violations is None:
             raise InvalidArgument(found)
         violations.extend(found)
         return None
+    named_rates: dict[str, Any] = {attr: rates.get(field, 0) for field, attr in PRICE_RATE_FIELDS}
     return Price(
         provider=provider,
         model_pattern=model_pattern,
         effective_from=effective_from.astimezone(dt.UTC),
         note=note,
-        **{attr: rates.get(field, 0) for field, attr in PRICE_RATE_FIELDS},
+        **named_rates,
     )

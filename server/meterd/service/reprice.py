@@ -81,7 +81,7 @@ class Repricer:
             violations.append(("end", "required"))
         if start is not None and end is not None and start >= end:
             violations.append(("end", "must be after start"))
-        if violations:
+        if violations or start is None or end is None:  # (a missing start or end is in violations)
             raise InvalidArgument(violations)
         # Snapshots taken before the transaction (which holds its connection until the end).
         own, shared, providers = await self.prices.for_tenant(tenant_id)

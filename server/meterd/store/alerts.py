@@ -19,7 +19,7 @@ from meterd.domain.channels import Channel
 from meterd.domain.errors import NotFound
 from meterd.domain.limits import Selector
 from meterd.domain.windows import WindowSpec
-from meterd.store.db import Database, dedicated
+from meterd.store.db import Database, dedicated, one
 from meterd.store.notify import Notifications, listen_on
 
 _RULE_COLUMNS = (
@@ -152,7 +152,7 @@ class AlertStore:
                     Jsonb([c.to_json() for c in rule.channels]), rule.message_template,
                 ),
             )  # fmt: skip
-            row = await cur.fetchone()
+            row = await one(cur)
         return StoredRule(rule_from_row(row), row["created_at"], row["updated_at"]), row["created"]
 
     async def list_rules(self, tenant_id: str) -> list[StoredRule]:
@@ -213,7 +213,7 @@ class AlertStore:
                         c.threshold, c.window_start, c.window_end, c.message, at,
                     ),
                 )  # fmt: skip
-                row = await cur.fetchone()
+                row = await one(cur)
                 if row["id"] is not None:
                     ids.append(row["id"])
         return ids
@@ -261,7 +261,7 @@ class AlertStore:
                      WHERE tenant_id = %s AND minute >= %s AND minute < %s{scope}""",
                 args,
             )
-            return (await cur.fetchone())["n"]
+            return (await one(cur))["n"]
 
     async def expired_reservations(self, tenant_id: str, rule: AlertRule, start: dt.datetime, end: dt.datetime) -> int:
         args: list = [tenant_id, start, end]
@@ -272,7 +272,7 @@ class AlertStore:
                      WHERE tenant_id = %s AND state = 'expired' AND ended_at >= %s AND ended_at < %s{scope}""",
                 args,
             )
-            return (await cur.fetchone())["n"]
+            return (await one(cur))["n"]
 
     async def add_denials(self, rows: dict[DenialKey, int]) -> None:
         """Add per-minute denial counts (keys in sorted order, so concurrent flushers never deadlock)."""

@@ -188,6 +188,15 @@ class Database:
             return False
 
 
+async def one(cur: psycopg.AsyncCursor[DictRow]) -> DictRow:
+    """The row of a statement that always returns exactly one (an aggregate, a function call, an
+    upsert's RETURNING); none is a bug of ours."""
+    row = await cur.fetchone()
+    if row is None:
+        raise StoreFailure("a statement that returns one row returned none")
+    return row
+
+
 @contextlib.asynccontextmanager
 async def dedicated(conninfo: str, **kwargs: Any) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """A connection of its own, not pooled (LISTEN, a session's advisory lock), in autocommit and

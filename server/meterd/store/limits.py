@@ -7,7 +7,7 @@ from psycopg.types.json import Jsonb
 from meterd.domain.errors import NotFound
 from meterd.domain.limits import Limit, LimitAction, Metric, Partition, Selector, StoredLimit
 from meterd.domain.windows import WindowSpec
-from meterd.store.db import Database
+from meterd.store.db import Database, one
 
 __all__ = ["LimitStore", "StoredLimit"]  # StoredLimit lives in domain.limits
 
@@ -60,7 +60,7 @@ class LimitStore:
                     limit.action.value, list(limit.alert_thresholds),
                 ),
             )  # fmt: skip
-            row = await cur.fetchone()
+            row = await one(cur)
         return _limit(row), row["created"]
 
     async def get(self, tenant_id: str, limit_id: str) -> StoredLimit:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncCursor
+from psycopg.rows import DictRow
 
 from meterd.domain.errors import AlreadyExists, MeterError
 from meterd.domain.limits import Metric
@@ -31,7 +32,7 @@ from meterd.domain.records import (
     rollup_deltas,
 )
 from meterd.store import rollups
-from meterd.store.db import Database, json_rows
+from meterd.store.db import Conn, Database, json_rows
 
 __all__ = ["Recorded", "RecordItem", "RecordResult", "RecordStore"]  # the types live in domain.records
 
@@ -62,9 +63,12 @@ class RecordStore:
         return self._answers(items, claims, plans, first_answers, readings)
 
     async def _write(
-        self, conn: AsyncConnection, items: list[RecordItem]
+        self, conn: Conn, items: list[RecordItem]
     ) -> tuple[
-        dict[tuple[str, str], _Claim], dict[int, RecordPlan], dict[tuple[str, str], dict[str, Any]], AsyncCursor | None
+        dict[tuple[str, str], _Claim],
+        dict[int, RecordPlan],
+        dict[tuple[str, str], dict[str, Any]],
+        AsyncCursor[DictRow] | None,
     ]:
         """Claims, settlements and writes of one batch, in its transaction; the counters' cursor is
         read by the caller once COMMIT is queued. The accounting is domain.records.plan_record's."""
@@ -125,7 +129,7 @@ class RecordStore:
                 out.append(Recorded(result, False, []))
         return out
 
-    async def _claim(self, conn: AsyncConnection, items: list[RecordItem]) -> dict[tuple[str, str], _Claim]:
+    async def _claim(self, conn: Conn, items: list[RecordItem]) -> dict[tuple[str, str], _Claim]:
         """call_id → (occurred_at, recorded_at) for the ids this batch took; sorted, so two batches
         claiming overlapping ids never deadlock."""
         cur = await conn.execute(
@@ -150,7 +154,7 @@ class RecordStore:
         )  # fmt: skip
         return {(r["tenant_id"], r["call_id"]): (r["occurred_at"], r["recorded_at"]) for r in await cur.fetchall()}
 
-    async def _settle(self, conn: AsyncConnection, items: list[RecordItem]) -> dict[tuple[str, str], EndedReservation]:
+    async def _settle(self, conn: Conn, items: list[RecordItem]) -> dict[tuple[str, str], EndedReservation]:
         """End the live reservations these calls name (locked in key order).
 
         A reservation is settled only by a call of its own subject, provider, model and operation;
@@ -189,8 +193,8 @@ class RecordStore:
         return {(r["tenant_id"], r["id"]): _ended(r) for r in await cur.fetchall()}
 
     async def _apply(
-        self, conn: AsyncConnection, deltas: CounterDeltas, owned: list[tuple[RecordItem, RecordPlan, _Claim]]
-    ) -> AsyncCursor | None:
+        self, conn: Conn, deltas: CounterDeltas, owned: list[tuple[RecordItem, RecordPlan, _Claim]]
+    ) -> AsyncCursor[DictRow] | None:
         """Queue the counter deltas (key order), the call rows, the rollups and the corrected first
         answers (the connection is in pipeline mode); returns the counters' cursor, or None."""
         keys = sorted(deltas)
@@ -242,9 +246,7 @@ class RecordStore:
             )
         return counters_cur
 
-    async def _first_answers(
-        self, conn: AsyncConnection, items: list[RecordItem]
-    ) -> dict[tuple[str, str], dict[str, Any]]:
+    async def _first_answers(self, conn: Conn, items: list[RecordItem]) -> dict[tuple[str, str], dict[str, Any]]:
         cur = await conn.execute(
             """SELECT tenant_id, call_id, content_hash, cost_nanos, cost_source, price_id, recorded_at, cost_parts
                  FROM call_ids
@@ -278,7 +280,7 @@ def _ended(row: dict[str, Any]) -> EndedReservation:
 _ESTIMATE_FIELDS = frozenset(Estimate.__dataclass_fields__)
 
 
-async def _readings(cursor: AsyncCursor | None) -> dict[CounterKey, CounterReading]:
+async def _readings(cursor: AsyncCursor[DictRow] | None) -> dict[CounterKey, CounterReading]:
     if cursor is None:
         return {}
     return {
