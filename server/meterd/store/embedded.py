@@ -45,8 +45,8 @@ def find_bin_dir() -> Path:
     if pg_config:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         candidates.append(Path(out.stdout.strip()))
-    if shutil.which("postgres"):
-        candidates.append(Path(shutil.which("postgres")).parent)  # type: ignore[arg-type]
+    if postgres := shutil.which("postgres"):
+        candidates.append(Path(postgres).parent)
     debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True)
     candidates += debian
     for directory in candidates:
