@@ -13,7 +13,8 @@ from meterd.domain.keys import Principal
 from meterd.domain.limits import Limit, Selector, partition_key, validate_limit
 from meterd.domain.pricing import Price
 from meterd.domain.windows import window_start
-from meterd.service.fakes import FakeLimitStore, FakePriceStore, FakeQuotaStore, FakeRecordStore, FakeState
+from meterd.service.fakes import FakeLimitStore, FakeQuotaStore, FakeRecordStore, FakeState
+from meterd.service.fakes_control import FakePriceStore
 from meterd.service.limit_cache import LimitCache
 from meterd.service.metering import MeteringService
 from meterd.service.prices import PriceBook

@@ -14,7 +14,8 @@ from meterd.domain.errors import InvalidArgument, NotFound
 from meterd.domain.limits import Selector
 from meterd.service.admin import AlertRuleAdmin, KeyAdmin, LimitAdmin
 from meterd.service.alerts import DenialCounter, Evaluator
-from meterd.service.fakes import FakeAlertStore, FakeKeyStore, FakeLimitStore
+from meterd.service.fakes import FakeLimitStore
+from meterd.service.fakes_control import FakeAlertStore, FakeKeyStore
 
 HOUR = T0.replace(minute=0)
 

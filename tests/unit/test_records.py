@@ -20,3 +20,10 @@ def test_fold_sums_figures_and_histograms_without_touching_its_input():
     assert a.latency_hist == {"3": 1} and a.calls == 1
     (row,) = upsert_rows(folded)
     assert row[0] == "t" and row[1:-1] == folded["t"].figures() and row[-1] == {"3": 3, "9": 1}
+
+
+def test_adding_sums_every_figure():
+    a = RollupSums(*range(1, len(FIGURE_NAMES) + 1))
+    a.add(RollupSums(*range(1, len(FIGURE_NAMES) + 1)))
+    assert a.figures() == tuple(2 * i for i in range(1, len(FIGURE_NAMES) + 1))
+    assert a.copy() == a and a.copy() is not a

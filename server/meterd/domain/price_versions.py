@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.price_rules import CatalogProvider
@@ -92,31 +91,36 @@ def validate_price(
     `violations` (field paths under `prefix`) and None returned; without a list InvalidArgument is raised."""
     found: list[tuple[str, str]] = []
     provider, model_pattern = provider.strip().lower(), model_pattern.strip()
-    for field, value in (("provider", provider), ("model_pattern", model_pattern)):
-        if not value:
+    for field, name in (("provider", provider), ("model_pattern", model_pattern)):
+        if not name:
             found.append((f"{prefix}.{field}", "required"))
-        elif len(value) > MAX_PRICE_NAME:
+        elif len(name) > MAX_PRICE_NAME:
             found.append((f"{prefix}.{field}", f"at most {MAX_PRICE_NAME} characters"))
     if "[" in model_pattern or "]" in model_pattern:
         found.append((f"{prefix}.model_pattern", "only the '*' and '?' wildcards are allowed (no [...] sets)"))
     if effective_from is None:
         found.append((f"{prefix}.effective_from", "required"))
     for field, _ in PRICE_RATE_FIELDS:
-        rate = rates.get(field, 0)
-        if type(rate) is not int or not 0 <= rate <= INT64_MAX:
+        value = rates.get(field, 0)
+        if type(value) is not int or not 0 <= value <= INT64_MAX:
             found.append((f"{prefix}.{field}", "must be >= 0 (nano-USD)"))
     if len(note) > MAX_PRICE_NOTE:
         found.append((f"{prefix}.note", f"at most {MAX_PRICE_NOTE} characters"))
-    if found or effective_from is None:  # (a missing effective_from is in `found`)
+    if found or effective_from is None:
         if violations is None:
             raise InvalidArgument(found)
         violations.extend(found)
         return None
-    named_rates: dict[str, Any] = {attr: rates.get(field, 0) for field, attr in PRICE_RATE_FIELDS}
+    r = {attr: rates.get(field, 0) for field, attr in PRICE_RATE_FIELDS}
     return Price(
         provider=provider,
         model_pattern=model_pattern,
         effective_from=effective_from.astimezone(dt.UTC),
+        input_per_mtok=r["input_per_mtok"],
+        output_per_mtok=r["output_per_mtok"],
+        cached_read_per_mtok=r["cached_read_per_mtok"],
+        cache_write_per_mtok=r["cache_write_per_mtok"],
+        per_request=r["per_request"],
+        per_unit=r["per_unit"],
         note=note,
-        **named_rates,
     )

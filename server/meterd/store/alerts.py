@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import Any
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
@@ -15,10 +14,9 @@ from psycopg.types.json import Jsonb
 from meterd.domain import histogram
 from meterd.domain.alert_records import DenialKey, StoredRule, TenantRule, WebhookDue
 from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Candidate, GroupFigures, Severity
-from meterd.domain.channels import Channel
 from meterd.domain.errors import NotFound
-from meterd.domain.limits import Selector
-from meterd.domain.windows import WindowSpec
+from meterd.store.alert_rules import rule_from_row, rule_params
+from meterd.store.codes import ALERT_KIND, ALERT_KIND_OF, SEVERITY, SEVERITY_OF
 from meterd.store.db import Database, dedicated, one
 from meterd.store.notify import Notifications, listen_on
 
@@ -38,8 +36,8 @@ def alert_from_row(r: dict) -> Alert:
         id=r["id"],
         tenant_id=r["tenant_id"],
         rule_id=r["rule_id"],
-        kind=AlertKind(r["kind"]),
-        severity=Severity(r["severity"]),
+        kind=ALERT_KIND_OF[r["kind"]],
+        severity=SEVERITY_OF[r["severity"]],
         subject=r["subject"],
         provider=r["provider"],
         model=r["model"],
@@ -51,54 +49,6 @@ def alert_from_row(r: dict) -> Alert:
         window_end=r["window_end"],
         message=r["message"],
         created_at=r["created_at"],
-    )
-
-
-def rule_params(rule: AlertRule) -> dict[str, Any]:
-    """The jsonb `params` column: the kind's own fields."""
-    p: dict[str, Any] = {}
-    if rule.thresholds:
-        p["thresholds"] = list(rule.thresholds)
-    if rule.limit_id:
-        p["limit_id"] = rule.limit_id
-    if rule.amount_nanos:
-        p["amount_nanos"] = rule.amount_nanos
-    if rule.window is not None:
-        p["window_kind"] = rule.window.kind.value
-        p["window_seconds"] = rule.window.seconds
-    if rule.error_rate:
-        p["error_rate"] = rule.error_rate
-    if rule.min_calls:
-        p["min_calls"] = rule.min_calls
-    if rule.latency_us:
-        p["latency_us"] = rule.latency_us
-    if rule.count:
-        p["count"] = rule.count
-    return p
-
-
-def rule_from_row(row: dict[str, Any]) -> AlertRule:
-    p = row["params"] or {}
-    window = WindowSpec(p["window_kind"], p.get("window_seconds", 0)) if "window_kind" in p else None
-    return AlertRule(
-        id=row["id"],
-        kind=AlertKind(row["kind"]),
-        severity=Severity(row["severity"]),
-        scope=Selector.from_json(row["scope"] or {}),
-        thresholds=tuple(p.get("thresholds", ())),
-        limit_id=p.get("limit_id", ""),
-        amount_nanos=p.get("amount_nanos", 0),
-        window=window,
-        error_rate=p.get("error_rate", 0.0),
-        min_calls=p.get("min_calls", 0),
-        latency_us=p.get("latency_us", 0),
-        count=p.get("count", 0),
-        cooldown_s=row["cooldown_s"],
-        webhook_url=row["webhook_url"],
-        webhook_secret=row["webhook_secret"],
-        disabled=row["disabled"],
-        channels=tuple(Channel.from_json(c) for c in row.get("channels") or ()),
-        message_template=row.get("message_template") or "",
     )
 
 
@@ -147,7 +97,7 @@ class AlertStore:
                         channels = excluded.channels, message_template = excluded.message_template, updated_at = now()
                     RETURNING {_RULE_COLUMNS}, (xmax = 0) AS created""",
                 (
-                    tenant_id, rule.id, rule.kind.value, rule.severity.value, Jsonb(rule.scope.to_json()),
+                    tenant_id, rule.id, ALERT_KIND[rule.kind], SEVERITY[rule.severity], Jsonb(rule.scope.to_json()),
                     Jsonb(rule_params(rule)), rule.cooldown_s, rule.webhook_url, rule.webhook_secret, rule.disabled,
                     Jsonb([c.to_json() for c in rule.channels]), rule.message_template,
                 ),
@@ -168,7 +118,7 @@ class AlertStore:
             cur = await conn.execute(
                 f"""SELECT tenant_id, {_RULE_COLUMNS} FROM alert_rules
                      WHERE NOT disabled AND kind = ANY(%s) ORDER BY tenant_id, id""",
-                ([k.value for k in kinds],),
+                ([ALERT_KIND[k] for k in kinds],),
             )
             return [TenantRule(r["tenant_id"], rule_from_row(r)) for r in await cur.fetchall()]
 
@@ -186,10 +136,10 @@ class AlertStore:
         where = ""
         if f.min_severity is not None:
             where += " AND severity = ANY(%s)"
-            args.append([s.value for s in Severity if s.rank >= f.min_severity.rank])
+            args.append([SEVERITY[s] for s in Severity if s.rank >= f.min_severity.rank])
         if f.kinds:
             where += " AND kind = ANY(%s)"
-            args.append([k.value for k in f.kinds])
+            args.append([ALERT_KIND[k] for k in f.kinds])
         if f.subject_prefix:
             where += " AND starts_with(subject, %s)"
             args.append(f.subject_prefix)
@@ -208,7 +158,7 @@ class AlertStore:
                 cur = await conn.execute(
                     "SELECT meter_raise_alert(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, '', %s, %s, %s, %s, %s, %s, %s) AS id",
                     (
-                        tenant_id, c.rule.id, c.rule.kind.value, c.rule.severity.value, c.rule.cooldown_s,
+                        tenant_id, c.rule.id, ALERT_KIND[c.rule.kind], SEVERITY[c.rule.severity], c.rule.cooldown_s,
                         c.cooldown_key, c.dedup_key, c.subject, c.provider, c.model, c.metric, c.observed,
                         c.threshold, c.window_start, c.window_end, c.message, at,
                     ),

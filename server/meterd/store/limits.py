@@ -5,8 +5,18 @@ from __future__ import annotations
 from psycopg.types.json import Jsonb
 
 from meterd.domain.errors import NotFound
-from meterd.domain.limits import Limit, LimitAction, Metric, Partition, Selector, StoredLimit
+from meterd.domain.limits import Limit, Selector, StoredLimit
 from meterd.domain.windows import WindowSpec
+from meterd.store.codes import (
+    ACTION,
+    ACTION_OF,
+    METRIC,
+    METRIC_OF,
+    PARTITION,
+    PARTITION_OF,
+    WINDOW_KIND,
+    WINDOW_KIND_OF,
+)
 from meterd.store.db import Database, one
 
 __all__ = ["LimitStore", "StoredLimit"]  # StoredLimit lives in domain.limits
@@ -20,11 +30,11 @@ def _limit(row: dict) -> StoredLimit:
         id=row["id"],
         description=row["description"],
         selector=Selector.from_json(row["selector"]),
-        metric=Metric(row["metric"]),
-        window=WindowSpec(row["window_kind"], row["window_seconds"]),
+        metric=METRIC_OF[row["metric"]],
+        window=WindowSpec(WINDOW_KIND_OF[row["window_kind"]], row["window_seconds"]),
         max=row["max"],
-        partition=Partition(row["partition_by"]),
-        action=LimitAction(row["action"]),
+        partition=PARTITION_OF[row["partition_by"]],
+        action=ACTION_OF[row["action"]],
         alert_thresholds=tuple(row["alert_thresholds"]),
         generation=row["generation"],
     )
@@ -55,9 +65,9 @@ class LimitStore:
                                               excluded.partition_by) THEN 1 ELSE 0 END
                     RETURNING {_COLUMNS}, (xmax = 0) AS created""",
                 (
-                    tenant_id, limit.id, limit.description, Jsonb(limit.selector.to_json()), limit.metric.value,
-                    limit.window.kind.value, limit.window.seconds, limit.max, limit.partition.value,
-                    limit.action.value, list(limit.alert_thresholds),
+                    tenant_id, limit.id, limit.description, Jsonb(limit.selector.to_json()), METRIC[limit.metric],
+                    WINDOW_KIND[limit.window.kind], limit.window.seconds, limit.max, PARTITION[limit.partition],
+                    ACTION[limit.action], list(limit.alert_thresholds),
                 ),
             )  # fmt: skip
             row = await one(cur)

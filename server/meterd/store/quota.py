@@ -14,6 +14,7 @@ from meterd.domain.calls import Dimensions
 from meterd.domain.limits import Limit, LimitAction, Metric, Usage
 from meterd.domain.quota import CheckItem, CheckOutcome, CounterReading, Extended, ReservationState, ReservedCounter
 from meterd.domain.windows import WindowKind
+from meterd.store.codes import METRIC, RESERVATION_STATE_OF, WINDOW_KIND
 from meterd.store.db import Database, one
 
 __all__ = ["CheckItem", "CheckOutcome", "Extended", "QuotaStore", "ReservedCounter"]  # the types live in domain.quota
@@ -66,11 +67,11 @@ class QuotaStore:
             [k[1].id for k in keys],
             [k[1].generation for k in keys],
             [k[2] for k in keys],
-            [k[1].window.kind.value for k in keys],
+            [WINDOW_KIND[k[1].window.kind] for k in keys],
             [k[1].window.seconds for k in keys],
             c_req,
             c_key,
-            [c.limit.metric.value for c in charges],
+            [METRIC[c.limit.metric] for c in charges],
             [c.amount for c in charges],
             [c.limit.max for c in charges],
             [c.enforced for c in charges],
@@ -111,7 +112,7 @@ class QuotaStore:
             cur = await conn.execute(
                 "SELECT * FROM meter_extend(%s, %s, %s, %s, %s, %s::text[], %s::bigint[], %s)",
                 (
-                    tenant_id, at, reservation_id, Jsonb({m.value: amounts.amount_for(m) for m in _METRICS}),
+                    tenant_id, at, reservation_id, Jsonb({METRIC[m]: amounts.amount_for(m) for m in _METRICS}),
                     int(ttl.total_seconds() * 1000), [d.id for d in deny], [d.max for d in deny], Jsonb(sliding),
                 ),
             )  # fmt: skip
@@ -173,4 +174,4 @@ class QuotaStore:
                 "SELECT state FROM reservations WHERE tenant_id = %s AND id = %s", (tenant_id, reservation_id)
             )
             row = await cur.fetchone()
-        return ReservationState(row["state"]) if row else None
+        return RESERVATION_STATE_OF[row["state"]] if row else None

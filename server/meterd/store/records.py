@@ -10,13 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from psycopg import AsyncCursor
+from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow
 
 from meterd.domain.errors import AlreadyExists, MeterError
-from meterd.domain.limits import Metric
 from meterd.domain.pricing import CostBreakdown
-from meterd.domain.quota import CounterReading, Estimate
+from meterd.domain.quota import CounterReading, Estimate, ReservationState
 from meterd.domain.records import (
     CounterDeltas,
     CounterKey,
@@ -32,7 +31,8 @@ from meterd.domain.records import (
     rollup_deltas,
 )
 from meterd.store import rollups
-from meterd.store.db import Conn, Database, json_rows
+from meterd.store.codes import METRIC_OF, RESERVATION_STATE_OF
+from meterd.store.db import Database, json_rows
 
 __all__ = ["Recorded", "RecordItem", "RecordResult", "RecordStore"]  # the types live in domain.records
 
@@ -63,7 +63,7 @@ class RecordStore:
         return self._answers(items, claims, plans, first_answers, readings)
 
     async def _write(
-        self, conn: Conn, items: list[RecordItem]
+        self, conn: AsyncConnection[DictRow], items: list[RecordItem]
     ) -> tuple[
         dict[tuple[str, str], _Claim],
         dict[int, RecordPlan],
@@ -129,7 +129,7 @@ class RecordStore:
                 out.append(Recorded(result, False, []))
         return out
 
-    async def _claim(self, conn: Conn, items: list[RecordItem]) -> dict[tuple[str, str], _Claim]:
+    async def _claim(self, conn: AsyncConnection[DictRow], items: list[RecordItem]) -> dict[tuple[str, str], _Claim]:
         """call_id → (occurred_at, recorded_at) for the ids this batch took; sorted, so two batches
         claiming overlapping ids never deadlock."""
         cur = await conn.execute(
@@ -154,7 +154,9 @@ class RecordStore:
         )  # fmt: skip
         return {(r["tenant_id"], r["call_id"]): (r["occurred_at"], r["recorded_at"]) for r in await cur.fetchall()}
 
-    async def _settle(self, conn: Conn, items: list[RecordItem]) -> dict[tuple[str, str], EndedReservation]:
+    async def _settle(
+        self, conn: AsyncConnection[DictRow], items: list[RecordItem]
+    ) -> dict[tuple[str, str], EndedReservation]:
         """End the live reservations these calls name (locked in key order).
 
         A reservation is settled only by a call of its own subject, provider, model and operation;
@@ -193,7 +195,7 @@ class RecordStore:
         return {(r["tenant_id"], r["id"]): _ended(r) for r in await cur.fetchall()}
 
     async def _apply(
-        self, conn: Conn, deltas: CounterDeltas, owned: list[tuple[RecordItem, RecordPlan, _Claim]]
+        self, conn: AsyncConnection[DictRow], deltas: CounterDeltas, owned: list[tuple[RecordItem, RecordPlan, _Claim]]
     ) -> AsyncCursor[DictRow] | None:
         """Queue the counter deltas (key order), the call rows, the rollups and the corrected first
         answers (the connection is in pipeline mode); returns the counters' cursor, or None."""
@@ -246,7 +248,9 @@ class RecordStore:
             )
         return counters_cur
 
-    async def _first_answers(self, conn: Conn, items: list[RecordItem]) -> dict[tuple[str, str], dict[str, Any]]:
+    async def _first_answers(
+        self, conn: AsyncConnection[DictRow], items: list[RecordItem]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
         cur = await conn.execute(
             """SELECT tenant_id, call_id, content_hash, cost_nanos, cost_source, price_id, recorded_at, cost_parts
                  FROM call_ids
@@ -260,7 +264,7 @@ def _ended(row: dict[str, Any]) -> EndedReservation:
     estimate = row["estimate"] or {}
     return EndedReservation(
         named_by=row["named_by"],
-        settled=row["state"] == "settled",
+        settled=RESERVATION_STATE_OF[row["state"]] is ReservationState.SETTLED,
         estimate=Estimate(**{k: v for k, v in estimate.items() if k in _ESTIMATE_FIELDS}),
         charges=tuple(
             HeldCharge(
@@ -268,7 +272,7 @@ def _ended(row: dict[str, Any]) -> EndedReservation:
                 c["generation"],
                 c["partition"],
                 dt.datetime.fromisoformat(c["window_start"]),
-                Metric(c["metric"]),
+                METRIC_OF[c["metric"]],
                 c["amount"],
             )
             for c in row["charges"]
