@@ -95,11 +95,15 @@ class _Pool(AsyncConnectionPool[Conn]):
         try:
             return await super().getconn(timeout)
         except BaseException:
-            async with self._lock:
-                if any(w.error is not None for w in self._waiting):
-                    alive = [w for w in self._waiting if w.error is None]
-                    self._waiting.clear()
-                    self._waiting.extend(alive)
+            # Before open() there is no lock (psycopg_pool makes it there) and nobody is waiting: a
+            # request that early gets PoolClosed, which connection() turns into Unavailable.
+            lock = getattr(self, "_lock", None)
+            if lock is not None:
+                async with lock:
+                    if any(w.error is not None for w in self._waiting):
+                        alive = [w for w in self._waiting if w.error is None]
+                        self._waiting.clear()
+                        self._waiting.extend(alive)
             raise
 
 
