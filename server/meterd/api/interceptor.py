@@ -148,6 +148,8 @@ class MeterInterceptor(WrapOnceInterceptor):
             _principal.set(principal)
 
         def fail_status(exc: Exception) -> grpc.Status:
+            if isinstance(exc, errors.RejectedContent):  # the database refused the caller's values
+                exc = exc.error
             if isinstance(exc, errors.MeterError):
                 return _status_for(exc)
             log.exception("unexpected error in %s", method)
