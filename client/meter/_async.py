@@ -15,6 +15,7 @@ if True:  # ASYNC
     import asyncio
 else:
     import threading
+    from collections.abc import Callable
 
 import grpc
 
@@ -363,6 +364,21 @@ class AsyncMeterClient:
         request = admin_pb2.ListPricesRequest(provider=provider, model=model, at=_core._timestamp(at))
         return list((await self._unary(self.admin_stub.ListPrices, request, self.settings.read_timeout)).prices)
 
+    async def price_listing(self, *, provider: str = "", model: str = "", at=None) -> admin_pb2.ListPricesResponse:
+        """list_prices' whole answer: the versions plus the shared catalog's source, version and import time."""
+        request = admin_pb2.ListPricesRequest(provider=provider, model=model, at=_core._timestamp(at))
+        return await self._unary(self.admin_stub.ListPrices, request, self.settings.read_timeout)
+
+    async def set_price(self, price: admin_pb2.Price) -> admin_pb2.Price:
+        """Add a price version of the caller's tenant (it overrides the shared catalog from effective_from)."""
+        request = admin_pb2.SetPriceRequest(price=price)
+        return (await self._unary(self.admin_stub.SetPrice, request, self.settings.read_timeout)).price
+
+    async def set_alert_rule(self, rule: admin_pb2.AlertRule) -> admin_pb2.SetAlertRuleResponse:
+        """Create or replace an alert rule (by id); its channels are replaced too, secrets included."""
+        request = admin_pb2.SetAlertRuleRequest(rule=rule)
+        return await self._unary(self.admin_stub.SetAlertRule, request, self.settings.read_timeout)
+
     async def list_alert_rules(self) -> list[admin_pb2.AlertRule]:
         request = admin_pb2.ListAlertRulesRequest()
         return list((await self._unary(self.admin_stub.ListAlertRules, request, self.settings.read_timeout)).rules)
@@ -376,9 +392,15 @@ class AsyncMeterClient:
         request = admin_pb2.SetLimitRequest(limit=limit)
         return await self._unary(self.admin_stub.SetLimit, request, self.settings.read_timeout)
 
-    async def create_api_key(self, name: str, roles) -> admin_pb2.CreateApiKeyResponse:
-        """A new key of the caller's tenant; `.secret` is the only time the full key is shown."""
-        request = admin_pb2.CreateApiKeyRequest(name=name, roles=list(roles))
+    async def create_api_key(
+        self, name: str, roles, *, expire_time=None, bind_cert_subject: str = "", bind_san: str = ""
+    ) -> admin_pb2.CreateApiKeyResponse:
+        """A new key of the caller's tenant; `.secret` is the only time the full key is shown. Optional:
+        an expiry (datetime) and a binding to a client certificate's CN or SAN (mutual TLS)."""
+        request = admin_pb2.CreateApiKeyRequest(
+            name=name, roles=list(roles), expire_time=_core._timestamp(expire_time),
+            bind_cert_subject=bind_cert_subject, bind_san=bind_san,
+        )  # fmt: skip
         return await self._unary(self.admin_stub.CreateApiKey, request, self.settings.read_timeout)
 
     async def delete_limit(self, limit_id: str) -> None:
@@ -443,7 +465,10 @@ class AsyncMeterClient:
 
 
 class AsyncAlertStream:
-    """Iterator of alerts with resumption; `last_id` is the cursor, `reconnects` counts reconnections."""
+    """Iterator of alerts with resumption; `last_id` is the cursor (the next reconnection resumes after
+    it, so a caller may move it), `reconnects` counts reconnections. The blocking stream also has
+    `events()` (the raw stream messages, heartbeats included), `on_disconnect(error, delay)` (when set,
+    called before each reconnection; it may raise to stop instead) and `close()`."""
 
     def __init__(
         self, client: AsyncMeterClient, since_id, min_severity, kinds, subject_prefix, heartbeat, max_delay
@@ -451,6 +476,10 @@ class AsyncAlertStream:
         self.client = client
         self.last_id: int | None = since_id
         self.reconnects = 0
+        if True:  # ASYNC
+            pass
+        else:
+            self.on_disconnect: Callable[[MeterError, float], None] | None = None
         self._args = (min_severity, kinds, subject_prefix, heartbeat)
         self._max_delay = max_delay
         if True:  # ASYNC
@@ -460,30 +489,13 @@ class AsyncAlertStream:
             self._timer: threading.Timer | None = None
             self._closed = False
 
-    def __aiter__(self) -> AsyncIterator[meter_pb2.Alert]:
-        return self._run()
-
     if True:  # ASYNC
-        pass
-    else:
 
-        def _watchdog(self) -> None:
-            if self._timer is not None:
-                self._timer.cancel()
-            call = self._call
-            assert call is not None
-            self._timer = threading.Timer(3 * self._args[3], call.cancel)  # silence of 3 heartbeats: dead peer
-            self._timer.daemon = True
-            self._timer.start()
+        def __aiter__(self) -> AsyncIterator[meter_pb2.Alert]:
+            return self._run()
 
-        def close(self) -> None:
-            self._closed = True
-            if self._call is not None:
-                self._call.cancel()
-
-    async def _run(self) -> AsyncIterator[meter_pb2.Alert]:
-        failures = 0
-        if True:  # ASYNC
+        async def _run(self) -> AsyncIterator[meter_pb2.Alert]:
+            failures = 0
             silence = 3 * self._args[3]
             while True:
                 call = self.client.stub.StreamAlerts(
@@ -516,7 +528,22 @@ class AsyncAlertStream:
                 failures += 1
                 self.reconnects += 1
                 await asyncio.sleep(delay)
-        else:
+    else:
+
+        def __aiter__(self) -> AsyncIterator[meter_pb2.Alert]:
+            return (event.alert for event in self.events() if event.HasField("alert"))
+
+        def _watchdog(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+            call = self._call
+            assert call is not None
+            self._timer = threading.Timer(3 * self._args[3], call.cancel)  # silence of 3 heartbeats: dead peer
+            self._timer.daemon = True
+            self._timer.start()
+
+        def events(self) -> AsyncIterator[meter_pb2.StreamAlertsResponse]:
+            failures = 0
             while not self._closed:
                 request = _core.alerts_request(self.last_id, *self._args)
                 self._call = stream = self.client.stub.StreamAlerts(request, metadata=self.client.core.metadata)
@@ -527,15 +554,13 @@ class AsyncAlertStream:
                         failures = 0
                         if event.HasField("alert"):
                             self.last_id = event.alert.id
-                            yield event.alert
                         elif self.last_id is None and event.heartbeat.last_id:
                             self.last_id = event.heartbeat.last_id  # live-only start: now we have a cursor
+                        yield event
+                    error = MeterError("the stream ended", grpc.StatusCode.OK)
                 except grpc.RpcError as err:
                     error = from_rpc_error(err)
-                    if not (
-                        isinstance(error, MeterUnavailable)
-                        or error.code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
-                    ):
+                    if not (isinstance(error, MeterUnavailable) or error.code in STREAM_RETRY):
                         raise error from None
                 finally:
                     if self._timer is not None:
@@ -545,4 +570,22 @@ class AsyncAlertStream:
                 delay = min(0.1 * 2**failures, self._max_delay)
                 failures += 1
                 self.reconnects += 1
-                await asyncio.sleep(delay)
+                if self.on_disconnect is not None:
+                    self.on_disconnect(error, delay)
+                time.sleep(delay)
+
+        def close(self) -> None:
+            self._closed = True
+            if self._call is not None:
+                self._call.cancel()
+
+
+# Besides UNAVAILABLE and DEADLINE_EXCEEDED (MeterUnavailable), what ends a blocking stream that a
+# reconnection can resume: a cancelled call (the watchdog's, or a proxy's), a server's transient
+# INTERNAL/UNKNOWN, and fairness refusals (RESOURCE_EXHAUSTED with RetryInfo: come back later).
+STREAM_RETRY = (
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
