@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROTOS := $(wildcard protos/meter/v1/*.proto)
 
-.PHONY: setup run console test fuzz proto proto-check proto-release migrations-release lint bench clean
+.PHONY: setup run console test fuzz proto proto-check sync sync-check proto-release migrations-release lint bench clean
 
 $(BIN)/meter: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,14 +40,24 @@ proto-check: proto
 	@git diff --exit-code --stat -- client/meter/v1 || (echo "generated code is stale: run make proto and commit" && exit 1)
 	@test -z "$$(git status --porcelain -- client/meter/v1)" || (git status --porcelain -- client/meter/v1; echo "untracked generated files: run make proto and commit" && exit 1)
 
+# The blocking client (client/meter/_sync.py) is generated from the async one (_async.py).
+sync: setup
+	$(BIN)/python tools/async_to_sync.py
+
+# Fails when the committed _sync.py is not what _async.py produces.
+sync-check: setup
+	$(BIN)/python tools/async_to_sync.py --check
+
 # The released contract: buf breaking compares the protos against this committed image.
 RELEASED_IMAGE := protos/released/meter-v1.binpb
 
-lint: setup
+lint: setup sync-check
 	npx --yes @bufbuild/buf lint
 	npx --yes @bufbuild/buf breaking --against $(RELEASED_IMAGE)
-	$(BIN)/ruff check server client/meter tests $(wildcard bench)
-	$(BIN)/ruff format --check server client/meter tests $(wildcard bench)
+	$(BIN)/ruff check server client/meter tests tools $(wildcard bench)
+	$(BIN)/ruff format --check server client/meter tests tools $(wildcard bench)
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Deliberate: record the current protos as the released contract (see docs/client.md, "The contract").
 proto-release:

@@ -1,12 +1,21 @@
-"""AsyncMeterClient: the asyncio twin of MeterClient (grpc.aio; the spool flusher is a task)."""
+"""The Meter client, written once in _async.py: AsyncMeterClient (asyncio, grpc.aio, the spool flusher a
+task), and MeterClient in _sync.py, generated from it by tools/async_to_sync.py (`make sync`): blocking,
+thread-safe, the flusher a thread. Where the two differ, `if True:  # ASYNC` holds the asyncio code and
+its `else:` the blocking code (see the tool's docstring)."""
 
 # `timeout` parameters here are gRPC deadlines sent to the server, not local waits.
 # ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import AsyncIterator, Iterable
+
+if True:  # ASYNC
+    import asyncio
+else:
+    import threading
+    from collections.abc import Callable
 
 import grpc
 
@@ -23,10 +32,22 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2
 
 
 class AsyncMeterClient:
-    """`AsyncMeterClient("localhost:50051", api_key="mk_...")`; same arguments as MeterClient, every
-    call awaited. Create it inside the event loop that uses it; `await client.close()` at the end."""
+    """`AsyncMeterClient("localhost:50051", api_key="mk_...")`; `await client.close()` at the end.
 
-    is_async = True
+    policy: what a check does when Meter is unreachable (default: an emergency allowance of 60 calls
+      and 100,000 tokens a minute; see meter.policy).
+    spool: where records wait during an outage: a MemorySpool (default), a FileSpool, or False (none:
+      records raise MeterUnavailable after their retries).
+    tls: a meter.TLS (CA file, optional client certificate for mutual TLS), or True for the system's CAs.
+    credentials: grpc.ChannelCredentials of your own instead of tls=; plaintext when neither is given.
+    Other keyword arguments are `meter.Settings` fields (timeouts, retries...).
+    """
+
+    # ASYNC: create it inside the event loop that uses it (its channel and flusher task belong to it).
+    if True:  # ASYNC
+        is_async = True
+    else:
+        is_async = False
 
     def __init__(
         self,
@@ -52,10 +73,19 @@ class AsyncMeterClient:
         self._channel = channel
         self.stub = meter_pb2_grpc.MeterStub(channel)
         self.admin_stub = admin_pb2_grpc.MeterAdminStub(channel)
-        self._flusher: asyncio.Task | None = None
-        self._wake: asyncio.Event | None = None
-        self._closed = False
-        self._delivery_lock: asyncio.Lock | None = None
+        if True:  # ASYNC
+            self._flusher: asyncio.Task[None] | None = None
+            self._wake: asyncio.Event | None = None
+            self._closed = False
+            self._delivery_lock = asyncio.Lock()
+        else:
+            self._stop = threading.Event()
+            self._wake = threading.Event()
+            self._thread: threading.Thread | None = None
+            self._flusher_lock = threading.Lock()
+            self._delivery_lock = threading.Lock()
+            self._start_flusher_if_needed()  # a file spool left by an earlier process
+            self._kick()
 
     @property
     def spool(self) -> MemorySpool | None:
@@ -83,13 +113,16 @@ class AsyncMeterClient:
     async def check(
         self, subject: str, provider: str, model: str, *, timeout: float | None = None, **kwargs
     ) -> CheckResult:
-        """CheckQuota(CHECK_ONLY); a denial is returned, not raised."""
+        """CheckQuota(CHECK_ONLY): would the call be allowed now? A denial is returned, not raised.
+        Keywords: operation, labels, estimate_tokens (uncached input), max_output_tokens,
+        cached_read_tokens, units, requests, estimate_cost_nanos."""
         return await self._check(_core.check_request(subject, provider, model, reserve=False, **kwargs), timeout)
 
     async def reserve(
         self, subject: str, provider: str, model: str, *, timeout: float | None = None, **kwargs
     ) -> CheckResult:
-        """CheckQuota(RESERVE); raises QuotaExceeded on a denial."""
+        """CheckQuota(RESERVE): hold the estimate on every matched limit, all or none. Raises
+        QuotaExceeded on a denial. Extra keywords: ttl (seconds), reservation_id (idempotent retries)."""
         result = await self._check(_core.check_request(subject, provider, model, reserve=True, **kwargs), timeout)
         if not result.allowed:
             raise QuotaExceeded(result)
@@ -98,32 +131,39 @@ class AsyncMeterClient:
     async def extend(
         self, reservation_id: str, *, ttl: float | None = None, **estimate
     ) -> meter_pb2.ExtendReservationResponse:
+        """Add to a live reservation (streaming); allowed=False means stop generating."""
         request = meter_pb2.ExtendReservationRequest(
             reservation_id=reservation_id, additional=_core.estimate(**estimate), ttl=_core._duration(ttl)
         )
         return await self._unary(self.stub.ExtendReservation, request, self.settings.check_timeout)
 
     async def release(self, reservation_id: str) -> bool:
+        """Give a reservation back (the call did not happen); False when it was already settled or gone."""
         request = meter_pb2.ReleaseReservationRequest(reservation_id=reservation_id)
         return (await self._unary(self.stub.ReleaseReservation, request, self.settings.check_timeout)).released
 
     def guard(self, subject: str, provider: str, model: str, **kwargs) -> AsyncGuard:
-        """`async with client.guard(...) as call:` (see meter.guard)."""
+        """`async with client.guard(...) as call:` reserves, runs the block, records latency and outcome
+        (see meter.guard)."""
         return AsyncGuard(self, subject, provider, model, **kwargs)
 
     def metered(self, subject, provider: str, model: str, **kwargs):
+        """Decorator form of guard() (see meter.guard.metered)."""
         return metered(self, subject, provider, model, **kwargs)
 
     # -- records ------------------------------------------------------------------------------------
 
     async def record(self, subject: str, provider: str, model: str, **kwargs) -> RecordResult:
+        """RecordCall with retries (same call_id), then the spool. See meter._core.record_request for
+        the keywords (call_id, reservation_id, usage or the counts, latency, error_code...)."""
         return await self.record_request(_core.record_request(subject, provider, model, **kwargs))
 
     async def record_request(self, request: meter_pb2.RecordCallRequest) -> RecordResult:
         core = self.core
         self._start_flusher_if_needed()
         if core.spool is not None and len(core.spool) and core.known_down():
-            core.spool_or_raise(request, None)
+            core.spool_or_raise(request, None)  # keep order behind the outage's records
+            self._start_flusher_if_needed()
             self._kick()
             return RecordResult.spooled_record(request.call_id)
         error: MeterError | None = None
@@ -148,6 +188,8 @@ class AsyncMeterClient:
         return RecordResult.spooled_record(request.call_id)
 
     async def record_many(self, requests: Iterable[meter_pb2.RecordCallRequest]) -> BatchResult:
+        """RecordCalls in chunks of 1,000; a chunk Meter cannot take (after retries) is spooled whole.
+        Build items with meter.record_request(...)."""
         items = list(requests)
         tally = _core.BatchTally()
         for offset in range(0, len(items), _core.BATCH_LIMIT):
@@ -158,11 +200,12 @@ class AsyncMeterClient:
                     self.core.spool_or_raise(request, None)
                 tally.spooled += len(chunk)
                 self._start_flusher_if_needed()
+                self._kick()
                 continue
             tally.answered(reply, offset)
         return tally.result()
 
-    async def _batch_with_retries(self, chunk):
+    async def _batch_with_retries(self, chunk) -> meter_pb2.RecordCallsResponse | None:
         for attempt in range(self.settings.record_retries + 1):
             if attempt:
                 await asyncio.sleep(self.core.backoff(attempt - 1))
@@ -187,42 +230,65 @@ class AsyncMeterClient:
 
     def _start_flusher_if_needed(self) -> None:
         spool = self.core.spool
-        if self._closed or spool is None or not len(spool):
-            return
-        if self._flusher is None or self._flusher.done():
-            self._wake = asyncio.Event()
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="meter-spool-flusher")
+        if True:  # ASYNC
+            if self._closed or spool is None or not len(spool):
+                return
+            if self._flusher is None or self._flusher.done():
+                self._wake = asyncio.Event()
+                self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="meter-spool-flusher")
+        else:
+            if self._stop.is_set() or spool is None or not len(spool):
+                return
+            with self._flusher_lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._flush_loop, name="meter-spool-flusher", daemon=True)
+                    self._thread.start()
 
     def _kick(self) -> None:
         if self._wake is not None:
             self._wake.set()
 
     async def _flush_loop(self) -> None:
-        spool = self.core.spool
-        while not self._closed and spool is not None and len(spool):
-            try:
-                while await self._flush_once():
+        if True:  # ASYNC
+            spool, wake = self.core.spool, self._wake
+            assert wake is not None  # set with the task that runs this
+            while not self._closed and spool is not None and len(spool):
+                try:
+                    while await self._flush_once():
+                        pass
+                except Exception:  # noqa: BLE001 - keep trying
+                    _core.log.exception("meter spool flush failed")
+                if not len(spool):
+                    return
+                try:
+                    async with asyncio.timeout(self.settings.flush_interval):
+                        await wake.wait()
+                except TimeoutError:
                     pass
-            except Exception:  # noqa: BLE001 - keep trying
-                _core.log.exception("meter spool flush failed")
-            if not len(spool):
-                return
-            try:
-                async with asyncio.timeout(self.settings.flush_interval):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
-            self._wake.clear()
+                wake.clear()
+        else:
+            while not self._stop.is_set():
+                self._wake.wait(self.settings.flush_interval)
+                self._wake.clear()
+                if self._stop.is_set():
+                    return
+                try:
+                    while self._flush_once():
+                        pass
+                except Exception:  # noqa: BLE001 - the flusher must outlive any one failure
+                    _core.log.exception("meter spool flush failed")
+                self._stop.wait(self.settings.flush_interval)
 
     async def _flush_once(self) -> bool:
-        if self._delivery_lock is None:
-            self._delivery_lock = asyncio.Lock()
-        async with self._delivery_lock:  # one delivery at a time (the flusher task and flush())
+        """Deliver one batch from the spool; True when there may be more to deliver right away."""
+        async with self._delivery_lock:  # one delivery at a time (the flusher and flush())
             return await self._deliver_batch()
 
     async def _deliver_batch(self) -> bool:
         spool = self.core.spool
-        batch = spool.head(self.settings.flush_batch) if spool is not None else []
+        if spool is None:
+            return False
+        batch = spool.head(self.settings.flush_batch)
         if not batch:
             return False
         try:
@@ -241,18 +307,18 @@ class AsyncMeterClient:
         return self.core.settle_batch(batch, reply) > 0 and len(spool) > 0
 
     async def flush(self, timeout: float = 10.0) -> int:
-        """Deliver the spool now, until empty or `timeout`; returns the records left."""
+        """Deliver the spool now, until it is empty or `timeout` passes; returns the records left."""
+        deadline = time.monotonic() + timeout
         spool = self.core.spool
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while spool is not None and len(spool) and loop.time() < deadline:
+        while spool is not None and len(spool) and time.monotonic() < deadline:
             if not await self._flush_once() and len(spool):
-                await asyncio.sleep(min(self.settings.flush_interval, max(deadline - loop.time(), 0)))
+                await asyncio.sleep(min(self.settings.flush_interval, max(deadline - time.monotonic(), 0)))
         return len(spool) if spool is not None else 0
 
     # -- reads --------------------------------------------------------------------------------------
 
     async def usage(self, *, timeout: float | None = None, **kwargs) -> meter_pb2.GetUsageResponse:
+        """GetUsage: totals, rows per group, projection (see meter._core.usage_request for keywords)."""
         return await self._unary(
             self.stub.GetUsage, _core.usage_request(**kwargs), timeout or self.settings.read_timeout
         )
@@ -278,7 +344,9 @@ class AsyncMeterClient:
         heartbeat_interval: float = 15.0,
         max_reconnect_delay: float = 5.0,
     ) -> AsyncAlertStream:
-        """`async for alert in client.alerts(since_id=...)`: resumes after the last id on disconnect."""
+        """`async for alert in client.alerts(since_id=...)`: alerts after since_id, then live ones,
+        forever; reconnects after a disconnect (or a silence of three heartbeats) and resumes after the
+        last id it yielded. Auth errors and UNIMPLEMENTED are raised."""
         return AsyncAlertStream(
             self, since_id, min_severity, tuple(kinds), subject_prefix, heartbeat_interval, max_reconnect_delay
         )
@@ -355,18 +423,30 @@ class AsyncMeterClient:
     # -- lifetime -----------------------------------------------------------------------------------
 
     async def close(self, flush_timeout: float = 2.0) -> int:
-        """Like MeterClient.close: returns the records left undelivered in the spool."""
-        if self._closed:
-            return 0
+        """Try to deliver the spool for up to flush_timeout, stop the flusher and close the channel;
+        returns the records left undelivered (lost with a MemorySpool, kept by a FileSpool for the next
+        process), so the caller can log them. Closing twice is harmless (and returns 0)."""
+        if True:  # ASYNC
+            if self._closed:
+                return 0
+        else:
+            if self._stop.is_set():
+                return 0
         if self.core.spool is not None and len(self.core.spool) and flush_timeout > 0:
             await self.flush(flush_timeout)
-        self._closed = True
-        if self._flusher is not None and not self._flusher.done():
-            self._flusher.cancel()
-            try:
-                await self._flusher
-            except asyncio.CancelledError:
-                pass
+        if True:  # ASYNC
+            self._closed = True
+            if self._flusher is not None and not self._flusher.done():
+                self._flusher.cancel()
+                try:
+                    await self._flusher
+                except asyncio.CancelledError:
+                    pass
+        else:
+            self._stop.set()
+            self._wake.set()
+            if self._thread is not None:
+                self._thread.join(timeout=self.settings.batch_timeout + 1)
         await self._channel.close()
         left = 0
         if self.core.spool is not None:
@@ -383,7 +463,10 @@ class AsyncMeterClient:
 
 
 class AsyncAlertStream:
-    """Async iterator of alerts with resumption; `last_id` is the cursor, `reconnects` the reconnections."""
+    """Iterator of alerts with resumption; `last_id` is the cursor (the next reconnection resumes after
+    it, so a caller may move it), `reconnects` counts reconnections. The blocking stream also has
+    `events()` (the raw stream messages, heartbeats included), `on_disconnect(error, delay)` (when set,
+    called before each reconnection; it may raise to stop instead) and `close()`."""
 
     def __init__(
         self, client: AsyncMeterClient, since_id, min_severity, kinds, subject_prefix, heartbeat, max_delay
@@ -391,43 +474,116 @@ class AsyncAlertStream:
         self.client = client
         self.last_id: int | None = since_id
         self.reconnects = 0
+        if True:  # ASYNC
+            pass
+        else:
+            self.on_disconnect: Callable[[MeterError, float], None] | None = None
         self._args = (min_severity, kinds, subject_prefix, heartbeat)
         self._max_delay = max_delay
+        if True:  # ASYNC
+            pass
+        else:
+            self._call: grpc.Call | None = None
+            self._timer: threading.Timer | None = None
+            self._closed = False
 
-    def __aiter__(self) -> AsyncIterator[meter_pb2.Alert]:
-        return self._run()
+    if True:  # ASYNC
 
-    async def _run(self) -> AsyncIterator[meter_pb2.Alert]:
-        failures = 0
-        silence = 3 * self._args[3]
-        while True:
-            call = self.client.stub.StreamAlerts(
-                _core.alerts_request(self.last_id, *self._args), metadata=self.client.core.metadata
-            )
-            try:
-                while True:
-                    async with asyncio.timeout(silence):  # silence of 3 heartbeats: dead peer
-                        event = await call.read()
-                    if event is grpc.aio.EOF:
-                        break
-                    failures = 0
-                    if event.HasField("alert"):
-                        self.last_id = event.alert.id
-                        yield event.alert
-                    elif self.last_id is None and event.heartbeat.last_id:
-                        self.last_id = event.heartbeat.last_id
-            except TimeoutError:
-                pass
-            except grpc.RpcError as err:
-                error = from_rpc_error(err)
-                if not (
-                    isinstance(error, MeterUnavailable)
-                    or error.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
-                ):
-                    raise error from None
-            finally:
-                call.cancel()
-            delay = min(0.1 * 2**failures, self._max_delay)
-            failures += 1
-            self.reconnects += 1
-            await asyncio.sleep(delay)
+        def __aiter__(self) -> AsyncIterator[meter_pb2.Alert]:
+            return self._run()
+
+        async def _run(self) -> AsyncIterator[meter_pb2.Alert]:
+            failures = 0
+            silence = 3 * self._args[3]
+            while True:
+                call = self.client.stub.StreamAlerts(
+                    _core.alerts_request(self.last_id, *self._args), metadata=self.client.core.metadata
+                )
+                try:
+                    while True:
+                        async with asyncio.timeout(silence):  # silence of 3 heartbeats: dead peer
+                            event = await call.read()
+                        if not isinstance(event, meter_pb2.StreamAlertsResponse):  # grpc.aio.EOF: the stream ended
+                            break
+                        failures = 0
+                        if event.HasField("alert"):
+                            self.last_id = event.alert.id
+                            yield event.alert
+                        elif self.last_id is None and event.heartbeat.last_id:
+                            self.last_id = event.heartbeat.last_id  # live-only start: now we have a cursor
+                except TimeoutError:
+                    pass
+                except grpc.RpcError as err:
+                    error = from_rpc_error(err)
+                    if not (
+                        isinstance(error, MeterUnavailable)
+                        or error.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
+                    ):
+                        raise error from None
+                finally:
+                    call.cancel()
+                delay = min(0.1 * 2**failures, self._max_delay)
+                failures += 1
+                self.reconnects += 1
+                await asyncio.sleep(delay)
+    else:
+
+        def __aiter__(self) -> AsyncIterator[meter_pb2.Alert]:
+            return (event.alert for event in self.events() if event.HasField("alert"))
+
+        def _watchdog(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+            call = self._call
+            assert call is not None
+            self._timer = threading.Timer(3 * self._args[3], call.cancel)  # silence of 3 heartbeats: dead peer
+            self._timer.daemon = True
+            self._timer.start()
+
+        def events(self) -> AsyncIterator[meter_pb2.StreamAlertsResponse]:
+            failures = 0
+            while not self._closed:
+                request = _core.alerts_request(self.last_id, *self._args)
+                self._call = stream = self.client.stub.StreamAlerts(request, metadata=self.client.core.metadata)
+                try:
+                    self._watchdog()
+                    for event in stream:
+                        self._watchdog()
+                        failures = 0
+                        if event.HasField("alert"):
+                            self.last_id = event.alert.id
+                        elif self.last_id is None and event.heartbeat.last_id:
+                            self.last_id = event.heartbeat.last_id  # live-only start: now we have a cursor
+                        yield event
+                    error = MeterError("the stream ended", grpc.StatusCode.OK)
+                except grpc.RpcError as err:
+                    error = from_rpc_error(err)
+                    if not (isinstance(error, MeterUnavailable) or error.code in STREAM_RETRY):
+                        raise error from None
+                finally:
+                    if self._timer is not None:
+                        self._timer.cancel()
+                if self._closed:
+                    return
+                delay = min(0.1 * 2**failures, self._max_delay)
+                failures += 1
+                self.reconnects += 1
+                if self.on_disconnect is not None:
+                    self.on_disconnect(error, delay)
+                time.sleep(delay)
+
+        def close(self) -> None:
+            self._closed = True
+            if self._call is not None:
+                self._call.cancel()
+
+
+# Besides UNAVAILABLE and DEADLINE_EXCEEDED (MeterUnavailable), what ends a blocking stream that a
+# reconnection can resume: a cancelled call (the watchdog's, or a proxy's), a server's transient
+# INTERNAL/UNKNOWN, and fairness refusals (RESOURCE_EXHAUSTED with RetryInfo: come back later).
+STREAM_RETRY = (
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)

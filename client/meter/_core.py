@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import grpc
 from google.protobuf import duration_pb2, timestamp_pb2
@@ -125,7 +126,9 @@ class Core:
             )
             return CheckResult.allowed_by_policy()
         reason = "fail-closed" if self.policy.mode == "closed" else "emergency allowance exhausted"
-        raise MeterUnavailable(f"Meter unreachable ({error or 'recently down'}); {reason}", error and error.code)
+        raise MeterUnavailable(
+            f"Meter unreachable ({error or 'recently down'}); {reason}", error.code if error else None
+        )
 
     def spool_or_raise(self, request: meter_pb2.RecordCallRequest, error: MeterError | None) -> None:
         if self.spool is None:
@@ -145,7 +148,8 @@ class Core:
                 log.error("spooled record %s rejected: %s %s", request.call_id, result.error_code, result.error_message)
                 done.append(request.call_id)
                 self.rejected_from_spool += 1
-        self.spool.remove(done)
+        if self.spool is not None:
+            self.spool.remove(done)
         return len(done)
 
     def classify(self, err: grpc.RpcError) -> tuple[MeterError, bool]:
@@ -306,11 +310,20 @@ _CALL_ORDER = {name.removeprefix("CALL_ORDER_").lower(): value for name, value i
 _OUTCOME = {name.removeprefix("OUTCOME_").lower(): value for name, value in common_pb2.Outcome.items()}
 
 
-def _enum(table: dict, value, what: str) -> int:
+E = TypeVar("E", bound=int)
+
+
+def as_enum(enum: type[E], value: int) -> E:
+    """`value` typed as the proto enum `enum`: protoc's stubs type enum fields by the enum's class (an
+    int subclass) while the values are plain ints at run time, so the cast between the two is here."""
+    return cast(E, value)
+
+
+def _enum(enum: type[E], table: Mapping[str, int], value: str | int, what: str) -> E:
     if isinstance(value, int):
-        return value
+        return as_enum(enum, value)
     try:
-        return table[value.lower()]
+        return as_enum(enum, table[value.lower()])
     except KeyError:
         raise ValueError(f"unknown {what} {value!r}; one of {sorted(k for k in table if k != 'unspecified')}") from None
 
@@ -351,13 +364,13 @@ def usage_request(
             model=model,
             operation=operation,
             labels=dict(labels or {}),
-            outcome=_enum(_OUTCOME, outcome, "outcome"),
+            outcome=_enum(common_pb2.Outcome, _OUTCOME, outcome, "outcome"),
             error_code=error_code,
         ),
-        group_by=[_enum(_GROUP, g, "group_by") for g in group_by],
+        group_by=[_enum(meter_pb2.GroupBy, _GROUP, g, "group_by") for g in group_by],
         label_key=label_key,
-        time_bucket=_enum(_BUCKET, time_bucket, "time_bucket"),
-        order_by=_enum(_ORDER, order_by, "order_by"),
+        time_bucket=_enum(meter_pb2.TimeBucket, _BUCKET, time_bucket, "time_bucket"),
+        order_by=_enum(meter_pb2.UsageOrder, _ORDER, order_by, "order_by"),
         descending=descending,
         limit=limit,
         include_projection=include_projection,
@@ -391,7 +404,7 @@ def list_calls_request(
         min_latency=_duration(min_latency),
         min_total_tokens=min_total_tokens,
         min_cached_read_tokens=min_cached_read_tokens,
-        order_by=_enum(_CALL_ORDER, order_by, "order_by"),
+        order_by=_enum(meter_pb2.CallOrder, _CALL_ORDER, order_by, "order_by"),
     )
 
 
@@ -425,8 +438,8 @@ def alerts_request(
 ) -> meter_pb2.StreamAlertsRequest:
     return meter_pb2.StreamAlertsRequest(
         since_id=since_id,
-        min_severity=min_severity,
-        kinds=list(kinds),
+        min_severity=as_enum(common_pb2.Severity, min_severity),
+        kinds=[as_enum(common_pb2.AlertKind, k) for k in kinds],
         subject_prefix=subject_prefix,
         heartbeat_interval=_duration(heartbeat_interval),
     )

@@ -1,4 +1,11 @@
-"""MeterClient: the blocking client (one channel, thread-safe, one background flusher thread)."""
+# Generated from _async.py by tools/async_to_sync.py: edit that file, then run `make sync`.
+"""The Meter client, written once in _async.py: AsyncMeterClient (asyncio, grpc.aio, the spool flusher a
+task), and MeterClient in _sync.py, generated from it by tools/async_to_sync.py (`make sync`): blocking,
+thread-safe, the flusher a thread. Where the two differ, `if True:  # ASYNC` holds the asyncio code and
+its `else:` the blocking code (see the tool's docstring)."""
+
+# `timeout` parameters here are gRPC deadlines sent to the server, not local waits.
+# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2, meter_pb2, meter_pb2
 
 
 class MeterClient:
-    """`MeterClient("localhost:50051", api_key="mk_...")`.
+    """`MeterClient("localhost:50051", api_key="mk_...")`; `client.close()` at the end.
 
     policy: what a check does when Meter is unreachable (default: an emergency allowance of 60 calls
       and 100,000 tokens a minute; see meter.policy).
@@ -60,11 +67,11 @@ class MeterClient:
         self.admin_stub = admin_pb2_grpc.MeterAdminStub(channel)
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._flusher: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
         self._flusher_lock = threading.Lock()
         self._delivery_lock = threading.Lock()
-        if self.core.spool is not None and len(self.core.spool):
-            self._ensure_flusher()  # a file spool left by an earlier process
+        self._start_flusher_if_needed()  # a file spool left by an earlier process
+        self._kick()
 
     @property
     def spool(self) -> MemorySpool | None:
@@ -73,6 +80,7 @@ class MeterClient:
     # -- quota --------------------------------------------------------------------------------------
 
     def _check(self, request: meter_pb2.CheckQuotaRequest, timeout: float | None) -> CheckResult:
+        self._start_flusher_if_needed()
         tokens = _core.estimated_tokens(request.estimate)
         if self.core.known_down():
             return self.core.on_check_unavailable(None, tokens)
@@ -116,10 +124,11 @@ class MeterClient:
     def release(self, reservation_id: str) -> bool:
         """Give a reservation back (the call did not happen); False when it was already settled or gone."""
         request = meter_pb2.ReleaseReservationRequest(reservation_id=reservation_id)
-        return self._unary(self.stub.ReleaseReservation, request, self.settings.check_timeout).released
+        return (self._unary(self.stub.ReleaseReservation, request, self.settings.check_timeout)).released
 
     def guard(self, subject: str, provider: str, model: str, **kwargs) -> Guard:
-        """Context manager: reserve, run the block, record latency and outcome (see meter.guard)."""
+        """`with client.guard(...) as call:` reserves, runs the block, records latency and outcome
+        (see meter.guard)."""
         return Guard(self, subject, provider, model, **kwargs)
 
     def metered(self, subject, provider: str, model: str, **kwargs):
@@ -135,9 +144,11 @@ class MeterClient:
 
     def record_request(self, request: meter_pb2.RecordCallRequest) -> RecordResult:
         core = self.core
+        self._start_flusher_if_needed()
         if core.spool is not None and len(core.spool) and core.known_down():
             core.spool_or_raise(request, None)  # keep order behind the outage's records
-            self._ensure_flusher()
+            self._start_flusher_if_needed()
+            self._kick()
             return RecordResult.spooled_record(request.call_id)
         error: MeterError | None = None
         for attempt in range(self.settings.record_retries + 1):
@@ -154,7 +165,8 @@ class MeterClient:
             return RecordResult.from_response(response)
         core.mark_down()
         core.spool_or_raise(request, error)
-        self._ensure_flusher()
+        self._start_flusher_if_needed()
+        self._kick()
         return RecordResult.spooled_record(request.call_id)
 
     def record_many(self, requests: Iterable[meter_pb2.RecordCallRequest]) -> BatchResult:
@@ -169,7 +181,8 @@ class MeterClient:
                 for request in chunk:
                     self.core.spool_or_raise(request, None)
                 tally.spooled += len(chunk)
-                self._ensure_flusher()
+                self._start_flusher_if_needed()
+                self._kick()
                 continue
             tally.answered(reply, offset)
         return tally.result()
@@ -197,12 +210,18 @@ class MeterClient:
 
     # -- spool delivery -----------------------------------------------------------------------------
 
-    def _ensure_flusher(self) -> None:
+    def _start_flusher_if_needed(self) -> None:
+        spool = self.core.spool
+        if self._stop.is_set() or spool is None or not len(spool):
+            return
         with self._flusher_lock:
-            if self._flusher is None or not self._flusher.is_alive():
-                self._flusher = threading.Thread(target=self._flush_loop, name="meter-spool-flusher", daemon=True)
-                self._flusher.start()
-        self._wake.set()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._flush_loop, name="meter-spool-flusher", daemon=True)
+                self._thread.start()
+
+    def _kick(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
     def _flush_loop(self) -> None:
         while not self._stop.is_set():
@@ -219,12 +238,14 @@ class MeterClient:
 
     def _flush_once(self) -> bool:
         """Deliver one batch from the spool; True when there may be more to deliver right away."""
-        with self._delivery_lock:  # one delivery at a time (the flusher thread and flush())
+        with self._delivery_lock:  # one delivery at a time (the flusher and flush())
             return self._deliver_batch()
 
     def _deliver_batch(self) -> bool:
         spool = self.core.spool
-        batch = spool.head(self.settings.flush_batch) if spool is not None else []
+        if spool is None:
+            return False
+        batch = spool.head(self.settings.flush_batch)
         if not batch:
             return False
         try:
@@ -278,9 +299,9 @@ class MeterClient:
         heartbeat_interval: float = 15.0,
         max_reconnect_delay: float = 5.0,
     ) -> AlertStream:
-        """Alerts after since_id, then live ones, forever: an iterator of `meter.v1.Alert` that
-        reconnects after a disconnect (or a silence of three heartbeats) and resumes after the last id
-        it yielded. Auth errors and UNIMPLEMENTED are raised."""
+        """`for alert in client.alerts(since_id=...)`: alerts after since_id, then live ones,
+        forever; reconnects after a disconnect (or a silence of three heartbeats) and resumes after the
+        last id it yielded. Auth errors and UNIMPLEMENTED are raised."""
         return AlertStream(
             self, since_id, min_severity, tuple(kinds), subject_prefix, heartbeat_interval, max_reconnect_delay
         )
@@ -364,8 +385,8 @@ class MeterClient:
             self.flush(flush_timeout)
         self._stop.set()
         self._wake.set()
-        if self._flusher is not None:
-            self._flusher.join(timeout=self.settings.batch_timeout + 1)
+        if self._thread is not None:
+            self._thread.join(timeout=self.settings.batch_timeout + 1)
         self._channel.close()
         left = 0
         if self.core.spool is not None:
@@ -374,6 +395,7 @@ class MeterClient:
         return left
 
     def __enter__(self) -> MeterClient:
+        self._start_flusher_if_needed()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -382,9 +404,9 @@ class MeterClient:
 
 class AlertStream:
     """Iterator of alerts with resumption; `last_id` is the cursor (the next reconnection resumes after
-    it, so a caller may move it), `reconnects` counts reconnections. `events()` yields the raw stream
-    messages, heartbeats included; `on_disconnect(error, delay)`, when set, is called before each
-    reconnection and may raise to stop instead."""
+    it, so a caller may move it), `reconnects` counts reconnections. The blocking stream also has
+    `events()` (the raw stream messages, heartbeats included), `on_disconnect(error, delay)` (when set,
+    called before each reconnection; it may raise to stop instead) and `close()`."""
 
     def __init__(
         self, client: MeterClient, since_id, min_severity, kinds, subject_prefix, heartbeat, max_delay
@@ -395,7 +417,7 @@ class AlertStream:
         self.on_disconnect: Callable[[MeterError, float], None] | None = None
         self._args = (min_severity, kinds, subject_prefix, heartbeat)
         self._max_delay = max_delay
-        self._call = None
+        self._call: grpc.Call | None = None
         self._timer: threading.Timer | None = None
         self._closed = False
 
@@ -406,6 +428,7 @@ class AlertStream:
         if self._timer is not None:
             self._timer.cancel()
         call = self._call
+        assert call is not None
         self._timer = threading.Timer(3 * self._args[3], call.cancel)  # silence of 3 heartbeats: dead peer
         self._timer.daemon = True
         self._timer.start()
@@ -414,10 +437,10 @@ class AlertStream:
         failures = 0
         while not self._closed:
             request = _core.alerts_request(self.last_id, *self._args)
-            self._call = self.client.stub.StreamAlerts(request, metadata=self.client.core.metadata)
+            self._call = stream = self.client.stub.StreamAlerts(request, metadata=self.client.core.metadata)
             try:
                 self._watchdog()
-                for event in self._call:
+                for event in stream:
                     self._watchdog()
                     failures = 0
                     if event.HasField("alert"):
@@ -448,9 +471,9 @@ class AlertStream:
             self._call.cancel()
 
 
-# Besides UNAVAILABLE and DEADLINE_EXCEEDED (MeterUnavailable): a cancelled call (the watchdog's, or a
-# proxy's), a server's transient INTERNAL/UNKNOWN, and fairness refusals (RESOURCE_EXHAUSTED with
-# RetryInfo: come back later) end a stream that a reconnection can resume.
+# Besides UNAVAILABLE and DEADLINE_EXCEEDED (MeterUnavailable), what ends a blocking stream that a
+# reconnection can resume: a cancelled call (the watchdog's, or a proxy's), a server's transient
+# INTERNAL/UNKNOWN, and fairness refusals (RESOURCE_EXHAUSTED with RetryInfo: come back later).
 STREAM_RETRY = (
     grpc.StatusCode.CANCELLED,
     grpc.StatusCode.INTERNAL,

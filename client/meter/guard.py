@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from meter.errors import MeterError
 from meter.results import CheckResult, RecordResult
@@ -153,11 +153,6 @@ class Call:
         return fields
 
 
-def _split(kwargs: dict) -> tuple[dict, dict]:
-    est = {k: kwargs.pop(k) for k in _ESTIMATE_KEYS if k in kwargs}
-    return est, kwargs
-
-
 class _GuardBase:
     def __init__(
         self,
@@ -205,7 +200,7 @@ class Guard(_GuardBase):
         self._restart_clock()
         return self.call
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         call = self.call
         if call.skipped:
             if call.reservation_id:
@@ -229,7 +224,7 @@ class AsyncGuard(_GuardBase):
         self._restart_clock()
         return self.call
 
-    async def __aexit__(self, exc_type, exc, tb) -> bool:
+    async def __aexit__(self, exc_type, exc, tb) -> Literal[False]:
         call = self.call
         if call.skipped:
             if call.reservation_id:

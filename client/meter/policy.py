@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -51,7 +52,7 @@ class EmergencyAllowance:
 
     policy: FailurePolicy
     window: float = 60.0
-    clock: object = time.monotonic
+    clock: Callable[[], float] = time.monotonic
     _spent: collections.deque = field(default_factory=collections.deque)  # (when, tokens)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

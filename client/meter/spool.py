@@ -58,7 +58,7 @@ class MemorySpool:
     def head(self, n: int) -> list[meter_pb2.RecordCallRequest]:
         """The n oldest records (they stay until `remove`)."""
         with self._lock:
-            out = []
+            out: list[meter_pb2.RecordCallRequest] = []
             for request in self._items.values():
                 if len(out) == n:
                     break

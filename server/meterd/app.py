@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable
 
 import grpc
-import psycopg
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -24,6 +23,7 @@ from meterd.api.metrics import AlertCollector, start_metrics_server
 from meterd.api.validation import BoundsInterceptor
 from meterd.config import Config
 from meterd.domain.clock import utc_now
+from meterd.domain.errors import RejectedContent, RolledBack, StoreFailure, Unavailable
 from meterd.service.admin import AlertRuleAdmin, KeyAdmin, LimitAdmin
 from meterd.service.alert_hub import AlertHub
 from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender
@@ -154,7 +154,7 @@ class MeterServer:
             try:
                 rpc, self.business, self.metrics_http = start_metrics_server(
                     config.metrics_listen,
-                    self.db,
+                    self.db.pool_stats,
                     [AlertCollector(self.alert_hub, self.evaluator), ServiceCollector(self.quota, self.webhooks)],
                     **tls_files,
                 )
@@ -251,11 +251,11 @@ class MeterServer:
                 await self.prices.seed_catalog()
                 await self._ensure_partitions()
                 break
-            except (psycopg.OperationalError, OSError) as exc:  # the database may not be up yet: keep trying
+            except (Unavailable, RolledBack, OSError) as exc:  # the database may not be up yet: keep trying
                 log.warning("database not ready (%s); retrying in %.1fs", str(exc).strip().splitlines()[0], delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-            except (MigrationError, psycopg.Error):
+            except (MigrationError, StoreFailure, RejectedContent):
                 # A broken migration or schema will not fix itself: say so loudly and stay NOT_SERVING.
                 log.exception("cannot prepare the database; staying NOT_SERVING")
                 return

@@ -29,8 +29,8 @@ async def _serve(config: Config, url: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if server.tls:
-        loop.add_signal_handler(signal.SIGHUP, lambda: server.tls.reload(force=True))
+    if (tls := server.tls) is not None:
+        loop.add_signal_handler(signal.SIGHUP, lambda: tls.reload(force=True))
     ready = asyncio.create_task(server.ready.wait())
     await asyncio.wait([ready, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
     if ready.done() and not config.database_url and await KeyStore(server.db).count() == 0:
@@ -46,14 +46,15 @@ async def _serve(config: Config, url: str) -> None:
 
 def run_loop(coro, use_uvloop: bool) -> None:
     """uvloop gives about 30% more RPCs per CPU than the default loop."""
-    try:
-        import uvloop
-    except ImportError:
-        uvloop = None
-    if uvloop is not None and use_uvloop:
-        uvloop.run(coro)
-    else:
-        asyncio.run(coro)
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            uvloop.run(coro)
+            return
+    asyncio.run(coro)
 
 
 def cmd_serve(config: Config) -> None:

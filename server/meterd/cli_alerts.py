@@ -15,6 +15,7 @@ from meterd.cli_args import usd
 from meterd.cli_db import database, with_database
 from meterd.client_flags import add_tls_client_flags, tls_from_args
 from meterd.config import Config, add_flags
+from meterd.domain.alert_records import StoredRule
 from meterd.domain.keys import validate_tenant
 
 ALERT_KINDS = ("limit_threshold", "window_cost", "call_cost", "error_rate", "latency_p95", "unpriced_model",
@@ -187,10 +188,10 @@ def _channel_arg(text: str) -> dict:
     return value
 
 
-def _rule_line(stored) -> str:
-    r = stored.rule
-    from meterd.store.alerts import rule_params
+def _rule_line(stored: StoredRule) -> str:
+    from meterd.store.alert_rules import rule_params
 
+    r = stored.rule
     params = json.dumps(rule_params(r), separators=(",", ":"))
     scope = json.dumps(r.scope.to_json(), separators=(",", ":"))
     state = "disabled" if r.disabled else "enabled"

@@ -71,6 +71,7 @@ def cmd_prices(config: Config, args: argparse.Namespace) -> None:
             provider=args.provider, model_pattern=args.model, effective_from=args.effective_from, rates=rates,
             note=args.note,
         )  # fmt: skip
+        assert price is not None  # without a violations list, a bad price raises InvalidArgument
 
         def action(db):
             return PriceAdmin(PriceBook(PriceStore(db))).set(tenant, price)

@@ -350,7 +350,7 @@ def add_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = N
     for s in SETTINGS:
         if names is None or s.name in names:
             # A boolean flag alone means true (`--insecure`); `--insecure false` still works.
-            extra = {"nargs": "?", "const": "true"} if s.parse is _bool else {}
+            extra: dict[str, Any] = {"nargs": "?", "const": "true"} if s.parse is _bool else {}
             parser.add_argument(
                 s.flag,
                 dest=s.name,

@@ -63,20 +63,15 @@ def with_files(material: Material, action: Callable[[str, str, str | None], obje
     """Run action(cert_path, key_path, ca_path) on private copies of the material: what is validated or
     loaded is exactly what was read, even if the files change again meanwhile."""
     with tempfile.TemporaryDirectory(prefix="meter-tls-") as tmp:
-        paths = []
-        for name, data in (
-            ("cert.pem", material.cert_chain),
-            ("key.pem", material.key),
-            ("ca.pem", material.client_ca),
-        ):
-            if data is None:
-                paths.append(None)
-                continue
+
+        def private_copy(name: str, data: bytes) -> str:
             path = os.path.join(tmp, name)
             with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
                 f.write(data)
-            paths.append(path)
-        return action(*paths)
+            return path
+
+        ca = None if material.client_ca is None else private_copy("ca.pem", material.client_ca)
+        return action(private_copy("cert.pem", material.cert_chain), private_copy("key.pem", material.key), ca)
 
 
 def _validate(cert: str, key: str, ca: str | None) -> None:

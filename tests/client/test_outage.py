@@ -59,6 +59,9 @@ def all_call_ids(meter: MeterClient) -> list[str]:
 def test_records_made_during_an_outage_are_delivered_exactly_once(tmp_path, database_url, fresh_tenant):
     key = fresh_tenant.keys["admin"]
     server = ServeProcess(tmp_path / "before.log", "--database-url", database_url, "--grace-period", "1")
+    # Before it serves, a server answers UNAVAILABLE (its pool is not open): the first calls, which must
+    # reach Meter, wait for that.
+    server.wait_for(r": SERVING")
     port, expected = server.port, Expected()
     live = MeterClient(server.address, api_key=key, policy=ALLOWANCE, spool=FileSpool(tmp_path / "live.spool"), **FAST)
     leaving = MeterClient(

@@ -65,8 +65,9 @@ async def test_failed_migration_leaves_nothing_half_applied(fresh_database_url, 
     copy = tmp_path / "migrations"
     shutil.copytree(migrations_dir(), copy)
     (copy / "9999_broken.sql").write_text("CREATE TABLE half_done (id int);\nSELECT no_such_function();\n")
-    with pytest.raises(psycopg.errors.UndefinedFunction):
+    with pytest.raises(MigrationError, match="9999_broken.sql failed: UndefinedFunction") as failed:
         await migrate(fresh_database_url, copy)
+    assert isinstance(failed.value.__cause__, psycopg.errors.UndefinedFunction)
     names = await tables(fresh_database_url)
     assert "half_done" not in names and "tenants" in names
 

@@ -140,6 +140,7 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
 
     async def SetPrice(self, request, context):
         price = _price_from_proto(request.price, "price")
+        assert price is not None  # without a violations list, a bad price raises InvalidArgument
         stored = await self.price_admin.set(current_principal().tenant_id, price)
         return admin_pb2.SetPriceResponse(price=_price_to_proto(stored))
 
@@ -159,9 +160,11 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
             raise InvalidArgument([("prices", f"at most {MAX_LOAD} versions per call")])
         violations: list[tuple[str, str]] = []
         prices = [_price_from_proto(p, f"prices[{i}]", violations) for i, p in enumerate(request.prices)]
-        require(violations)
+        require(violations)  # hence no None left in prices
         added, skipped = await self.price_admin.load(
-            current_principal().tenant_id, prices, include_default_catalog=request.include_default_catalog
+            current_principal().tenant_id,
+            [p for p in prices if p is not None],
+            include_default_catalog=request.include_default_catalog,
         )
         return admin_pb2.LoadPricesResponse(added=added, skipped=skipped)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meter.v1 import admin_pb2, common_pb2, meter_pb2
-from meterd.api.convert import ts
+from meterd.api.convert import enum_value, ts
 from meterd.api.limits_codec import _enum_name, _enum_value, selector_from_proto, selector_to_proto
 from meterd.domain.alert_records import StoredRule
 from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Severity, validate_rule
@@ -61,12 +61,14 @@ def _channel_fields(c: admin_pb2.AlertChannel) -> dict:
 def channel_to_proto(c: Channel) -> admin_pb2.AlertChannel:
     """Secrets stay in: the url (chat webhook URLs carry their token) and the secret are write-only."""
     return admin_pb2.AlertChannel(
-        kind=admin_pb2.ChannelKind.Value("CHANNEL_KIND_" + c.kind.value.upper()),
+        kind=enum_value(admin_pb2.ChannelKind, "CHANNEL_KIND_" + c.kind.value.upper()),
         email_to=list(c.email_to),
         email_from=c.email_from,
         smtp_host=c.smtp_host,
         smtp_port=c.smtp_port,
-        smtp_tls=admin_pb2.SmtpTls.Value("SMTP_TLS_" + c.smtp_tls.value.upper()) if c.smtp_host else 0,
+        smtp_tls=enum_value(
+            admin_pb2.SmtpTls, "SMTP_TLS_" + (c.smtp_tls.value.upper() if c.smtp_host else "UNSPECIFIED")
+        ),
         smtp_username=c.smtp_username,
         target=c.target,
         secret_set=bool(c.secret),
@@ -106,9 +108,9 @@ def rule_to_proto(stored: StoredRule) -> admin_pb2.AlertRule:
 
 def alert_to_proto(a: Alert) -> meter_pb2.Alert:
     try:  # limit metrics, and cost for cost rules; rate rules' figures are described by the message
-        metric = _enum_value(common_pb2.Metric, a.metric, "METRIC_") if a.metric else 0
+        metric = _enum_value(common_pb2.Metric, a.metric or "unspecified", "METRIC_")
     except ValueError:
-        metric = 0
+        metric = common_pb2.METRIC_UNSPECIFIED
     return meter_pb2.Alert(
         id=a.id,
         rule_id=a.rule_id,

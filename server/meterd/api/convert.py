@@ -3,17 +3,34 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TypeVar, cast, overload
 
 from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+from meterd.domain.clock import EPOCH
+
+E = TypeVar("E", bound=int)
 
 
+def enum_value(enum: type[E], name: str) -> E:
+    """The value called `name` of a proto enum, typed as that enum. protoc's stubs type enum fields by
+    the enum's class (an int subclass); at run time that class is an EnumTypeWrapper whose Value()
+    returns a plain int: the one cast between the two lives here."""
+    return cast(E, cast(EnumTypeWrapper, enum).Value(name))
+
+
+@overload
+def ts(value: dt.datetime) -> timestamp_pb2.Timestamp: ...
+@overload
+def ts(value: None) -> None: ...
+@overload
+def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None: ...
 def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
     # Direct arithmetic: Timestamp.FromDatetime is several times slower on the hot path.
-    delta = value - _EPOCH
+    delta = value - EPOCH
     return timestamp_pb2.Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 

@@ -199,11 +199,13 @@ class TenantGate:
 
     def _may_start(self, tenant_id: str, now: float, contended: bool) -> float:
         """0.0: start now (its token taken); else seconds until it may (inf: until one of its RPCs ends)."""
+        tokens: list[float] = []  # [tokens left, when counted]; only with a rate share
         if self.max_rate:
-            tokens = self._tokens.get(tenant_id)
-            if tokens is None:
-                tokens = [self.burst, now]
-                _put(self._tokens, tenant_id, tokens)
+            got = self._tokens.get(tenant_id)
+            if got is None:
+                got = [self.burst, now]
+                _put(self._tokens, tenant_id, got)
+            tokens = got
             tokens[0] = min(self.burst, tokens[0] + (now - tokens[1]) * self.max_rate)
             tokens[1] = now
         if not contended:

@@ -13,7 +13,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from meterd.api.wrap_once import WrapOnceInterceptor
+from meterd.api.wrap_once import WrapOnceInterceptor, stream_behavior
 from meterd.domain import errors
 from meterd.domain.keys import Principal, check_format, hash_key
 
@@ -43,7 +43,6 @@ _CODES: dict[type[errors.MeterError], grpc.StatusCode] = {
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
-    errors.Unimplemented: grpc.StatusCode.UNIMPLEMENTED,
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Internal: grpc.StatusCode.INTERNAL,
 }
@@ -135,7 +134,9 @@ class MeterInterceptor(WrapOnceInterceptor):
         return required_role(method) is not None
 
     def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        return self._wrap(method, required_role(method), handler)
+        role = required_role(method)
+        assert role is not None  # applies() admits only methods with a role
+        return self._wrap(method, role, handler)
 
     def _wrap(self, method: str, role: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         keys, observe_hook = self.keys, self.observe
@@ -184,7 +185,7 @@ class MeterInterceptor(WrapOnceInterceptor):
                 unary_unary, handler.request_deserializer, handler.response_serializer
             )
         if handler.unary_stream:
-            inner_stream = handler.unary_stream
+            inner_stream = stream_behavior(handler)
 
             async def unary_stream(request, context):
                 started = time.perf_counter()

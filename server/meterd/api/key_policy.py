@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 
 from meterd.api.interceptor import KeyCache, current_principal, required_role
-from meterd.api.wrap_once import WrapOnceInterceptor
+from meterd.api.wrap_once import WrapOnceInterceptor, stream_behavior
 from meterd.domain import errors
 from meterd.domain.clock import utc_now
 from meterd.domain.keys import Principal
@@ -134,7 +134,7 @@ class KeyPolicyInterceptor(WrapOnceInterceptor):
                 unary_unary, handler.request_deserializer, handler.response_serializer
             )
         if handler.unary_stream:
-            inner_stream = handler.unary_stream
+            inner_stream = stream_behavior(handler)
 
             async def unary_stream(request, context):
                 self.admit(context)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meter.v1 import admin_pb2, common_pb2
-from meterd.api.convert import ts
+from meterd.api.convert import E, enum_value, ts
 from meterd.domain.limits import Limit, Selector, StoredLimit, validate_limit
 from meterd.domain.quota import LimitState
 from meterd.domain.windows import WindowKind
@@ -16,8 +16,8 @@ def _enum_name(enum, value: int, prefix: str) -> str:
     return enum.Name(value).removeprefix(prefix).lower()
 
 
-def _enum_value(enum, name: str, prefix: str) -> int:
-    return enum.Value(prefix + name.upper())
+def _enum_value(enum: type[E], name: str, prefix: str) -> E:
+    return enum_value(enum, prefix + name.upper())
 
 
 def selector_from_proto(s: common_pb2.Selector) -> Selector:

@@ -27,6 +27,7 @@ from meterd.domain.errors import InvalidArgument, MeterError
 from meterd.domain.pricing import CostBreakdown
 from meterd.domain.quota import Estimate
 from meterd.domain.usage import (
+    DEFAULT_RANGE,
     Aggregate,
     Bucket,
     CallRow,
@@ -41,8 +42,6 @@ from meterd.service.metering import MeteringService, RecordOutcome
 from meterd.service.quota import QuotaService
 from meterd.service.recommendations import RecommendationService
 from meterd.service.usage import UsageReport, UsageService
-
-DEFAULT_USAGE_RANGE = dt.timedelta(days=30)
 
 
 class MeterServicer(meter_pb2_grpc.MeterServicer):
@@ -203,7 +202,6 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
             limit=request.limit,
             projection=request.include_projection,
             violations=violations,
-            default_range=DEFAULT_USAGE_RANGE,
         )
         report = await self.usage.usage(current_principal().tenant_id, query, forecast=forecast_spec(request))
         reply = _usage_response(report)
@@ -230,7 +228,7 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
     async def GetRecommendations(self, request, context):
         violations: list[tuple[str, str]] = []
         f = _usage_filter(request.filter, violations)
-        query = recommendations_usage_query(request, f, self.clock(), violations, DEFAULT_USAGE_RANGE)
+        query = recommendations_usage_query(request, f, self.clock(), violations, DEFAULT_RANGE)
         report = await self.recommendations.recommend(
             current_principal().tenant_id, query, recommendation_query(request)
         )

@@ -4,20 +4,23 @@ and Python runtime, database pool gauges and the alert engine's figures. No tena
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from meterd.api.business_metrics import BusinessMetrics
 from meterd.api.grpc_metrics import GrpcMetrics
-from meterd.store.db import Database
 
 
 class PoolCollector:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """The database pool's gauges, read at scrape time through `stats` (store.db.Database.pool_stats)."""
+
+    def __init__(self, stats: Callable[[], Mapping[str, int]]) -> None:
+        self.stats = stats
 
     def collect(self):
-        stats = self.db.pool.get_stats()
+        stats = self.stats()
         for key, help_text in (
             ("pool_size", "Connections open (busy or idle)."),
             ("pool_available", "Idle connections."),
@@ -49,7 +52,12 @@ class AlertCollector:
 
 
 def start_metrics_server(
-    listen: str, db: Database, collectors=(), *, certfile: str | None = None, keyfile: str | None = None
+    listen: str,
+    pool_stats: Callable[[], Mapping[str, int]],
+    collectors=(),
+    *,
+    certfile: str | None = None,
+    keyfile: str | None = None,
 ):
     """Serve /metrics on host:port (HTTPS with certfile and keyfile); returns the RPC metrics
     (api/grpc_metrics.py), the business metrics (api/business_metrics.py) and the HTTP server
@@ -62,7 +70,7 @@ def start_metrics_server(
     # client library's default registry has them.
     for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         registry.register(standard)
-    registry.register(PoolCollector(db))
+    registry.register(PoolCollector(pool_stats))
     for collector in collectors:
         registry.register(collector)
     server, _thread = start_http_server(

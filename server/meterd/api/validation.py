@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 from google.protobuf.descriptor import FieldDescriptor
 
-from meterd.api.wrap_once import WrapOnceInterceptor
+from meterd.api.wrap_once import WrapOnceInterceptor, stream_behavior
 from meterd.domain import bounds
 from meterd.domain.errors import InvalidArgument
 
@@ -60,8 +61,13 @@ def violations(msg, prefix: str = "") -> list[tuple[str, str]]:
 _TEXT, _INT, _OTHER = "text", "int", "other"
 
 
+# field name -> (fast-path kind, bound): the kind says which Bound it is (Text for _TEXT, Int for
+# _INT), which _walk relies on instead of isinstance on the hot path; hence Any for the bound.
+_Fields = dict[str, tuple[str, Any]]
+
+
 @functools.cache
-def _plan(descriptor) -> tuple[tuple[str, ...], dict[str, tuple[str, bounds.Bound | None]]]:
+def _plan(descriptor) -> tuple[tuple[str, ...], _Fields]:
     """(required fields, field name -> (fast-path kind, bound)) of a message type, computed once: the
     hot path (RecordCall, CheckQuota) is mostly strings and ints, checked inline in _walk."""
     table = bounds.FIELDS.get(descriptor.full_name.removeprefix(_PACKAGE), {})
@@ -70,7 +76,7 @@ def _plan(descriptor) -> tuple[tuple[str, ...], dict[str, tuple[str, bounds.Boun
         for name, b in table.items()
         if (isinstance(b, bounds.Text) and b.required) or (isinstance(b, bounds.Items) and b.min > 0)
     )
-    fields: dict[str, tuple[str, bounds.Bound | None]] = {}
+    fields: _Fields = {}
     for field in descriptor.fields:
         bound = table.get(field.name)
         kind = _OTHER
@@ -89,11 +95,13 @@ def _walk(msg, prefix: str, out: list[tuple[str, str]]) -> None:
     for field, value in msg.ListFields():
         kind, bound = fields[field.name]
         if kind is _TEXT:
-            if len(value) > bound.max_len or "\x00" in value or (bound.required and not value.strip()):
-                out.append((prefix + field.name, bounds.text_violation(bound, value)))
+            if (len(value) > bound.max_len or "\x00" in value or (bound.required and not value.strip())) and (
+                why := bounds.text_violation(bound, value)
+            ):
+                out.append((prefix + field.name, why))
         elif kind is _INT:
-            if not bound.lo <= value <= bound.hi:
-                out.append((prefix + field.name, bounds.int_violation(bound, value)))
+            if not bound.lo <= value <= bound.hi and (why := bounds.int_violation(bound, value)):
+                out.append((prefix + field.name, why))
         elif field.is_repeated:
             _repeated(field, value, bound, prefix + field.name, out)
         else:
@@ -191,7 +199,7 @@ def _wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
         return grpc.unary_unary_rpc_method_handler(unary_unary, deserialize, handler.response_serializer)
     if handler.unary_stream:
-        inner_stream = handler.unary_stream
+        inner_stream = stream_behavior(handler)
 
         async def unary_stream(request, context):
             check(request)

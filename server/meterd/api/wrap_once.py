@@ -4,7 +4,18 @@ a handler object on the hot path)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from typing import Any, cast
+
 import grpc
+
+StreamBehavior = Callable[[Any, Any], AsyncIterator[Any]]
+
+
+def stream_behavior(handler: grpc.RpcMethodHandler) -> StreamBehavior:
+    """A grpc.aio handler's unary_stream behaviour: an async generator, though types-grpcio types
+    RpcMethodHandler for the threaded server (a function returning an Iterator)."""
+    return cast(StreamBehavior, handler.unary_stream)
 
 
 class WrapOnceInterceptor(grpc.aio.ServerInterceptor):

@@ -5,16 +5,19 @@ validates the rest and its INVALID_ARGUMENT message is shown as is."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from google.protobuf import json_format
 
+from meter._core import as_enum
 from meter.v1 import admin_pb2, common_pb2
-from meterd.console.limit_form import WINDOW_NAMES, text_field
+from meterd.console.limit_form import WINDOW_NAMES, E, text_field
 from meterd.console.ranges import RangeError, parse_instant
 
 ALERT_KINDS = {
-    common_pb2.AlertKind.Name(v).removeprefix("ALERT_KIND_").lower(): v
+    common_pb2.AlertKind.Name(v).removeprefix("ALERT_KIND_").lower(): as_enum(common_pb2.AlertKind, v)
     for v in common_pb2.AlertKind.values()
     if v != common_pb2.ALERT_KIND_UNSPECIFIED
 }
@@ -58,17 +61,18 @@ def price_from_form(form) -> tuple[admin_pb2.Price, list[str]]:
     when = text_field(form, "effective_from", 40)
     if not when:
         raise RangeError("effective_from is required (an ISO date or date-time, UTC)")
+    rate_fields: dict[str, Any] = {field: value or 0 for field, value in rates.items()}  # int nano-USD
     price = admin_pb2.Price(
         provider=text_field(form, "provider", 128),
         model_pattern=text_field(form, "model", 128),
         note=text_field(form, "note", 1024),
-        **{field: value or 0 for field, value in rates.items()},
+        **rate_fields,
     )
     price.effective_from.FromDatetime(parse_instant(when))
     return price, defaulted
 
 
-def _choice(form, name: str, choices: dict, default: str = "") -> int:
+def _choice(form, name: str, choices: Mapping[str, E], default: str = "") -> E:
     value = text_field(form, name) or default
     if value not in choices:
         raise RangeError(f"{name} is one of {', '.join(choices)}")

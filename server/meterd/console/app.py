@@ -105,6 +105,11 @@ class Console:
             )
         self.sessions = Sessions(self.target, self.channel, cache_ttl=self.cache_ttl)
 
+    def _sessions(self) -> Sessions:
+        if self.sessions is None:
+            raise RuntimeError("the console serves requests only after startup()")
+        return self.sessions
+
     async def shutdown(self) -> None:
         if self.channel is not None:
             await self.channel.close()
@@ -126,7 +131,7 @@ class Console:
 
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
-            session = self.sessions.get(request.cookies.get(COOKIE))
+            session = self._sessions().get(request.cookies.get(COOKIE))
             if session is None:
                 return RedirectResponse("/signin", status_code=303)
             if admin and not session.is_admin:
@@ -135,7 +140,7 @@ class Console:
                 response = await view(request, session)
             except MeterAuthError as err:
                 if err.code == grpc.StatusCode.UNAUTHENTICATED:
-                    self.sessions.drop(session.id)
+                    self._sessions().drop(session.id)
                     return RedirectResponse("/signin?expired=1", status_code=303)
                 response = self.render(request, "error.html", session, 403, message=str(err)[:300])
             except (MeterError, RangeError) as err:
@@ -177,7 +182,7 @@ class Console:
         if not expected or not secrets.compare_digest(expected, str(form.get("csrf", ""))):
             return await self.signin_form(request, "The form expired; please try again.", 400)
         try:
-            session = await self.sessions.sign_in(
+            session = await self._sessions().sign_in(
                 str(form.get("api_key", "")), lambda c: c.usage(start=self.clock() - dt.timedelta(hours=1))
             )
         except SignInError as err:
@@ -188,12 +193,12 @@ class Console:
         return response
 
     async def signout(self, request: Request) -> Response:
-        session = self.sessions.get(request.cookies.get(COOKIE))
+        session = self._sessions().get(request.cookies.get(COOKIE))
         form = await request.form()
         if session is not None:
             if not session.csrf_ok(str(form.get("csrf", ""))):
                 return PlainTextResponse("bad CSRF token", status_code=403)
-            self.sessions.drop(session.id)
+            self._sessions().drop(session.id)
         response = RedirectResponse("/signin", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response

@@ -3,11 +3,15 @@ a cost maximum typed in dollars converted exactly to nano-USD. No web imports, s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 from meter.v1 import admin_pb2, common_pb2
 from meterd.console import limits_view
 from meterd.console.ranges import RangeError
+
+E = TypeVar("E", bound=int)  # a proto enum (protoc's stubs type enum fields by the enum's class)
 
 METRIC_NAMES = {name: value for value, name in limits_view.METRICS.items()}
 WINDOW_NAMES = {str(kind): value for value, kind in limits_view._KINDS.items()}
@@ -27,7 +31,7 @@ def text_field(form, name: str, size: int = 200) -> str:
     return str(form.get(name, "")).strip()[:size]
 
 
-def _choice(form, name: str, choices: dict) -> int:
+def _choice(form, name: str, choices: Mapping[str, E]) -> E:
     value = text_field(form, name)
     if value not in choices:
         raise RangeError(f"{name} is one of {', '.join(choices)}")

@@ -47,7 +47,7 @@ _ORDER = {
 def metric_value(metric: int, stats: meter_pb2.UsageStats) -> int:
     """What a limit's counter would hold for these calls (input tokens include cached ones)."""
     inputs = stats.input_tokens + stats.cached_read_tokens + stats.cache_write_tokens
-    return {
+    values: dict[int, int] = {
         common_pb2.METRIC_REQUESTS: stats.requests,
         common_pb2.METRIC_INPUT_TOKENS: inputs,
         common_pb2.METRIC_OUTPUT_TOKENS: stats.output_tokens,
@@ -55,7 +55,8 @@ def metric_value(metric: int, stats: meter_pb2.UsageStats) -> int:
         common_pb2.METRIC_COST_NANOS: stats.cost_nanos,
         common_pb2.METRIC_UNITS: stats.units,
         common_pb2.METRIC_FAILED_CALLS: stats.errors,
-    }.get(metric, 0)
+    }
+    return values.get(metric, 0)
 
 
 def amount(metric: int, value: int) -> str:

@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import os
 import sys
+from typing import Any
 
 from meter import AsyncMeterClient
 from meterd.client_flags import add_tls_client_flags, tls_from_args
@@ -113,7 +114,7 @@ def cmd_usage(args) -> None:
         key_fields = {"time": "bucket_start", "label": "label_value"}
         rows = []
         for row in response.rows:
-            item = {c.name: None for c in keys}
+            item: dict[str, Any] = {c.name: None for c in keys}
             for g, col in zip(groups, keys, strict=True):
                 value = getattr(row.key, key_fields.get(g, g))
                 item[col.name] = fmt.when(value) if g == "time" else value
@@ -260,7 +261,8 @@ def cmd_calls(args) -> None:
         if args.last:
             end = end or utc_now()
             start = end - _span(args.last, "--last")
-        rows, token = [], ""
+        rows: list[dict[str, Any]] = []
+        token = ""
         while len(rows) < args.limit:
             page = await client.list_calls(
                 start=start, end=end, page_size=min(args.limit - len(rows), 1000), page_token=token, **filters

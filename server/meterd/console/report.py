@@ -11,6 +11,7 @@ import datetime as dt
 import io
 from dataclasses import dataclass, field
 
+from meter.v1 import meter_pb2
 from meterd.console import fmt, pages
 from meterd.console.ranges import Range, report_range
 
@@ -19,9 +20,9 @@ from meterd.console.ranges import Range, report_range
 class Report:
     period: str
     range: Range
-    totals: object
-    previous: object
-    projection: object
+    totals: meter_pb2.UsageStats
+    previous: meter_pb2.UsageStats
+    projection: meter_pb2.Projection
     models: list[dict]
     providers: list[dict]
     users: list[dict] | None
@@ -34,7 +35,7 @@ class Report:
 
 def recommendations(rep: Report) -> list[str]:
     """Plain rules of thumb from the figures; each names the number that triggered it."""
-    out = []
+    out: list[str] = []
     t = rep.totals
     if t.calls and t.error_rate >= 0.05:
         out.append(
@@ -102,7 +103,8 @@ async def build(client, period: str, now: dt.datetime, label_key: str = "", *, w
             for r in errors.rows
             if r.stats.errors
         ],
-        trend=[(fmt.when(r.key.bucket_start), r.stats.cost_nanos, r.stats.calls) for r in trend.rows],
+        # Rows of a time-bucketed query all have a bucket start.
+        trend=[(at, r.stats.cost_nanos, r.stats.calls) for r in trend.rows if (at := fmt.when(r.key.bucket_start))],
     )
     rep.recommendations = recommendations(rep)
     return rep

@@ -87,8 +87,8 @@ def render(columns: list[Column], rows: list[dict], form: str = "table") -> str:
         parts = [v.rjust(w) if c.right else v.ljust(w) for v, w, c in zip(values, widths, columns, strict=True)]
         return "  ".join(parts).rstrip()
 
-    out = [line([c.header for c in columns]), line(["-" * w for w in widths])]
-    out += [line(values) for values in cells]
+    text = [line([c.header for c in columns]), line(["-" * w for w in widths])]
+    text += [line(values) for values in cells]
     if not rows:
-        out.append("(no rows)")
-    return "\n".join(out) + "\n"
+        text.append("(no rows)")
+    return "\n".join(text) + "\n"

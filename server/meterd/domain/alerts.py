@@ -19,10 +19,9 @@ from meterd.domain.channels import Channel, validate_channels, validate_template
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.forecast import projected_period_cost, us
 from meterd.domain.limits import INT64_MAX, MAX_THRESHOLD_PERCENT, Selector, _validate_selector
-from meterd.domain.windows import MAX_FIXED_SECONDS, WindowKind, WindowSpec, window_end, window_start
+from meterd.domain.windows import MAX_FIXED_SECONDS, WindowKind, WindowSpec
 
 _ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-DEFAULT_RULE_ID = "(default)"  # the built-in LIMIT_THRESHOLD rule of tenants without one (see 0005)
 MAX_COOLDOWN_S = 30 * 86400
 MAX_WEBHOOK_URL = 2048
 MAX_SECRET = 256
@@ -319,11 +318,6 @@ class Candidate:
     window_start: dt.datetime
     window_end: dt.datetime
     message: str
-
-
-def current_window(rule: AlertRule, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    assert rule.window is not None
-    return window_start(rule.window, now), window_end(rule.window, now)
 
 
 def scope_subject(rule: AlertRule) -> str:

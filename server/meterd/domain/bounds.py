@@ -125,7 +125,7 @@ LABELS = Items(MAX_LABELS, key=Text(NAME), value=Text(SUBJECT))
 LATENCY = Span(0, _s(7 * DAY_S))
 TTL = Span(_s(0.001), _s(30 * DAY_S))
 
-_SELECTOR = {  # domain.limits.MAX_SELECTOR_FIELD
+_SELECTOR: dict[str, Bound] = {  # domain.limits.MAX_SELECTOR_FIELD
     "subject": Text(SUBJECT),
     "subject_prefix": Text(SUBJECT),
     "provider": Text(SUBJECT),

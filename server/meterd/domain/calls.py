@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+from typing import Any
 
 from meterd.domain.errors import InvalidArgument
 
@@ -171,4 +172,5 @@ def validate_call(
     if violations:
         raise InvalidArgument(violations)
     rest["error_message"] = rest.get("error_message", "")[:MAX_ERROR_MESSAGE]
-    return CallInput(call_id=call_id, dims=dims, occurred_at=occurred_at, metadata=metadata, **counts, **rest)
+    fields: dict[str, Any] = {**counts, **rest}  # counts (int) and the rest (mixed types), by field name
+    return CallInput(call_id=call_id, dims=dims, occurred_at=occurred_at, metadata=metadata, **fields)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)

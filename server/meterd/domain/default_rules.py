@@ -24,7 +24,10 @@ def default_rules(
     built-in "(default)" rule (same levels) and can carry channels, which the built-in one cannot;
     SHADOW limits still never alert."""
     channels = list(channels)
-    common = dict(scope=Selector(), channels=channels, message_template=message_template, cooldown_s=3600)
+    # Keywords every rule shares; validate_rule checks each (mixed types, hence Any).
+    common: dict[str, Any] = dict(
+        scope=Selector(), channels=channels, message_template=message_template, cooldown_s=3600
+    )
     rules = [
         validate_rule(id="default-limits", kind="limit_threshold", severity="warning", thresholds=(80, 100),
                       **{**common, "cooldown_s": 0}),

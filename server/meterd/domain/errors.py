@@ -45,10 +45,6 @@ class Unavailable(MeterError):
     """The database cannot be reached or is overloaded; the caller should retry with backoff."""
 
 
-class Unimplemented(MeterError):
-    pass
-
-
 class Internal(MeterError):
     """A server bug confined to one item of a batch (RecordCalls): that item alone answers INTERNAL,
     with a bounded message, and the request's other items keep their own results."""

@@ -205,7 +205,10 @@ def breakdown(price: Price, usage: UsageAmounts) -> CostBreakdown:
     for i in sorted(range(4), key=lambda i: -(numerators[i] % TOKENS_PER_MTOK))[:extra]:
         parts[i] += 1
     return CostBreakdown(
-        *parts,
+        input=parts[0],
+        output=parts[1],
+        cached_read=parts[2],
+        cache_write=parts[3],
         requests=usage.requests * price.per_request,
         units=_unit_part(usage.units * price.per_unit, price.unit_divisor),
         cache_savings=_round_half_up(usage.cached_read_tokens * (rates[0] - rates[2])),
@@ -321,7 +324,7 @@ def _parse_entry(entry: Any) -> Price:
     for name in ("provider", "model", "note"):
         if not isinstance(entry.get(name, ""), str):
             raise ValueError(f"{name} must be a string")
-    rates: dict[str, int] = {}
+    rates: dict[str, Any] = {}  # int nano-USD, spread into Price's rate fields below
     for name in _TOKEN_RATES + _OTHER_RATES:
         try:
             rates[name] = usd_to_nanos(entry.get(name, "0"))

@@ -249,7 +249,8 @@ class RollupSums:
             hist[bucket] = hist.get(bucket, 0) + n
 
     def copy(self) -> RollupSums:
-        return RollupSums(*_figures(self), dict(self.latency_hist))  # type: ignore[arg-type]
+        # positional: the figures in field order, then the histogram (mypy cannot count a tuple[int, ...])
+        return RollupSums(*_figures(self), dict(self.latency_hist))  # type: ignore[call-arg]
 
     def add_call(self, call: CallInput, cost_nanos: int, unpriced: bool, parts: CostBreakdown) -> None:
         self.calls += 1

@@ -22,7 +22,6 @@ MAX_ROWS = 1000  # GetUsage rows; also the default when the limit is 0
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 BASIS_DAYS = 7  # the projection's run-rate looks at this many full days before the end
-QUANTILES = (0.5, 0.95, 0.99)
 
 _HOUR = WindowSpec(WindowKind.HOUR)
 _DAY = WindowSpec(WindowKind.DAY)

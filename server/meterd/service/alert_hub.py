@@ -32,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from meterd.domain.alerts import Alert, AlertFilter
-from meterd.store.alerts import feed_connection, feed_read, feed_start, snapshot_xmin
+from meterd.store.alerts import AlertFeed, alert_feed
 
 log = logging.getLogger(__name__)
 READ_LIMIT = 5000
@@ -126,16 +126,15 @@ class AlertHub:
         delay = 0.5
         while True:
             try:
-                async with await feed_connection(self.conninfo) as conn:
+                async with alert_feed(self.conninfo) as feed:
                     if self.low is None:
-                        await self._start(conn)
+                        await self._start(feed)
                     self.connected.set()
                     delay = 0.5
                     while True:
-                        while await self._read(conn) >= READ_LIMIT:
+                        while await self._read(feed) >= READ_LIMIT:
                             pass
-                        async for _ in conn.notifies(timeout=self.poll_interval, stop_after=1):
-                            pass
+                        await feed.notifications.wait(self.poll_interval)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep listening whatever happened
@@ -144,24 +143,24 @@ class AlertHub:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _start(self, conn) -> None:
+    async def _start(self, feed: AlertFeed) -> None:
         """`low` := the highest id now visible, once every transaction that might hold a lower id has
         ended (normally at once; an open write transaction delays readiness until it ends)."""
-        max_id, xmax = await feed_start(conn)
+        max_id, xmax = await feed.start()
         while True:
-            if await snapshot_xmin(conn) >= xmax:
+            if await feed.snapshot_xmin() >= xmax:
                 break
             await asyncio.sleep(0.02)
         self.low = self._max_seen = max_id
         self.ready.set()
         log.info("alert hub ready after alert id %d", self.low)
 
-    async def _read(self, conn) -> int:
+    async def _read(self, feed: AlertFeed) -> int:
         """One read of the rows above `low`; returns how many rows it read."""
         assert self.low is not None
         # Only rows not delivered yet are read, so a long open transaction (which keeps `low` down)
         # does not make every read return the same rows again.
-        xmin, xmax, fresh = await feed_read(conn, self.low, self.delivered, READ_LIMIT)
+        xmin, xmax, fresh = await feed.read(self.low, self.delivered, READ_LIMIT)
         count = len(fresh)
         self.read_total += count
         if fresh:

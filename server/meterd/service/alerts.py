@@ -16,8 +16,6 @@ import urllib.request
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 
-import psycopg
-
 from meterd.domain.alert_records import DenialKey, WebhookDue
 from meterd.domain.alerts import (
     PERIODIC_KINDS,
@@ -40,7 +38,7 @@ from meterd.domain.windows import window_end, window_start
 from meterd.service.alert_hub import OVERFLOW, SHUTDOWN, AlertHub
 from meterd.service.delivery_rounds import run_delivery_rounds
 from meterd.service.ports import AlertPort
-from meterd.store.alerts import leader_connection, still_leading, try_lead
+from meterd.store.notify import session
 
 log = logging.getLogger(__name__)
 
@@ -176,19 +174,19 @@ class Evaluator:
         delay = 0.5
         while True:
             try:
-                async with await leader_connection(self.conninfo) as conn:
+                async with session(self.conninfo) as db_session:
                     delay = 0.5
                     while True:
                         if not self.leader:
-                            if await try_lead(conn, EVALUATOR_LOCK_KEY):
+                            if await db_session.try_lock(EVALUATOR_LOCK_KEY):
                                 self.leader = True
                                 log.info("alert evaluator: this replica is the leader")
                         else:
-                            await still_leading(conn)  # the lock lives exactly as long as this session
+                            await db_session.check()  # the lock lives exactly as long as this session
                         if self.leader:
                             try:
                                 await self.evaluate()
-                            except (psycopg.OperationalError, Unavailable):
+                            except Unavailable:
                                 raise
                             except Exception:
                                 log.exception("alert evaluation round failed")

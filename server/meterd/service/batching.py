@@ -24,7 +24,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar, overload
 
 from meterd.domain.errors import MeterError, RolledBack, Unavailable
 
@@ -79,7 +79,13 @@ class Batcher(Generic[T, R]):
     async def submit(self, item: T) -> R:
         return (await self.submit_many([item]))[0]
 
-    async def submit_many(self, items: list[T], *, return_exceptions: bool = False) -> list[R]:
+    @overload
+    async def submit_many(self, items: list[T], *, return_exceptions: Literal[False] = False) -> list[R]: ...
+    @overload
+    async def submit_many(self, items: list[T], *, return_exceptions: Literal[True]) -> list[R | BaseException]: ...
+    async def submit_many(
+        self, items: list[T], *, return_exceptions: bool = False
+    ) -> list[R] | list[R | BaseException]:
         """Queue items together (so they share batches) and wait for all their results, in order;
         return_exceptions: an item's error is its result (else the first error is raised)."""
         if not self._tasks:

@@ -6,10 +6,9 @@ import asyncio
 import logging
 import time
 
-import psycopg
-
 from meterd.domain.limits import Limit
 from meterd.service.ports import LimitPort
+from meterd.store.notify import listening
 
 log = logging.getLogger(__name__)
 CHANNEL = "meter_limits"  # notified by the limits table's trigger with the tenant id
@@ -62,13 +61,12 @@ class LimitCache:
         delay = 0.5
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                async with listening(self.conninfo, CHANNEL) as notifications:
                     self.invalidate()
                     self.listening.set()
                     delay = 0.5
-                    async for notify in conn.notifies():
-                        self.invalidate(notify.payload)
+                    async for tenant_id in notifications:
+                        self.invalidate(tenant_id)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep listening whatever happened

@@ -12,6 +12,7 @@ Usage (GetUsage, ListCalls: store/usage.py) has no port yet; its service still t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Protocol
 
 from meterd.domain.alert_records import DeliveryDue, DenialKey, StoredRule, TenantRule, WebhookDue
@@ -124,6 +125,7 @@ class PricePort(Protocol):
         summary: str,
         dry_run: bool = False,
         only_if_never_imported: bool = False,
+        progress: Callable[[int, int | None], None] | None = None,
     ) -> CatalogDiff | None: ...
 
 

@@ -42,7 +42,7 @@ class PriceBook:
         self._own: dict[str, tuple[PriceSet, float]] = {}
         self._candidates: dict[tuple[str, str, str], tuple[list[Price], list[Price]]] = {}
         self._loading = asyncio.Lock()
-        self._shared_stamp: tuple = ()
+        self._shared_stamp: object = ()  # opaque: compared with the store's next stamp
 
     async def seed_catalog(self) -> None:
         """Import the installed genai-prices catalog when none was ever imported (a new database, or

@@ -255,6 +255,7 @@ def _states(
             state = dataclasses.replace(state, denied=True)
             waits.append(denial_retry_after(charge, reading, at))
         states.append(state)
-    if not waits or any(w is None for w in waits):
+    known = [w for w in waits if w is not None]
+    if not waits or len(known) < len(waits):
         return states, None
-    return states, max(waits)
+    return states, max(known)

@@ -14,10 +14,11 @@ from meterd.domain.errors import InvalidArgument, RolledBack, Unavailable
 from meterd.domain.limits import Limit, Metric, matching, partition_key
 from meterd.domain.price_rules import CatalogProvider, PriceSet
 from meterd.domain.pricing import CostBreakdown, Price, breakdown, choose
+from meterd.domain.records import CounterKey
 from meterd.domain.windows import window_start
 from meterd.store.limits import LimitStore
 from meterd.store.prices import PriceStore
-from meterd.store.reprice import CounterKey, NewCost, RepriceStore, RepriceTransaction, StoredCall
+from meterd.store.reprice import NewCost, RepriceStore, RepriceTransaction, StoredCall
 from meterd.store.rollups import HourlyKey
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class Repricer:
             violations.append(("end", "required"))
         if start is not None and end is not None and start >= end:
             violations.append(("end", "must be after start"))
-        if violations:
+        if violations or start is None or end is None:  # (a missing start or end is in violations)
             raise InvalidArgument(violations)
         # Snapshots taken before the transaction (which holds its connection until the end).
         own, shared, providers = await self.prices.for_tenant(tenant_id)

@@ -3,10 +3,12 @@ of the alert engine (migrations/0005_alerts.sql holds the triggers and meter_rai
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 
 from meterd.domain import histogram
@@ -15,7 +17,8 @@ from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Candi
 from meterd.domain.errors import NotFound
 from meterd.store.alert_rules import rule_from_row, rule_params
 from meterd.store.codes import ALERT_KIND, ALERT_KIND_OF, SEVERITY, SEVERITY_OF
-from meterd.store.db import Database
+from meterd.store.db import Database, dedicated, one
+from meterd.store.notify import Notifications, listen_on
 
 _RULE_COLUMNS = (
     "id, kind, severity, scope, params, cooldown_s, webhook_url, webhook_secret, disabled, created_at, updated_at,"
@@ -99,7 +102,7 @@ class AlertStore:
                     Jsonb([c.to_json() for c in rule.channels]), rule.message_template,
                 ),
             )  # fmt: skip
-            row = await cur.fetchone()
+            row = await one(cur)
         return StoredRule(rule_from_row(row), row["created_at"], row["updated_at"]), row["created"]
 
     async def list_rules(self, tenant_id: str) -> list[StoredRule]:
@@ -160,7 +163,7 @@ class AlertStore:
                         c.threshold, c.window_start, c.window_end, c.message, at,
                     ),
                 )  # fmt: skip
-                row = await cur.fetchone()
+                row = await one(cur)
                 if row["id"] is not None:
                     ids.append(row["id"])
         return ids
@@ -208,7 +211,7 @@ class AlertStore:
                      WHERE tenant_id = %s AND minute >= %s AND minute < %s{scope}""",
                 args,
             )
-            return (await cur.fetchone())["n"]
+            return (await one(cur))["n"]
 
     async def expired_reservations(self, tenant_id: str, rule: AlertRule, start: dt.datetime, end: dt.datetime) -> int:
         args: list = [tenant_id, start, end]
@@ -219,7 +222,7 @@ class AlertStore:
                      WHERE tenant_id = %s AND state = 'expired' AND ended_at >= %s AND ended_at < %s{scope}""",
                 args,
             )
-            return (await cur.fetchone())["n"]
+            return (await one(cur))["n"]
 
     async def add_denials(self, rows: dict[DenialKey, int]) -> None:
         """Add per-minute denial counts (keys in sorted order, so concurrent flushers never deadlock)."""
@@ -294,63 +297,50 @@ class AlertStore:
             return await cur.fetchall()
 
 
-# ---- dedicated connections: the stream hub's feed and the evaluator's leadership ---------------------
+# ---- the stream hub's feed (its own connection; the evaluator's leadership is store.notify.session) --
 
 ALERTS_CHANNEL = "meter_alerts"  # notified by meter_raise_alert with the new id
 
 
-async def feed_connection(conninfo: str) -> psycopg.AsyncConnection:
-    """A connection of its own (not pooled) listening on the alerts channel."""
-    conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True, row_factory=dict_row)
-    try:
-        await conn.execute(f"LISTEN {ALERTS_CHANNEL}")
-    except BaseException:  # a server stopped while it starts cancels this: do not leak the connection
-        await conn.close()
-        raise
-    return conn
+class AlertFeed:
+    """One connection of its own that both listens on the alerts channel and reads the new rows."""
+
+    def __init__(self, conn: psycopg.AsyncConnection[DictRow], notifications: Notifications) -> None:
+        self._conn = conn
+        self.notifications = notifications
+
+    async def start(self) -> tuple[int, int]:
+        """(highest alert id visible now, this snapshot's xmax)."""
+        cur = await self._conn.execute(
+            "SELECT coalesce(max(id), 0) AS m, pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax FROM alerts"
+        )
+        row = await cur.fetchone()
+        assert row is not None  # an aggregate always returns its row
+        return row["m"], row["xmax"]
+
+    async def snapshot_xmin(self) -> int:
+        """The oldest transaction id still running (every older transaction has ended)."""
+        cur = await self._conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin")
+        row = await cur.fetchone()
+        assert row is not None
+        return row["xmin"]
+
+    async def read(self, low: int, delivered: set[int], limit: int) -> tuple[int, int, list[Alert]]:
+        """(xmin, xmax, alerts): the rows with id > low not in `delivered`, oldest first, and the bounds
+        of the very snapshot they were read in (one statement, one snapshot)."""
+        cur = await self._conn.execute(
+            f"""SELECT pg_snapshot_xmin(s)::text::bigint AS snap_xmin, pg_snapshot_xmax(s)::text::bigint AS snap_xmax, a.*
+                  FROM pg_current_snapshot() s
+                  LEFT JOIN LATERAL (SELECT {ALERT_COLUMNS} FROM alerts WHERE id > %s AND id <> ALL(%s)
+                                      ORDER BY id LIMIT {int(limit)}) a ON true""",
+            (low, sorted(delivered)),
+        )
+        rows = await cur.fetchall()
+        return rows[0]["snap_xmin"], rows[0]["snap_xmax"], [alert_from_row(r) for r in rows if r["id"] is not None]
 
 
-async def feed_start(conn: psycopg.AsyncConnection) -> tuple[int, int]:
-    """(highest alert id visible now, this snapshot's xmax)."""
-    cur = await conn.execute(
-        "SELECT coalesce(max(id), 0) AS m, pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax FROM alerts"
-    )
-    row = await cur.fetchone()
-    return row["m"], row["xmax"]
-
-
-async def snapshot_xmin(conn: psycopg.AsyncConnection) -> int:
-    """The oldest transaction id still running (every older transaction has ended)."""
-    cur = await conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin")
-    return (await cur.fetchone())["xmin"]
-
-
-async def feed_read(
-    conn: psycopg.AsyncConnection, low: int, delivered: set[int], limit: int
-) -> tuple[int, int, list[Alert]]:
-    """(xmin, xmax, alerts): the rows with id > low not in `delivered`, oldest first, and the bounds
-    of the very snapshot they were read in (one statement, one snapshot)."""
-    cur = await conn.execute(
-        f"""SELECT pg_snapshot_xmin(s)::text::bigint AS snap_xmin, pg_snapshot_xmax(s)::text::bigint AS snap_xmax, a.*
-              FROM pg_current_snapshot() s
-              LEFT JOIN LATERAL (SELECT {ALERT_COLUMNS} FROM alerts WHERE id > %s AND id <> ALL(%s)
-                                  ORDER BY id LIMIT {int(limit)}) a ON true""",
-        (low, sorted(delivered)),
-    )
-    rows = await cur.fetchall()
-    return rows[0]["snap_xmin"], rows[0]["snap_xmax"], [alert_from_row(r) for r in rows if r["id"] is not None]
-
-
-async def leader_connection(conninfo: str) -> psycopg.AsyncConnection:
-    return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-
-
-async def try_lead(conn: psycopg.AsyncConnection, key: int) -> bool:
-    """Take the session-level advisory lock `key` if free (held until this session ends)."""
-    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-    return bool((await cur.fetchone())[0])
-
-
-async def still_leading(conn: psycopg.AsyncConnection) -> None:
-    """Raises when the session (and with it the lock) is gone."""
-    await conn.execute("SELECT 1")
+@contextlib.asynccontextmanager
+async def alert_feed(conninfo: str) -> AsyncIterator[AlertFeed]:
+    """The feed on a new connection, closed when the block ends; errors leave it mapped (Unavailable...)."""
+    async with dedicated(conninfo, row_factory=dict_row) as conn:
+        yield AlertFeed(conn, await listen_on(conn, ALERTS_CHANNEL))

@@ -9,15 +9,19 @@ import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeAlias
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
 from meterd.domain.errors import InvalidArgument, RejectedContent, RolledBack, StoreFailure, Unavailable
 
 log = logging.getLogger(__name__)
+
+# Every pooled connection returns rows as dicts (connection_kwargs' row_factory): this is their type.
+Conn: TypeAlias = psycopg.AsyncConnection[DictRow]
 
 # PostgreSQL aborted the transaction to resolve a conflict (class 40): safe to run it again.
 ROLLED_BACK = (
@@ -48,7 +52,23 @@ def _content_error(exc: psycopg.Error) -> RejectedContent | None:
     )
 
 
-def connection_kwargs(timeout: float, statement_timeout: float, tcp_user_timeout: float) -> dict:
+def unavailable(exc: Exception) -> Unavailable:
+    """The retryable error for a lost or unreachable database, with psycopg's first line as the reason."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return Unavailable(f"database unavailable ({reason}); retry with backoff")
+
+
+def store_error(exc: psycopg.Error) -> Exception:
+    """What a psycopg error becomes at the store's edge, so that no psycopg class reaches the services."""
+    if isinstance(exc, ROLLED_BACK):
+        # The whole transaction rolled back and nothing was applied: callers run it again.
+        return RolledBack(exc.sqlstate or "40000")
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):  # InterfaceError: "connection is closed"
+        return unavailable(exc)
+    return _content_error(exc) or StoreFailure(f"{type(exc).__name__}: {exc}")
+
+
+def connection_kwargs(timeout: float, statement_timeout: float, tcp_user_timeout: float) -> dict[str, Any]:
     """Options of every connection. Keepalives and tcp_user_timeout end a connection whose peer
     stopped answering (a hung socket) instead of letting it wait for the kernel's ~15 minutes; on a
     Unix socket libpq ignores them."""
@@ -66,22 +86,24 @@ def connection_kwargs(timeout: float, statement_timeout: float, tcp_user_timeout
     }
 
 
-class _Pool(AsyncConnectionPool):
+class _Pool(AsyncConnectionPool[Conn]):
     """psycopg_pool leaves a waiter that timed out (or was cancelled) in its queue until a connection
     is returned, so during an outage dead waiters fill max_waiting ("too many requests waiting"):
     take them out as soon as they give up."""
 
-    async def getconn(self, timeout: float | None = None):  # noqa: ASYNC109 - psycopg_pool's signature
+    async def getconn(self, timeout: float | None = None) -> Conn:  # noqa: ASYNC109 - psycopg_pool's signature
         try:
             return await super().getconn(timeout)
         except BaseException:
-            if getattr(self, "_lock", None) is None:  # not opened yet (PoolClosed): no queue to clean
-                raise
-            async with self._lock:
-                if any(w.error is not None for w in self._waiting):
-                    alive = [w for w in self._waiting if w.error is None]
-                    self._waiting.clear()
-                    self._waiting.extend(alive)
+            # Before open() there is no lock (psycopg_pool makes it there) and nobody is waiting: a
+            # request that early gets PoolClosed, which connection() turns into Unavailable.
+            lock = getattr(self, "_lock", None)
+            if lock is not None:
+                async with lock:
+                    if any(w.error is not None for w in self._waiting):
+                        alive = [w for w in self._waiting if w.error is None]
+                        self._waiting.clear()
+                        self._waiting.extend(alive)
             raise
 
 
@@ -102,6 +124,7 @@ class Database:
         self.kwargs = connection_kwargs(timeout, statement_timeout, tcp_user_timeout)
         self.pool = _Pool(
             conninfo,
+            connection_class=psycopg.AsyncConnection[DictRow],
             min_size=min_size,
             max_size=max_size,
             timeout=timeout,
@@ -118,13 +141,20 @@ class Database:
         )
 
     async def open(self, wait_timeout: float = 30.0) -> None:
-        await self.pool.open(wait=True, timeout=wait_timeout)
+        try:
+            await self.pool.open(wait=True, timeout=wait_timeout)
+        except PoolTimeout as exc:
+            raise unavailable(exc) from None
+
+    def pool_stats(self) -> dict[str, int]:
+        """psycopg_pool's figures (pool_size, pool_available, requests_waiting...), for the metrics."""
+        return self.pool.get_stats()
 
     async def close(self) -> None:
         await self.pool.close()
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+    async def connection(self) -> AsyncIterator[Conn]:
         """A pooled connection; connection failures become Unavailable (retryable) errors."""
         try:
             async with self.pool.connection() as conn:
@@ -141,19 +171,15 @@ class Database:
             ) from None
         except TooManyRequests:
             raise Unavailable("too many requests waiting for a database connection; retry with backoff") from None
-        except ROLLED_BACK as exc:
-            # The whole transaction rolled back and nothing was applied: callers run it again.
-            raise RolledBack(exc.sqlstate or "40000") from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:  # InterfaceError: "connection is closed"
-            log.warning("database operation failed: %s", exc)
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise Unavailable(f"database unavailable ({reason}); retry with backoff") from None
         except psycopg.Error as exc:
-            # Mapped here, at the store's edge, so that no psycopg class reaches the services.
-            raise _content_error(exc) or StoreFailure(f"{type(exc).__name__}: {exc}") from exc
+            error = store_error(exc)
+            if isinstance(error, Unavailable):
+                log.warning("database operation failed: %s", exc)
+                raise error from None
+            raise error from exc
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection]:
+    async def transaction(self) -> AsyncIterator[Conn]:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
@@ -166,7 +192,27 @@ class Database:
             return False
 
 
-async def _reconnect_failed(pool: AsyncConnectionPool) -> None:
+async def one(cur: psycopg.AsyncCursor[DictRow]) -> DictRow:
+    """The row of a statement that always returns exactly one (an aggregate, a function call, an
+    upsert's RETURNING); none is a bug of ours."""
+    row = await cur.fetchone()
+    if row is None:
+        raise StoreFailure("a statement that returns one row returned none")
+    return row
+
+
+@contextlib.asynccontextmanager
+async def dedicated(conninfo: str, **kwargs: Any) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection of its own, not pooled (LISTEN, a session's advisory lock), in autocommit and
+    closed at the end; its errors are mapped as a pooled connection's are (store_error)."""
+    try:
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True, **kwargs) as conn:
+            yield conn
+    except psycopg.Error as exc:
+        raise store_error(exc) from exc
+
+
+async def _reconnect_failed(pool: AsyncConnectionPool[Any]) -> None:
     log.warning("pool %s: a reconnect attempt gave up; the next request or health check starts another", pool.name)
 
 
@@ -174,9 +220,9 @@ class HealthProbe:
     """Database reachability on a connection of its own, so a saturated pool (every connection busy,
     a queue of waiters) never reads as "database down" and cannot drain every replica at once."""
 
-    def __init__(self, conninfo: str, kwargs: dict, timeout: float) -> None:
+    def __init__(self, conninfo: str, kwargs: dict[str, Any], timeout: float) -> None:
         self.conninfo, self.kwargs, self.timeout = conninfo, kwargs, timeout
-        self._conn: psycopg.AsyncConnection | None = None
+        self._conn: psycopg.AsyncConnection[Any] | None = None
         self.pings = 0
 
     async def ping(self) -> bool:
@@ -199,7 +245,7 @@ class HealthProbe:
                 await conn.close()
 
 
-def _json_default(value):
+def _json_default(value: object) -> str:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
@@ -208,7 +254,7 @@ def _json_default(value):
 _dumps = functools.partial(json.dumps, default=_json_default, separators=(",", ":"))
 
 
-def json_rows(columns: Sequence[str], rows: Sequence[Sequence]) -> Jsonb:
+def json_rows(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Jsonb:
     """Many rows as one jsonb parameter, for `jsonb_to_recordset(%s) AS u(column type, ...)`.
 
     Batches are sent this way rather than as one array per column: psycopg adapts array elements

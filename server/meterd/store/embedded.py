@@ -45,8 +45,8 @@ def find_bin_dir() -> Path:
     if pg_config:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         candidates.append(Path(out.stdout.strip()))
-    if shutil.which("postgres"):
-        candidates.append(Path(shutil.which("postgres")).parent)  # type: ignore[arg-type]
+    if postgres := shutil.which("postgres"):
+        candidates.append(Path(postgres).parent)
     debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True)
     candidates += debian
     for directory in candidates:
@@ -84,8 +84,11 @@ class EmbeddedPostgres:
         # stdout/stderr to files, not pipes: pg_ctl's postmaster inherits them and would keep a pipe open.
         with tempfile.TemporaryFile("w+") as out:
             # Drop root's groups too: a root group on a parent directory would otherwise deny access.
-            drop = {"user": self.run_as, "group": self.run_as, "extra_groups": []} if self.run_as else {}
-            proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, check=False, **drop)
+            if self.run_as:
+                proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, check=False,
+                                      user=self.run_as, group=self.run_as, extra_groups=[])  # fmt: skip
+            else:
+                proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, check=False)
             out.seek(0)
             proc.stdout = out.read()
         if check and proc.returncode != 0:
@@ -102,7 +105,7 @@ class EmbeddedPostgres:
         """Initialise if needed, start unless already running, create the database; returns its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.run_as:
-            self._prepare_for_unprivileged_user()
+            self._prepare_for_unprivileged_user(self.run_as)
         if not self.pgdata.joinpath("PG_VERSION").exists():
             log.info("initialising embedded PostgreSQL in %s", self.pgdata)
             self._run("initdb", "-D", str(self.pgdata), "-U", DB_USER, "--auth=trust", "-E", "UTF8", "--locale=C")
@@ -136,10 +139,6 @@ class EmbeddedPostgres:
         self.started_here = False
         log.info("embedded PostgreSQL stopped")
 
-    def restart(self) -> None:
-        self.force_stop()
-        self._start_server()
-
     def ensure_database(self, dbname: str) -> None:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
@@ -160,15 +159,15 @@ class EmbeddedPostgres:
                 f"version {binary_major}; use matching binaries (METER_PG_BIN) or another --data-dir"
             )
 
-    def _prepare_for_unprivileged_user(self) -> None:
+    def _prepare_for_unprivileged_user(self, user: str) -> None:
         try:
-            pwd.getpwnam(self.run_as)  # type: ignore[arg-type]
+            pwd.getpwnam(user)
         except KeyError:
             subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", self.run_as],
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
                 check=True,
             )
-        shutil.chown(self.data_dir, self.run_as, self.run_as)
+        shutil.chown(self.data_dir, user, user)
         # The server user must be able to traverse every parent of the data directory.
         for parent in self.data_dir.parents:
             mode = parent.stat().st_mode

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from meterd.store.db import Database
+from meterd.store.db import Database, one
 
 
 async def active_reservations(db: Database) -> int:
     async with db.connection() as conn:
         cur = await conn.execute("SELECT count(*) AS n FROM reservations WHERE state = 'active'")
-        return (await cur.fetchone())["n"]
+        return (await one(cur))["n"]

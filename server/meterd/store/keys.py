@@ -6,7 +6,7 @@ import datetime as dt
 
 from meterd.domain.errors import NotFound
 from meterd.domain.keys import ApiKey, Principal, hash_key, new_key
-from meterd.store.db import Database
+from meterd.store.db import Database, one
 
 ApiKeyRow = ApiKey  # the name callers knew; the type lives in domain.keys
 
@@ -37,7 +37,7 @@ class KeyStore:
                     VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}""",
                 (tenant_id, key_id, name, hash_key(full_key), roles, expires_at, bound_cert_subject, bound_san),
             )
-            row = await cur.fetchone()
+            row = await one(cur)
         return ApiKey(**row), full_key
 
     async def authenticate(self, full_key: str) -> Principal | None:
@@ -97,4 +97,4 @@ class KeyStore:
     async def count(self) -> int:
         async with self.db.connection() as conn:
             cur = await conn.execute("SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL")
-            return (await cur.fetchone())["n"]
+            return (await one(cur))["n"]

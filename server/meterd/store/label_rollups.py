@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from meterd.domain import histogram
 from meterd.domain.dimensions import ERROR_CODE_KEY, MAX_ERROR_CODES_PER_DAY, OTHER, LabelDimension
 from meterd.domain.errors import NotFound
-from meterd.store.db import Database, json_rows
+from meterd.store.db import Database, json_rows, one
 from meterd.store.rollups import FIGURES, PART_COLUMNS
 
 _LOCK = "hashtextextended('meter_dimensions/' || %s, 0)"
@@ -236,7 +236,7 @@ class LabelRollupStore:
                    RETURNING label_key, max_values_per_day, created_at, (xmax = 0) AS created""",
                 (tenant_id, key, max_values_per_day),
             )
-            r = await cur.fetchone()
+            r = await one(cur)
         created = r.pop("created")
         return LabelDimension(**r), created
 
@@ -255,7 +255,7 @@ class LabelRollupStore:
     async def first_retained_call(self, tenant_id: str) -> dt.datetime | None:
         async with self.db.connection() as conn:
             cur = await conn.execute("SELECT min(occurred_at) AS t FROM calls WHERE tenant_id = %s", (tenant_id,))
-            return (await cur.fetchone())["t"]
+            return (await one(cur))["t"]
 
     async def backfill_day(self, tenant_id: str, key: str, day: dt.datetime, max_values: int) -> None:
         """Recompute one UTC day of one dimension from the raw calls, in one transaction that holds

@@ -17,7 +17,7 @@ from meterd.store.codes import (
     WINDOW_KIND,
     WINDOW_KIND_OF,
 )
-from meterd.store.db import Database
+from meterd.store.db import Database, one
 
 __all__ = ["LimitStore", "StoredLimit"]  # StoredLimit lives in domain.limits
 
@@ -70,7 +70,7 @@ class LimitStore:
                     ACTION[limit.action], list(limit.alert_thresholds),
                 ),
             )  # fmt: skip
-            row = await cur.fetchone()
+            row = await one(cur)
         return _limit(row), row["created"]
 
     async def get(self, tenant_id: str, limit_id: str) -> StoredLimit:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import psycopg
 
+from meterd.store.db import unavailable
+
 log = logging.getLogger(__name__)
 
 # Arbitrary but fixed: every replica takes the same lock, so only one migrates at a time.
@@ -63,8 +65,18 @@ def discover(directory: Path | None = None) -> list[Migration]:
 
 
 async def migrate(conninfo: str, directory: Path | None = None) -> list[str]:
-    """Apply pending migrations; returns the names applied (empty when up to date)."""
+    """Apply pending migrations; returns the names applied (empty when up to date). A database that
+    cannot be reached raises Unavailable (retryable); a migration or schema that fails, MigrationError."""
     pending = discover(directory)
+    try:
+        return await _migrate(conninfo, pending)
+    except psycopg.OperationalError as exc:
+        raise unavailable(exc) from exc
+    except psycopg.Error as exc:
+        raise MigrationError(f"cannot migrate: {type(exc).__name__}: {exc}") from exc
+
+
+async def _migrate(conninfo: str, pending: list[Migration]) -> list[str]:
     applied_now: list[str] = []
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
         await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
@@ -87,12 +99,17 @@ async def migrate(conninfo: str, directory: Path | None = None) -> list[str]:
                             "never edit an applied migration, add a new one"
                         )
                     continue
-                async with conn.transaction():
-                    await conn.execute(migration.sql)
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                        (migration.version, migration.name, migration.checksum),
-                    )
+                try:
+                    async with conn.transaction():
+                        await conn.execute(migration.sql)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                            (migration.version, migration.name, migration.checksum),
+                        )
+                except psycopg.OperationalError:
+                    raise  # connection trouble, not the migration's fault: Unavailable, retried
+                except psycopg.Error as exc:
+                    raise MigrationError(f"{migration.name} failed: {type(exc).__name__}: {exc}") from exc
                 log.info("applied migration %s", migration.name)
                 applied_now.append(migration.name)
         finally:

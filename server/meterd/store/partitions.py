@@ -10,7 +10,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
-from meterd.store.db import Database
+from meterd.store.db import Database, one
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^calls_(\d{4})_(\d{2})$")
@@ -44,7 +44,7 @@ class PartitionStore:
                     async with conn.transaction():
                         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK_KEY,))
                         cur = await conn.execute("SELECT meter_ensure_calls_partition(%s) AS name", (month,))
-                        names.append((await cur.fetchone())["name"])
+                        names.append((await one(cur))["name"])
                 except psycopg.errors.CheckViolation:
                     # calls_default already holds rows of that month (written before the partition
                     # existed); they stay there, and retention deletes them by date instead.

@@ -17,7 +17,7 @@ from meterd.domain.price_versions import (
     version_key,
 )
 from meterd.domain.pricing import Price
-from meterd.store.db import Database
+from meterd.store.db import Database, one
 
 _COLUMNS = """id, provider, model_pattern, effective_from, input_nanos_per_mtok, output_nanos_per_mtok,
               cached_read_nanos_per_mtok, cache_write_nanos_per_mtok, request_nanos, unit_nanos, note,
@@ -32,7 +32,6 @@ _INSERT = """INSERT INTO prices (tenant_id, provider, model_pattern, effective_f
              DO NOTHING"""
 _ACTIVE = "retired_at IS NULL"
 
-# The types (and same_rates) live in domain.price_versions; re-exported for the callers that knew them here.
 # The types (and same_rates) live in domain.price_versions; re-exported for the callers that knew them here.
 __all__ = ["CATALOG_TENANT", "CatalogDiff", "CatalogImport", "PriceStore", "StoredPrice", "same_rates"]
 SYNC_CHUNK = 500  # catalog versions inserted per statement batch: the unit of sync's progress
@@ -100,7 +99,7 @@ class PriceStore:
                           (SELECT max(id) FROM price_catalog_imports WHERE tenant_id = '') AS import
                      FROM prices WHERE tenant_id = ''"""
             )
-            row = await cur.fetchone()
+            row = await one(cur)
         return row["n"], row["last"], row["retired"], row["import"]
 
     async def for_tenant(self, tenant_id: str) -> tuple[list[Price], list[Price], tuple[CatalogProvider, ...]]:

@@ -15,7 +15,7 @@ from meterd.domain.limits import Limit, LimitAction, Metric, Usage
 from meterd.domain.quota import CheckItem, CheckOutcome, CounterReading, Extended, ReservationState, ReservedCounter
 from meterd.domain.windows import WindowKind
 from meterd.store.codes import METRIC, RESERVATION_STATE_OF, WINDOW_KIND
-from meterd.store.db import Database
+from meterd.store.db import Database, one
 
 __all__ = ["CheckItem", "CheckOutcome", "Extended", "QuotaStore", "ReservedCounter"]  # the types live in domain.quota
 
@@ -126,9 +126,9 @@ class QuotaStore:
                     (tenant_id, reservation_id),
                 )
                 rows = await cur.fetchall()
-        first = rows[0] if rows else {"found": False}
-        if not first["found"]:
+        if not rows or not rows[0]["found"]:
             return Extended(False, False, None, 0, [])
+        first = rows[0]
         return Extended(
             found=True,
             allowed=first["allowed"],
@@ -151,13 +151,13 @@ class QuotaStore:
             cur = await conn.execute(
                 "SELECT meter_release_reservation(%s, %s, %s) AS released", (tenant_id, at, reservation_id)
             )
-            return (await cur.fetchone())["released"]
+            return (await one(cur))["released"]
 
     async def expire(self, at: dt.datetime | None, batch: int = 1000) -> int:
         """Release reservations past their TTL; returns how many expired."""
         async with self.db.connection() as conn:
             cur = await conn.execute("SELECT meter_expire_reservations(%s, %s) AS n", (at, batch))
-            return (await cur.fetchone())["n"]
+            return (await one(cur))["n"]
 
     async def reservation_dims(self, tenant_id: str, reservation_id: str) -> Dimensions | None:
         async with self.db.connection() as conn:

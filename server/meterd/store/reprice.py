@@ -8,15 +8,13 @@ import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from meterd.domain.pricing import CostBreakdown, UsageAmounts
+from meterd.domain.records import CounterKey
 from meterd.store import rollups
-from meterd.store.db import Database
+from meterd.store.db import Conn, Database
 from meterd.store.rollups import HourlyKey
-
-CounterKey = tuple[str, str, int, str, dt.datetime]  # tenant, limit, generation, partition, window start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +93,7 @@ def _call(row: dict) -> StoredCall:
 class RepriceTransaction:
     """One tenant's reprice, inside one database transaction."""
 
-    def __init__(self, conn: psycopg.AsyncConnection, tenant_id: str) -> None:
+    def __init__(self, conn: Conn, tenant_id: str) -> None:
         self.conn = conn
         self.tenant_id = tenant_id
 

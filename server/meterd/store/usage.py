@@ -41,7 +41,7 @@ from meterd.domain.usage import (
     plan_spans,
 )
 from meterd.store import rollups
-from meterd.store.db import Database
+from meterd.store.db import Database, one
 
 _KEY_ALIASES = {
     Dimension.SUBJECT: "k_subject",
@@ -161,14 +161,14 @@ class UsageStore:
             else:
                 whole_spans = plan_spans(whole, start, end)
                 cur = await conn.execute(_aggregate_sql(whole, (), whole_spans), params | _span_params(whole_spans))
-                out.totals = _aggregate(await cur.fetchone())
+                out.totals = _aggregate(await one(cur))
             cur = await conn.execute(
                 f"""SELECT count(*) AS n FROM reservations
                      WHERE tenant_id = %(tenant)s AND state = 'expired'
                        AND created_at >= %(start)s AND created_at < %(end)s{_filter_sql(query.filter, outcome=False)}""",
                 params,
             )
-            out.expired_reservations = (await cur.fetchone())["n"]
+            out.expired_reservations = (await one(cur))["n"]
             if projection is not None:
                 lo = min(projection.month_start, projection.basis_start)
                 hi = max(projection.end, projection.basis_end)
@@ -184,7 +184,7 @@ class UsageStore:
                         "basis_end": projection.basis_end,
                     },
                 )
-                r = await cur.fetchone()
+                r = await one(cur)
                 out.month_to_date_cost = int(r["month_to_date"])
                 out.basis_cost = int(r["basis_cost"])
                 out.first_seen = projection.basis_start if r["older"] else r["first_in_basis"]
