@@ -565,13 +565,15 @@ def _channel_arg(text: str) -> dict:
 
 
 def _rule_line(stored) -> str:
+    from meterd.domain.rule_secrets import webhook_target
+
     r = stored.rule
     params = json.dumps(r.params(), separators=(",", ":"))
     scope = json.dumps(r.scope.to_json(), separators=(",", ":"))
     state = "disabled" if r.disabled else "enabled"
     channels = ",".join(f"{c.kind.value}:{c.target}" for c in r.channels)  # secrets stay in the database
     return "\t".join([r.id, r.kind.value, r.severity.value, scope, params, f"cooldown={r.cooldown_s}s",
-                      r.webhook_url or "-", state] + ([channels] if channels else []))  # fmt: skip
+                      webhook_target(r) or "-", state] + ([channels] if channels else []))  # fmt: skip
 
 
 def cmd_alert_rules(config: Config, args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from meterd.domain import histogram
 from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Candidate, GroupFigures, Severity
 from meterd.domain.errors import NotFound
+from meterd.domain.rule_secrets import keep_webhook
 from meterd.store.db import Database
 
 _RULE_COLUMNS = (
@@ -82,9 +83,18 @@ class AlertStore:
 
     # ---- rules ------------------------------------------------------------------------------------
 
-    async def set_rule(self, tenant_id: str, rule: AlertRule) -> tuple[StoredRule, bool]:
+    async def set_rule(self, tenant_id: str, rule: AlertRule, keep_webhook_target: str = "") -> tuple[StoredRule, bool]:
+        """Insert or replace a rule; with keep_webhook_target (a listed rule sent back) the stored
+        webhook is kept, read under the row lock so a concurrent replacement is not undone."""
         async with self.db.transaction() as conn:
             await conn.execute("INSERT INTO tenants (id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant_id,))
+            if keep_webhook_target:
+                cur = await conn.execute(
+                    f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE tenant_id = %s AND id = %s FOR UPDATE",
+                    (tenant_id, rule.id),
+                )
+                row = await cur.fetchone()
+                rule = keep_webhook(rule, keep_webhook_target, AlertRule.from_row(row) if row else None)
             cur = await conn.execute(
                 f"""INSERT INTO alert_rules AS r (tenant_id, id, kind, severity, scope, params, cooldown_s, webhook_url,
                                                   webhook_secret, disabled, channels, message_template)
