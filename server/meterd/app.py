@@ -150,6 +150,7 @@ class MeterServer:
                     self.db,
                     [AlertCollector(self.alert_hub, self.evaluator), ServiceCollector(self.quota, self.webhooks)],
                     **tls_files,
+                    tenant_cap=config.metrics_tenant_labels,
                 )
             except (OSError, ValueError) as exc:
                 raise ListenError(config.metrics_listen, "--metrics-listen", "METER_METRICS_LISTEN", exc) from None

@@ -255,6 +255,13 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Web console URL linked from alert messages (Slack, Teams, email...). Empty: no link.",
     ),
+    Setting(
+        "metrics_tenant_labels",
+        int,
+        0,
+        "Also export per-tenant business series (meter_tenant_*), the tenant label taking at most this many values "
+        '(the rest folded into tenant="other"; at least 2). 0: off, provider and model labels only.',
+    ),
 )
 
 
@@ -302,6 +309,7 @@ class Config:
     metrics_tls: bool
     key_last_used_interval: float
     alert_console_url: str
+    metrics_tenant_labels: int
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -321,6 +329,8 @@ class Config:
             else:
                 values[s.name] = s.default
         config = cls(**values)
+        if config.metrics_tenant_labels and config.metrics_tenant_labels < 2:
+            raise ValueError(f"metrics_tenant_labels ({config.metrics_tenant_labels}) is 0 (off) or at least 2")
         if config.pool_min > config.pool_max:
             raise ValueError(f"pool_min ({config.pool_min}) is larger than pool_max ({config.pool_max})")
         return config
