@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import grpc
 import psycopg
@@ -49,6 +50,9 @@ from meterd.store.reprice import RepriceStore
 from meterd.store.usage import UsageStore
 from meterd.tls import is_loopback, reload_metrics_context, server_tls, transport_problem
 
+if TYPE_CHECKING:
+    from meterd.tracing import Tracing
+
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = (
@@ -68,12 +72,31 @@ class MeterServer:
     """One server process. `start()` binds and serves at once (health NOT_SERVING) and turns SERVING
     when the database is migrated and reachable; `stop()` drains and closes everything."""
 
-    def __init__(self, config: Config, database_url: str, *, clock: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        database_url: str,
+        *,
+        clock: Callable[[], dt.datetime] | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         """clock: None uses the database's clock for quota windows (one clock for all replicas);
-        tests inject one."""
+        tests inject one. tracing: None builds it from --otel-endpoint (off when empty); tests
+        inject one with an in-memory exporter."""
         self.config = config
         self.database_url = database_url
         self._clock = clock
+        if tracing is None and config.otel_endpoint:
+            try:
+                from meterd.tracing import Tracing  # only when on: no OpenTelemetry import otherwise
+            except ImportError as exc:
+                raise ValueError(
+                    f"--otel-endpoint needs OpenTelemetry: pip install 'meter[otel]' ({exc.name} is missing)"
+                ) from None
+            tracing = Tracing.otlp(
+                config.otel_endpoint, service_name=config.otel_service_name, sample_ratio=config.otel_sample_ratio
+            )
+        self.tracing = tracing
         self.db = Database(
             database_url,
             min_size=config.pool_min,
@@ -83,6 +106,7 @@ class MeterServer:
             statement_timeout=config.statement_timeout,
             reconnect_timeout=config.reconnect_timeout,
             tcp_user_timeout=config.tcp_user_timeout,
+            configure=tracing.configure_connection if tracing else None,
         )
         self.probe = HealthProbe(database_url, self.db.kwargs, timeout=max(1.0, config.pool_timeout))
         self.keys = KeyStore(self.db)
@@ -133,6 +157,9 @@ class MeterServer:
             batch_workers=config.batch_workers,
             batch_timeout=config.batch_timeout,
         )
+        if tracing is not None:
+            self.quota.batcher.tracer = tracing.batch_spans("meter.check_batch")
+            self.metering.batcher.tracer = tracing.batch_spans("meter.record_batch")
         self.health = health.aio.HealthServicer()
         problem = transport_problem(config)
         if problem:
@@ -158,6 +185,8 @@ class MeterServer:
             self._feed_business_metrics(self.business)
             if config.metrics_tls and self.tls:
                 self.tls.on_reload.append(reload_metrics_context(self.metrics_http))
+        if tracing is not None:  # inside metrics, outside authentication: rejected calls get a span too
+            outer.append(tracing.server_interceptor())
         key_policy = KeyPolicyInterceptor(
             self.key_cache, recheck_interval=config.key_cache_ttl / 2, touch=self.last_used.touch
         )
@@ -345,6 +374,8 @@ class MeterServer:
         await self.metering.batcher.close()
         await self.db.close()
         await self.probe.close()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # flushes queued spans; may wait on the collector
         if self.metrics_http:
             self.metrics_http.shutdown()
             self.metrics_http.server_close()

@@ -8,7 +8,7 @@ import datetime as dt
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import psycopg
 from psycopg.rows import dict_row
@@ -93,7 +93,9 @@ class Database:
         statement_timeout: float = 10.0,
         reconnect_timeout: float = 2.0,
         tcp_user_timeout: float = 10.0,
+        configure: Callable[[psycopg.AsyncConnection], Awaitable[None]] | None = None,
     ) -> None:
+        """configure: run on each new connection (tracing instruments it there)."""
         self.conninfo = conninfo
         self.kwargs = connection_kwargs(timeout, statement_timeout, tcp_user_timeout)
         self.pool = _Pool(
@@ -111,6 +113,7 @@ class Database:
             open=False,
             kwargs=self.kwargs,
             name="meter",
+            configure=configure,
         )
 
     async def open(self, wait_timeout: float = 30.0) -> None:
