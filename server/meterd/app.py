@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
 from meterd.api.business_metrics import BusinessMetrics, ServiceCollector
+from meterd.api.digest_usage import DigestComposer
 from meterd.api.fairness import AuthGuard, PeerInterceptor, TenantGate, TenantGateInterceptor
 from meterd.api.grpc_metrics import MetricsInterceptor
 from meterd.api.interceptor import KeyCache, MeterInterceptor
@@ -28,6 +29,7 @@ from meterd.domain.clock import utc_now
 from meterd.service.alert_hub import AlertHub
 from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender
 from meterd.service.channels import ChannelSender
+from meterd.service.digests import DigestScheduler
 from meterd.service.key_usage import LastUsed
 from meterd.service.limit_cache import LimitCache
 from meterd.service.metering import MeteringService
@@ -208,19 +210,19 @@ class MeterServer:
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ],
         )
-        meter_pb2_grpc.add_MeterServicer_to_server(
-            MeterServicer(
-                self.quota,
-                self.metering,
-                UsageService(UsageStore(self.db)),
-                clock=clock or utc_now,
-                backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
-                max_future_skew=dt.timedelta(seconds=config.max_future_skew),
-                alerts=AlertStreams(self.alert_store, self.alert_hub, buffer=config.alert_stream_buffer),
-                alert_heartbeat=config.alert_heartbeat,
-            ),
-            self.server,
+        meter_servicer = MeterServicer(
+            self.quota,
+            self.metering,
+            UsageService(UsageStore(self.db)),
+            clock=clock or utc_now,
+            backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
+            max_future_skew=dt.timedelta(seconds=config.max_future_skew),
+            alerts=AlertStreams(self.alert_store, self.alert_hub, buffer=config.alert_stream_buffer),
+            alert_heartbeat=config.alert_heartbeat,
         )
+        meter_pb2_grpc.add_MeterServicer_to_server(meter_servicer, self.server)
+        # Digests read usage through GetUsage itself, so they say what `meter report` says.
+        self.evaluator.digests = DigestScheduler(self.alert_store, DigestComposer(meter_servicer))
         admin_pb2_grpc.add_MeterAdminServicer_to_server(
             AdminServicer(
                 self.keys,

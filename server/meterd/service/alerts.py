@@ -35,6 +35,7 @@ from meterd.domain.errors import ResourceExhausted, Unavailable
 from meterd.domain.windows import window_end, window_start
 from meterd.service.alert_hub import OVERFLOW, SHUTDOWN, AlertHub
 from meterd.service.delivery_rounds import run_delivery_rounds
+from meterd.service.digests import DigestScheduler
 from meterd.store.alerts import AlertStore, alert_from_row, leader_connection, still_leading, try_lead
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ class Evaluator:
         self.clock = clock
         self.leader = False
         self.rounds = 0
+        self.digests: DigestScheduler | None = None  # scheduled report digests, run by the leader too
 
     def now(self) -> dt.datetime:
         return self.clock() if self.clock else utc_now()
@@ -208,6 +210,8 @@ class Evaluator:
         for tenant_id, candidates in by_tenant.items():
             if candidates:
                 raised += len(await self.store.raise_candidates(tenant_id, candidates, now if self.clock else None))
+        if self.digests is not None:
+            raised += await self.digests.run_due(now, now if self.clock else None)
         self.rounds += 1
         return raised
 

@@ -132,6 +132,13 @@ class AlertStore:
             )
             return [(r["tenant_id"], AlertRule.from_row(r)) for r in await cur.fetchall()]
 
+    async def alert_exists(self, tenant_id: str, dedup_key: str) -> bool:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT 1 FROM alerts WHERE tenant_id = %s AND dedup_key = %s", (tenant_id, dedup_key)
+            )
+            return await cur.fetchone() is not None
+
     async def delete_rule(self, tenant_id: str, rule_id: str) -> None:
         async with self.db.connection() as conn:
             cur = await conn.execute("DELETE FROM alert_rules WHERE tenant_id = %s AND id = %s", (tenant_id, rule_id))
