@@ -402,7 +402,7 @@ def _add_prices_parser(sub) -> None:
 
 
 ALERT_KINDS = ("limit_threshold", "window_cost", "call_cost", "error_rate", "latency_p95", "unpriced_model",
-               "denials", "reservation_expired")  # fmt: skip
+               "denials", "reservation_expired", "report_digest")  # fmt: skip
 SEVERITIES = ("info", "warning", "critical")
 TAIL_RETRY = ("UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "INTERNAL", "UNKNOWN")
 

@@ -75,7 +75,7 @@ async def test_digests_reach_the_channel_once_per_period_at_month_ends_across_tw
             got = await settled(5)
             leap_day = got["daily"][1]
             assert "Meter daily report, 2028-02-29 (UTC)" in leap_day
-            assert "Cost: $0.12" in leap_day and "Calls: 2" in leap_day
+            assert "Cost: $0.12 (none the day before)" in leap_day and "Calls: 2 (none the day before)" in leap_day
             assert "Top models: gpt-4.1 $0.12 (100.0%)" in leap_day and "Top users: team:search/user:42" in leap_day
             assert "Meter monthly report, February 2028 (UTC)" in got["monthly"][1] and "$0.12" in got["monthly"][1]
             assert len(got["weekly"]) == 1  # the week of Feb 28 ends on Monday March 6

@@ -28,10 +28,17 @@ def _top(title: str, rows: list[dict] | None) -> list[str]:
     return [f"{title}: " + ", ".join(cells)]
 
 
+def _figure(name: str, value: str, change: str, period: str) -> str:
+    if change in ("", "—"):  # nothing to compare with
+        return f"{name}: {value}"
+    if change == "new":
+        return f"{name}: {value} (none the {period} before)"
+    return f"{name}: {value} ({change} vs the {period} before)"
+
+
 def digest_text(rep: Report) -> str:
     lines = [f"Meter {_ADJECTIVE[rep.period]} report, {_period(rep)} (UTC)"]
-    lines += [f"{name}: {value}" + (f" ({change} vs previous {rep.period})" if change else "")
-              for name, value, change in summary(rep)[:4]]  # fmt: skip
+    lines += [_figure(name, value, change, rep.period) for name, value, change in summary(rep)[:4]]
     lines += _top("Top models", rep.models) + _top("Top users", rep.users)
     lines.append(f"Projected month: {fmt.usd(rep.projection.projected_month_cost_nanos)}")
     lines += [f"- {tip}" for tip in rep.recommendations]
