@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from meterd.domain.errors import InvalidArgument, MeterError, Unavailable
 
@@ -72,6 +72,8 @@ class _Pool(AsyncConnectionPool):
     async def getconn(self, timeout: float | None = None):  # noqa: ASYNC109 - psycopg_pool's signature
         try:
             return await super().getconn(timeout)
+        except PoolClosed:
+            raise  # not opened yet (an RPC before SERVING) or closed: no waiters to clean (no lock yet either)
         except BaseException:
             async with self._lock:
                 if any(w.error is not None for w in self._waiting):
@@ -134,6 +136,10 @@ class Database:
                     # unknown, so it is closed rather than handed to the next caller.
                     await conn.close()
                     raise
+        except PoolClosed:
+            raise Unavailable(
+                "the server's database is not ready yet (starting or stopping); retry with backoff"
+            ) from None
         except PoolTimeout:
             raise Unavailable(
                 f"no database connection within {self.pool.timeout:.1f}s (database down or pool exhausted); retry with backoff"
