@@ -31,9 +31,8 @@ class _TenantUsage:
 class DigestComposer:
     """service.digests.Compose: (tenant, period, an instant just after it) → the period's digest."""
 
-    def __init__(self, servicer: MeterServicer, console_url: str = "") -> None:
+    def __init__(self, servicer: MeterServicer) -> None:
         self.servicer = servicer
-        self.console_url = console_url
 
     async def __call__(self, tenant_id: str, period: str, after: dt.datetime) -> Digest:
         rep = await report.build(_TenantUsage(self.servicer, tenant_id), period, after)
