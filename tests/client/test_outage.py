@@ -59,6 +59,7 @@ def all_call_ids(meter: MeterClient) -> list[str]:
 def test_records_made_during_an_outage_are_delivered_exactly_once(tmp_path, database_url, fresh_tenant):
     key = fresh_tenant.keys["admin"]
     server = ServeProcess(tmp_path / "before.log", "--database-url", database_url, "--grace-period", "1")
+    server.wait_for("SERVING")  # listening comes first: an earlier call is UNAVAILABLE and spends the allowance
     port, expected = server.port, Expected()
     live = MeterClient(server.address, api_key=key, policy=ALLOWANCE, spool=FileSpool(tmp_path / "live.spool"), **FAST)
     leaving = MeterClient(
