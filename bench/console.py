@@ -43,7 +43,10 @@ PAGES = [
     "/report?period=week",
     "/admin/limits",
     "/admin/prices",
+    "/admin/prices?history=1",
+    "/admin/rules",
     "/admin/keys",
+    "/alerts",
     "/export.csv?range=7d&table=models",
     # The deferred tables, fetched by the overview and report pages after they load:
     "/fragments/table?range=today&table=users",
@@ -97,7 +100,9 @@ async def measure(base: str, key: str, rounds: int) -> dict:
         reply = await http.post("/signin", data={"csrf": csrf, "api_key": key}, headers={"cookie": signin_cookie})
         http.headers["cookie"] = reply.headers["set-cookie"].split(";")[0]
         out = {}
-        for path in PAGES:
+        listing = (await http.get("/calls")).text  # one call's detail: the first of the list
+        detail = re.search(r'href="(/calls/detail\?[^"]+)"', listing).group(1).replace("&amp;", "&")
+        for path in [*PAGES, detail]:
             server, wall = [], []
             for _ in range(rounds + 1):  # the first load warms caches and is not counted
                 t = time.perf_counter()

@@ -296,6 +296,21 @@ class AsyncMeterClient:
         request = admin_pb2.ListPricesRequest(provider=provider, model=model, at=_core._timestamp(at))
         return list((await self._unary(self.admin_stub.ListPrices, request, self.settings.read_timeout)).prices)
 
+    async def price_listing(self, *, provider: str = "", model: str = "", at=None) -> admin_pb2.ListPricesResponse:
+        """list_prices' whole answer: the versions plus the shared catalog's source, version and import time."""
+        request = admin_pb2.ListPricesRequest(provider=provider, model=model, at=_core._timestamp(at))
+        return await self._unary(self.admin_stub.ListPrices, request, self.settings.read_timeout)
+
+    async def set_price(self, price: admin_pb2.Price) -> admin_pb2.Price:
+        """Add a price version of the caller's tenant (it overrides the shared catalog from effective_from)."""
+        request = admin_pb2.SetPriceRequest(price=price)
+        return (await self._unary(self.admin_stub.SetPrice, request, self.settings.read_timeout)).price
+
+    async def set_alert_rule(self, rule: admin_pb2.AlertRule) -> admin_pb2.SetAlertRuleResponse:
+        """Create or replace an alert rule (by id); its channels are replaced too, secrets included."""
+        request = admin_pb2.SetAlertRuleRequest(rule=rule)
+        return await self._unary(self.admin_stub.SetAlertRule, request, self.settings.read_timeout)
+
     async def list_alert_rules(self) -> list[admin_pb2.AlertRule]:
         request = admin_pb2.ListAlertRulesRequest()
         return list((await self._unary(self.admin_stub.ListAlertRules, request, self.settings.read_timeout)).rules)
@@ -309,9 +324,15 @@ class AsyncMeterClient:
         request = admin_pb2.SetLimitRequest(limit=limit)
         return await self._unary(self.admin_stub.SetLimit, request, self.settings.read_timeout)
 
-    async def create_api_key(self, name: str, roles) -> admin_pb2.CreateApiKeyResponse:
-        """A new key of the caller's tenant; `.secret` is the only time the full key is shown."""
-        request = admin_pb2.CreateApiKeyRequest(name=name, roles=list(roles))
+    async def create_api_key(
+        self, name: str, roles, *, expire_time=None, bind_cert_subject: str = "", bind_san: str = ""
+    ) -> admin_pb2.CreateApiKeyResponse:
+        """A new key of the caller's tenant; `.secret` is the only time the full key is shown. Optional:
+        an expiry (datetime) and a binding to a client certificate's CN or SAN (mutual TLS)."""
+        request = admin_pb2.CreateApiKeyRequest(
+            name=name, roles=list(roles), expire_time=_core._timestamp(expire_time),
+            bind_cert_subject=bind_cert_subject, bind_san=bind_san,
+        )  # fmt: skip
         return await self._unary(self.admin_stub.CreateApiKey, request, self.settings.read_timeout)
 
     async def delete_limit(self, limit_id: str) -> None:

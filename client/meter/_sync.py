@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import grpc
 
@@ -298,6 +298,21 @@ class MeterClient:
         request = admin_pb2.ListPricesRequest(provider=provider, model=model, at=_core._timestamp(at))
         return list((self._unary(self.admin_stub.ListPrices, request, self.settings.read_timeout)).prices)
 
+    def price_listing(self, *, provider: str = "", model: str = "", at=None) -> admin_pb2.ListPricesResponse:
+        """list_prices' whole answer: the versions plus the shared catalog's source, version and import time."""
+        request = admin_pb2.ListPricesRequest(provider=provider, model=model, at=_core._timestamp(at))
+        return self._unary(self.admin_stub.ListPrices, request, self.settings.read_timeout)
+
+    def set_price(self, price: admin_pb2.Price) -> admin_pb2.Price:
+        """Add a price version of the caller's tenant (it overrides the shared catalog from effective_from)."""
+        request = admin_pb2.SetPriceRequest(price=price)
+        return (self._unary(self.admin_stub.SetPrice, request, self.settings.read_timeout)).price
+
+    def set_alert_rule(self, rule: admin_pb2.AlertRule) -> admin_pb2.SetAlertRuleResponse:
+        """Create or replace an alert rule (by id); its channels are replaced too, secrets included."""
+        request = admin_pb2.SetAlertRuleRequest(rule=rule)
+        return self._unary(self.admin_stub.SetAlertRule, request, self.settings.read_timeout)
+
     def list_alert_rules(self) -> list[admin_pb2.AlertRule]:
         request = admin_pb2.ListAlertRulesRequest()
         return list((self._unary(self.admin_stub.ListAlertRules, request, self.settings.read_timeout)).rules)
@@ -311,9 +326,15 @@ class MeterClient:
         request = admin_pb2.SetLimitRequest(limit=limit)
         return self._unary(self.admin_stub.SetLimit, request, self.settings.read_timeout)
 
-    def create_api_key(self, name: str, roles) -> admin_pb2.CreateApiKeyResponse:
-        """A new key of the caller's tenant; `.secret` is the only time the full key is shown."""
-        request = admin_pb2.CreateApiKeyRequest(name=name, roles=list(roles))
+    def create_api_key(
+        self, name: str, roles, *, expire_time=None, bind_cert_subject: str = "", bind_san: str = ""
+    ) -> admin_pb2.CreateApiKeyResponse:
+        """A new key of the caller's tenant; `.secret` is the only time the full key is shown. Optional:
+        an expiry (datetime) and a binding to a client certificate's CN or SAN (mutual TLS)."""
+        request = admin_pb2.CreateApiKeyRequest(
+            name=name, roles=list(roles), expire_time=_core._timestamp(expire_time),
+            bind_cert_subject=bind_cert_subject, bind_san=bind_san,
+        )  # fmt: skip
         return self._unary(self.admin_stub.CreateApiKey, request, self.settings.read_timeout)
 
     def delete_limit(self, limit_id: str) -> None:
@@ -362,7 +383,10 @@ class MeterClient:
 
 
 class AlertStream:
-    """Iterator of alerts with resumption; `last_id` is the cursor, `reconnects` counts reconnections."""
+    """Iterator of alerts with resumption; `last_id` is the cursor (the next reconnection resumes after
+    it, so a caller may move it), `reconnects` counts reconnections. `events()` yields the raw stream
+    messages, heartbeats included; `on_disconnect(error, delay)`, when set, is called before each
+    reconnection and may raise to stop instead."""
 
     def __init__(
         self, client: MeterClient, since_id, min_severity, kinds, subject_prefix, heartbeat, max_delay
@@ -370,6 +394,7 @@ class AlertStream:
         self.client = client
         self.last_id: int | None = since_id
         self.reconnects = 0
+        self.on_disconnect: Callable[[MeterError, float], None] | None = None
         self._args = (min_severity, kinds, subject_prefix, heartbeat)
         self._max_delay = max_delay
         self._call = None
@@ -377,7 +402,7 @@ class AlertStream:
         self._closed = False
 
     def __iter__(self) -> Iterator[meter_pb2.Alert]:
-        return self._run()
+        return (event.alert for event in self.events() if event.HasField("alert"))
 
     def _watchdog(self) -> None:
         if self._timer is not None:
@@ -387,7 +412,7 @@ class AlertStream:
         self._timer.daemon = True
         self._timer.start()
 
-    def _run(self) -> Iterator[meter_pb2.Alert]:
+    def events(self) -> Iterator[meter_pb2.StreamAlertsResponse]:
         failures = 0
         while not self._closed:
             request = _core.alerts_request(self.last_id, *self._args)
@@ -399,15 +424,13 @@ class AlertStream:
                     failures = 0
                     if event.HasField("alert"):
                         self.last_id = event.alert.id
-                        yield event.alert
                     elif self.last_id is None and event.heartbeat.last_id:
                         self.last_id = event.heartbeat.last_id  # live-only start: now we have a cursor
+                    yield event
+                error = MeterError("the stream ended", grpc.StatusCode.OK)
             except grpc.RpcError as err:
                 error = from_rpc_error(err)
-                if not (
-                    isinstance(error, MeterUnavailable)
-                    or error.code in (grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
-                ):
+                if not (isinstance(error, MeterUnavailable) or error.code in STREAM_RETRY):
                     raise error from None
             finally:
                 if self._timer is not None:
@@ -417,9 +440,22 @@ class AlertStream:
             delay = min(0.1 * 2**failures, self._max_delay)
             failures += 1
             self.reconnects += 1
+            if self.on_disconnect is not None:
+                self.on_disconnect(error, delay)
             time.sleep(delay)
 
     def close(self) -> None:
         self._closed = True
         if self._call is not None:
             self._call.cancel()
+
+
+# Besides UNAVAILABLE and DEADLINE_EXCEEDED (MeterUnavailable): a cancelled call (the watchdog's, or a
+# proxy's), a server's transient INTERNAL/UNKNOWN, and fairness refusals (RESOURCE_EXHAUSTED with
+# RetryInfo: come back later) end a stream that a reconnection can resume.
+STREAM_RETRY = (
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)

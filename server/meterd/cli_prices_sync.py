@@ -46,10 +46,14 @@ def cmd_sync(config: Config, args: argparse.Namespace, database, with_database) 
     except (OSError, ValueError) as exc:
         sys.exit(f"meter: {args.source_file}: {str(exc)[:500]}")
 
-    def action(db):
-        return PriceAdmin(PriceBook(PriceStore(db))).sync(conversion, dry_run=args.dry_run)
+    from meterd.cli_progress import Progress
 
-    with database(config) as url:
+    bar = Progress("prices sync: versions written")
+
+    def action(db):
+        return PriceAdmin(PriceBook(PriceStore(db))).sync(conversion, dry_run=args.dry_run, progress=bar)
+
+    with database(config) as url, bar:
         diff = asyncio.run(with_database(url, action, statement_timeout=120.0))
     print(conversion.summary())
     for name, rows in (("added", diff.added), ("removed", diff.removed)):

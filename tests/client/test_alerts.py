@@ -101,3 +101,52 @@ async def test_alerts_raise_auth_errors_instead_of_reconnecting():
             async for _ in meter.alerts():
                 pass
     assert servicer.since_ids == [None]
+
+
+async def test_sync_events_yield_heartbeats_report_disconnects_and_follow_a_moved_cursor():
+    """What `meter alerts tail` builds on: raw events, a hook before each reconnection, and a cursor
+    the caller may move (tail resumes from its own resume point)."""
+    servicer = ScriptedAlerts()
+    async with alerts_server(servicer) as target:
+
+        def follow():
+            with MeterClient(target, api_key="mk_a_b", spool=False) as meter:
+                stream = meter.alerts(since_id=0, heartbeat_interval=0.2)
+                disconnects = []
+                stream.on_disconnect = lambda error, delay: disconnects.append((error.code, delay))
+                kinds = []
+                for event in stream.events():
+                    kinds.append("heartbeat" if event.HasField("heartbeat") else event.alert.id)
+                    if event.HasField("alert") and event.alert.id == 2:
+                        stream.last_id = 1  # resume from 1 instead: alert 2 comes again from connection 3
+                    if len(kinds) == 6:
+                        break
+                stream.close()
+                return kinds, disconnects
+
+        kinds, disconnects = await asyncio.wait_for(asyncio.to_thread(follow), 10)
+    assert kinds == ["heartbeat", 1, 2, 3, 4, 5]
+    assert servicer.since_ids == [0, 1, 3]  # the moved cursor, then the last alert yielded
+    assert [code for code, _ in disconnects] == [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED]
+
+
+def test_a_disconnect_hook_that_raises_stops_the_stream():
+    async def scenario():
+        async with alerts_server(ScriptedAlerts()) as target:
+
+            def follow():
+                with MeterClient(target, api_key="mk_a_b", spool=False) as meter:
+                    stream = meter.alerts(since_id=0, heartbeat_interval=0.2)
+
+                    def stop(error, delay):
+                        raise error
+
+                    stream.on_disconnect = stop
+                    return [e.alert.id for e in stream.events() if e.HasField("alert")]
+
+            return await asyncio.to_thread(follow)
+
+    from meter import MeterUnavailable
+
+    with pytest.raises(MeterUnavailable, match="replica shutting down"):
+        asyncio.run(asyncio.wait_for(scenario(), 10))

@@ -225,3 +225,46 @@ async def test_a_live_alert_appears_without_reloading(browser, console_url, mete
     # The read key sees no admin links.
     assert not await page.locator('a[href^="/admin"]').count()
     await context.close()
+
+
+async def test_admin_adds_a_price_version_and_an_alert_rule_in_the_browser(browser, console_url, meter_env, shots):
+    _, tenant, _, admin = meter_env
+    context, page = await signed_in(browser, console_url, tenant.keys["admin"])
+    await page.goto(f"{console_url}/admin/prices")
+    await page.get_by_label("Provider", exact=True).last.fill("anthropic")
+    await page.get_by_label("Model (name or glob)").fill("claude-browser-test")
+    await page.get_by_label("From (UTC)").fill("2026-02-01")
+    await page.get_by_label("input ($)").fill("3")
+    await page.get_by_label("output ($)").fill("15.000000001")
+    await page.get_by_role("button", name="Add price version").click()
+    await expect(page.locator(".notice")).to_contain_text("claude-browser-test")
+    listing = await admin.ListPrices(admin_pb2.ListPricesRequest(model="claude-browser-test"), metadata=tenant.auth())
+    mine = [p for p in listing.prices if p.model_pattern == "claude-browser-test"]
+    assert [p.output_nanos_per_mtok for p in mine] == [15_000_000_001]
+    await page.screenshot(path=shots / "admin-prices-added.png", full_page=True)
+
+    await page.goto(f"{console_url}/admin/rules")
+    await page.get_by_label("Id", exact=True).fill("browser-rule")
+    await page.get_by_label("Kind").select_option("call_cost")
+    await page.get_by_label("Amount ($)").fill("0.75")
+    await page.get_by_label("Channels (one JSON object a line)").fill(
+        '{"kind":"discord","url":"https://discord.com/api/webhooks/1/BROWSERTOKEN"}'
+    )
+    await page.get_by_role("button", name="Save rule").click()
+    await expect(page.locator(".notice")).to_contain_text("browser-rule")
+    row = page.locator("#rules tbody tr", has_text="browser-rule")
+    await expect(row).to_contain_text("discord: https://discord.com")
+    assert "BROWSERTOKEN" not in await page.content()
+    rules = await admin.ListAlertRules(admin_pb2.ListAlertRulesRequest(), metadata=tenant.auth())
+    assert next(r for r in rules.rules if r.id == "browser-rule").amount_nanos == 750_000_000
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await page.get_by_role("button", name="Delete browser-rule").click()
+    await expect(page.locator("#rules tbody tr", has_text="browser-rule")).to_have_count(0)
+    await context.close()
+
+    context, page = await signed_in(browser, console_url, tenant.keys["read"])
+    for path in ("/admin/prices", "/admin/rules"):
+        response = await page.goto(f"{console_url}{path}")
+        assert response.status == 403
+        await expect(page.locator("[role=alert]")).to_contain_text("needs an admin key")
+    await context.close()

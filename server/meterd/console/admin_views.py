@@ -1,6 +1,6 @@
 """The console's admin pages (admin keys only): limits, prices, alert rules and keys, with forms to
-create or replace a limit, create a key (its secret shown once), delete a limit or rule and revoke
-a key. Every form is a POST carrying the session's CSRF token; Meter validates what is sent and its
+create or replace a limit or an alert rule, add a tenant price version, create a key (its secret
+shown once), delete a limit or rule and revoke a key. Every form is a POST carrying the session's CSRF token; Meter validates what is sent and its
 INVALID_ARGUMENT message is shown as is."""
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from meter.v1 import admin_pb2
-from meterd.console import limits_view
+from meterd.console import admin_forms, limits_view
 from meterd.console.limit_form import ACTIONS, METRIC_NAMES, PARTITIONS, WINDOW_NAMES, limit_from_form, text_field
 from meterd.console.sessions import Session
 
+PRICE_ROWS = 200
 ROLE_NAMES = {
     "check": admin_pb2.ROLE_CHECK,
     "record": admin_pb2.ROLE_RECORD,
@@ -45,16 +46,43 @@ def routes(console) -> list[Route]:
         reply = await session.client.set_limit(limit_from_form(form))
         return RedirectResponse(f"/admin/limits?done={reply.limit.id}", status_code=303)
 
-    async def prices(request: Request, session: Session) -> Response:
+    async def prices(request: Request, session: Session, added=None, defaulted=()) -> Response:
         q = request.query_params
         at = console.clock() if q.get("history") != "1" else None
-        listing = await session.client.list_prices(
+        listing = await session.client.price_listing(
             provider=q.get("provider", "")[:100], model=q.get("model", "")[:200], at=at
         )
-        return render(request, "admin_prices.html", session, prices=listing, q=q)
+        # The whole catalog is thousands of versions: a page of them, and the filters for the rest.
+        return render(
+            request, "admin_prices.html", session, listing=listing, shown=listing.prices[:PRICE_ROWS], q=q,
+            added=added, defaulted=defaulted, rates=admin_forms.PRICE_RATES,
+        )  # fmt: skip
+
+    async def set_price(request: Request, session: Session) -> Response:
+        form, refused = await csrf_form(request, session)
+        if refused:
+            return refused
+        price, defaulted = admin_forms.price_from_form(form)
+        added = await session.client.set_price(price)
+        return await prices(request, session, added, defaulted)
 
     async def rules(request: Request, session: Session) -> Response:
-        return render(request, "admin_rules.html", session, rules=await session.client.list_alert_rules())
+        return render(
+            request, "admin_rules.html", session, rules=await session.client.list_alert_rules(),
+            kinds=admin_forms.ALERT_KINDS, severities=admin_forms.SEVERITIES, windows=WINDOW_NAMES,
+        )  # fmt: skip
+
+    async def set_rule(request: Request, session: Session) -> Response:
+        form, refused = await csrf_form(request, session)
+        if refused:
+            return refused
+        rule = admin_forms.rule_from_form(form)
+        if form.get("drop_secrets") != "1":
+            existing = {r.id: r for r in await session.client.list_alert_rules()}.get(rule.id)
+            if problem := admin_forms.replaced_secrets(existing, rule):
+                return render(request, "error.html", session, 409, message=problem)
+        reply = await session.client.set_alert_rule(rule)
+        return RedirectResponse(f"/admin/rules?done={reply.rule.id}", status_code=303)
 
     async def keys(request: Request, session: Session, created=None) -> Response:
         listing = await session.client.list_api_keys(include_revoked=request.query_params.get("revoked") == "1")
@@ -83,7 +111,9 @@ def routes(console) -> list[Route]:
         Route("/admin/limits", page(limits, admin=True)),
         Route("/admin/limits/set", page(set_limit, admin=True), methods=["POST"]),
         Route("/admin/prices", page(prices, admin=True)),
+        Route("/admin/prices/set", page(set_price, admin=True), methods=["POST"]),
         Route("/admin/rules", page(rules, admin=True)),
+        Route("/admin/rules/set", page(set_rule, admin=True), methods=["POST"]),
         Route("/admin/keys", page(keys, admin=True)),
         Route("/admin/keys/create", page(create_key, admin=True), methods=["POST"]),
         Route("/admin/limits/delete", action(lambda c, i: c.delete_limit(i), "/admin/limits"), methods=["POST"]),

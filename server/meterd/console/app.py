@@ -56,6 +56,7 @@ def _environment() -> jinja2.Environment:
         latency=fmt.latency,
         enum=_enum_name,
         selector=_selector,
+        url_host=fmt.url_host,
     )
     return env
 

@@ -87,3 +87,11 @@ def utc(value) -> str:
 def iso(value) -> str:
     at = when(value)
     return at.isoformat().replace("+00:00", "Z") if at else ""
+
+
+def url_host(url: str) -> str:
+    """scheme://host of a URL: chat and webhook URLs carry their token in the path or query."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" if parts.scheme and parts.hostname else "(set)"

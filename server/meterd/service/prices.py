@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 
 from meterd.domain import genai_catalog
@@ -13,6 +14,8 @@ from meterd.domain.errors import AlreadyExists, InvalidArgument
 from meterd.domain.price_rules import CatalogProvider, PriceSet, compiled
 from meterd.domain.pricing import INT64_MAX, CostBreakdown, Price, UsageAmounts, breakdown, choose
 from meterd.store.prices import CATALOG_TENANT, CatalogDiff, PriceStore, StoredPrice, same_rates
+
+Progress = Callable[[int, int | None], None]  # (done, total or None): a CLI's progress bar
 
 log = logging.getLogger(__name__)
 
@@ -252,11 +255,13 @@ class PriceAdmin:
         chosen = {id(r) for r in in_force.values()}
         return [r for r in rows if id(r) in chosen]
 
-    async def sync(self, conversion: genai_catalog.Conversion, *, dry_run: bool = False) -> CatalogDiff:
+    async def sync(
+        self, conversion: genai_catalog.Conversion, *, dry_run: bool = False, progress: Progress | None = None
+    ) -> CatalogDiff:
         """Make the shared catalog the converted source data (see PriceStore.sync_catalog)."""
         diff = await self.store.sync_catalog(
             conversion.prices, source=genai_catalog.SOURCE_NAME, version=conversion.version,
-            providers=conversion.providers, summary=conversion.summary(), dry_run=dry_run,
+            providers=conversion.providers, summary=conversion.summary(), dry_run=dry_run, progress=progress,
         )  # fmt: skip
         assert diff is not None
         if not dry_run:

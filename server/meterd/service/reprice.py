@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from meterd.domain.errors import InvalidArgument, Unavailable
 from meterd.domain.limits import Limit, Metric, matching, partition_key
@@ -68,11 +69,13 @@ class Repricer:
         model: str = "",
         include_client_costs: bool = False,
         attempts: int = 3,
+        progress: Callable[[int, int | None], None] | None = None,
     ) -> RepriceResult:
         """Reprice the tenant's calls with occurred_at in [start, end) (optionally one provider / model).
 
         Client-supplied costs are kept (and not examined) unless include_client_costs. All or nothing:
-        a failure leaves every call, rollup and counter as it was.
+        a failure leaves every call, rollup and counter as it was. progress(calls examined, None) is
+        called after each chunk.
         """
         violations = []
         if start is None:
@@ -91,7 +94,7 @@ class Repricer:
             try:
                 async with self.store.transaction(tenant_id) as tx:
                     return await self._run(tx, prices, limits, start, end, provider.strip().lower(), model.strip(),
-                                           include_client_costs)  # fmt: skip
+                                           include_client_costs, progress)  # fmt: skip
             except ROLLED_BACK as exc:  # nothing was applied: running it again is exact
                 log.warning("reprice rolled back (%s), attempt %d of %d", exc.sqlstate, attempt, attempts)
         raise Unavailable("the database kept rolling the reprice back; retry later")
@@ -106,6 +109,7 @@ class Repricer:
         provider: str,
         model: str,
         include_client_costs: bool,
+        progress: Callable[[int, int | None], None] | None = None,
     ) -> RepriceResult:
         tenant = tx.tenant_id
         by_id = {limit.id: limit for limit in cost_limits}
@@ -142,6 +146,8 @@ class Repricer:
                 for counter in self._counters(tenant, call, cost_limits, by_id, settled.get(call.call_id)):
                     counters[counter] += delta
             await tx.update_calls(updates)
+            if progress is not None:
+                progress(examined, None)
             if len(calls) < self.chunk:
                 break
         # Rows every other writer also locks go last, each kind in one key-ordered statement.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable
 
 import psycopg
 from psycopg import sql
@@ -68,30 +69,40 @@ class PartitionStore:
         return sorted(out, key=lambda p: p[1])
 
     async def drop_older_than(
-        self, cutoff: dt.datetime, *, now: dt.datetime | None = None, dry_run: bool = False
+        self,
+        cutoff: dt.datetime,
+        *,
+        now: dt.datetime | None = None,
+        dry_run: bool = False,
+        progress: Callable[[int, int | None], None] | None = None,
     ) -> tuple[list[str], dt.datetime, dict[str, int]]:
         """Drop the monthly partitions that end at or before `cutoff`, and the same months' rows of
         calls_default and call_ids; prune the history older than that boundary (see _HISTORY), as
         of `now` (default: the database's clock). Rollups, counters and live state are kept. Returns
         the partitions dropped, the boundary below which raw calls are gone, and the history rows
-        deleted per table."""
+        deleted per table. progress(steps done, steps) after each table pruned and partition dropped."""
         doomed = [p for p in await self.partitions() if p[2] <= cutoff]
         boundary = max((p[2] for p in doomed), default=month_start(cutoff))
         params = {"boundary": boundary, "now": now}
+        steps = len(_HISTORY) + (0 if dry_run else len(doomed) + 1)
+        step = _Steps(steps, progress)
         if dry_run:
             async with self.db.connection() as conn:
-                pruned = await _prune(conn, params, "SELECT count(*) AS n FROM {table} t WHERE {condition}")
+                pruned = await _prune(conn, params, "SELECT count(*) AS n FROM {table} t WHERE {condition}", step)
             return [p[0] for p in doomed], boundary, pruned
         async with self.db.transaction() as conn:
             pruned = await _prune(
                 conn,
                 params,
                 "WITH d AS (DELETE FROM {table} t WHERE {condition} RETURNING 1) SELECT count(*) AS n FROM d",
+                step,
             )
             for name, _, _ in doomed:
                 await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+                step()
             await conn.execute("DELETE FROM calls_default WHERE occurred_at < %s", (boundary,))
             await conn.execute("DELETE FROM call_ids WHERE occurred_at < %s", (boundary,))
+            step()
         return [p[0] for p in doomed], boundary, pruned
 
 
@@ -128,10 +139,23 @@ _HISTORY = (
 )
 
 
-async def _prune(conn, params: dict, template: str) -> dict[str, int]:
+class _Steps:
+    """Counts retention's steps for a progress callback (or nothing without one)."""
+
+    def __init__(self, total: int, progress: Callable[[int, int | None], None] | None) -> None:
+        self.total, self.done, self.progress = total, 0, progress
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+async def _prune(conn, params: dict, template: str, step: _Steps) -> dict[str, int]:
     """Runs `template` (a count or a counting DELETE) for each table of _HISTORY; rows per table."""
     out = {}
     for table, condition in _HISTORY:
         cur = await conn.execute(template.format(table=table, condition=condition), params)
         out[table] = (await cur.fetchone())["n"]
+        step()
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,6 +27,7 @@ _INSERT = """INSERT INTO prices (tenant_id, provider, model_pattern, effective_f
 _ACTIVE = "retired_at IS NULL"
 
 CATALOG_TENANT = ""  # rows shared by every tenant
+SYNC_CHUNK = 500  # catalog versions inserted per statement batch: the unit of sync's progress
 
 
 def _price(row: dict) -> Price:
@@ -166,6 +168,7 @@ class PriceStore:
         summary: str,
         dry_run: bool = False,
         only_if_never_imported: bool = False,
+        progress: Callable[[int, int | None], None] | None = None,
     ) -> CatalogDiff | None:
         """Make the shared catalog's imported rows (those with a source) equal `prices`, in one transaction.
 
@@ -173,6 +176,7 @@ class PriceStore:
         anew; versions the new data lacks are retired (kept so old calls' price_id still resolves);
         rows added by hand (no source) are left alone. Records the import. dry_run: only the diff.
         only_if_never_imported: do nothing (None) when any import is recorded (start-up seeding).
+        progress(versions written, versions to write) after each chunk of inserts.
         """  # fmt: skip
         async with self.db.transaction() as conn:
             await _lock(conn, CATALOG_TENANT)
@@ -209,7 +213,10 @@ class PriceStore:
                 await conn.execute(
                     "UPDATE prices SET retired_at = now() WHERE tenant_id = '' AND id = ANY(%s)", (sorted(retire),)
                 )
-            await _insert(conn, CATALOG_TENANT, add)
+            for first in range(0, len(add), SYNC_CHUNK):
+                await _insert(conn, CATALOG_TENANT, add[first : first + SYNC_CHUNK])
+                if progress is not None:
+                    progress(min(first + SYNC_CHUNK, len(add)), len(add))
             await conn.execute(
                 "INSERT INTO price_catalog_imports (source, version, providers, summary) VALUES (%s, %s, %s, %s)",
                 (source, version, Jsonb([p.to_json() for p in providers]), summary),
