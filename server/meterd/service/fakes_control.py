@@ -14,6 +14,7 @@ from meterd.domain.errors import AlreadyExists, NotFound
 from meterd.domain.keys import ApiKey, Principal, new_key
 from meterd.domain.price_versions import CatalogDiff, CatalogImport, StoredPrice, same_rates, version_key
 from meterd.domain.pricing import Price
+from meterd.domain.rule_secrets import keep_webhook
 from meterd.service.fakes import Clock
 
 
@@ -126,9 +127,11 @@ class FakeAlertStore:
         self.webhooks: list[WebhookDue] = []
         self.webhook_outcomes: list[tuple[int, bool, str, dt.timedelta | None]] = []
 
-    async def set_rule(self, tenant_id: str, rule: AlertRule) -> tuple[StoredRule, bool]:
+    async def set_rule(self, tenant_id: str, rule: AlertRule, keep_webhook_target: str = "") -> tuple[StoredRule, bool]:
         now = self.clock()
         old = self.rules.get((tenant_id, rule.id))
+        if keep_webhook_target:
+            rule = keep_webhook(rule, keep_webhook_target, old.rule if old else None)
         stored = StoredRule(rule, old.created_at if old else now, now)
         self.rules[(tenant_id, rule.id)] = stored
         return stored, old is None
@@ -164,6 +167,9 @@ class FakeAlertStore:
             self.alerts.append(alert)
             ids.append(alert.id)
         return ids
+
+    async def alert_exists(self, tenant_id: str, dedup_key: str) -> bool:
+        return any(t == tenant_id and k == dedup_key for t, _, k in self.raised_keys)
 
     async def rollup_groups(
         self, tenant_id: str, rule: AlertRule, start: dt.datetime, end: dt.datetime

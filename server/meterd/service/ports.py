@@ -132,7 +132,12 @@ class PricePort(Protocol):
 class AlertPort(Protocol):
     """Rules, alerts, the evaluator's reads, denial counts and legacy webhook deliveries."""
 
-    async def set_rule(self, tenant_id: str, rule: AlertRule) -> tuple[StoredRule, bool]: ...
+    async def set_rule(self, tenant_id: str, rule: AlertRule, keep_webhook_target: str = "") -> tuple[StoredRule, bool]:
+        """Insert or replace. keep_webhook_target (a listed rule sent back: its webhook_target, no
+        URL): keep the stored webhook, read under the row lock (domain.rule_secrets.keep_webhook)."""
+        ...
+
+    async def alert_exists(self, tenant_id: str, dedup_key: str) -> bool: ...
 
     async def list_rules(self, tenant_id: str) -> list[StoredRule]: ...
 
