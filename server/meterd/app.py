@@ -41,6 +41,7 @@ from meterd.service.recommendations import RecommendationService
 from meterd.service.reprice import Repricer
 from meterd.service.usage import UsageService
 from meterd.store.alerts import AlertStore
+from meterd.store.call_search import CallSearchStore
 from meterd.store.db import Database, HealthProbe
 from meterd.store.deliveries import DeliveryStore
 from meterd.store.gauges import active_reservations
@@ -220,7 +221,7 @@ class MeterServer:
         meter_servicer = MeterServicer(
             self.quota,
             self.metering,
-            UsageService(UsageStore(self.db), LabelRollupStore(self.db)),
+            UsageService(UsageStore(self.db), CallSearchStore(self.db), LabelRollupStore(self.db)),
             recommendations=RecommendationService(UsageStore(self.db), self.prices),
             clock=clock or utc_now,
             backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),

@@ -12,6 +12,7 @@ from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Candi
 from meterd.domain.clock import utc_now
 from meterd.domain.errors import AlreadyExists, NotFound
 from meterd.domain.keys import ApiKey, Principal, new_key
+from meterd.domain.price_rules import CatalogProvider
 from meterd.domain.price_versions import CatalogDiff, CatalogImport, StoredPrice, same_rates, version_key
 from meterd.domain.pricing import Price
 from meterd.domain.rule_secrets import keep_webhook
@@ -83,6 +84,10 @@ class FakePriceStore:
 
     async def shared_stamp(self) -> object:
         return (self._next_id, len(self.imports))
+
+    async def for_tenant(self, tenant_id: str) -> tuple[list[Price], list[Price], tuple[CatalogProvider, ...]]:
+        shared, latest = await self.shared()
+        return await self.own(tenant_id), shared, latest.providers if latest else ()
 
     async def latest_import(self) -> CatalogImport | None:
         return self.imports[-1] if self.imports else None
