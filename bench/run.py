@@ -347,6 +347,24 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
 
         results += await tls_comparison(meter_port, tls_port, mtls_port, certs, check_only, auth, args)
 
+    if group("tracing", "tracing opentelemetry"):
+        from bench.tracing import start_collector, start_traced_meters, tracing_comparison
+
+        collector_server, collector, collector_port = await start_collector()
+        traced = start_traced_meters(stack.url, stack.workdir, start_process, collector_port)
+        stack.procs += [proc for _, proc, _ in traced]
+
+        def reserve(stubs, auth):
+            async def call(i: int) -> int:
+                reply = await stubs[i % len(stubs)].CheckQuota(check_request(spread(i)), metadata=auth)
+                assert reply.allowed
+                return 1
+
+            return call
+
+        results += await tracing_comparison(meter_port, stack.meter_pid, traced, collector, reserve, auth, args)
+        await collector_server.stop(1)
+
     for c in channels + echo_channels:
         await c.close()
     return {
@@ -368,8 +386,8 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        default=["quota", "metering", "workers", "usage", "alerts", "tls", "noisy"],
-        choices=["quota", "metering", "workers", "usage", "alerts", "tls", "noisy"],
+        default=["quota", "metering", "workers", "usage", "alerts", "tls", "noisy", "tracing"],
+        choices=["quota", "metering", "workers", "usage", "alerts", "tls", "noisy", "tracing"],
         help="scenario groups to run (echo always runs)",
     )
     parser.add_argument(

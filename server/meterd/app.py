@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -14,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from meter.v1 import admin_pb2, admin_pb2_grpc, meter_pb2, meter_pb2_grpc
 from meterd.api.admin import AdminServicer
 from meterd.api.business_metrics import BusinessMetrics, ServiceCollector
+from meterd.api.digest_usage import DigestComposer
 from meterd.api.fairness import AuthGuard, PeerInterceptor, TenantGate, TenantGateInterceptor
 from meterd.api.grpc_metrics import MetricsInterceptor
 from meterd.api.interceptor import KeyCache, MeterInterceptor
@@ -28,6 +30,7 @@ from meterd.service.admin import AlertRuleAdmin, KeyAdmin, LimitAdmin
 from meterd.service.alert_hub import AlertHub
 from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, WebhookSender
 from meterd.service.channels import ChannelSender
+from meterd.service.digests import DigestScheduler
 from meterd.service.dimensions import DimensionAdmin
 from meterd.service.key_usage import LastUsed
 from meterd.service.limit_cache import LimitCache
@@ -38,6 +41,7 @@ from meterd.service.recommendations import RecommendationService
 from meterd.service.reprice import Repricer
 from meterd.service.usage import UsageService
 from meterd.store.alerts import AlertStore
+from meterd.store.call_search import CallSearchStore
 from meterd.store.db import Database, HealthProbe
 from meterd.store.deliveries import DeliveryStore
 from meterd.store.gauges import active_reservations
@@ -52,6 +56,9 @@ from meterd.store.records import RecordStore
 from meterd.store.reprice import RepriceStore
 from meterd.store.usage import UsageStore
 from meterd.tls import is_loopback, reload_metrics_context, server_tls, transport_problem
+
+if TYPE_CHECKING:
+    from meterd.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +79,31 @@ class MeterServer:
     """One server process. `start()` binds and serves at once (health NOT_SERVING) and turns SERVING
     when the database is migrated and reachable; `stop()` drains and closes everything."""
 
-    def __init__(self, config: Config, database_url: str, *, clock: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        database_url: str,
+        *,
+        clock: Callable[[], dt.datetime] | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         """clock: None uses the database's clock for quota windows (one clock for all replicas);
-        tests inject one."""
+        tests inject one. tracing: None builds it from --otel-endpoint (off when empty); tests
+        inject one with an in-memory exporter."""
         self.config = config
         self.database_url = database_url
         self._clock = clock
+        if tracing is None and config.otel_endpoint:
+            try:
+                from meterd.tracing import Tracing  # only when on: no OpenTelemetry import otherwise
+            except ImportError as exc:
+                raise ValueError(
+                    f"--otel-endpoint needs OpenTelemetry: pip install 'meter[otel]' ({exc.name} is missing)"
+                ) from None
+            tracing = Tracing.otlp(
+                config.otel_endpoint, service_name=config.otel_service_name, sample_ratio=config.otel_sample_ratio
+            )
+        self.tracing = tracing
         self.db = Database(
             database_url,
             min_size=config.pool_min,
@@ -87,6 +113,7 @@ class MeterServer:
             statement_timeout=config.statement_timeout,
             reconnect_timeout=config.reconnect_timeout,
             tcp_user_timeout=config.tcp_user_timeout,
+            configure=tracing.configure_connection if tracing else None,
         )
         self.probe = HealthProbe(database_url, self.db.kwargs, timeout=max(1.0, config.pool_timeout))
         self.keys = KeyStore(self.db)
@@ -140,6 +167,9 @@ class MeterServer:
             batch_workers=config.batch_workers,
             batch_timeout=config.batch_timeout,
         )
+        if tracing is not None:
+            self.quota.batcher.tracer = tracing.batch_spans("meter.check_batch")
+            self.metering.batcher.tracer = tracing.batch_spans("meter.record_batch")
         self.health = health.aio.HealthServicer()
         problem = transport_problem(config)
         if problem:
@@ -157,6 +187,7 @@ class MeterServer:
                     self.db.pool_stats,
                     [AlertCollector(self.alert_hub, self.evaluator), ServiceCollector(self.quota, self.webhooks)],
                     **tls_files,
+                    tenant_cap=config.metrics_tenant_labels,
                 )
             except (OSError, ValueError) as exc:
                 raise ListenError(config.metrics_listen, "--metrics-listen", "METER_METRICS_LISTEN", exc) from None
@@ -164,6 +195,8 @@ class MeterServer:
             self._feed_business_metrics(self.business)
             if config.metrics_tls and self.tls:
                 self.tls.on_reload.append(reload_metrics_context(self.metrics_http))
+        if tracing is not None:  # inside metrics, outside authentication: rejected calls get a span too
+            outer.append(tracing.server_interceptor())
         key_policy = KeyPolicyInterceptor(
             self.key_cache, recheck_interval=config.key_cache_ttl / 2, touch=self.last_used.touch
         )
@@ -185,20 +218,20 @@ class MeterServer:
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ],
         )
-        meter_pb2_grpc.add_MeterServicer_to_server(
-            MeterServicer(
-                self.quota,
-                self.metering,
-                UsageService(UsageStore(self.db), LabelRollupStore(self.db)),
-                recommendations=RecommendationService(UsageStore(self.db), self.prices),
-                clock=clock or utc_now,
-                backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
-                max_future_skew=dt.timedelta(seconds=config.max_future_skew),
-                alerts=AlertStreams(self.alert_store, self.alert_hub, buffer=config.alert_stream_buffer),
-                alert_heartbeat=config.alert_heartbeat,
-            ),
-            self.server,
+        meter_servicer = MeterServicer(
+            self.quota,
+            self.metering,
+            UsageService(UsageStore(self.db), CallSearchStore(self.db), LabelRollupStore(self.db)),
+            recommendations=RecommendationService(UsageStore(self.db), self.prices),
+            clock=clock or utc_now,
+            backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
+            max_future_skew=dt.timedelta(seconds=config.max_future_skew),
+            alerts=AlertStreams(self.alert_store, self.alert_hub, buffer=config.alert_stream_buffer),
+            alert_heartbeat=config.alert_heartbeat,
         )
+        meter_pb2_grpc.add_MeterServicer_to_server(meter_servicer, self.server)
+        # Digests read usage through GetUsage itself, so they say what `meter report` says.
+        self.evaluator.digests = DigestScheduler(self.alert_store, DigestComposer(meter_servicer))
         admin_pb2_grpc.add_MeterAdminServicer_to_server(
             AdminServicer(
                 KeyAdmin(self.keys, forget=self.key_cache.forget, clock=utc_now),
@@ -351,6 +384,8 @@ class MeterServer:
         await self.metering.batcher.close()
         await self.db.close()
         await self.probe.close()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # flushes queued spans; may wait on the collector
         if self.metrics_http:
             self.metrics_http.shutdown()
             self.metrics_http.server_close()

@@ -64,6 +64,15 @@ def cmd_serve(config: Config) -> None:
     problem = transport_problem(config)  # before an embedded PostgreSQL is started for nothing
     if problem:
         sys.exit(f"meter: {problem}")
+    if config.otel_endpoint:
+        import importlib.util
+
+        try:
+            found = importlib.util.find_spec("opentelemetry.instrumentation.grpc") is not None
+        except ModuleNotFoundError:  # its parent package is missing too
+            found = False
+        if not found:
+            sys.exit("meter: --otel-endpoint (METER_OTEL_ENDPOINT) needs OpenTelemetry: pip install 'meter[otel]'")
     from meterd import workers
 
     count = workers.worker_count(config)

@@ -19,7 +19,8 @@ from meterd.domain.alert_records import StoredRule
 from meterd.domain.keys import validate_tenant
 
 ALERT_KINDS = ("limit_threshold", "window_cost", "call_cost", "error_rate", "latency_p95", "unpriced_model",
-               "denials", "reservation_expired", "projected_over_budget")  # fmt: skip
+               "denials", "reservation_expired", "projected_over_budget",
+               "report_digest")  # fmt: skip
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -189,6 +190,7 @@ def _channel_arg(text: str) -> dict:
 
 
 def _rule_line(stored: StoredRule) -> str:
+    from meterd.domain.rule_secrets import webhook_target
     from meterd.store.alert_rules import rule_params
 
     r = stored.rule
@@ -197,7 +199,7 @@ def _rule_line(stored: StoredRule) -> str:
     state = "disabled" if r.disabled else "enabled"
     channels = ",".join(f"{c.kind.value}:{c.target}" for c in r.channels)  # secrets stay in the database
     return "\t".join([r.id, r.kind.value, r.severity.value, scope, params, f"cooldown={r.cooldown_s}s",
-                      r.webhook_url or "-", state] + ([channels] if channels else []))  # fmt: skip
+                      webhook_target(r) or "-", state] + ([channels] if channels else []))  # fmt: skip
 
 
 def cmd_alert_rules(config: Config, args: argparse.Namespace) -> None:

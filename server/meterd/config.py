@@ -270,6 +270,27 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Web console URL linked from alert messages (Slack, Teams, email...). Empty: no link.",
     ),
+    Setting(
+        "metrics_tenant_labels",
+        int,
+        0,
+        "Also export per-tenant business series (meter_tenant_*), the tenant label taking at most this many values "
+        '(the rest folded into tenant="other"; at least 2). 0: off, provider and model labels only.',
+    ),
+    Setting(
+        "otel_endpoint",
+        str,
+        "",
+        "OTLP/gRPC collector for OpenTelemetry traces (e.g. http://127.0.0.1:4317; needs pip install 'meter[otel]'). "
+        "Empty: tracing off and OpenTelemetry not even imported.",
+    ),
+    Setting("otel_service_name", str, "meter", "service.name of the spans this server exports."),
+    Setting(
+        "otel_sample_ratio",
+        float,
+        1.0,
+        "Fraction of the traces started here that are kept (0..1); a client's sampled traceparent is always followed.",
+    ),
 )
 
 
@@ -319,6 +340,10 @@ class Config:
     metrics_tls: bool
     key_last_used_interval: float
     alert_console_url: str
+    metrics_tenant_labels: int
+    otel_endpoint: str
+    otel_service_name: str
+    otel_sample_ratio: float
 
     @classmethod
     def load(cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -338,6 +363,10 @@ class Config:
             else:
                 values[s.name] = s.default
         config = cls(**values)
+        if config.metrics_tenant_labels and config.metrics_tenant_labels < 2:
+            raise ValueError(f"metrics_tenant_labels ({config.metrics_tenant_labels}) is 0 (off) or at least 2")
+        if not 0.0 <= config.otel_sample_ratio <= 1.0:
+            raise ValueError(f"otel_sample_ratio ({config.otel_sample_ratio}) is between 0 and 1")
         if config.pool_min > config.pool_max:
             raise ValueError(f"pool_min ({config.pool_min}) is larger than pool_max ({config.pool_max})")
         if config.workers < 0:

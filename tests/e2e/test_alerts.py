@@ -115,6 +115,52 @@ async def test_rules_set_list_delete_and_the_secret_stays_secret(env):
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+async def test_listed_rules_mask_the_webhook_url_and_sending_one_back_keeps_the_stored_webhook(env):
+    server, _, admin, tenant, _, _ = env
+    hook = "https://hooks.example.com/services/T000/B000/tok3n?sig=abc"
+    out = await set_rule(admin, tenant, rule("hooked", "CALL_COST", amount_nanos=7, webhook_url=hook,
+                                             webhook_secret="s3cret"))  # fmt: skip
+    assert out.rule.webhook_url == "" and out.rule.webhook_target == "https://hooks.example.com/…"
+
+    async def stored() -> tuple[str, str, int]:
+        (s,) = [s for s in await server.alert_store.list_rules(tenant.id) if s.rule.id == "hooked"]
+        return s.rule.webhook_url, s.rule.webhook_secret, s.rule.amount_nanos
+
+    (listed,) = (await admin.ListAlertRules(admin_pb2.ListAlertRulesRequest(), metadata=tenant.auth())).rules
+    assert "tok3n" not in str(listed) and "s3cret" not in str(listed)
+    assert listed.webhook_url == "" and listed.webhook_secret == "" and listed.webhook_secret_set
+    # Sent back unchanged, then with one field edited: the stored URL and secret stay as they were.
+    await set_rule(admin, tenant, listed)
+    assert await stored() == (hook, "s3cret", 7)
+    edited = admin_pb2.AlertRule()
+    edited.CopyFrom(listed)
+    edited.amount_nanos = 9
+    await set_rule(admin, tenant, edited)
+    assert await stored() == (hook, "s3cret", 9)
+    edited.webhook_secret = "rotated"  # a new secret with the kept URL
+    await set_rule(admin, tenant, edited)
+    assert await stored() == (hook, "rotated", 9)
+    # A target that does not name the stored webhook is refused, and nothing changes.
+    edited.webhook_target = "https://elsewhere.example/…"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await set_rule(admin, tenant, edited)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "rule.webhook_target" in field_violations(err.value)
+    assert await stored() == (hook, "rotated", 9)
+    # A webhook_url sent wins over the target; leaving both empty removes the webhook.
+    edited.webhook_url, edited.webhook_secret = "http://127.0.0.1:9/new", "n3w"
+    await set_rule(admin, tenant, edited)
+    assert await stored() == ("http://127.0.0.1:9/new", "n3w", 9)
+    edited.webhook_url, edited.webhook_secret, edited.webhook_target = "", "", ""
+    out = await set_rule(admin, tenant, edited)
+    assert await stored() == ("", "", 9) and out.rule.webhook_target == "" and not out.rule.webhook_secret_set
+    # Keeping a webhook the rule never had is refused too.
+    edited.webhook_target = "http://127.0.0.1:9/…"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await set_rule(admin, tenant, edited)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 @pytest.mark.parametrize(
     ("bad", "fields"),
     [

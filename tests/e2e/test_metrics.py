@@ -142,6 +142,44 @@ def test_model_labels_are_capped():
     assert labels("x", "y") == OTHER and labels("openai", "gpt-4.1") == ("openai", "gpt-4.1")
 
 
+def test_tenant_labels_never_take_more_values_than_the_cap():
+    from meterd.api.business_metrics import TenantLabels
+
+    labels = TenantLabels(cap=3)
+    seen = {labels(f"t{i}") for i in range(50)} | {labels("t0"), labels("other")}
+    assert seen == {"t0", "t1", "other"}
+    with pytest.raises(ValueError):
+        TenantLabels(cap=1)
+
+
+async def test_per_tenant_series_are_opt_in_and_capped_with_the_overflow_folded_into_other(postgres):
+    url = postgres.create_database()
+    try:
+        async with running_server(url, metrics_listen="127.0.0.1:0", metrics_tenant_labels=3) as server:
+            tenants = [await create_tenant(server) for _ in range(5)]
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+                meter = meter_pb2_grpc.MeterStub(channel)
+                for n, tenant in enumerate(tenants):
+                    for _ in range(n + 1):  # tenant n records n + 1 calls: 15 in all
+                        await meter.RecordCall(record(call_id=uuid.uuid4().hex), metadata=tenant.auth("record"))
+            port = server.metrics_http.server_port
+            body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read())
+    finally:
+        postgres.drop_database(url)
+    text = body.decode()
+    for family in ("meter_tenant_calls_recorded_total", "meter_tenant_tokens_recorded_total",
+                   "meter_tenant_cost_recorded_usd_total"):  # fmt: skip
+        values = set(re.findall(rf'^{family}{{[^}}]*tenant="([^"]*)"', text, re.M))
+        assert len(values) == 3 and "other" in values, (family, values)
+    named = [t.id for t in tenants if f'tenant="{t.id}"' in text]
+    assert len(named) == 2
+    assert series(text, "meter_tenant_calls_recorded_total") == 15 == series(text, "meter_calls_recorded_total")
+    folded = series(text, "meter_tenant_calls_recorded_total", tenant="other")
+    assert folded == 15 - sum(series(text, "meter_tenant_calls_recorded_total", tenant=t) for t in named)
+    # The provider/model series keep their shape: no tenant label on them.
+    assert not re.search(r"^meter_calls_recorded_total\{[^}]*tenant=", text, re.M)
+
+
 def dashboard_exprs() -> list[str]:
     import json
     from pathlib import Path

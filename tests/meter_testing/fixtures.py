@@ -85,9 +85,9 @@ def test_config(**overrides) -> Config:
 
 
 @contextlib.asynccontextmanager
-async def running_server(database_url: str, *, clock=None, **config) -> AsyncIterator[MeterServer]:
+async def running_server(database_url: str, *, clock=None, tracing=None, **config) -> AsyncIterator[MeterServer]:
     """A Meter server in this process on a free port, SERVING before it is yielded."""
-    server = MeterServer(test_config(**config), database_url, clock=clock)
+    server = MeterServer(test_config(**config), database_url, clock=clock, tracing=tracing)
     await server.start()
     try:
         async with asyncio.timeout(30):

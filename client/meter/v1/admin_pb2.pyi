@@ -318,7 +318,7 @@ class RepriceCallsResponse(_message.Message):
     def __init__(self, calls_examined: _Optional[int] = ..., calls_changed: _Optional[int] = ..., cost_delta_nanos: _Optional[int] = ...) -> None: ...
 
 class AlertRule(_message.Message):
-    __slots__ = ("id", "kind", "severity", "scope", "thresholds_percent", "limit_id", "amount_nanos", "window", "error_rate", "min_calls", "latency", "count", "cooldown", "webhook_url", "webhook_secret", "disabled", "create_time", "update_time", "channels", "message_template")
+    __slots__ = ("id", "kind", "severity", "scope", "thresholds_percent", "limit_id", "amount_nanos", "window", "error_rate", "min_calls", "latency", "count", "cooldown", "webhook_url", "webhook_secret", "disabled", "create_time", "update_time", "channels", "message_template", "webhook_target", "webhook_secret_set")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
@@ -339,6 +339,8 @@ class AlertRule(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_TARGET_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_SECRET_SET_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: _common_pb2.AlertKind
     severity: _common_pb2.Severity
@@ -359,7 +361,9 @@ class AlertRule(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     channels: _containers.RepeatedCompositeFieldContainer[AlertChannel]
     message_template: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.AlertKind, str]] = ..., severity: _Optional[_Union[_common_pb2.Severity, str]] = ..., scope: _Optional[_Union[_common_pb2.Selector, _Mapping]] = ..., thresholds_percent: _Optional[_Iterable[int]] = ..., limit_id: _Optional[str] = ..., amount_nanos: _Optional[int] = ..., window: _Optional[_Union[_common_pb2.Window, _Mapping]] = ..., error_rate: _Optional[float] = ..., min_calls: _Optional[int] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., count: _Optional[int] = ..., cooldown: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., webhook_url: _Optional[str] = ..., webhook_secret: _Optional[str] = ..., disabled: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channels: _Optional[_Iterable[_Union[AlertChannel, _Mapping]]] = ..., message_template: _Optional[str] = ...) -> None: ...
+    webhook_target: str
+    webhook_secret_set: bool
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.AlertKind, str]] = ..., severity: _Optional[_Union[_common_pb2.Severity, str]] = ..., scope: _Optional[_Union[_common_pb2.Selector, _Mapping]] = ..., thresholds_percent: _Optional[_Iterable[int]] = ..., limit_id: _Optional[str] = ..., amount_nanos: _Optional[int] = ..., window: _Optional[_Union[_common_pb2.Window, _Mapping]] = ..., error_rate: _Optional[float] = ..., min_calls: _Optional[int] = ..., latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., count: _Optional[int] = ..., cooldown: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., webhook_url: _Optional[str] = ..., webhook_secret: _Optional[str] = ..., disabled: _Optional[bool] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channels: _Optional[_Iterable[_Union[AlertChannel, _Mapping]]] = ..., message_template: _Optional[str] = ..., webhook_target: _Optional[str] = ..., webhook_secret_set: _Optional[bool] = ...) -> None: ...
 
 class AlertChannel(_message.Message):
     __slots__ = ("kind", "url", "secret", "email_to", "email_from", "smtp_host", "smtp_port", "smtp_tls", "smtp_username", "target", "secret_set")

@@ -79,6 +79,7 @@ class AlertKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALERT_KIND_DENIALS: _ClassVar[AlertKind]
     ALERT_KIND_RESERVATION_EXPIRED: _ClassVar[AlertKind]
     ALERT_KIND_PROJECTED_OVER_BUDGET: _ClassVar[AlertKind]
+    ALERT_KIND_REPORT_DIGEST: _ClassVar[AlertKind]
 METRIC_UNSPECIFIED: Metric
 METRIC_REQUESTS: Metric
 METRIC_INPUT_TOKENS: Metric
@@ -124,6 +125,7 @@ ALERT_KIND_UNPRICED_MODEL: AlertKind
 ALERT_KIND_DENIALS: AlertKind
 ALERT_KIND_RESERVATION_EXPIRED: AlertKind
 ALERT_KIND_PROJECTED_OVER_BUDGET: AlertKind
+ALERT_KIND_REPORT_DIGEST: AlertKind
 
 class Window(_message.Message):
     __slots__ = ("kind", "duration")

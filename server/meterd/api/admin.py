@@ -184,7 +184,11 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
         )
 
     async def SetAlertRule(self, request, context):
-        stored, created = await self.alert_rules.set(current_principal().tenant_id, rule_from_proto(request.rule))
+        stored, created = await self.alert_rules.set(
+            current_principal().tenant_id,
+            rule_from_proto(request.rule),
+            keep_webhook_target=request.rule.webhook_target,
+        )
         return admin_pb2.SetAlertRuleResponse(rule=rule_to_proto(stored), created=created)
 
     async def ListAlertRules(self, request, context):

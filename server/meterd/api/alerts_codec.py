@@ -9,6 +9,7 @@ from meterd.domain.alert_records import StoredRule
 from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Severity, validate_rule
 from meterd.domain.channels import Channel
 from meterd.domain.errors import InvalidArgument
+from meterd.domain.rule_secrets import webhook_target
 from meterd.domain.windows import WindowKind
 
 MIN_HEARTBEAT_S = 1.0
@@ -88,7 +89,8 @@ def rule_to_proto(stored: StoredRule) -> admin_pb2.AlertRule:
         error_rate=r.error_rate,
         min_calls=r.min_calls,
         count=r.count,
-        webhook_url=r.webhook_url,  # the secret is write-only
+        webhook_target=webhook_target(r),  # the URL (it may carry a token) and the secret are write-only
+        webhook_secret_set=bool(r.webhook_secret),
         disabled=r.disabled,
         channels=[channel_to_proto(c) for c in r.channels],
         message_template=r.message_template,

@@ -1,7 +1,11 @@
 """What Meter meters, as Prometheus series of this process: calls, tokens and cost by provider and
 model, quota denials, reservations expired and outstanding, alert deliveries by channel kind and
 outcome, plus build info. Labels are bounded: provider and model only (never tenant, subject or key
-ids), and at most MAX_MODELS distinct (provider, model) pairs, the rest counted as "other"."""
+ids), and at most MAX_MODELS distinct (provider, model) pairs, the rest counted as "other".
+
+An operator may opt in to per-tenant series (--metrics-tenant-labels N): separate meter_tenant_*
+families labelled by tenant alone, so the provider/model series keep their shape and the tenant
+series never multiply by the models; the tenant label takes at most N values, "other" included."""
 
 from __future__ import annotations
 
@@ -44,9 +48,46 @@ class ModelLabels:
         return OTHER
 
 
+class TenantLabels:
+    """tenant id → itself for the first cap - 1 tenants seen, else "other": the label never takes
+    more than `cap` values, the folded value included."""
+
+    def __init__(self, cap: int) -> None:
+        if cap < 2:
+            raise ValueError('a tenant label cap is at least 2 (one tenant and "other")')
+        self.cap = cap
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, tenant_id: str) -> str:
+        if tenant_id in self._seen:
+            return tenant_id
+        with self._lock:
+            if len(self._seen) < self.cap - 1 and tenant_id != "other":
+                self._seen.add(tenant_id)
+                return tenant_id
+        return "other"
+
+
+class TenantSeries:
+    """The opt-in per-tenant families (see the module docstring)."""
+
+    def __init__(self, registry: CollectorRegistry, cap: int) -> None:
+        self.labels = TenantLabels(cap)
+        self.calls = Counter("meter_tenant_calls_recorded_total", "Calls recorded, by tenant (capped) and outcome.",
+                             ("tenant", "outcome"), registry=registry)  # fmt: skip
+        self.tokens = Counter("meter_tenant_tokens_recorded_total", "Tokens recorded, by tenant (capped) and kind.",
+                              ("tenant", "kind"), registry=registry)  # fmt: skip
+        self.cost = Counter("meter_tenant_cost_recorded_usd_total", "Cost recorded in US dollars, by tenant (capped).",
+                            ("tenant",), registry=registry)  # fmt: skip
+        self.denials = Counter("meter_tenant_quota_denials_total", "CheckQuota denials, by tenant (capped).",
+                               ("tenant",), registry=registry)  # fmt: skip
+
+
 class BusinessMetrics:
-    def __init__(self, registry: CollectorRegistry, *, cap: int = MAX_MODELS) -> None:
+    def __init__(self, registry: CollectorRegistry, *, cap: int = MAX_MODELS, tenant_cap: int = 0) -> None:
         self.labels = ModelLabels(cap)
+        self.tenants = TenantSeries(registry, tenant_cap) if tenant_cap else None
         pm = ("provider", "model")
         self.calls = Counter("meter_calls_recorded_total", "Calls recorded (duplicates excluded), by outcome.",
                              (*pm, "outcome"), registry=registry)  # fmt: skip
@@ -71,21 +112,32 @@ class BusinessMetrics:
             }
         )
 
-    def recorded(self, call, result) -> None:
+    def recorded(self, tenant_id: str, call, result) -> None:
         """A call recorded (service.metering's on_recorded): domain CallInput and RecordResult."""
         if result.duplicate:
             return
         p, m = self.labels(call.dims.provider, call.dims.model)
-        self.calls.labels(p, m, "success" if call.success else "error").inc()
+        t = self.tenants
+        tenant = t.labels(tenant_id) if t else ""
+        outcome = "success" if call.success else "error"
+        self.calls.labels(p, m, outcome).inc()
+        if t:
+            t.calls.labels(tenant, outcome).inc()
         for kind in ("input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens"):
             n = getattr(call, kind)
             if n:
                 self.tokens.labels(p, m, kind.removesuffix("_tokens")).inc(n)
+                if t:
+                    t.tokens.labels(tenant, kind.removesuffix("_tokens")).inc(n)
         if result.cost_nanos:
             self.cost.labels(p, m).inc(result.cost_nanos / 1e9)
+            if t:
+                t.cost.labels(tenant).inc(result.cost_nanos / 1e9)
 
-    def denied(self, _tenant_id: str, dims, _at=None) -> None:
+    def denied(self, tenant_id: str, dims, _at=None) -> None:
         self.denials.labels(*self.labels(dims.provider, dims.model)).inc()
+        if self.tenants:
+            self.tenants.denials.labels(self.tenants.labels(tenant_id)).inc()
 
     def delivery(self, channel: str, ok: bool) -> None:
         self.deliveries.labels(channel, "delivered" if ok else "failed").inc()

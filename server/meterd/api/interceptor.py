@@ -3,10 +3,11 @@ errors into gRPC statuses, so servicers only decode, call and encode."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -50,6 +51,16 @@ _CODES: dict[type[errors.MeterError], grpc.StatusCode] = {
 
 def current_principal() -> Principal:
     return _principal.get()
+
+
+@contextlib.contextmanager
+def acting_as(principal: Principal) -> Iterator[None]:
+    """Run servicer code for a principal without an RPC (the server's own scheduled reads)."""
+    token = _principal.set(principal)
+    try:
+        yield
+    finally:
+        _principal.reset(token)
 
 
 def required_role(method: str) -> str | None:

@@ -1,6 +1,7 @@
 """Prometheus metrics over HTTP on their own port: RPCs under go-grpc-prometheus's names
 (api/grpc_metrics.py), business figures by provider and model (api/business_metrics.py), process
-and Python runtime, database pool gauges and the alert engine's figures. No tenant or subject ever becomes a label (unbounded cardinality)."""
+and Python runtime, database pool gauges and the alert engine's figures. No tenant or subject becomes a label (unbounded cardinality),
+unless an operator opts in to per-tenant series with a cap (api/business_metrics.py)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ def start_metrics_server(
     *,
     certfile: str | None = None,
     keyfile: str | None = None,
+    tenant_cap: int = 0,
 ):
     """Serve /metrics on host:port (HTTPS with certfile and keyfile); returns the RPC metrics
     (api/grpc_metrics.py), the business metrics (api/business_metrics.py) and the HTTP server
@@ -65,7 +67,7 @@ def start_metrics_server(
     host, _, port = listen.rpartition(":")
     registry = CollectorRegistry()
     metrics = GrpcMetrics(registry)
-    business = BusinessMetrics(registry)
+    business = BusinessMetrics(registry, tenant_cap=tenant_cap)
     # process_* (CPU, memory, file descriptors, start time), python_info and python_gc_*, as the
     # client library's default registry has them.
     for standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):

@@ -166,6 +166,6 @@ def replaced_secrets(existing: admin_pb2.AlertRule | None, rule: admin_pb2.Alert
     lost = []
     if existing.channels and not rule.channels:
         lost.append(f"{len(existing.channels)} channel(s)")
-    if existing.webhook_url and not rule.webhook_url:
+    if existing.webhook_target and not rule.webhook_url:
         lost.append("its webhook")
     return f"rule {existing.id} has {' and '.join(lost)}: re-enter them, or tick 'drop them'" if lost else ""

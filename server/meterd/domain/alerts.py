@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from meterd.domain import histogram
 from meterd.domain.channels import Channel, validate_channels, validate_template
+from meterd.domain.digests import digest_problems
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.forecast import projected_period_cost, us
 from meterd.domain.limits import INT64_MAX, MAX_THRESHOLD_PERCENT, Selector, _validate_selector
@@ -37,6 +38,7 @@ class AlertKind(StrEnum):
     DENIALS = "denials"
     RESERVATION_EXPIRED = "reservation_expired"
     PROJECTED_OVER_BUDGET = "projected_over_budget"
+    REPORT_DIGEST = "report_digest"  # scheduled by the evaluator too, but not judged (domain/digests.py)
 
 
 # Evaluated periodically by the leader replica; the others are raised by triggers in the writing
@@ -198,6 +200,8 @@ def validate_rule(
                 need(
                     not clean_scope.labels, "rule.scope.labels", "not usable in this rule (its figures have no labels)"
                 )
+        elif k is AlertKind.REPORT_DIGEST:
+            digest_problems(window, clean_scope, cooldown_s, v)
         else:
             unused(window_kind, "rule.window")
         if k is AlertKind.LIMIT_THRESHOLD:

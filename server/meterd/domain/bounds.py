@@ -273,6 +273,7 @@ FIELDS: dict[str, dict[str, Bound]] = {
         "webhook_secret": Text(256),  # domain.alerts.MAX_SECRET
         "channels": Items(8),  # domain.channels.MAX_CHANNELS
         "message_template": Text(2000),  # domain.channels.MAX_TEMPLATE
+        "webhook_target": Text(URL),  # output only, sent back to keep the stored webhook
     },
     "AlertChannel": {  # domain.channels checks the combinations per kind
         "url": Text(URL),

@@ -267,6 +267,8 @@ def render(alert: Any, template: str, console_url: str) -> Rendered:
     percent = alert.kind.value == "limit_threshold"
     observed = f"{alert.observed:.0f}%" if percent else _figure(alert.metric, alert.observed)
     threshold = f"{alert.threshold:.0f}%" if percent else _figure(alert.metric, alert.threshold)
+    if alert.kind.value == "report_digest":  # its figures are in its text; it crossed no threshold
+        threshold = ""
     window = ""
     if alert.window_start:
         end = f" – {alert.window_end:%Y-%m-%d %H:%M}" if alert.window_end else ""

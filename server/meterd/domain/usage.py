@@ -466,3 +466,15 @@ class CallRow:
     price_id: str
     cost_parts: Sequence[int] | None = None  # domain.pricing.PARTS order; None: recorded before breakdowns
     service_tier: str = ""
+
+
+@dataclasses.dataclass
+class UsageData:
+    """What one GetUsage read: the rows, the totals and, when asked, the projection's sums."""
+
+    rows: list[UsageRow] = dataclasses.field(default_factory=list)
+    totals: Aggregate = dataclasses.field(default_factory=lambda: Aggregate())
+    expired_reservations: int = 0
+    month_to_date_cost: int = 0
+    basis_cost: int = 0
+    first_seen: dt.datetime | None = None  # first matching usage before the basis end

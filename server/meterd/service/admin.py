@@ -77,10 +77,10 @@ class AlertRuleAdmin:
     def __init__(self, store: AlertPort) -> None:
         self.store = store
 
-    async def set(self, tenant_id: str, rule: AlertRule) -> tuple[StoredRule, bool]:
+    async def set(self, tenant_id: str, rule: AlertRule, keep_webhook_target: str = "") -> tuple[StoredRule, bool]:
         """(stored, created). Rules are read from the database by the triggers and the evaluator:
-        nothing cached to drop."""
-        return await self.store.set_rule(tenant_id, rule)
+        nothing cached to drop. keep_webhook_target: see AlertPort.set_rule."""
+        return await self.store.set_rule(tenant_id, rule, keep_webhook_target)
 
     async def list(self, tenant_id: str) -> list[StoredRule]:
         return await self.store.list_rules(tenant_id)

@@ -37,6 +37,7 @@ from meterd.domain.usage import hour_ceil, hour_floor
 from meterd.domain.windows import window_end, window_start
 from meterd.service.alert_hub import OVERFLOW, SHUTDOWN, AlertHub
 from meterd.service.delivery_rounds import run_delivery_rounds
+from meterd.service.digests import DigestScheduler
 from meterd.service.ports import AlertPort
 from meterd.store.notify import session
 
@@ -166,6 +167,7 @@ class Evaluator:
         self.clock = clock
         self.leader = False
         self.rounds = 0
+        self.digests: DigestScheduler | None = None  # scheduled report digests, run by the leader too
 
     def now(self) -> dt.datetime:
         return self.clock() if self.clock else utc_now()
@@ -211,6 +213,8 @@ class Evaluator:
         for tenant_id, candidates in by_tenant.items():
             if candidates:
                 raised += len(await self.store.raise_candidates(tenant_id, candidates, now if self.clock else None))
+        if self.digests is not None:
+            raised += await self.digests.run_due(now, now if self.clock else None)
         self.rounds += 1
         return raised
 

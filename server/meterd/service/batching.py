@@ -20,11 +20,13 @@ way instead of waiting behind a stuck database for the client's deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, Literal, TypeVar, overload
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Generic, Literal, Protocol, TypeVar, overload
 
 from meterd.domain.errors import MeterError, RolledBack, Unavailable
 
@@ -33,11 +35,20 @@ R = TypeVar("R")
 log = logging.getLogger(__name__)
 
 
-class _Entry:
-    __slots__ = ("future", "item", "queued_at")
+class BatchTracer(Protocol):
+    """Optional tracing (meterd/tracing.py): capture() runs in the request's context, batch() wraps
+    the batch's run with what the requests captured."""
 
-    def __init__(self, item, future: asyncio.Future, queued_at: float) -> None:
-        self.item, self.future, self.queued_at = item, future, queued_at
+    def capture(self) -> object: ...
+
+    def batch(self, size: int, requests: Sequence[object]) -> contextlib.AbstractContextManager[None]: ...
+
+
+class _Entry:
+    __slots__ = ("future", "item", "queued_at", "trace")
+
+    def __init__(self, item, future: asyncio.Future, queued_at: float, trace: object = None) -> None:
+        self.item, self.future, self.queued_at, self.trace = item, future, queued_at, trace
 
 
 def _no_key(_item) -> Hashable:
@@ -72,6 +83,7 @@ class Batcher(Generic[T, R]):
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self.isolated = 0  # culprits found by splitting failed batches (for tests and logs)
+        self.tracer: BatchTracer | None = None
 
     def pending(self) -> int:
         return self._pending
@@ -89,9 +101,15 @@ class Batcher(Generic[T, R]):
         """Queue items together (so they share batches) and wait for all their results, in order;
         return_exceptions: an item's error is its result (else the first error is raised)."""
         if not self._tasks:
-            self._tasks = [asyncio.create_task(self._work(), name=f"batcher-{i}") for i in range(self.workers)]
+            # Started by the first request, but in an empty context: the workers serve every later
+            # request too, so they must not carry this one's context variables (its trace, its principal).
+            self._tasks = [
+                asyncio.create_task(self._work(), name=f"batcher-{i}", context=contextvars.Context())
+                for i in range(self.workers)
+            ]
         loop = asyncio.get_running_loop()
         now = self.clock()
+        trace = self.tracer.capture() if self.tracer is not None else None
         futures: list[asyncio.Future[R]] = []
         for item in items:
             future = loop.create_future()
@@ -100,7 +118,7 @@ class Batcher(Generic[T, R]):
             queue = self._queues.get(key)
             if queue is None:
                 queue = self._queues[key] = deque()
-            queue.append(_Entry(item, future, now))
+            queue.append(_Entry(item, future, now, trace))
         self._pending += len(items)
         self._wake.set()
         if len(futures) == 1 and not return_exceptions:
@@ -154,7 +172,10 @@ class Batcher(Generic[T, R]):
                 if self._pending == waiting:
                     break
             batch = self._take()
-            if batch:
+            if batch and self.tracer is not None:
+                with self.tracer.batch(len(batch), [entry.trace for entry in batch]):
+                    await self._execute(batch)
+            elif batch:
                 await self._execute(batch)
 
     async def _execute(self, batch: list[_Entry]) -> None:

@@ -14,7 +14,7 @@ from meterd.domain.dimensions import (
     validate_declaration,
 )
 from meterd.domain.errors import InvalidArgument, NotFound, ResourceExhausted
-from meterd.store.label_rollups import LabelRollupStore
+from meterd.service.ports import DimensionPort
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Backfilled:
 
 
 class DimensionAdmin:
-    def __init__(self, store: LabelRollupStore) -> None:
+    def __init__(self, store: DimensionPort) -> None:
         self.store = store
 
     async def set(self, tenant_id: str, label_key: str, max_values_per_day: int) -> tuple[LabelDimension, bool]:

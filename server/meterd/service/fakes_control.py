@@ -12,8 +12,10 @@ from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Candi
 from meterd.domain.clock import utc_now
 from meterd.domain.errors import AlreadyExists, NotFound
 from meterd.domain.keys import ApiKey, Principal, new_key
+from meterd.domain.price_rules import CatalogProvider
 from meterd.domain.price_versions import CatalogDiff, CatalogImport, StoredPrice, same_rates, version_key
 from meterd.domain.pricing import Price
+from meterd.domain.rule_secrets import keep_webhook
 from meterd.service.fakes import Clock
 
 
@@ -83,6 +85,10 @@ class FakePriceStore:
     async def shared_stamp(self) -> object:
         return (self._next_id, len(self.imports))
 
+    async def for_tenant(self, tenant_id: str) -> tuple[list[Price], list[Price], tuple[CatalogProvider, ...]]:
+        shared, latest = await self.shared()
+        return await self.own(tenant_id), shared, latest.providers if latest else ()
+
     async def latest_import(self) -> CatalogImport | None:
         return self.imports[-1] if self.imports else None
 
@@ -126,9 +132,11 @@ class FakeAlertStore:
         self.webhooks: list[WebhookDue] = []
         self.webhook_outcomes: list[tuple[int, bool, str, dt.timedelta | None]] = []
 
-    async def set_rule(self, tenant_id: str, rule: AlertRule) -> tuple[StoredRule, bool]:
+    async def set_rule(self, tenant_id: str, rule: AlertRule, keep_webhook_target: str = "") -> tuple[StoredRule, bool]:
         now = self.clock()
         old = self.rules.get((tenant_id, rule.id))
+        if keep_webhook_target:
+            rule = keep_webhook(rule, keep_webhook_target, old.rule if old else None)
         stored = StoredRule(rule, old.created_at if old else now, now)
         self.rules[(tenant_id, rule.id)] = stored
         return stored, old is None
@@ -164,6 +172,9 @@ class FakeAlertStore:
             self.alerts.append(alert)
             ids.append(alert.id)
         return ids
+
+    async def alert_exists(self, tenant_id: str, dedup_key: str) -> bool:
+        return any(t == tenant_id and k == dedup_key for t, _, k in self.raised_keys)
 
     async def rollup_groups(
         self, tenant_id: str, rule: AlertRule, start: dt.datetime, end: dt.datetime

@@ -60,7 +60,7 @@ class MeteringService:
         clock: Callable[[], dt.datetime] | None,
         batch_workers: int = 4,
         batch_timeout: float | None = None,
-        on_recorded: Callable[[CallInput, RecordResult], None] | None = None,
+        on_recorded: Callable[[str, CallInput, RecordResult], None] | None = None,
     ) -> None:
         self.on_recorded = on_recorded  # e.g. the business metrics (by provider and model)
         self.store = store
@@ -147,7 +147,7 @@ class MeteringService:
             ]
             out.append(RecordOutcome(recorded.result, recorded.reservation_settled, states))
             if self.on_recorded is not None:
-                self.on_recorded(call, recorded.result)
+                self.on_recorded(tenant, call, recorded.result)
         return out
 
 

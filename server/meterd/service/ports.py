@@ -6,18 +6,22 @@ RejectedContent / StoreFailure. The classes of store/ implement them (structural
 mypy where app.py wires them), and server/meterd/service/fakes.py has in-memory ones for fast
 tests; tests/service/test_contract.py runs the same cases against both.
 
-Usage (GetUsage, ListCalls: store/usage.py) has no port yet; its service still takes UsageStore.
+Usage is three ports: UsagePort (GetUsage's read), CallSearchPort (ListCalls) and DimensionPort
+(declared label dimensions and their rollups).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from meterd.domain.alert_records import DeliveryDue, DenialKey, StoredRule, TenantRule, WebhookDue
 from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Candidate, GroupFigures
+from meterd.domain.call_search import CallSearchQuery
 from meterd.domain.calls import Dimensions
+from meterd.domain.dimensions import LabelDimension
 from meterd.domain.errors import MeterError
 from meterd.domain.keys import ApiKey, Principal
 from meterd.domain.limits import Limit, StoredLimit, Usage
@@ -25,7 +29,9 @@ from meterd.domain.price_rules import CatalogProvider
 from meterd.domain.price_versions import CatalogDiff, CatalogImport, StoredPrice
 from meterd.domain.pricing import Price
 from meterd.domain.quota import CheckItem, CheckOutcome, Extended, ReservationState
-from meterd.domain.records import Recorded, RecordItem
+from meterd.domain.records import CounterKey, HourlyKey, Recorded, RecordItem
+from meterd.domain.repricing import NewCost, SettledCharge, StoredCall
+from meterd.domain.usage import CallRow, ProjectionWindow, UsageData, UsageQuery
 
 
 class QuotaPort(Protocol):
@@ -103,6 +109,10 @@ class PricePort(Protocol):
 
     async def shared(self) -> tuple[list[Price], CatalogImport | None]: ...
 
+    async def for_tenant(self, tenant_id: str) -> tuple[list[Price], list[Price], tuple[CatalogProvider, ...]]:
+        """(the tenant's own prices, the shared catalog, the catalog's providers)."""
+        ...
+
     async def shared_stamp(self) -> object:
         """A value that changes whenever the shared catalog does (compared, never read)."""
         ...
@@ -132,7 +142,12 @@ class PricePort(Protocol):
 class AlertPort(Protocol):
     """Rules, alerts, the evaluator's reads, denial counts and legacy webhook deliveries."""
 
-    async def set_rule(self, tenant_id: str, rule: AlertRule) -> tuple[StoredRule, bool]: ...
+    async def set_rule(self, tenant_id: str, rule: AlertRule, keep_webhook_target: str = "") -> tuple[StoredRule, bool]:
+        """Insert or replace. keep_webhook_target (a listed rule sent back: its webhook_target, no
+        URL): keep the stored webhook, read under the row lock (domain.rule_secrets.keep_webhook)."""
+        ...
+
+    async def alert_exists(self, tenant_id: str, dedup_key: str) -> bool: ...
 
     async def list_rules(self, tenant_id: str) -> list[StoredRule]: ...
 
@@ -181,3 +196,73 @@ class DeliveryPort(Protocol):
         error: str,
         retry_in: dt.timedelta | None,
     ) -> None: ...
+
+
+class UsagePort(Protocol):
+    async def usage(
+        self,
+        tenant_id: str,
+        query: UsageQuery,
+        start: dt.datetime,
+        end: dt.datetime,
+        projection: ProjectionWindow | None,
+    ) -> UsageData:
+        """Rows (grouped, ordered, limited), totals and projection sums over the answered [start, end),
+        read in one snapshot; from rollups unless query.raw (domain.usage.UsageQuery)."""
+        ...
+
+
+class CallSearchPort(Protocol):
+    async def search(self, tenant_id: str, query: CallSearchQuery) -> list[CallRow]:
+        """At most page_size + 1 calls in the query's order after its cursor (domain.call_search)."""
+        ...
+
+
+class DimensionPort(Protocol):
+    """Declared label dimensions; their rollups are written by RecordPort with each call."""
+
+    async def declared(self, tenant_id: str) -> dict[str, LabelDimension]: ...
+
+    async def set(self, tenant_id: str, key: str, max_values_per_day: int) -> tuple[LabelDimension, bool]: ...
+
+    async def delete(self, tenant_id: str, key: str) -> None: ...
+
+    async def first_retained_call(self, tenant_id: str) -> dt.datetime | None: ...
+
+    async def backfill_day(self, tenant_id: str, key: str, day: dt.datetime, max_values: int) -> None:
+        """Recompute one UTC day of the key's rollups from the raw calls, atomically."""
+        ...
+
+
+class RepriceTransactionPort(Protocol):
+    """One tenant's reprice inside one database transaction (RepricePort.transaction)."""
+
+    tenant_id: str
+
+    async def calls(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        provider: str,
+        model: str,
+        include_client_costs: bool,
+        after: tuple[dt.datetime, str] | None,
+        limit: int,
+    ) -> list[StoredCall]:
+        """The next `limit` calls with occurred_at in [start, end) after `after`, in key order."""
+        ...
+
+    async def settled_charges(self, calls: list[StoredCall]) -> dict[str, list[SettledCharge]]: ...
+
+    async def update_calls(self, changes: list[NewCost]) -> None: ...
+
+    async def add_to_counters(self, deltas: dict[CounterKey, int]) -> None: ...
+
+    async def add_to_rollups(self, deltas: dict[HourlyKey, tuple[int, ...]]) -> None: ...
+
+
+class RepricePort(Protocol):
+    def transaction(self, tenant_id: str) -> AbstractAsyncContextManager[RepriceTransactionPort]:
+        """One transaction; reprices of one tenant run one at a time."""
+        ...

@@ -18,8 +18,8 @@ from meterd.domain.recommendations import (
     untiered,
 )
 from meterd.domain.usage import Aggregate, UsageQuery
+from meterd.service.ports import UsagePort
 from meterd.service.prices import PriceBook
-from meterd.store.usage import UsageStore
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +51,7 @@ class RecommendationReport:
 
 
 class RecommendationService:
-    def __init__(self, usage: UsageStore, prices: PriceBook) -> None:
+    def __init__(self, usage: UsagePort, prices: PriceBook) -> None:
         self.usage = usage
         self.prices = prices
 

@@ -14,12 +14,10 @@ from meterd.domain.errors import InvalidArgument, RolledBack, Unavailable
 from meterd.domain.limits import Limit, Metric, matching, partition_key
 from meterd.domain.price_rules import CatalogProvider, PriceSet
 from meterd.domain.pricing import CostBreakdown, Price, breakdown, choose
-from meterd.domain.records import CounterKey
+from meterd.domain.records import CounterKey, HourlyKey
+from meterd.domain.repricing import NewCost, StoredCall
 from meterd.domain.windows import window_start
-from meterd.store.limits import LimitStore
-from meterd.store.prices import PriceStore
-from meterd.store.reprice import NewCost, RepriceStore, RepriceTransaction, StoredCall
-from meterd.store.rollups import HourlyKey
+from meterd.service.ports import LimitPort, PricePort, RepricePort, RepriceTransactionPort
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +51,7 @@ class _Prices:
 
 
 class Repricer:
-    def __init__(self, store: RepriceStore, prices: PriceStore, limits: LimitStore, *, chunk: int = CHUNK) -> None:
+    def __init__(self, store: RepricePort, prices: PricePort, limits: LimitPort, *, chunk: int = CHUNK) -> None:
         self.store = store
         self.prices = prices
         self.limits = limits
@@ -101,7 +99,7 @@ class Repricer:
 
     async def _run(
         self,
-        tx: RepriceTransaction,
+        tx: RepriceTransactionPort,
         prices: _Prices,
         cost_limits: list[Limit],
         start: dt.datetime,

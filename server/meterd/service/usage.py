@@ -20,9 +20,7 @@ from meterd.domain.usage import (
     project,
     projection_window,
 )
-from meterd.store.call_search import CallSearchStore
-from meterd.store.label_rollups import LabelRollupStore
-from meterd.store.usage import UsageStore
+from meterd.service.ports import CallSearchPort, DimensionPort, UsagePort
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,12 +42,10 @@ class CallsPage:
 
 
 class UsageService:
-    def __init__(
-        self, store: UsageStore, dimensions: LabelRollupStore | None = None, calls: CallSearchStore | None = None
-    ) -> None:
+    def __init__(self, store: UsagePort, calls: CallSearchPort, dimensions: DimensionPort | None = None) -> None:
         self.store = store
-        self.dimensions = dimensions
-        self.calls = calls or CallSearchStore(store.db)
+        self.calls = calls
+        self.dimensions = dimensions  # None: every label is answered from raw calls
 
     async def usage(
         self, tenant_id: str, query: UsageQuery, *, forecast: tuple[dt.timedelta, dt.timedelta] | None = None

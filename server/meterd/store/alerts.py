@@ -15,6 +15,7 @@ from meterd.domain import histogram
 from meterd.domain.alert_records import DenialKey, StoredRule, TenantRule, WebhookDue
 from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Candidate, GroupFigures, Severity
 from meterd.domain.errors import NotFound
+from meterd.domain.rule_secrets import keep_webhook
 from meterd.store.alert_rules import rule_from_row, rule_params
 from meterd.store.codes import ALERT_KIND, ALERT_KIND_OF, SEVERITY, SEVERITY_OF
 from meterd.store.db import Database, dedicated, one
@@ -83,9 +84,18 @@ class AlertStore:
 
     # ---- rules ------------------------------------------------------------------------------------
 
-    async def set_rule(self, tenant_id: str, rule: AlertRule) -> tuple[StoredRule, bool]:
+    async def set_rule(self, tenant_id: str, rule: AlertRule, keep_webhook_target: str = "") -> tuple[StoredRule, bool]:
+        """Insert or replace a rule; with keep_webhook_target (a listed rule sent back) the stored
+        webhook is kept, read under the row lock so a concurrent replacement is not undone."""
         async with self.db.transaction() as conn:
             await conn.execute("INSERT INTO tenants (id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant_id,))
+            if keep_webhook_target:
+                cur = await conn.execute(
+                    f"SELECT {_RULE_COLUMNS} FROM alert_rules WHERE tenant_id = %s AND id = %s FOR UPDATE",
+                    (tenant_id, rule.id),
+                )
+                row = await cur.fetchone()
+                rule = keep_webhook(rule, keep_webhook_target, rule_from_row(row) if row else None)
             cur = await conn.execute(
                 f"""INSERT INTO alert_rules AS r (tenant_id, id, kind, severity, scope, params, cooldown_s, webhook_url,
                                                   webhook_secret, disabled, channels, message_template)
@@ -121,6 +131,13 @@ class AlertStore:
                 ([ALERT_KIND[k] for k in kinds],),
             )
             return [TenantRule(r["tenant_id"], rule_from_row(r)) for r in await cur.fetchall()]
+
+    async def alert_exists(self, tenant_id: str, dedup_key: str) -> bool:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT 1 FROM alerts WHERE tenant_id = %s AND dedup_key = %s", (tenant_id, dedup_key)
+            )
+            return await cur.fetchone() is not None
 
     async def delete_rule(self, tenant_id: str, rule_id: str) -> None:
         async with self.db.connection() as conn:

@@ -47,6 +47,7 @@ ALERT_KIND = {
     AlertKind.DENIALS: "denials",
     AlertKind.RESERVATION_EXPIRED: "reservation_expired",
     AlertKind.PROJECTED_OVER_BUDGET: "projected_over_budget",
+    AlertKind.REPORT_DIGEST: "report_digest",
 }
 SEVERITY = {Severity.INFO: "info", Severity.WARNING: "warning", Severity.CRITICAL: "critical"}
 RESERVATION_STATE = {

@@ -8,13 +8,13 @@ import datetime as dt
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
 from meterd.domain.errors import InvalidArgument, RejectedContent, RolledBack, StoreFailure, Unavailable
 
@@ -94,6 +94,8 @@ class _Pool(AsyncConnectionPool[Conn]):
     async def getconn(self, timeout: float | None = None) -> Conn:  # noqa: ASYNC109 - psycopg_pool's signature
         try:
             return await super().getconn(timeout)
+        except PoolClosed:
+            raise  # not opened yet (an RPC before SERVING) or closed: no waiters to clean (no lock yet either)
         except BaseException:
             # Before open() there is no lock (psycopg_pool makes it there) and nobody is waiting: a
             # request that early gets PoolClosed, which connection() turns into Unavailable.
@@ -119,7 +121,9 @@ class Database:
         statement_timeout: float = 10.0,
         reconnect_timeout: float = 2.0,
         tcp_user_timeout: float = 10.0,
+        configure: Callable[[Conn], Awaitable[None]] | None = None,
     ) -> None:
+        """configure: run on each new connection (tracing instruments it there)."""
         self.conninfo = conninfo
         self.kwargs = connection_kwargs(timeout, statement_timeout, tcp_user_timeout)
         self.pool = _Pool(
@@ -138,6 +142,7 @@ class Database:
             open=False,
             kwargs=self.kwargs,
             name="meter",
+            configure=configure,
         )
 
     async def open(self, wait_timeout: float = 30.0) -> None:
@@ -165,6 +170,10 @@ class Database:
                     # unknown, so it is closed rather than handed to the next caller.
                     await conn.close()
                     raise
+        except PoolClosed:
+            raise Unavailable(
+                "the server's database is not ready yet (starting or stopping); retry with backoff"
+            ) from None
         except PoolTimeout:
             raise Unavailable(
                 f"no database connection within {self.pool.timeout:.1f}s (database down or pool exhausted); retry with backoff"

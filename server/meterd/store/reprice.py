@@ -4,7 +4,6 @@ calls, their first answers (call_ids), the hourly rollups and the cost counters,
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
 
@@ -12,50 +11,12 @@ from psycopg.types.json import Jsonb
 
 from meterd.domain.pricing import CostBreakdown, UsageAmounts
 from meterd.domain.records import CounterKey
+from meterd.domain.repricing import NewCost, SettledCharge, StoredCall
 from meterd.store import rollups
 from meterd.store.db import Conn, Database
 from meterd.store.rollups import HourlyKey
 
-
-@dataclasses.dataclass(frozen=True)
-class StoredCall:
-    """What repricing needs of one recorded call."""
-
-    occurred_at: dt.datetime
-    call_id: str
-    api_key_id: str
-    reservation_id: str  # "" when none
-    subject: str
-    provider: str
-    model: str
-    operation: str
-    labels: dict[str, str]
-    usage: UsageAmounts
-    cost_nanos: int
-    cost_source: str
-    price_id: str
-    cost_parts: CostBreakdown | None = None  # None: recorded before breakdowns existed
-    service_tier: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class NewCost:
-    call: StoredCall
-    cost_nanos: int
-    cost_source: str
-    price_id: str
-    cost_parts: CostBreakdown = CostBreakdown()
-
-
-@dataclasses.dataclass(frozen=True)
-class SettledCharge:
-    """A counter a reservation charged, which the call that settled it was charged to instead of its own windows."""
-
-    limit_id: str
-    generation: int
-    partition: str
-    window_start: dt.datetime
-    metric: str
+__all__ = ["NewCost", "RepriceStore", "RepriceTransaction", "SettledCharge", "StoredCall"]  # types: domain.repricing
 
 
 _CALL_COLUMNS = """occurred_at, call_id, api_key_id, coalesce(reservation_id, '') AS reservation_id, subject, provider,

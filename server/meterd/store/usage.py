@@ -33,6 +33,7 @@ from meterd.domain.usage import (
     ProjectionWindow,
     Source,
     Span,
+    UsageData,
     UsageFilter,
     UsageKey,
     UsageQuery,
@@ -108,18 +109,6 @@ _CALL_COLUMNS = """call_id, occurred_at, recorded_at, api_key_id, reservation_id
        operation, labels, metadata, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
        reasoning_tokens, requests, units, latency_us, ttft_us, retry_count, success, error_code,
        error_message, cost_nanos, cost_source, price_id, cost_parts, service_tier"""
-
-
-class UsageData:
-    """What one GetUsage read: the rows, the totals and, when asked, the projection's sums."""
-
-    def __init__(self) -> None:
-        self.rows: list[UsageRow] = []
-        self.totals = Aggregate()
-        self.expired_reservations = 0
-        self.month_to_date_cost = 0
-        self.basis_cost = 0
-        self.first_seen: dt.datetime | None = None  # first matching usage before the basis end
 
 
 class UsageStore:
