@@ -194,7 +194,9 @@ async def generate(url: str, tenant: str, n: int, *, now: dt.datetime) -> Genera
         async def indexes() -> None:
             async with await _connect(url) as c:
                 for name, definition in rebuilt:
-                    await _timed(steps, name, c.execute(definition))
+                    # pg_indexes shows a partitioned index as "ON ONLY calls", which would make an
+                    # invalid parent index without the partitions' ones.
+                    await _timed(steps, name, c.execute(definition.replace(" ON ONLY ", " ON ", 1)))
 
         # Two CPUs: the three are independent (each reads calls, writes its own tables).
         await asyncio.gather(rollups(), labels(), indexes())
