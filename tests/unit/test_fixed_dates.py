@@ -10,7 +10,7 @@ import datetime as dt
 import pytest
 
 from meter_testing.dates import FIXED_NOWS, date_id
-from meterd.domain.usage import project, projection_window
+from meterd.domain.projection import project, projection_window
 from meterd.domain.windows import WindowKind, WindowSpec, previous_window_start, window_end, window_start
 from meterd.store.partitions import month_start, next_month
 

@@ -9,6 +9,7 @@ import pytest
 
 from meterd.domain import histogram
 from meterd.domain.errors import InvalidArgument
+from meterd.domain.projection import basis_days, project, projection_window
 from meterd.domain.usage import (
     Aggregate,
     Bucket,
@@ -16,13 +17,10 @@ from meterd.domain.usage import (
     Order,
     Source,
     Span,
-    basis_days,
     combine,
     hour_ceil,
     hour_floor,
     plan_spans,
-    project,
-    projection_window,
     usage_filter,
     validate_usage_query,
 )

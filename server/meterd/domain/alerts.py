@@ -360,7 +360,7 @@ def judge_rollups(rule: AlertRule, start: dt.datetime, end: dt.datetime, groups:
                       float(observed), float(threshold), start, end, message)
         )  # fmt: skip
 
-    span = f"the {rule.window.kind.value} window from {start:%Y-%m-%d %H:%M} UTC"  # type: ignore[union-attr]
+    span = _window_span(rule, start)
     if rule.kind is AlertKind.WINDOW_COST:
         cost = sum(g.cost_nanos for g in groups)
         if cost > rule.amount_nanos:
@@ -387,13 +387,19 @@ def judge_rollups(rule: AlertRule, start: dt.datetime, end: dt.datetime, groups:
     return out
 
 
+def _window_span(rule: AlertRule, start: dt.datetime) -> str:
+    # Windowed kinds always carry a window (rule validation); without one the text still reads.
+    kind = f"{rule.window.kind.value} " if rule.window is not None else ""
+    return f"the {kind}window from {start:%Y-%m-%d %H:%M} UTC"
+
+
 def judge_count(rule: AlertRule, start: dt.datetime, end: dt.datetime, count: int) -> list[Candidate]:
     """DENIALS and RESERVATION_EXPIRED: a count in the window over the rule's count."""
     if count <= rule.count:
         return []
     subject = scope_subject(rule)
     what = "quota denials" if rule.kind is AlertKind.DENIALS else "reservations expired unsettled"
-    span = f"the {rule.window.kind.value} window from {start:%Y-%m-%d %H:%M} UTC"  # type: ignore[union-attr]
+    span = _window_span(rule, start)
     return [
         Candidate(rule, _key(rule, start), subject, subject, "", "", rule.kind.value, float(count), float(rule.count),
                   start, end, f"{count} {what} in {span}, over {rule.count}{' for ' + subject if subject else ''}")

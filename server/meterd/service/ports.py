@@ -28,10 +28,15 @@ from meterd.domain.limits import Limit, StoredLimit, Usage
 from meterd.domain.price_rules import CatalogProvider
 from meterd.domain.price_versions import CatalogDiff, CatalogImport, StoredPrice
 from meterd.domain.pricing import Price
+from meterd.domain.projection import ProjectionWindow
 from meterd.domain.quota import CheckItem, CheckOutcome, Extended, ReservationState
 from meterd.domain.records import CounterKey, HourlyKey, Recorded, RecordItem
 from meterd.domain.repricing import NewCost, SettledCharge, StoredCall
-from meterd.domain.usage import CallRow, ProjectionWindow, UsageData, UsageQuery
+from meterd.domain.usage import (
+    CallRow,
+    UsageData,
+    UsageQuery,
+)
 
 
 class QuotaPort(Protocol):

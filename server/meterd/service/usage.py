@@ -7,18 +7,15 @@ import datetime as dt
 
 from meterd.domain.call_search import CallSearchQuery, SearchCursor, encode_token, sort_key
 from meterd.domain.forecast import Figures, Forecast, forecast
+from meterd.domain.projection import Projection, basis_days, project, projection_window
 from meterd.domain.usage import (
     Aggregate,
     Bucket,
     CallRow,
     Dimension,
     Order,
-    Projection,
     UsageQuery,
     UsageRow,
-    basis_days,
-    project,
-    projection_window,
 )
 from meterd.service.ports import CallSearchPort, DimensionPort, UsagePort
 

@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from meterd.domain.call_search import CallOrder, CallSearch, CallSearchQuery
 from meterd.domain.usage import CallRow
 from meterd.store.db import Database
-from meterd.store.usage import _CALL_COLUMNS, _filter_params, _filter_sql
+from meterd.store.usage_filter import CALL_COLUMNS, filter_params, filter_sql
 
 _TOTAL_TOKENS = "(input_tokens + output_tokens + cached_read_tokens + cache_write_tokens)"
 
@@ -41,7 +41,7 @@ def _search_sql(s: CallSearch) -> str:
 def search_sql(query: CallSearchQuery) -> tuple[str, dict]:
     """The page's statement and parameters: at most page_size + 1 rows, so the caller knows if more follow."""
     s = query.search
-    params = _filter_params(query.filter) | {
+    params = filter_params(query.filter) | {
         "tenant": "",
         "limit": query.page_size + 1,
         "min_cost": s.min_cost_nanos,
@@ -67,9 +67,9 @@ def search_sql(query: CallSearchQuery) -> tuple[str, dict]:
         else:
             where += f" AND {key} <= %(after_k)s AND ({key} < %(after_k)s OR {in_time})"
     order = "occurred_at DESC, call_id" if key is None else f"{key} DESC, occurred_at DESC, call_id"
-    sql = f"""SELECT {_CALL_COLUMNS}
+    sql = f"""SELECT {CALL_COLUMNS}
   FROM calls
- WHERE tenant_id = %(tenant)s{where}{_filter_sql(query.filter, outcome=True)}{_search_sql(s)}
+ WHERE tenant_id = %(tenant)s{where}{filter_sql(query.filter, outcome=True)}{_search_sql(s)}
  ORDER BY {order}
  LIMIT %(limit)s"""
     return sql, params

@@ -23,14 +23,12 @@ import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
 
-from psycopg.types.json import Jsonb
-
 from meterd.domain import histogram
+from meterd.domain.projection import ProjectionWindow
 from meterd.domain.usage import (
     Aggregate,
     Dimension,
     Order,
-    ProjectionWindow,
     Source,
     Span,
     UsageData,
@@ -43,6 +41,7 @@ from meterd.domain.usage import (
 )
 from meterd.store import rollups
 from meterd.store.db import Database, one
+from meterd.store.usage_filter import ERROR_VALUE, filter_params, filter_sql, label_sql
 
 _KEY_ALIASES = {
     Dimension.SUBJECT: "k_subject",
@@ -54,8 +53,6 @@ _KEY_ALIASES = {
     Dimension.ERROR_CODE: "k_error_code",
 }
 
-# A raw call's value of Dimension.ERROR_CODE, as the label rollups store it.
-_ERROR_VALUE = "(CASE WHEN success THEN '' ELSE error_code END)"
 _LABEL_SOURCES = (Source.LABEL_HOURLY, Source.LABEL_DAILY)
 _SUBJECT_SOURCES = (Source.SUBJECT_HOURLY, Source.SUBJECT_DAILY)
 
@@ -105,11 +102,6 @@ _ORDER_METRICS = {
     Order.ERROR_RATE: "(g.errors::float8 / nullif(g.calls, 0)::float8)",
 }
 
-_CALL_COLUMNS = """call_id, occurred_at, recorded_at, api_key_id, reservation_id, subject, provider, model,
-       operation, labels, metadata, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
-       reasoning_tokens, requests, units, latency_us, ttft_us, retry_count, success, error_code,
-       error_message, cost_nanos, cost_source, price_id, cost_parts, service_tier"""
-
 
 class UsageStore:
     def __init__(self, db: Database) -> None:
@@ -124,7 +116,7 @@ class UsageStore:
         projection: ProjectionWindow | None,
     ) -> UsageData:
         """Rows (grouped, ordered, limited), totals and projection sums over the answered [start, end)."""
-        params = _filter_params(query.filter) | {
+        params = filter_params(query.filter) | {
             "tenant": tenant_id,
             "start": start,
             "end": end,
@@ -154,7 +146,7 @@ class UsageStore:
             cur = await conn.execute(
                 f"""SELECT count(*) AS n FROM reservations
                      WHERE tenant_id = %(tenant)s AND state = 'expired'
-                       AND created_at >= %(start)s AND created_at < %(end)s{_filter_sql(query.filter, outcome=False)}""",
+                       AND created_at >= %(start)s AND created_at < %(end)s{filter_sql(query.filter, outcome=False)}""",
                 params,
             )
             out.expired_reservations = (await one(cur))["n"]
@@ -183,53 +175,6 @@ class UsageStore:
 # --- SQL builders (only fixed fragments are spliced in; every value is a parameter) ---------------
 
 
-def _filter_sql(f: UsageFilter, *, outcome: bool, labels: bool = True) -> str:
-    """The filter's conditions, each starting with AND. Labels, outcome and error codes only exist
-    on raw calls (and labels on reservations); the label rollups filter theirs by _label_sql."""
-    sql = ""
-    if f.subject:
-        sql += " AND subject = %(f_subject)s"
-    if f.subject_prefix:
-        sql += " AND starts_with(subject, %(f_prefix)s)"  # no LIKE, so % and _ in the prefix are literal
-    if f.provider:
-        sql += " AND provider = %(f_provider)s"
-    if f.model:
-        sql += " AND model = %(f_model)s"
-    if f.operation:
-        sql += " AND operation = %(f_operation)s"
-    if f.labels and labels:
-        sql += " AND labels @> %(f_labels)s"
-    if outcome and f.success is not None:
-        sql += " AND success = %(f_success)s"
-    if outcome and f.error_code:
-        sql += f" AND {_ERROR_VALUE} = %(f_error_code)s"
-    return sql
-
-
-def _label_sql(f: UsageFilter) -> str:
-    """Conditions on label rollup rows: the answering key (UsageQuery.dimension_key) and its value."""
-    sql = " AND label_key = %(dim_key)s"
-    if f.labels:
-        sql += " AND label_value = %(f_dim_value)s"
-    if f.error_code:
-        sql += " AND label_value = %(f_error_code)s"
-    return sql
-
-
-def _filter_params(f: UsageFilter) -> dict:
-    return {
-        "f_subject": f.subject,
-        "f_prefix": f.subject_prefix,
-        "f_provider": f.provider,
-        "f_model": f.model,
-        "f_operation": f.operation,
-        "f_labels": Jsonb(f.labels),
-        "f_success": f.success,
-        "f_error_code": f.error_code,
-        "f_dim_value": next(iter(f.labels.values()), None),
-    }
-
-
 def _keys(group_by: Sequence[Dimension], time_column: str, source: Source = Source.CALLS) -> list[tuple[str, str]]:
     """(SQL expression, alias) of each group key."""
     out = []
@@ -237,7 +182,7 @@ def _keys(group_by: Sequence[Dimension], time_column: str, source: Source = Sour
         if d in (Dimension.LABEL, Dimension.ERROR_CODE) and source in _LABEL_SOURCES:
             expr = "label_value"
         elif d is Dimension.ERROR_CODE:
-            expr = _ERROR_VALUE
+            expr = ERROR_VALUE
         elif d is Dimension.LABEL:
             expr = "coalesce(labels ->> %(label_key)s, '')"  # a call without the label groups under ""
         elif d is Dimension.TIME:
@@ -274,8 +219,8 @@ def _rollup_rows(spans: Sequence[Span], f: UsageFilter, columns: str, prefix: st
             f"""SELECT {t} AS t, {subject}provider, model, operation, {columns}
       FROM {span.source.value}
      WHERE tenant_id = %(tenant)s AND {t} >= %({prefix}{i}_start)s AND {t} < %({prefix}{i}_end)s"""
-            + _filter_sql(f, outcome=False, labels=not label)
-            + (_label_sql(f) if label else "")
+            + filter_sql(f, outcome=False, labels=not label)
+            + (label_sql(f) if label else "")
             + extra
         )
     return "\n    UNION ALL\n    ".join(pieces)
@@ -378,7 +323,7 @@ def _raw_sql(query: UsageQuery, group_by: Sequence[Dimension]) -> str:
            {_BUCKET_OF_LATENCY} AS bucket
       FROM calls
      WHERE tenant_id = %(tenant)s AND occurred_at >= %(start)s AND occurred_at < %(end)s"""
-        + _filter_sql(query.filter, outcome=True),
+        + filter_sql(query.filter, outcome=True),
         sums=_RAW_SUMS,
         buckets="bucket, count(*) AS n FROM f WHERE bucket IS NOT NULL GROUP BY {keys}bucket",
     )
@@ -433,7 +378,7 @@ def _projection_sql(query: UsageQuery, spans: Sequence[Span]) -> str:
     first instant (an hour or a day: only its day is used) inside the basis period, or `older` when
     there is usage before it. The bounds are whole days but the end, so daily rows fall wholly
     inside or outside each period."""
-    filters = _filter_sql(query.filter, outcome=True)
+    filters = filter_sql(query.filter, outcome=True)
     if query.raw:
         rows = f"""SELECT occurred_at AS t, cost_nanos FROM calls
      WHERE tenant_id = %(tenant)s
@@ -442,7 +387,7 @@ def _projection_sql(query: UsageQuery, spans: Sequence[Span]) -> str:
         older = f"SELECT 1 FROM calls WHERE tenant_id = %(tenant)s AND occurred_at < %(basis_start)s{filters}"
     elif spans[0].source in _LABEL_SOURCES:
         rows = _rollup_rows(spans, query.filter, "cost_nanos", prefix="q")
-        conditions = _filter_sql(query.filter, outcome=False, labels=False) + _label_sql(query.filter)
+        conditions = filter_sql(query.filter, outcome=False, labels=False) + label_sql(query.filter)
         older = f"SELECT 1 FROM usage_label_daily WHERE tenant_id = %(tenant)s AND day < %(basis_start)s{conditions}"
     else:
         rows = _rollup_rows(spans, query.filter, "cost_nanos", prefix="q")
