@@ -1,7 +1,7 @@
-"""Console page times on a large data set: `python -m bench.console [--calls 5000000]`.
+"""Console page times on a large data set: `python -m bench.console [--calls 5000000] [--analytics]`.
 
 Starts PostgreSQL and `meter serve` (as `make bench` does), generates N calls over the last 29 days
-(1,000 users, 8 models, 3 operations) with their rollups, starts `meter console` as its own process,
+with every rollup (bench/dataset.py), with --analytics times issue 16's scenarios on them, starts `meter console` as its own process,
 signs in and loads every page several times, with the console's GetUsage cache off (every load reads
 Meter). Prints the median and worst server time per page (the
 console's Server-Timing header: the page's GetUsage/ListCalls reads plus rendering) and the wall time
@@ -54,7 +54,7 @@ PAGES = [
     "/fragments/table?range=today&table=users",
     "/fragments/table?range=7d&table=users",
     "/fragments/table?range=30d&table=users",
-    "/fragments/table?range=today&table=labels&label_key=conversation",  # labels read raw calls
+    "/fragments/table?range=today&table=labels&label_key=conversation",  # declared: label rollups
 ]
 TARGET_MS = 500
 
