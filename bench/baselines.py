@@ -13,7 +13,7 @@ import psycopg
 from google.protobuf import timestamp_pb2
 from psycopg.types.json import Jsonb
 
-from bench.labels import LABEL_TABLES, label_requests, label_rollups_backfilled
+from bench.labels import label_requests, label_rollups_backfilled
 from bench.measure import Result, percentile
 from meterd.domain import histogram
 
@@ -121,8 +121,8 @@ async def database_batched_upserts(url: str, seconds: float) -> Result:
                   note=f"{BATCH} calls per transaction, plain psycopg")  # fmt: skip
 
 
-# Labels: a conversation lives one hour (20 an hour, about 14,000 in 29 days), 12 bots; 2% of calls
-# fail with one of four error codes; every 7th call retried once.
+# Other tenants' calls for prefill (the measured tenant's data set is bench/dataset.py): a conversation
+# lives one hour, 12 bots; 2% of calls fail with one of four error codes; every 7th call retried once.
 GENERATE_CALLS = """
 INSERT INTO calls (tenant_id, call_id, occurred_at, recorded_at, api_key_id, subject, provider, model, operation,
                    input_tokens, output_tokens, cached_read_tokens, requests, latency_us, success, cost_nanos,
@@ -141,59 +141,21 @@ SELECT %(tenant)s, 'gen-' || g, t, now(), 'gen', 'user:' || (g %% 1000),
 """
 
 
-def build_rollups(table: str, time_column: str, keys: str, *, sparse: bool) -> str:
-    """Adds the generated calls to one rollup table, as the record path would have (same figures and buckets)."""
-    hist, value, merge = (
-        ("latency_hist", "jsonb_object_agg(b, n)", "meter_sparse_hist_add(h.latency_hist, excluded.latency_hist)")
-        if sparse
-        else ("latency_buckets", "meter_hist_add_sparse(NULL, jsonb_object_agg(b, n))",
-              "meter_hist_add(h.latency_buckets, excluded.latency_buckets)")
-    )  # fmt: skip
-    return f"""
-INSERT INTO {table} AS h (tenant_id, {time_column}, {keys}, calls, errors, input_tokens, output_tokens,
-                          cached_read_tokens, requests, cost_nanos, latency_count, latency_sum_us, {hist})
-SELECT tenant_id, t, {keys}, sum(n), sum(e), sum(it), sum(ot), sum(cr), sum(rq), sum(c), sum(n), sum(ls), {value}
-  FROM (SELECT tenant_id, date_trunc('{time_column}', occurred_at, 'UTC') AS t, {keys},
-               least(127, floor(log(2, greatest(latency_us, 1)) * 4))::int AS b, count(*) AS n,
-               count(*) FILTER (WHERE NOT success) AS e, sum(input_tokens) AS it, sum(output_tokens) AS ot,
-               sum(cached_read_tokens) AS cr, sum(requests) AS rq, sum(cost_nanos) AS c, sum(latency_us) AS ls
-          FROM calls WHERE tenant_id = %(tenant)s AND call_id LIKE 'gen-%%'
-         GROUP BY 1, 2, {keys}, b) per_bucket
- GROUP BY tenant_id, t, {keys}
-ON CONFLICT (tenant_id, {time_column}, {keys}) DO UPDATE SET
-    calls = h.calls + excluded.calls, errors = h.errors + excluded.errors,
-    input_tokens = h.input_tokens + excluded.input_tokens, output_tokens = h.output_tokens + excluded.output_tokens,
-    cached_read_tokens = h.cached_read_tokens + excluded.cached_read_tokens,
-    requests = h.requests + excluded.requests, cost_nanos = h.cost_nanos + excluded.cost_nanos,
-    latency_count = h.latency_count + excluded.latency_count,
-    latency_sum_us = h.latency_sum_us + excluded.latency_sum_us,
-    {hist} = {merge}
-"""
-
-
-BUILD_ROLLUPS = (
-    build_rollups("usage_hourly", "hour", "subject, provider, model, operation", sparse=True),
-    build_rollups("usage_model_hourly", "hour", "provider, model, operation", sparse=False),
-    build_rollups("usage_model_daily", "day", "provider, model, operation", sparse=False),
-    build_rollups("usage_subject_daily", "day", "subject, provider, model, operation", sparse=True),
-)
-
-
-async def usage_queries(url: str, meter, auth, n_calls: int) -> list[Result]:
-    """GetUsage grouped by model and day over 30 days, on a table of n_calls generated calls
-    (1,000 subjects, 8 models, 3 operations) with their hourly rollups."""
+async def usage_queries(url: str, meter, auth, n_calls: int, *, generate: bool = True) -> list[Result]:
+    """GetUsage grouped by model and day over 30 days and the label scenarios, on n_calls generated
+    calls with their rollups (bench/dataset.py; generate=False: already generated)."""
     from meter.v1 import meter_pb2
 
-    t0 = time.perf_counter()
+    if generate:
+        import datetime as dt
+
+        from bench.dataset import generate as generate_dataset
+
+        made = await generate_dataset(url, "bench", n_calls, now=dt.datetime.now(dt.UTC))  # any-date: bench data
+        print(f"  generated {n_calls:,} calls with every rollup in {made.seconds:.0f} s: {made.steps}",
+              file=sys.stderr, flush=True)  # fmt: skip
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute("SET synchronous_commit = off")  # bulk load only; not what is measured
-        await conn.execute(GENERATE_CALLS, {"tenant": "bench", "n": n_calls})
-        for sql in BUILD_ROLLUPS:
-            await conn.execute(sql, {"tenant": "bench"})
         backfill = await label_rollups_backfilled(url, conn, "bench")
-        for table in ("usage_hourly", "usage_model_hourly", "usage_model_daily", *LABEL_TABLES):
-            await conn.execute(f"VACUUM ANALYZE {table}")
-        await conn.execute("ANALYZE calls")
         rollup_rows = (await (await conn.execute("SELECT count(*) FROM usage_hourly")).fetchone())[0]
         model_rows = (
             await (
@@ -202,8 +164,6 @@ async def usage_queries(url: str, meter, auth, n_calls: int) -> list[Result]:
                 )
             ).fetchone()
         )[0]
-    print(f"  generated {n_calls:,} calls, {rollup_rows:,} rollup rows in {time.perf_counter() - t0:.0f}s",
-          file=sys.stderr, flush=True)  # fmt: skip
 
     end = timestamp_pb2.Timestamp()
     end.GetCurrentTime()
@@ -227,7 +187,9 @@ async def usage_queries(url: str, meter, auth, n_calls: int) -> list[Result]:
         t_start = time.perf_counter()
         try:
             await meter.GetUsage(req, metadata=auth)  # warm caches
-            while len(latencies) < 20 and (len(latencies) < 3 or time.perf_counter() - t_start < 30):
+            # Raw-call answers take seconds at millions of calls: one timed sample is enough to compare.
+            least = 1 if "raw calls" in name else 3
+            while len(latencies) < 50 and (len(latencies) < least or time.perf_counter() - t_start < 30):
                 t = time.perf_counter()
                 reply = await meter.GetUsage(req, metadata=auth)
                 latencies.append(time.perf_counter() - t)

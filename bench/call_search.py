@@ -1,5 +1,5 @@
-"""ListCalls searches and GetRecommendations on the usage scenario's generated calls (bench/baselines.py,
-GENERATE_CALLS: n calls over 29 days, costs uniform in [0, $0.02), latencies in [50 ms, 3.05 s)),
+"""ListCalls searches and GetRecommendations on the usage scenario's generated calls (bench/dataset.py:
+n calls over 29 days, costs uniform in [0, $0.02), latencies in [50 ms, 3.05 s)),
 one request at a time, and a search measured again without its index (migration 0013) to show
 what the index is for."""
 

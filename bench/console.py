@@ -1,7 +1,7 @@
-"""Console page times on a large data set: `python -m bench.console [--calls 5000000]`.
+"""Console page times on a large data set: `python -m bench.console [--calls 5000000] [--analytics]`.
 
 Starts PostgreSQL and `meter serve` (as `make bench` does), generates N calls over the last 29 days
-(1,000 users, 8 models, 3 operations) with their rollups, starts `meter console` as its own process,
+with every rollup (bench/dataset.py), with --analytics times issue 16's scenarios on them, starts `meter console` as its own process,
 signs in and loads every page several times, with the console's GetUsage cache off (every load reads
 Meter). Prints the median and worst server time per page (the
 console's Server-Timing header: the page's GetUsage/ListCalls reads plus rendering) and the wall time
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
+import os
 import re
 import socket
 import statistics
@@ -25,9 +27,9 @@ from types import SimpleNamespace
 
 import grpc
 import httpx
-import psycopg
 
-from bench.baselines import BUILD_ROLLUPS, GENERATE_CALLS
+from bench import dataset
+from bench.measure import Result
 from bench.run import RESULTS, start_stack
 from meter.v1 import admin_pb2, admin_pb2_grpc, common_pb2
 
@@ -52,21 +54,30 @@ PAGES = [
     "/fragments/table?range=today&table=users",
     "/fragments/table?range=7d&table=users",
     "/fragments/table?range=30d&table=users",
-    "/fragments/table?range=today&table=labels&label_key=conversation",  # labels read raw calls
+    "/fragments/table?range=today&table=labels&label_key=conversation",  # declared: label rollups
 ]
 TARGET_MS = 500
 
 
 async def generate(url: str, n: int) -> None:
-    t0 = time.perf_counter()
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute("SET synchronous_commit = off")
-        await conn.execute(GENERATE_CALLS, {"tenant": "bench", "n": n})
-        for sql in BUILD_ROLLUPS:
-            await conn.execute(sql, {"tenant": "bench"})
-        for table in ("usage_hourly", "usage_model_hourly", "usage_model_daily", "calls"):
-            await conn.execute(f"VACUUM ANALYZE {table}")
-    print(f"generated {n:,} calls with rollups in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    made = await dataset.generate(url, "bench", n, now=dt.datetime.now(dt.UTC))  # any-date: bench data
+    print(f"generated {n:,} calls with every rollup in {made.seconds:.0f} s: {made.steps}", file=sys.stderr, flush=True)
+
+
+async def analytics(url: str, port: int, key: str, n: int) -> list[Result]:
+    """Issue 16's analytics scenarios (bench/baselines.py usage_queries, bench/call_search.py) on the
+    same data, in the same run, before the pages."""
+    from bench.baselines import usage_queries
+    from bench.call_search import search_and_recommend
+    from meter.v1 import meter_pb2_grpc
+
+    auth = (("authorization", f"Bearer {key}"),)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        meter = meter_pb2_grpc.MeterStub(channel)
+        return [
+            *await usage_queries(url, meter, auth, n, generate=False),
+            *await search_and_recommend(url, meter, auth, n),
+        ]
 
 
 async def set_limits(port: int, key: str) -> None:
@@ -126,6 +137,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5_000_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
+        "--analytics",
+        action="store_true",
+        help="also time issue 16's GetUsage, ListCalls and GetRecommendations scenarios first",
+    )
+    parser.add_argument(
         "--meter", help="measure against this running Meter instead (with --api-key; no data generated)"
     )
     parser.add_argument("--api-key", help="an admin key of --meter")
@@ -136,10 +152,19 @@ def main() -> None:
     else:
         stack = start_stack(SimpleNamespace(profile=False, pool_max=10))
     console = None
+    scenarios: list[Result] = []
+    load_before = os.getloadavg()
     try:
         if not args.meter:
             asyncio.run(generate(stack.url, args.calls))
             asyncio.run(set_limits(stack.meter_port, stack.key))
+        if args.analytics and not args.meter:
+            scenarios = asyncio.run(analytics(stack.url, stack.meter_port, stack.key, args.calls))
+            for r in scenarios:
+                print(
+                    f"{r.scenario:<72} p50 {r.p50_ms:8.1f} ms  p99 {r.p99_ms:8.1f} ms  n={r.calls}  {r.note}",
+                    flush=True,
+                )
         port = free_port()
         log = (stack.workdir / "console.log").open("w")
         console = subprocess.Popen(
@@ -164,7 +189,18 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"console-{dt.datetime.now():%Y%m%d-%H%M%S}.json"
     out.write_text(
-        json.dumps({"calls": args.calls, "rounds": args.rounds, "target_ms": TARGET_MS, "pages": pages}, indent=2)
+        json.dumps(
+            {
+                "calls": args.calls,
+                "rounds": args.rounds,
+                "target_ms": TARGET_MS,
+                "pages": pages,
+                "load_before": load_before,
+                "load_after": os.getloadavg(),
+                "analytics": [dataclasses.asdict(r) for r in scenarios],
+            },
+            indent=2,
+        )
     )
     print(f"written {out}")
 

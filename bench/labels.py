@@ -1,5 +1,5 @@
 """The label and error-code rollup scenarios of `make bench` (issue 16): the generated calls' labels
-are declared and rolled up (one day back-filled and timed), then GetUsage by a declared
+are declared and rolled up (bench/dataset.py; one day back-filled again and timed), then GetUsage by a declared
 label, top conversations, and error codes by provider are timed; `bot_raw` carries the same values as
 `bot` but is not declared, so the raw-call answer is measured in the same run."""
 
@@ -10,64 +10,19 @@ import time
 
 from bench.measure import Result
 
-LABEL_TABLES = ("usage_label_hourly", "usage_label_daily", "usage_subject_daily")
 DAY = 86_400
 
 
 KEYS = ("conversation", "bot", "")  # "" is the error code
 
-# The generated calls added to the label rollups in bulk, as the record path would have (every value
-# is under the daily bound: about 480 conversations and 12 bots a day).
-BUILD_HOURLY = """
-INSERT INTO usage_label_hourly (tenant_id, label_key, hour, label_value, provider, model, operation, calls, errors,
-                                input_tokens, output_tokens, cached_read_tokens, requests, cost_nanos, latency_count,
-                                latency_sum_us, retry_count, latency_hist)
-SELECT tenant_id, k, t, v, provider, model, operation, sum(n), sum(e), sum(it), sum(ot), sum(cr), sum(rq), sum(c),
-       sum(n), sum(ls), sum(rc), jsonb_object_agg(b, n)
-  FROM (SELECT tenant_id, d.k, date_trunc('hour', occurred_at, 'UTC') AS t,
-               CASE WHEN d.k = '' THEN CASE WHEN success THEN '' ELSE error_code END
-                    ELSE coalesce(labels ->> d.k, '') END AS v, provider, model, operation,
-               least(127, floor(log(2, greatest(latency_us, 1)) * 4))::int AS b, count(*) AS n,
-               count(*) FILTER (WHERE NOT success) AS e, sum(input_tokens) AS it, sum(output_tokens) AS ot,
-               sum(cached_read_tokens) AS cr, sum(requests) AS rq, sum(cost_nanos) AS c, sum(latency_us) AS ls,
-               sum(retry_count) AS rc
-          FROM calls CROSS JOIN unnest(%(keys)s::text[]) AS d(k)
-         WHERE tenant_id = %(tenant)s AND call_id LIKE 'gen-%%'
-         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8) per_bucket
- GROUP BY tenant_id, k, t, v, provider, model, operation
-"""
-BUILD_DAILY = """
-INSERT INTO usage_label_daily (tenant_id, label_key, day, label_value, provider, model, operation, calls, errors,
-                               input_tokens, output_tokens, cached_read_tokens, requests, cost_nanos, latency_count,
-                               latency_sum_us, retry_count, latency_hist)
-SELECT tenant_id, label_key, date_trunc('day', hour, 'UTC'), label_value, provider, model, operation, sum(calls),
-       sum(errors), sum(input_tokens), sum(output_tokens), sum(cached_read_tokens), sum(requests), sum(cost_nanos),
-       sum(latency_count), sum(latency_sum_us), sum(retry_count), meter_sparse_hist_sum(latency_hist)
-  FROM usage_label_hourly WHERE tenant_id = %(tenant)s
- GROUP BY 1, 2, 3, 4, 5, 6, 7
-"""
-ADMITTED = """
-INSERT INTO dimension_values (tenant_id, label_key, day, label_value)
-SELECT DISTINCT tenant_id, label_key, day, label_value FROM usage_label_daily
- WHERE tenant_id = %(tenant)s AND label_value <> ''
-"""
-
 
 async def label_rollups_backfilled(url: str, conn, tenant: str) -> Result:
-    """Declare conversation and bot, build their rollups and the error codes' in bulk, then time the
-    back-fill (`meter dimensions backfill`) of one whole day of each, the day before yesterday."""
+    """Time the back-fill (`meter dimensions backfill`) of one whole day of each declared dimension
+    and the error codes, the day before yesterday (bench/dataset.py declared and back-filled them all)."""
     from meterd.domain.dimensions import MAX_ERROR_CODES_PER_DAY
     from meterd.store.db import Database
     from meterd.store.label_rollups import LabelRollupStore
 
-    await conn.execute("INSERT INTO tenants (id) VALUES (%s) ON CONFLICT DO NOTHING", (tenant,))
-    await conn.execute(
-        """INSERT INTO label_dimensions (tenant_id, label_key, max_values_per_day)
-           VALUES (%s, 'conversation', 10000), (%s, 'bot', 10000) ON CONFLICT DO NOTHING""",
-        (tenant, tenant),
-    )
-    for sql in (BUILD_HOURLY, BUILD_DAILY, ADMITTED):
-        await conn.execute(sql, {"tenant": tenant, "keys": list(KEYS)})
     db = Database(url, min_size=1, max_size=1, statement_timeout=600.0)
     await db.open()
     timings = []
