@@ -10,58 +10,18 @@ back-fill with an advisory lock per tenant (shared here, exclusive in `backfill_
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
 
-from meterd.domain import histogram
 from meterd.domain.dimensions import ERROR_CODE_KEY, MAX_ERROR_CODES_PER_DAY, OTHER, LabelDimension
 from meterd.domain.errors import NotFound
+from meterd.domain.records import RecordItem, RecordPlan, RollupSums
 from meterd.store.db import Database, json_rows, one
 from meterd.store.rollups import FIGURES, PART_COLUMNS
 
 _LOCK = "hashtextextended('meter_dimensions/' || %s, 0)"
 _FIGURE_NAMES = tuple(c for c, _ in FIGURES)
-
-
-@dataclasses.dataclass(frozen=True)
-class DimensionCall:
-    """What the label rollups need of one recorded call."""
-
-    tenant_id: str
-    occurred_at: dt.datetime
-    provider: str
-    model: str
-    operation: str
-    error_code: str
-    labels: dict[str, str]
-    success: bool
-    input_tokens: int
-    output_tokens: int
-    cached_read_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
-    requests: int
-    units: int
-    cost_nanos: int
-    unpriced: bool
-    latency_us: int | None
-    retry_count: int
-    cost_parts: tuple[int, ...]
-
-    @property
-    def error_value(self) -> str:
-        return "" if self.success else self.error_code
-
-    def figures(self) -> tuple[int, ...]:
-        """In FIGURES order."""
-        latency = self.latency_us
-        return (
-            1, 0 if self.success else 1, self.input_tokens, self.output_tokens, self.cached_read_tokens,
-            self.cache_write_tokens, self.reasoning_tokens, self.requests, self.units, self.cost_nanos,
-            1 if self.unpriced else 0, 0 if latency is None else 1, latency or 0, self.retry_count, *self.cost_parts,
-        )  # fmt: skip
 
 
 # The calls of a batch, exploded once per declared key and once for error codes (key ""), with
@@ -115,34 +75,34 @@ _UPSERT_HOURLY = _upsert("usage_label_hourly", "hour", "x.h")
 _UPSERT_DAILY = _upsert("usage_label_daily", "day", "date_trunc('day', x.h, 'UTC')")
 
 
-def _presum(calls: Sequence[DimensionCall]) -> list[tuple]:
-    """Rows per (tenant, hour, provider, model, operation, error code, labels): figures and histogram."""
-    out: dict[tuple, list] = {}
-    for c in calls:
-        hour = c.occurred_at.replace(minute=0, second=0, microsecond=0)
-        key = (c.tenant_id, hour, c.provider, c.model, c.operation, c.error_value,
-               json.dumps(c.labels, sort_keys=True))  # fmt: skip
-        row = out.get(key)
-        if row is None:
-            row = out[key] = [0] * len(FIGURES) + [{}]
-        for i, value in enumerate(c.figures()):
-            row[i] += value
-        if c.latency_us is not None:
-            b = str(histogram.bucket(c.latency_us))
-            row[-1][b] = row[-1].get(b, 0) + 1
-    return [(*k[:6], json.loads(k[6]), *row) for k, row in sorted(out.items())]
+def _presum(recorded: Sequence[tuple[RecordItem, RecordPlan, dt.datetime]]) -> list[tuple]:
+    """Rows per (tenant, hour, provider, model, operation, error code, labels): the figures and
+    histogram of RollupSums, summed as the subject and model grains sum theirs."""
+    out: dict[tuple, RollupSums] = {}
+    for item, plan, occurred_at in recorded:
+        call, d = plan.stored, plan.stored.dims
+        hour = occurred_at.replace(minute=0, second=0, microsecond=0)
+        error_value = "" if call.success else call.error_code
+        key = (item.tenant_id, hour, d.provider, d.model, d.operation, error_value,
+               json.dumps(d.labels, sort_keys=True))  # fmt: skip
+        sums = out.get(key)
+        if sums is None:
+            sums = out[key] = RollupSums()
+        sums.add_call(call, plan.cost_nanos, item.cost_source == "unpriced", plan.cost_parts)
+    return [(*k[:6], json.loads(k[6]), *sums.figures(), sums.latency_hist) for k, sums in sorted(out.items())]
 
 
 _COLUMNS = ("t", "h", "p", "mo", "op", "e", "l", *_FIGURE_NAMES, "hs")
 
 
-async def add_calls(conn, calls: Sequence[DimensionCall]) -> None:
-    """Queue the label and error-code rollup writes of a batch (the connection may be pipelined)."""
-    if not calls:
+async def add_calls(conn, recorded: Sequence[tuple[RecordItem, RecordPlan, dt.datetime]]) -> None:
+    """Queue the label and error-code rollup writes of a batch, given each new call's item, plan and
+    occurred_at, as domain.records.rollup_deltas takes them (the connection may be pipelined)."""
+    if not recorded:
         return
-    for tenant in sorted({c.tenant_id for c in calls}):
+    for tenant in sorted({item.tenant_id for item, _, _ in recorded}):
         await conn.execute(f"SELECT pg_advisory_xact_lock_shared({_LOCK})", (tenant,))
-    params = {"rows": json_rows(_COLUMNS, _presum(calls)), "error_codes": MAX_ERROR_CODES_PER_DAY}
+    params = {"rows": json_rows(_COLUMNS, _presum(recorded)), "error_codes": MAX_ERROR_CODES_PER_DAY}
     await conn.execute(_ADMIT, params)
     await conn.execute(_UPSERT_HOURLY, params)
     await conn.execute(_UPSERT_DAILY, params)

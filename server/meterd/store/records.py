@@ -237,7 +237,7 @@ class RecordStore:
             if summed:
                 await conn.execute(table.upsert_sql, (json_rows(table.json_columns, rollups.upsert_rows(summed)),))
         # After the subject and model grains: every writer locks rollup rows in this order.
-        await label_rollups.add_calls(conn, [_dimension_call(item, plan, claim) for item, plan, claim in owned])
+        await label_rollups.add_calls(conn, [(item, plan, claim[0]) for item, plan, claim in owned])
         corrected = [
             (plan.cost_nanos, list(plan.cost_parts.as_tuple()), item.tenant_id, item.call.call_id)
             for item, plan, _ in owned
@@ -259,19 +259,6 @@ class RecordStore:
             ([i.tenant_id for i in items], [i.call.call_id for i in items]),
         )
         return {(r["tenant_id"], r["call_id"]): r for r in await cur.fetchall()}
-
-
-def _dimension_call(item: RecordItem, plan: RecordPlan, claim: _Claim) -> label_rollups.DimensionCall:
-    stored, cost, parts = plan.stored, plan.cost_nanos, plan.cost_parts
-    d = stored.dims
-    return label_rollups.DimensionCall(
-        tenant_id=item.tenant_id, occurred_at=claim[0], provider=d.provider, model=d.model, operation=d.operation,
-        error_code=stored.error_code, labels=d.labels, success=stored.success, input_tokens=stored.input_tokens,
-        output_tokens=stored.output_tokens, cached_read_tokens=stored.cached_read_tokens,
-        cache_write_tokens=stored.cache_write_tokens, reasoning_tokens=stored.reasoning_tokens,
-        requests=stored.requests, units=stored.units, cost_nanos=cost, unpriced=item.cost_source == "unpriced",
-        latency_us=stored.latency_us, retry_count=stored.retry_count, cost_parts=parts.as_tuple(),
-    )  # fmt: skip
 
 
 def _ended(row: dict[str, Any]) -> EndedReservation:
