@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from meter.v1 import common_pb2, meter_pb2
-from meterd.api.convert import duration_us, from_ts, micros, ts
+from meterd.api.convert import duration_us, from_ts, int64, micros, ts
 from meterd.domain.bounds import INT64_MAX
 from meterd.domain.call_search import CallOrder, CallSearch
 from meterd.domain.forecast import Forecast
@@ -49,21 +49,17 @@ def forecast_spec(request: meter_pb2.GetUsageRequest) -> tuple[dt.timedelta, dt.
     )
 
 
-def _i64(n: int) -> int:
-    return min(n, INT64_MAX)
-
-
 def forecast_to_proto(f: Forecast) -> meter_pb2.Forecast:
     return meter_pb2.Forecast(
         basis_start=ts(f.basis_start),
         basis_end=ts(f.basis_end),
-        basis_cost_nanos=_i64(f.basis.cost_nanos),
-        basis_calls=_i64(f.basis.calls),
-        basis_tokens=_i64(f.basis.tokens),
+        basis_cost_nanos=int64(f.basis.cost_nanos),
+        basis_calls=int64(f.basis.calls),
+        basis_tokens=int64(f.basis.tokens),
         horizon_end=ts(f.horizon_end),
-        projected_cost_nanos=_i64(f.projected.cost_nanos),
-        projected_calls=_i64(f.projected.calls),
-        projected_tokens=_i64(f.projected.tokens),
+        projected_cost_nanos=int64(f.projected.cost_nanos),
+        projected_calls=int64(f.projected.calls),
+        projected_tokens=int64(f.projected.tokens),
     )
 
 
@@ -102,8 +98,8 @@ def breakdown_to_proto(b: CostBreakdown) -> common_pb2.CostBreakdown:
 def _hot_spot(s: HotSpot) -> meter_pb2.HotSpot:
     a = s.stats
     return meter_pb2.HotSpot(
-        provider=s.provider, model=s.model, calls=_i64(a.calls), errors=_i64(a.errors), error_rate=a.error_rate,
-        latency_p95=duration_us(s.p95_us), cost_nanos=_i64(a.cost_nanos),
+        provider=s.provider, model=s.model, calls=int64(a.calls), errors=int64(a.errors), error_rate=a.error_rate,
+        latency_p95=duration_us(s.p95_us), cost_nanos=int64(a.cost_nanos),
     )  # fmt: skip
 
 
@@ -112,30 +108,30 @@ def recommendations_to_proto(r: RecommendationReport) -> meter_pb2.GetRecommenda
     for m in r.models:
         a = m.stats
         row = reply.models.add(
-            provider=m.provider, model=m.model, calls=_i64(a.calls), input_tokens=_i64(a.input_tokens),
-            output_tokens=_i64(a.output_tokens), cached_read_tokens=_i64(a.cached_read_tokens),
-            cache_write_tokens=_i64(a.cache_write_tokens), requests=_i64(a.requests), units=_i64(a.units),
-            recorded_cost_nanos=_i64(a.cost_nanos),
-            catalog_cost_nanos=_i64(m.catalog_cost.total) if m.catalog_cost is not None else 0,
+            provider=m.provider, model=m.model, calls=int64(a.calls), input_tokens=int64(a.input_tokens),
+            output_tokens=int64(a.output_tokens), cached_read_tokens=int64(a.cached_read_tokens),
+            cache_write_tokens=int64(a.cache_write_tokens), requests=int64(a.requests), units=int64(a.units),
+            recorded_cost_nanos=int64(a.cost_nanos),
+            catalog_cost_nanos=int64(m.catalog_cost.total) if m.catalog_cost is not None else 0,
             price_id=m.price.price_id if m.price is not None else "", cache_hit_rate=a.cache_hit_rate,
-            cache_savings_nanos=_i64(a.cache_savings_nanos), target_cached_tokens_added=_i64(m.cache_tokens_added),
-            target_cache_saving_nanos=_i64(m.cache_saving_nanos),
+            cache_savings_nanos=int64(a.cache_savings_nanos), target_cached_tokens_added=int64(m.cache_tokens_added),
+            target_cache_saving_nanos=int64(m.cache_saving_nanos),
         )  # fmt: skip
         for alt in m.alternatives:
             row.alternatives.add(
-                provider=alt.provider, model=alt.model, price_id=alt.price.price_id, cost_nanos=_i64(alt.cost.total),
-                cost_breakdown=breakdown_to_proto(alt.cost), saving_nanos=max(-INT64_MAX, _i64(alt.saving_nanos)),
+                provider=alt.provider, model=alt.model, price_id=alt.price.price_id, cost_nanos=int64(alt.cost.total),
+                cost_breakdown=breakdown_to_proto(alt.cost), saving_nanos=max(-INT64_MAX, int64(alt.saving_nanos)),
             )  # fmt: skip
     t = r.totals
     reply.cache.CopyFrom(
         meter_pb2.CacheSummary(
-            input_tokens=_i64(t.input_tokens),
-            cached_read_tokens=_i64(t.cached_read_tokens),
-            cache_write_tokens=_i64(t.cache_write_tokens),
+            input_tokens=int64(t.input_tokens),
+            cached_read_tokens=int64(t.cached_read_tokens),
+            cache_write_tokens=int64(t.cache_write_tokens),
             cache_hit_rate=t.cache_hit_rate,
-            cache_savings_nanos=_i64(t.cache_savings_nanos),
+            cache_savings_nanos=int64(t.cache_savings_nanos),
             target_cache_hit_rate_bp=r.target_bp,
-            target_cache_saving_nanos=_i64(r.target_cache_saving_nanos),
+            target_cache_saving_nanos=int64(r.target_cache_saving_nanos),
         )  # fmt: skip
     )
     reply.error_rate_models.extend(_hot_spot(s) for s in r.hot.error_rate_models)

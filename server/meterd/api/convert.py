@@ -8,6 +8,7 @@ from typing import TypeVar, cast, overload
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
+from meterd.domain.bounds import INT64_MAX
 from meterd.domain.clock import EPOCH
 
 E = TypeVar("E", bound=int)
@@ -54,3 +55,8 @@ def duration_us(us: int | None) -> duration_pb2.Duration | None:
     out = duration_pb2.Duration()
     out.FromMicroseconds(us)
     return out
+
+
+def int64(n: int) -> int:
+    """Sums over unbounded ranges are numeric in SQL; int64 fields saturate rather than fail the reply."""
+    return min(n, INT64_MAX)

@@ -16,11 +16,10 @@ from meterd.api.analytics_codec import (
     recommendations_to_proto,
     recommendations_usage_query,
 )
-from meterd.api.convert import duration_us, from_ts, micros, ts
+from meterd.api.convert import duration_us, from_ts, int64, micros, ts
 from meterd.api.interceptor import current_principal, status_code
 from meterd.api.limits_codec import status_to_proto
 from meterd.api.validation import violations
-from meterd.domain.bounds import INT64_MAX
 from meterd.domain.call_search import validate_call_search
 from meterd.domain.calls import CallInput, service_tier_violations, validate_call, validate_dimensions
 from meterd.domain.errors import InvalidArgument, MeterError
@@ -315,26 +314,21 @@ def _usage_filter(f: meter_pb2.UsageFilter, violations: list[tuple[str, str]]) -
     )
 
 
-def _i64(n: int) -> int:
-    """Sums over unbounded ranges are numeric in SQL; int64 fields saturate rather than fail the reply."""
-    return min(n, INT64_MAX)
-
-
 def _stats(a: Aggregate) -> meter_pb2.UsageStats:
     return meter_pb2.UsageStats(
-        calls=_i64(a.calls),
-        successes=_i64(a.successes),
-        errors=_i64(a.errors),
+        calls=int64(a.calls),
+        successes=int64(a.successes),
+        errors=int64(a.errors),
         error_rate=a.error_rate,
-        input_tokens=_i64(a.input_tokens),
-        output_tokens=_i64(a.output_tokens),
-        cached_read_tokens=_i64(a.cached_read_tokens),
-        cache_write_tokens=_i64(a.cache_write_tokens),
-        reasoning_tokens=_i64(a.reasoning_tokens),
-        requests=_i64(a.requests),
-        units=_i64(a.units),
-        cost_nanos=_i64(a.cost_nanos),
-        unpriced_calls=_i64(a.unpriced_calls),
+        input_tokens=int64(a.input_tokens),
+        output_tokens=int64(a.output_tokens),
+        cached_read_tokens=int64(a.cached_read_tokens),
+        cache_write_tokens=int64(a.cache_write_tokens),
+        reasoning_tokens=int64(a.reasoning_tokens),
+        requests=int64(a.requests),
+        units=int64(a.units),
+        cost_nanos=int64(a.cost_nanos),
+        unpriced_calls=int64(a.unpriced_calls),
         cost_nanos_per_1k_tokens=a.cost_nanos_per_1k_tokens,
         cache_hit_rate=a.cache_hit_rate,
         latency_avg=duration_us(a.latency_avg_us),
@@ -342,7 +336,7 @@ def _stats(a: Aggregate) -> meter_pb2.UsageStats:
         latency_p95=duration_us(a.latency_percentile_us(0.95)),
         latency_p99=duration_us(a.latency_percentile_us(0.99)),
         output_tokens_per_second=a.output_tokens_per_second,
-        retry_count=_i64(a.retry_count),
+        retry_count=int64(a.retry_count),
         cost_breakdown=common_pb2.CostBreakdown(
             input_nanos=a.cost_input_nanos,
             output_nanos=a.cost_output_nanos,
@@ -373,14 +367,14 @@ def _usage_response(report: UsageReport) -> meter_pb2.GetUsageResponse:
             stats=_stats(row.stats),
         )
     reply.totals.CopyFrom(_stats(report.totals))
-    reply.totals.expired_reservations = _i64(report.expired_reservations)
+    reply.totals.expired_reservations = int64(report.expired_reservations)
     if report.projection is not None:
         p = report.projection
         reply.projection.CopyFrom(
             meter_pb2.Projection(
-                month_to_date_cost_nanos=_i64(p.month_to_date_cost_nanos),
-                daily_run_rate_cost_nanos=_i64(p.daily_run_rate_cost_nanos),
-                projected_month_cost_nanos=_i64(p.projected_month_cost_nanos),
+                month_to_date_cost_nanos=int64(p.month_to_date_cost_nanos),
+                daily_run_rate_cost_nanos=int64(p.daily_run_rate_cost_nanos),
+                projected_month_cost_nanos=int64(p.projected_month_cost_nanos),
                 basis_days=p.basis_days,
                 month_end=ts(p.month_end),
             )
