@@ -80,6 +80,8 @@ def test_sighup_rereads_the_certificate_files(tmp_path, database_url, pki):
     server = ServeProcess(tmp_path / "hup.log", *args, "--database-url", database_url)
     try:
         server.wait_for(r"transport: TLS")
+        # Every worker has loaded the old certificate, so the SIGHUP below reaches two of them.
+        server.wait_for(r"all 2 workers SERVING")
         target = f"127.0.0.1:{server.port}"
         with grpc.secure_channel(target, channel_credentials(pki.ca("hup-old"))) as channel:
             health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
