@@ -34,6 +34,7 @@ from meterd.service.digests import DigestScheduler
 from meterd.service.dimensions import DimensionAdmin
 from meterd.service.key_usage import LastUsed
 from meterd.service.limit_cache import LimitCache
+from meterd.service.limit_statuses import LimitStatusReader
 from meterd.service.metering import MeteringService
 from meterd.service.prices import PriceAdmin, PriceBook
 from meterd.service.quota import QuotaService
@@ -47,6 +48,7 @@ from meterd.store.deliveries import DeliveryStore
 from meterd.store.gauges import active_reservations
 from meterd.store.keys import KeyStore
 from meterd.store.label_rollups import LabelRollupStore
+from meterd.store.limit_counters import LimitCounterStore
 from meterd.store.limits import LimitStore
 from meterd.store.migrate import MigrationError, migrate
 from meterd.store.partitions import PartitionStore
@@ -221,7 +223,12 @@ class MeterServer:
         meter_servicer = MeterServicer(
             self.quota,
             self.metering,
-            UsageService(UsageStore(self.db), CallSearchStore(self.db), LabelRollupStore(self.db)),
+            UsageService(
+                UsageStore(self.db),
+                CallSearchStore(self.db),
+                LabelRollupStore(self.db),
+                LimitStatusReader(self.limits.get, LimitCounterStore(self.db)),
+            ),
             recommendations=RecommendationService(UsageStore(self.db), self.prices),
             clock=clock or utc_now,
             backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),

@@ -29,7 +29,7 @@ from meterd.domain.price_rules import CatalogProvider
 from meterd.domain.price_versions import CatalogDiff, CatalogImport, StoredPrice
 from meterd.domain.pricing import Price
 from meterd.domain.projection import ProjectionWindow
-from meterd.domain.quota import CheckItem, CheckOutcome, Extended, ReservationState
+from meterd.domain.quota import CheckItem, CheckOutcome, CounterReading, Extended, ReservationState
 from meterd.domain.records import CounterKey, HourlyKey, Recorded, RecordItem
 from meterd.domain.repricing import NewCost, SettledCharge, StoredCall
 from meterd.domain.usage import (
@@ -220,6 +220,12 @@ class UsagePort(Protocol):
 class CallSearchPort(Protocol):
     async def search(self, tenant_id: str, query: CallSearchQuery) -> list[CallRow]:
         """At most page_size + 1 calls in the query's order after its cursor (domain.call_search)."""
+        ...
+
+
+class LimitCounterPort(Protocol):
+    async def readings(self, tenant_id: str, wanted: list[tuple[Limit, str]], at: dt.datetime) -> list[CounterReading]:
+        """Each (limit, partition)'s counter in the window holding `at`, read only (zeros if none)."""
         ...
 
 
