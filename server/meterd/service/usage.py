@@ -8,6 +8,7 @@ import datetime as dt
 from meterd.domain.call_search import CallSearchQuery, SearchCursor, encode_token, sort_key
 from meterd.domain.forecast import Figures, Forecast, forecast
 from meterd.domain.projection import Projection, basis_days, project, projection_window
+from meterd.domain.quota import LimitState
 from meterd.domain.usage import (
     Aggregate,
     Bucket,
@@ -17,7 +18,6 @@ from meterd.domain.usage import (
     UsageQuery,
     UsageRow,
 )
-from meterd.domain.quota import LimitState
 from meterd.service.limit_statuses import LimitStatusReader
 from meterd.service.ports import CallSearchPort, DimensionPort, UsagePort
 
