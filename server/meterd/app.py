@@ -32,6 +32,7 @@ from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, Webhoo
 from meterd.service.channels import ChannelSender
 from meterd.service.digests import DigestScheduler
 from meterd.service.dimensions import DimensionAdmin
+from meterd.service.equivalences import EquivalenceAdmin
 from meterd.service.key_usage import LastUsed
 from meterd.service.limit_cache import LimitCache
 from meterd.service.limit_statuses import LimitStatusReader
@@ -45,6 +46,7 @@ from meterd.store.alerts import AlertStore
 from meterd.store.call_search import CallSearchStore
 from meterd.store.db import Database, HealthProbe
 from meterd.store.deliveries import DeliveryStore
+from meterd.store.equivalences import EquivalenceStore
 from meterd.store.gauges import active_reservations
 from meterd.store.keys import KeyStore
 from meterd.store.label_rollups import LabelRollupStore
@@ -229,7 +231,7 @@ class MeterServer:
                 LabelRollupStore(self.db),
                 LimitStatusReader(self.limits.get, LimitCounterStore(self.db)),
             ),
-            recommendations=RecommendationService(UsageStore(self.db), self.prices),
+            recommendations=RecommendationService(UsageStore(self.db), self.prices, EquivalenceStore(self.db)),
             clock=clock or utc_now,
             backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
             max_future_skew=dt.timedelta(seconds=config.max_future_skew),
@@ -247,6 +249,7 @@ class MeterServer:
                 Repricer(RepriceStore(self.db), price_store, self.limit_store),
                 AlertRuleAdmin(self.alert_store),
                 DimensionAdmin(LabelRollupStore(self.db)),
+                EquivalenceAdmin(EquivalenceStore(self.db)),
             ),
             self.server,
         )

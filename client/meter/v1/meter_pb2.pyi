@@ -53,6 +53,13 @@ class CallOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CALL_ORDER_NEWEST: _ClassVar[CallOrder]
     CALL_ORDER_COST: _ClassVar[CallOrder]
     CALL_ORDER_LATENCY: _ClassVar[CallOrder]
+
+class CandidateSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANDIDATE_SOURCE_UNSPECIFIED: _ClassVar[CandidateSource]
+    CANDIDATE_SOURCE_REQUEST: _ClassVar[CandidateSource]
+    CANDIDATE_SOURCE_EQUIVALENCE_LIST: _ClassVar[CandidateSource]
+    CANDIDATE_SOURCE_SAME_PROVIDER: _ClassVar[CandidateSource]
 CHECK_MODE_UNSPECIFIED: CheckMode
 CHECK_MODE_CHECK_ONLY: CheckMode
 CHECK_MODE_RESERVE: CheckMode
@@ -80,6 +87,10 @@ CALL_ORDER_UNSPECIFIED: CallOrder
 CALL_ORDER_NEWEST: CallOrder
 CALL_ORDER_COST: CallOrder
 CALL_ORDER_LATENCY: CallOrder
+CANDIDATE_SOURCE_UNSPECIFIED: CandidateSource
+CANDIDATE_SOURCE_REQUEST: CandidateSource
+CANDIDATE_SOURCE_EQUIVALENCE_LIST: CandidateSource
+CANDIDATE_SOURCE_SAME_PROVIDER: CandidateSource
 
 class Estimate(_message.Message):
     __slots__ = ("input_tokens", "max_output_tokens", "requests", "units", "cost_nanos", "cached_read_tokens")
@@ -678,7 +689,7 @@ class ModelAlternative(_message.Message):
     def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., price_id: _Optional[str] = ..., cost_nanos: _Optional[int] = ..., cost_breakdown: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., saving_nanos: _Optional[int] = ...) -> None: ...
 
 class ModelRecommendation(_message.Message):
-    __slots__ = ("provider", "model", "calls", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "requests", "units", "recorded_cost_nanos", "catalog_cost_nanos", "price_id", "alternatives", "cache_hit_rate", "cache_savings_nanos", "target_cached_tokens_added", "target_cache_saving_nanos")
+    __slots__ = ("provider", "model", "calls", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "requests", "units", "recorded_cost_nanos", "catalog_cost_nanos", "price_id", "alternatives", "cache_hit_rate", "cache_savings_nanos", "target_cached_tokens_added", "target_cache_saving_nanos", "candidate_source", "equivalence_groups")
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CALLS_FIELD_NUMBER: _ClassVar[int]
@@ -696,6 +707,8 @@ class ModelRecommendation(_message.Message):
     CACHE_SAVINGS_NANOS_FIELD_NUMBER: _ClassVar[int]
     TARGET_CACHED_TOKENS_ADDED_FIELD_NUMBER: _ClassVar[int]
     TARGET_CACHE_SAVING_NANOS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    EQUIVALENCE_GROUPS_FIELD_NUMBER: _ClassVar[int]
     provider: str
     model: str
     calls: int
@@ -713,7 +726,9 @@ class ModelRecommendation(_message.Message):
     cache_savings_nanos: int
     target_cached_tokens_added: int
     target_cache_saving_nanos: int
-    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ..., recorded_cost_nanos: _Optional[int] = ..., catalog_cost_nanos: _Optional[int] = ..., price_id: _Optional[str] = ..., alternatives: _Optional[_Iterable[_Union[ModelAlternative, _Mapping]]] = ..., cache_hit_rate: _Optional[float] = ..., cache_savings_nanos: _Optional[int] = ..., target_cached_tokens_added: _Optional[int] = ..., target_cache_saving_nanos: _Optional[int] = ...) -> None: ...
+    candidate_source: CandidateSource
+    equivalence_groups: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ..., recorded_cost_nanos: _Optional[int] = ..., catalog_cost_nanos: _Optional[int] = ..., price_id: _Optional[str] = ..., alternatives: _Optional[_Iterable[_Union[ModelAlternative, _Mapping]]] = ..., cache_hit_rate: _Optional[float] = ..., cache_savings_nanos: _Optional[int] = ..., target_cached_tokens_added: _Optional[int] = ..., target_cache_saving_nanos: _Optional[int] = ..., candidate_source: _Optional[_Union[CandidateSource, str]] = ..., equivalence_groups: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CacheSummary(_message.Message):
     __slots__ = ("input_tokens", "cached_read_tokens", "cache_write_tokens", "cache_hit_rate", "cache_savings_nanos", "target_cache_hit_rate_bp", "target_cache_saving_nanos")

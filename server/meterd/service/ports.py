@@ -22,6 +22,7 @@ from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Candi
 from meterd.domain.call_search import CallSearchQuery
 from meterd.domain.calls import Dimensions
 from meterd.domain.dimensions import LabelDimension
+from meterd.domain.equivalences import ModelEquivalence
 from meterd.domain.errors import MeterError
 from meterd.domain.keys import ApiKey, Principal
 from meterd.domain.limits import Limit, StoredLimit, Usage
@@ -227,6 +228,18 @@ class LimitCounterPort(Protocol):
     async def readings(self, tenant_id: str, wanted: list[tuple[Limit, str]], at: dt.datetime) -> list[CounterReading]:
         """Each (limit, partition)'s counter in the window holding `at`, read only (zeros if none)."""
         ...
+
+
+class EquivalencePort(Protocol):
+    """A tenant's model equivalence list (GetRecommendations' candidates)."""
+
+    async def list(self, tenant_id: str) -> list[ModelEquivalence]: ...
+
+    async def set(
+        self, tenant_id: str, name: str, models: tuple[tuple[str, str], ...], max_groups: int
+    ) -> tuple[ModelEquivalence, bool]: ...
+
+    async def delete(self, tenant_id: str, name: str) -> None: ...
 
 
 class DimensionPort(Protocol):
