@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from meterd.store.db import Database
+from meterd.store.db import Database, one
 
 _TABLES = ("dimension_values", "dimension_value_counts")
 
@@ -38,5 +38,5 @@ async def prune_admitted_values(db: Database, before: dt.datetime, *, dry_run: b
     async with db.transaction() as conn:
         for table in _TABLES:
             cur = await conn.execute(template.format(table=table), (before,))
-            out[table] = (await cur.fetchone())["n"]
+            out[table] = (await one(cur))["n"]
     return out
