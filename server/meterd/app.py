@@ -33,8 +33,10 @@ from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, Webhoo
 from meterd.service.channels import ChannelSender
 from meterd.service.digests import DigestScheduler
 from meterd.service.dimensions import DimensionAdmin
+from meterd.service.equivalences import EquivalenceAdmin
 from meterd.service.key_usage import LastUsed
 from meterd.service.limit_cache import LimitCache
+from meterd.service.limit_statuses import LimitStatusReader
 from meterd.service.metering import MeteringService
 from meterd.service.prices import PriceAdmin, PriceBook
 from meterd.service.quota import QuotaService
@@ -45,9 +47,11 @@ from meterd.store.alerts import AlertStore
 from meterd.store.call_search import CallSearchStore
 from meterd.store.db import Database, HealthProbe
 from meterd.store.deliveries import DeliveryStore
+from meterd.store.equivalences import EquivalenceStore
 from meterd.store.gauges import active_reservations
 from meterd.store.keys import KeyStore
 from meterd.store.label_rollups import LabelRollupStore
+from meterd.store.limit_counters import LimitCounterStore
 from meterd.store.limits import LimitStore
 from meterd.store.migrate import MigrationError, migrate
 from meterd.store.partitions import PartitionStore
@@ -222,8 +226,13 @@ class MeterServer:
         meter_servicer = MeterServicer(
             self.quota,
             self.metering,
-            UsageService(UsageStore(self.db), CallSearchStore(self.db), LabelRollupStore(self.db)),
-            recommendations=RecommendationService(UsageStore(self.db), self.prices),
+            UsageService(
+                UsageStore(self.db),
+                CallSearchStore(self.db),
+                LabelRollupStore(self.db),
+                LimitStatusReader(self.limits.get, LimitCounterStore(self.db)),
+            ),
+            recommendations=RecommendationService(UsageStore(self.db), self.prices, EquivalenceStore(self.db)),
             clock=clock or utc_now,
             backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
             max_future_skew=dt.timedelta(seconds=config.max_future_skew),
@@ -242,6 +251,7 @@ class MeterServer:
                 Repricer(RepriceStore(self.db), price_store, self.limit_store),
                 AlertRuleAdmin(self.alert_store),
                 DimensionAdmin(LabelRollupStore(self.db)),
+                EquivalenceAdmin(EquivalenceStore(self.db)),
             ),
             self.server,
         )
