@@ -294,7 +294,7 @@ async def test_equivalence_groups_per_tenant_and_roles(make_clocked_tenant, cloc
         await _equivalence(admin, tenant, f"g{i}", "a/x", f"a/y{i}")
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await _equivalence(admin, tenant, "g100", "a/x", "a/z")
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "at most 100" in err.value.details()
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "at most 100" in err.value.details()
     assert (await _equivalence(admin, tenant, "g7", "a/x", "a/z")).created is False  # replacing is fine
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await admin.DeleteModelEquivalence(admin_pb2.DeleteModelEquivalenceRequest(name="nope"), metadata=tenant.auth())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meterd.domain.equivalences import ModelEquivalence, model_text, parse_model
-from meterd.domain.errors import InvalidArgument, NotFound
+from meterd.domain.errors import NotFound, ResourceExhausted
 from meterd.store.db import Database, one
 
 _LOCK = "hashtextextended('meter_equivalences/' || %s, 0)"
@@ -44,8 +44,9 @@ class EquivalenceStore:
             )
             counts = await one(cur)
             if not counts["mine"] and counts["n"] >= max_groups:
-                raise InvalidArgument([("name", f"at most {max_groups} model equivalence groups per tenant; delete "
-                                       "one (DeleteModelEquivalence) or add the models to an existing group")])  # fmt: skip
+                # RESOURCE_EXHAUSTED like the label dimensions' count: the request is valid, the tenant is full.
+                raise ResourceExhausted(f"at most {max_groups} model equivalence groups per tenant; delete one "
+                                        "(DeleteModelEquivalence) or add the models to an existing group")  # fmt: skip
             cur = await conn.execute(
                 """INSERT INTO model_equivalences AS e (tenant_id, name, models) VALUES (%s, %s, %s)
                    ON CONFLICT (tenant_id, name) DO UPDATE SET models = excluded.models, updated_at = now()
