@@ -22,6 +22,7 @@ from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.key_policy import KeyPolicyInterceptor
 from meterd.api.meter import MeterServicer
 from meterd.api.metrics import AlertCollector, start_metrics_server
+from meterd.api.registration import add_generic
 from meterd.api.validation import BoundsInterceptor
 from meterd.config import Config
 from meterd.domain.clock import utc_now
@@ -229,10 +230,11 @@ class MeterServer:
             alerts=AlertStreams(self.alert_store, self.alert_hub, buffer=config.alert_stream_buffer),
             alert_heartbeat=config.alert_heartbeat,
         )
-        meter_pb2_grpc.add_MeterServicer_to_server(meter_servicer, self.server)
+        add_generic(meter_pb2_grpc.add_MeterServicer_to_server, meter_servicer, self.server)
         # Digests read usage through GetUsage itself, so they say what `meter report` says.
         self.evaluator.digests = DigestScheduler(self.alert_store, DigestComposer(meter_servicer))
-        admin_pb2_grpc.add_MeterAdminServicer_to_server(
+        add_generic(
+            admin_pb2_grpc.add_MeterAdminServicer_to_server,
             AdminServicer(
                 KeyAdmin(self.keys, forget=self.key_cache.forget, clock=utc_now),
                 LimitAdmin(self.limit_store, invalidate=self.limits.invalidate),
@@ -243,7 +245,7 @@ class MeterServer:
             ),
             self.server,
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        add_generic(health_pb2_grpc.add_HealthServicer_to_server, self.health, self.server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.port = 0
         self._tasks: list[asyncio.Task] = []
