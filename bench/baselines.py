@@ -68,7 +68,7 @@ async def write_records(conn, ids: list[str], subjects: list[str], latency: list
                cost_nanos = h.cost_nanos + excluded.cost_nanos,
                latency_count = h.latency_count + excluded.latency_count,
                latency_sum_us = h.latency_sum_us + excluded.latency_sum_us,
-               latency_hist = meter_sparse_hist_add(h.latency_hist, excluded.latency_hist)""",
+               latency_hist = meter_sparse_hist_add_v2(h.latency_hist, excluded.latency_hist)""",
         (keys, [per_subject[k] for k in keys], [Jsonb(buckets[k]) for k in keys]),
     )
     every = {}

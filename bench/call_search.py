@@ -41,8 +41,8 @@ async def search_and_recommend(url: str, meter, auth, n_calls: int) -> list[Resu
     week = timestamp_pb2.Timestamp(seconds=end.seconds - 7 * 86400)
     month = timestamp_pb2.Timestamp(seconds=end.seconds - 30 * 86400)
 
-    def search(**fields) -> meter_pb2.ListCallsRequest:
-        return meter_pb2.ListCallsRequest(start=week, end=end, page_size=50, **fields)
+    def search(since=week, **fields) -> meter_pb2.ListCallsRequest:
+        return meter_pb2.ListCallsRequest(start=since, end=end, page_size=50, **fields)
 
     dear = search(min_cost_nanos=19_000_000, order_by=meter_pb2.CALL_ORDER_COST)
     first_page = await meter.ListCalls(dear, metadata=auth)
@@ -57,7 +57,18 @@ async def search_and_recommend(url: str, meter, auth, n_calls: int) -> list[Resu
         ("ListCalls over $0.019 in 7 days, newest first", search(min_cost_nanos=19_000_000)),
         ("ListCalls slower than 3 s in 7 days, slowest first",
          search(min_latency=duration_pb2.Duration(seconds=3), order_by=meter_pb2.CALL_ORDER_LATENCY)),
+        ("ListCalls over $0.019 in 30 days, dearest first",
+         search(month, min_cost_nanos=19_000_000, order_by=meter_pb2.CALL_ORDER_COST)),
+        ("ListCalls slower than 3 s in 7 days, newest first", search(min_latency=duration_pb2.Duration(seconds=3))),
+        ("ListCalls slower than 3 s in 30 days, slowest first",
+         search(month, min_latency=duration_pb2.Duration(seconds=3), order_by=meter_pb2.CALL_ORDER_LATENCY)),
+        ("ListCalls with error code 429 in 7 days, newest first",
+         search(filter=meter_pb2.UsageFilter(error_code="429"))),
+        ("ListCalls with error code 429 in 30 days, dearest first",
+         search(month, filter=meter_pb2.UsageFilter(error_code="429"), order_by=meter_pb2.CALL_ORDER_COST)),
         ("ListCalls with cached tokens in 7 days, newest first", search(min_cached_read_tokens=1)),
+        ("ListCalls with cached tokens in 30 days, dearest first",
+         search(month, min_cached_read_tokens=1, order_by=meter_pb2.CALL_ORDER_COST)),
     ]  # fmt: skip
     note = f"{n_calls:,} calls over 29 days, page of 50"
     results = []

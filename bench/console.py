@@ -145,19 +145,27 @@ def main() -> None:
         "--meter", help="measure against this running Meter instead (with --api-key; no data generated)"
     )
     parser.add_argument("--api-key", help="an admin key of --meter")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep PostgreSQL's data here; a later run with the same directory and --calls reuses the data set "
+        "instead of generating it again (the calls end an hour before the first run: reuse it the same day)",
+    )
     args = parser.parse_args()
     if args.meter:
         stack = SimpleNamespace(meter_port=int(args.meter.rsplit(":", 1)[1]), key=args.api_key, stop=lambda: None,
                                 workdir=Path(tempfile.mkdtemp(prefix="meter-console-bench-")))  # fmt: skip
     else:
-        stack = start_stack(SimpleNamespace(profile=False, pool_max=10))
+        stack = start_stack(SimpleNamespace(profile=False, pool_max=10), args.data_dir)
+    generated = stack.workdir / f"generated-{args.calls}"  # written once the data set is complete
     console = None
     scenarios: list[Result] = []
     load_before = os.getloadavg()
     try:
-        if not args.meter:
+        if not args.meter and not generated.exists():
             asyncio.run(generate(stack.url, args.calls))
             asyncio.run(set_limits(stack.meter_port, stack.key))
+            generated.write_text(dt.datetime.now(dt.UTC).isoformat())  # any-date: when the data set was made
         if args.analytics and not args.meter:
             scenarios = asyncio.run(analytics(stack.url, stack.meter_port, stack.key, args.calls))
             for r in scenarios:

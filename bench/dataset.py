@@ -92,7 +92,7 @@ def add_grain_sql(table_index: int) -> str:
     hist = table.histogram_column
     sparse = "coalesce(jsonb_object_agg(bucket, n) FILTER (WHERE bucket IS NOT NULL), '{}')"
     value, merge = (
-        (sparse, f"meter_sparse_hist_add(r.{hist}, excluded.{hist})")
+        (sparse, f"meter_sparse_hist_add_v2(r.{hist}, excluded.{hist})")
         if table.sparse
         else (f"meter_hist_add_sparse(NULL, {sparse})", f"meter_hist_add(r.{hist}, excluded.{hist})")
     )

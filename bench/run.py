@@ -137,8 +137,11 @@ class Stack:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def start_stack(args: argparse.Namespace) -> Stack:
-    workdir = Path(tempfile.mkdtemp(prefix="meter-bench-"))
+def start_stack(args: argparse.Namespace, workdir: Path | None = None) -> Stack:
+    """workdir: where PostgreSQL keeps its data (a new temporary directory when None; an existing one
+    is started again with its data, e.g. bench.console --data-dir)."""
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="meter-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     pg = EmbeddedPostgres(workdir / "pg", settings={"max_connections": "200"})
     url = pg.start()
     procs: list[subprocess.Popen] = []

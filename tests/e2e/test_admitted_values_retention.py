@@ -1,11 +1,12 @@
-"""Retention prunes the label rollups' admitted values of days no call can be recorded into any
-more (older than the day of now - back-fill horizon), at month and year ends: the rollups and
-GetUsage by label answer the same, and the kept days still apply their bound."""
+"""Retention prunes the label rollups' admitted values with the raw calls of their days (never
+earlier: RepriceCalls maps a retained call to its admitted value), at month and year ends: the
+rollups and GetUsage by label answer the same, and the kept days still apply their bound."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 
 import grpc
 import psycopg
@@ -18,7 +19,6 @@ from meter_testing.dates import FIXED_NOWS, date_id
 from meter_testing.fixtures import running_server
 from meter_testing.requests import record
 
-HORIZON = dt.timedelta(days=30)
 # A month end, a month start after February, a year end.
 NOWS = [FIXED_NOWS[0], FIXED_NOWS[1], FIXED_NOWS[4]]
 
@@ -47,16 +47,14 @@ async def rollup_rows(url: str) -> list[tuple]:
 
 
 @pytest.mark.parametrize("now", NOWS, ids=date_id)
-async def test_retention_prunes_admitted_values_of_days_no_call_can_reach(fresh_database_url, now):
-    keep = now - HORIZON  # the oldest instant a call may still be recorded at: its day stays
-    boundary = keep.replace(hour=0, minute=0, second=0, microsecond=0)
-    old = boundary - dt.timedelta(hours=1)  # the day before: pruned
+async def test_retention_prunes_admitted_values_with_their_days_raw_calls(fresh_database_url, now):
+    gone = now - dt.timedelta(days=380)  # its month's raw calls are dropped below: its admissions go
+    kept = now - dt.timedelta(days=35)  # retained (and repriceable): its admissions stay
     # (occurred_at, conversation, cost): 2 values a day are admitted, the 3rd folds into __other__.
-    calls = [(old, "a", 1), (old, "b", 2), (old, "c", 4), (keep, "x", 8), (keep, "y", 16), (keep, "z", 32),
+    calls = [(gone, "a", 1), (gone, "b", 2), (gone, "c", 4), (kept, "x", 8), (kept, "y", 16), (kept, "z", 32),
              (now - dt.timedelta(minutes=1), "a", 64)]  # fmt: skip
-    start, end = boundary - dt.timedelta(days=2), now
     request = meter_pb2.GetUsageRequest(
-        start=start, end=end, group_by=[meter_pb2.GROUP_BY_LABEL], label_key="conversation"
+        start=gone - dt.timedelta(days=2), end=now, group_by=[meter_pb2.GROUP_BY_LABEL], label_key="conversation"
     )
     clock = FakeClock(now)
     async with running_server(fresh_database_url, clock=clock, backfill_horizon="400d") as server:
@@ -73,27 +71,30 @@ async def test_retention_prunes_admitted_values_of_days_no_call_can_reach(fresh_
                 )
             before = rows(await meter.GetUsage(request, metadata=auth))
     assert before == [("__other__", 2, 36), ("a", 2, 65), ("b", 1, 2), ("x", 1, 8), ("y", 1, 16)]
-    days = await admitted_days(fresh_database_url)
-    assert boundary - dt.timedelta(days=1) in days["dimension_values"]
+    day = lambda at: at.replace(hour=0, minute=0, second=0, microsecond=0)  # noqa: E731
+    assert day(gone) in (await admitted_days(fresh_database_url))["dimension_values"]
     rollups = await rollup_rows(fresh_database_url)
 
     done = await asyncio.to_thread(
-        meter_cli, fresh_database_url, "retention", "--older-than", "400d", "--backfill-horizon", "30d",
+        meter_cli, fresh_database_url, "retention", "--older-than", "60d", "--backfill-horizon", "30d",
         "--now", now.isoformat(),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert f"pruned label admitted values before {boundary:%Y-%m-%d}" in done.stdout
-    days = await admitted_days(fresh_database_url)
-    for table, kept in days.items():
-        assert kept and min(kept) == boundary, (table, kept)  # the old day went, the boundary day stayed
+    raw = re.search(r"raw calls before (\d{4}-\d{2}-\d{2}) are gone", done.stdout)
+    assert raw, done.stdout
+    boundary = dt.datetime.fromisoformat(raw.group(1)).replace(tzinfo=dt.UTC)
+    assert day(gone) < boundary <= day(kept)
+    assert f"pruned label admitted values before {raw.group(1)}" in done.stdout
+    for table, days in (await admitted_days(fresh_database_url)).items():
+        assert day(gone) not in days and day(kept) in days and min(days) >= boundary, (table, days)
     assert await rollup_rows(fresh_database_url) == rollups
 
-    async with running_server(fresh_database_url, clock=clock, backfill_horizon="30d") as server:
+    async with running_server(fresh_database_url, clock=clock, backfill_horizon="400d") as server:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             meter = meter_pb2_grpc.MeterStub(channel)
             assert rows(await meter.GetUsage(request, metadata=auth)) == before
-            # The boundary day still knows its 2 admitted values: x is x, a new value is __other__.
-            late = keep + dt.timedelta(seconds=1)
+            # The kept day still knows its 2 admitted values: x is x, a new value is __other__.
+            late = kept + dt.timedelta(seconds=1)
             for i, value in enumerate(("x", "w")):
                 await meter.RecordCall(
                     record(f"late{i}", occurred_at=late, labels={"conversation": value}, cost_nanos=128),

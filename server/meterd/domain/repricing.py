@@ -7,6 +7,10 @@ import datetime as dt
 
 from meterd.domain.pricing import CostBreakdown, UsageAmounts
 
+# What places a call in the label and error-code rollups: hour, provider, model, operation, error
+# value ("" for a success) and its labels (sorted items); the store maps these to declared keys.
+LabelCallKey = tuple[dt.datetime, str, str, str, str, tuple[tuple[str, str], ...]]
+
 
 @dataclasses.dataclass(frozen=True)
 class StoredCall:
@@ -27,6 +31,13 @@ class StoredCall:
     price_id: str
     cost_parts: CostBreakdown | None = None  # None: recorded before breakdowns existed
     service_tier: str = ""
+    success: bool = True
+    error_code: str = ""
+
+    @property
+    def error_value(self) -> str:
+        """Its value in the error-code rollups ("" for a success, as the record path adds it)."""
+        return "" if self.success else self.error_code
 
 
 @dataclasses.dataclass(frozen=True)

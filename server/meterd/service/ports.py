@@ -32,7 +32,7 @@ from meterd.domain.pricing import Price
 from meterd.domain.projection import ProjectionWindow
 from meterd.domain.quota import CheckItem, CheckOutcome, CounterReading, Extended, ReservationState
 from meterd.domain.records import CounterKey, HourlyKey, Recorded, RecordItem
-from meterd.domain.repricing import NewCost, SettledCharge, StoredCall
+from meterd.domain.repricing import LabelCallKey, NewCost, SettledCharge, StoredCall
 from meterd.domain.usage import (
     CallRow,
     UsageData,
@@ -284,6 +284,10 @@ class RepriceTransactionPort(Protocol):
     async def add_to_counters(self, deltas: dict[CounterKey, int]) -> None: ...
 
     async def add_to_rollups(self, deltas: dict[HourlyKey, tuple[int, ...]]) -> None: ...
+
+    async def add_to_label_rollups(self, deltas: dict[LabelCallKey, tuple[int, ...]]) -> None:
+        """The same deltas by the calls' labels and error codes, for the label and error-code rollups."""
+        ...
 
 
 class RepricePort(Protocol):

@@ -1,6 +1,6 @@
 """RepriceCalls: recompute the cost of recorded calls with the prices now in force for their
-occurred_at, and correct everything that summed the old cost (first answers, hourly rollups, cost
-counters) in the same transaction."""
+occurred_at, and correct everything that summed the old cost (first answers, the subject, model,
+label and error-code rollups, cost counters) in the same transaction."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from meterd.domain.limits import Limit, Metric, matching, partition_key
 from meterd.domain.price_rules import CatalogProvider, PriceSet
 from meterd.domain.pricing import CostBreakdown, Price, breakdown, choose
 from meterd.domain.records import CounterKey, HourlyKey
-from meterd.domain.repricing import NewCost, StoredCall
+from meterd.domain.repricing import LabelCallKey, NewCost, StoredCall
 from meterd.domain.windows import window_start
 from meterd.service.ports import LimitPort, PricePort, RepricePort, RepriceTransactionPort
 
@@ -48,6 +48,11 @@ class _Prices:
             )
         own, shared = candidates
         return choose(own, at, service_tier) or choose(shared, at, service_tier)
+
+
+def _add(deltas: dict, key: tuple, change: tuple[int, ...]) -> None:
+    before = deltas.get(key)
+    deltas[key] = change if before is None else tuple(a + b for a, b in zip(before, change, strict=True))
 
 
 class Repricer:
@@ -113,6 +118,7 @@ class Repricer:
         by_id = {limit.id: limit for limit in cost_limits}
         counters: dict[CounterKey, int] = defaultdict(int)
         rollups: dict[HourlyKey, tuple[int, ...]] = {}
+        by_labels: dict[LabelCallKey, tuple[int, ...]] = {}
         examined = changed = delta_total = 0
         after = None
         while True:
@@ -133,10 +139,9 @@ class Repricer:
                 if any(change):
                     hour = call.occurred_at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
                     key = (tenant, hour, call.subject, call.provider, call.model, call.operation)
-                    before = rollups.get(key)
-                    rollups[key] = (
-                        change if before is None else tuple(a + b for a, b in zip(before, change, strict=True))
-                    )
+                    _add(rollups, key, change)
+                    labels = tuple(sorted(call.labels.items()))
+                    _add(by_labels, (hour, call.provider, call.model, call.operation, call.error_value, labels), change)
                 if not delta:
                     continue
                 changed += 1
@@ -151,6 +156,7 @@ class Repricer:
         # Rows every other writer also locks go last, each kind in one key-ordered statement.
         await tx.add_to_counters(counters)
         await tx.add_to_rollups(rollups)
+        await tx.add_to_label_rollups(by_labels)
         return RepriceResult(examined, changed, delta_total)
 
     @staticmethod

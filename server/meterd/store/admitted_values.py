@@ -1,11 +1,11 @@
 """Pruning of the label rollups' admission tables (dimension_values, dimension_value_counts).
 
-They hold, per (tenant, key, UTC day), which values were admitted under the day's bound. Only the
-record path and a back-fill read them, and only for the day a call lands in: once no call can land
-in a day any more (RecordCall refuses occurred_at older than the back-fill horizon), its rows are
-dead weight. The rollups themselves keep the admitted values (or __other__) and are never touched
-here. A back-fill of an older day recomputes its admissions from the raw calls, so it does not need
-the pruned rows; it writes them again, and the next retention run prunes them again.
+They hold, per (tenant, key, UTC day), which values were admitted under the day's bound. The record
+path reads them for the day a call lands in, and RepriceCalls to put a retained call's cost delta
+under the value it was admitted as: so a day's rows are dead weight once its raw calls are gone
+(meter retention drops them first; no call can be recorded that far back, since retention keeps at
+least the back-fill horizon). The rollups themselves keep the admitted values (or __other__) and are
+never touched here.
 """
 
 from __future__ import annotations

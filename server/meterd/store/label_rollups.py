@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from meterd.domain.dimensions import ERROR_CODE_KEY, MAX_ERROR_CODES_PER_DAY, OTHER, LabelDimension
 from meterd.domain.errors import NotFound
 from meterd.domain.records import RecordItem, RecordPlan, RollupSums
+from meterd.domain.repricing import LabelCallKey
 from meterd.store.db import Database, json_rows, one
-from meterd.store.rollups import FIGURES, PART_COLUMNS
+from meterd.store.rollups import FIGURES, PART_COLUMNS, RollupTable, fold_costs
 
 _LOCK = "hashtextextended('meter_dimensions/' || %s, 0)"
 _FIGURE_NAMES = tuple(c for c, _ in FIGURES)
@@ -49,30 +50,54 @@ SELECT meter_admit_dimension_values_v1(
            %(error_codes)s)"""
 
 
-def _upsert(table: str, time_column: str, time_expr: str) -> str:
-    keys = f"tenant_id, label_key, {time_column}, label_value, provider, model, operation"
-    sums = ", ".join(f"sum({c})" for c in _FIGURE_NAMES)
+_KEYS = "tenant_id, label_key, {time}, label_value, provider, model, operation"
+_GROUP = "t, k, tt, v, p, mo, op"
+
+
+def _add(table: str, time_column: str, rows: str) -> str:
+    """Add the grouped rows `rows` (t, k, tt, v, p, mo, op, figures, hs) to a label rollup table."""
+    keys = _KEYS.format(time=time_column)
     updates = ",\n    ".join(f"{c} = r.{c} + excluded.{c}" for c in _FIGURE_NAMES)
-    return f"""WITH {_exploded(_RECORD)}, mapped AS (
-    SELECT x.*, {time_expr} AS tt,
+    return f"""INSERT INTO {table} AS r ({keys}, {", ".join(_FIGURE_NAMES)}, latency_hist)
+{rows}
+ON CONFLICT ({keys}) DO UPDATE SET
+    {updates},
+    latency_hist = meter_sparse_hist_add_v2(r.latency_hist, excluded.latency_hist)"""
+
+
+def _upsert() -> str:
+    """Both grains in one statement: the batch is decoded, exploded and mapped to admitted values
+    once. The daily insert waits on the hourly one (the one-time filter reads its output), so every
+    writer still locks hourly rows before daily ones, each in key order."""
+    sums = ", ".join(f"sum({c}) AS {c}" for c in _FIGURE_NAMES)
+    names = ", ".join(_FIGURE_NAMES)
+    hourly = _add("usage_label_hourly", "hour", f"SELECT {_GROUP}, {names}, hs FROM g ORDER BY {_GROUP}")
+    daily = _add(
+        "usage_label_daily",
+        "day",
+        f"""SELECT t, k, date_trunc('day', tt, 'UTC') AS d, v, p, mo, op, {sums}, meter_sparse_hist_sum_v2(hs)
+  FROM g
+ WHERE (SELECT count(*) FROM hourly) >= 0
+ GROUP BY t, k, d, v, p, mo, op
+ ORDER BY t, k, d, v, p, mo, op""",
+    )
+    return f"""WITH {_exploded(_RECORD)}, g AS (
+    SELECT x.t, x.k, x.h AS tt,
            CASE WHEN x.v0 = '' OR EXISTS (SELECT 1 FROM dimension_values dv
                               WHERE (dv.tenant_id, dv.label_key, dv.day, dv.label_value)
                                   = (x.t, x.k, date_trunc('day', x.h, 'UTC'), x.v0))
-                THEN x.v0 ELSE '{OTHER}' END AS v
+                THEN x.v0 ELSE '{OTHER}' END AS v,
+           x.p, x.mo, x.op, {", ".join(f"sum(x.{c}) AS {c}" for c in _FIGURE_NAMES)}, meter_sparse_hist_sum_v2(x.hs) AS hs
       FROM x
+     GROUP BY 1, 2, 3, 4, 5, 6, 7
+), hourly AS (
+{hourly}
+    RETURNING 1
 )
-INSERT INTO {table} AS r ({keys}, {", ".join(_FIGURE_NAMES)}, latency_hist)
-SELECT t, k, tt, v, p, mo, op, {sums}, meter_sparse_hist_sum(hs)
-  FROM mapped
- GROUP BY t, k, tt, v, p, mo, op
- ORDER BY t, k, tt, v, p, mo, op
-ON CONFLICT ({keys}) DO UPDATE SET
-    {updates},
-    latency_hist = meter_sparse_hist_add(r.latency_hist, excluded.latency_hist)"""
+{daily}"""
 
 
-_UPSERT_HOURLY = _upsert("usage_label_hourly", "hour", "x.h")
-_UPSERT_DAILY = _upsert("usage_label_daily", "day", "date_trunc('day', x.h, 'UTC')")
+_UPSERT = _upsert()
 
 
 def _presum(recorded: Sequence[tuple[RecordItem, RecordPlan, dt.datetime]]) -> list[tuple]:
@@ -100,12 +125,68 @@ async def add_calls(conn, recorded: Sequence[tuple[RecordItem, RecordPlan, dt.da
     occurred_at, as domain.records.rollup_deltas takes them (the connection may be pipelined)."""
     if not recorded:
         return
+    # Its own statement: the upsert's snapshot must begin after the lock is granted, so that it sees
+    # what a back-fill that held the lock committed.
     for tenant in sorted({item.tenant_id for item, _, _ in recorded}):
         await conn.execute(f"SELECT pg_advisory_xact_lock_shared({_LOCK})", (tenant,))
-    params = {"rows": json_rows(_COLUMNS, _presum(recorded)), "error_codes": MAX_ERROR_CODES_PER_DAY}
-    await conn.execute(_ADMIT, params)
-    await conn.execute(_UPSERT_HOURLY, params)
-    await conn.execute(_UPSERT_DAILY, params)
+    rows = _presum(recorded)
+    params = {"rows": json_rows(_COLUMNS, rows), "error_codes": MAX_ERROR_CODES_PER_DAY}
+    # Only a label or an error code can be a value to admit ("" never is): a batch of successes
+    # without labels (most of them) skips the admission statement.
+    if any(row[5] or row[6] for row in rows):
+        await conn.execute(_ADMIT, params)
+    await conn.execute(_UPSERT, params)
+
+
+# --- reprice ----------------------------------------------------------------------------------------
+
+# (cost, unpriced calls, *cost parts) deltas, as store/rollups.py RollupTable.reprice_sql adds them.
+_DELTAS = ("cost_nanos", "unpriced_calls", *PART_COLUMNS)
+_REPRICE_RECORD = ", ".join(
+    ["t text", "h timestamptz", "p text", "mo text", "op text", "e text", "l jsonb"] + [f"{c} numeric" for c in _DELTAS]
+)
+# The calls' deltas under each declared key and the error codes, mapped to the values they were
+# added under when recorded (admitted, or OTHER), summed per hourly row.
+_REPRICE_ROWS = f"""WITH {_exploded(_REPRICE_RECORD)}
+SELECT x.t, x.k, x.h,
+       CASE WHEN x.v0 = '' OR EXISTS (SELECT 1 FROM dimension_values dv
+                          WHERE (dv.tenant_id, dv.label_key, dv.day, dv.label_value)
+                              = (x.t, x.k, date_trunc('day', x.h, 'UTC'), x.v0))
+            THEN x.v0 ELSE '{OTHER}' END AS v,
+       x.p, x.mo, x.op, {", ".join(f"sum(x.{c})::bigint AS {c}" for c in _DELTAS)}
+  FROM x
+ GROUP BY 1, 2, 3, 4, 5, 6, 7"""
+_LABEL_KEY_TYPES = ("text", "text", "timestamptz", "text", "text", "text", "text")
+_REPRICED = (
+    RollupTable("usage_label_hourly", tuple(_KEYS.format(time="hour").split(", ")), _LABEL_KEY_TYPES, None, sparse=True),
+    RollupTable(
+        "usage_label_daily", tuple(_KEYS.format(time="day").split(", ")), _LABEL_KEY_TYPES,
+        lambda k: (k[0], k[1], k[2].replace(hour=0), *k[3:]), sparse=True,
+    ),
+)  # fmt: skip
+
+
+async def add_cost_deltas(conn, tenant_id: str, deltas: dict[LabelCallKey, tuple[int, ...]]) -> None:
+    """Add repriced calls' (cost, unpriced calls, *cost parts) deltas to the label and error-code
+    rows they were added to, hourly and daily, locked in key order like the record path writes them.
+    Rows that do not exist (a key declared after the call, and not back-filled) are left alone."""
+    rows = [(tenant_id, *key[:5], dict(key[5]), *change) for key, change in sorted(deltas.items()) if any(change)]
+    if not rows:
+        return
+    await conn.execute(f"SELECT pg_advisory_xact_lock_shared({_LOCK})", (tenant_id,))
+    cur = await conn.execute(_REPRICE_ROWS, {"rows": json_rows(("t", "h", "p", "mo", "op", "e", "l", *_DELTAS), rows)})
+    hourly = {(r["t"], r["k"], r["h"], r["v"], r["p"], r["mo"], r["op"]): tuple(int(r[c]) for c in _DELTAS)
+              for r in await cur.fetchall()}  # fmt: skip
+    for table in _REPRICED:
+        table_deltas = hourly if table.from_hourly is None else fold_costs(hourly, table.from_hourly)
+        keys = sorted(k for k, v in table_deltas.items() if any(v))
+        if not keys:
+            continue
+        lock, update = table.reprice_sql
+        columns = tuple(list(column) for column in zip(*keys, strict=True))
+        await conn.execute(lock, columns)
+        values = tuple(list(column) for column in zip(*(table_deltas[k] for k in keys), strict=True))
+        await conn.execute(update, (*columns, *values))
 
 
 # --- back-fill from raw calls ---------------------------------------------------------------------
@@ -164,7 +245,7 @@ def _backfill_sql(key: str) -> tuple[str, ...]:
         f"""INSERT INTO usage_label_daily (tenant_id, label_key, day, label_value, provider, model, operation, {names},
                                           latency_hist)
             SELECT tenant_id, label_key, %(day)s, label_value, provider, model, operation, {sums},
-                   meter_sparse_hist_sum(latency_hist)
+                   meter_sparse_hist_sum_v2(latency_hist)
               FROM usage_label_hourly
              WHERE tenant_id = %(tenant)s AND label_key = %(key)s AND hour >= %(day)s AND hour < %(next)s
              GROUP BY tenant_id, label_key, label_value, provider, model, operation""",

@@ -11,8 +11,8 @@ from psycopg.types.json import Jsonb
 
 from meterd.domain.pricing import CostBreakdown, UsageAmounts
 from meterd.domain.records import CounterKey
-from meterd.domain.repricing import NewCost, SettledCharge, StoredCall
-from meterd.store import rollups
+from meterd.domain.repricing import LabelCallKey, NewCost, SettledCharge, StoredCall
+from meterd.store import label_rollups, rollups
 from meterd.store.db import Conn, Database
 from meterd.store.rollups import HourlyKey
 
@@ -21,7 +21,8 @@ __all__ = ["NewCost", "RepriceStore", "RepriceTransaction", "SettledCharge", "St
 
 _CALL_COLUMNS = """occurred_at, call_id, api_key_id, coalesce(reservation_id, '') AS reservation_id, subject, provider,
                    model, operation, labels, input_tokens, output_tokens, cached_read_tokens, cache_write_tokens,
-                   requests, units, cost_nanos, cost_source, price_id, cost_parts, service_tier"""
+                   requests, units, cost_nanos, cost_source, price_id, cost_parts, service_tier, success,
+                   error_code"""
 
 
 def _call(row: dict) -> StoredCall:
@@ -48,6 +49,8 @@ def _call(row: dict) -> StoredCall:
         price_id=row["price_id"],
         cost_parts=None if row["cost_parts"] is None else CostBreakdown.from_tuple(row["cost_parts"]),
         service_tier=row["service_tier"],
+        success=row["success"],
+        error_code=row["error_code"],
     )
 
 
@@ -183,6 +186,11 @@ class RepriceTransaction:
             await self.conn.execute(lock, columns)
             values = tuple(list(column) for column in zip(*(table_deltas[k] for k in keys), strict=True))
             await self.conn.execute(update, (*columns, *values))
+
+    async def add_to_label_rollups(self, deltas: dict[LabelCallKey, tuple[int, ...]]) -> None:
+        """Add (cost, unpriced calls, *cost parts) to the label and error-code rollup rows the calls
+        were added to, hourly and daily (after add_to_rollups: the record path's lock order)."""
+        await label_rollups.add_cost_deltas(self.conn, self.tenant_id, deltas)
 
 
 class RepriceStore:

@@ -93,7 +93,7 @@ class RollupTable:
         updates = ",\n    ".join(f"{c} = r.{c} + excluded.{c}" for c, _ in FIGURES)
         hist = self.histogram_column
         value, merge = (
-            ("hs", f"meter_sparse_hist_add(r.{hist}, excluded.{hist})")
+            ("hs", f"meter_sparse_hist_add_v2(r.{hist}, excluded.{hist})")
             if self.sparse
             else ("meter_hist_add_sparse(NULL, hs)", f"meter_hist_add(r.{hist}, excluded.{hist})")
         )
