@@ -1,7 +1,8 @@
 """The quota engine's SQL: batched check/reserve, usage application, extension, expiry.
 
-Each call is one statement (a function in migrations/0002_quota.sql), so a CheckQuota batch costs one
-round trip and one commit whatever the number of requests and matched limits.
+Each call is one statement (a function in migrations/0002_quota.sql; the check is 0017's
+meter_check_v2), so a CheckQuota batch costs one round trip and one commit whatever the number of
+requests and matched limits.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = ["CheckItem", "CheckOutcome", "Extended", "QuotaStore", "ReservedCount
 
 _METRICS = tuple(Metric)
 
-_CHECK_SQL = """SELECT * FROM meter_check(%s, %s::text[], %s::bool[], %s::text[], %s::bool[], %s::bigint[],
+_CHECK_SQL = """SELECT * FROM meter_check_v2(%s, %s::text[], %s::bool[], %s::text[], %s::bool[], %s::bigint[],
     %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::bigint[],
     %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],
     %s::int[], %s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::bool[])"""
