@@ -19,10 +19,10 @@ import re
 import grpc
 import psycopg
 import pytest
+from integration.test_schema_invariants import REFERENCE_TABLES, TABLES
 from psycopg import sql
 
 from e2e.test_fuzz import METHODS, _valid
-from integration.test_schema_invariants import REFERENCE_TABLES, TABLES
 from meter.v1 import admin_pb2, meter_pb2
 from meter_testing.fixtures import create_tenant, running_server
 from meter_testing.requests import check, limit, record
@@ -34,13 +34,22 @@ pytestmark = pytest.mark.slow
 # (what, a pattern found in the statement, why it may span tenants). Each must match something the
 # run saw, so the list cannot keep excuses for statements that are gone.
 CROSS_TENANT = [
-    ("alert evaluator's rule scan", r"from\s+alert_rules\s+where\s+not\s+disabled\s+and\s+kind\s*=\s*any",
-     "the evaluator's leader lists the enabled periodic rules of every tenant, then works tenant by tenant"),
-    ("alert stream replay", r"max\(id\).*\bfrom\s+alerts\b|from\s+alerts\b.*\bid\s*>",
-     "the alert hub reads new alerts of every tenant once per replica and fans them out to each stream by tenant"),
-    ("global price catalog imports", r"^insert\s+into\s+price_catalog_imports\s*\(source,",
-     "the shared catalog's import history, kept under tenant '' (the column's default): a reference "
-     "table's rows in a distributed layout, written by `meter prices sync` and LoadPrices"),
+    (
+        "alert evaluator's rule scan",
+        r"from\s+alert_rules\s+where\s+not\s+disabled\s+and\s+kind\s*=\s*any",
+        "the evaluator's leader lists the enabled periodic rules of every tenant, then works tenant by tenant",
+    ),
+    (
+        "alert stream replay",
+        r"max\(id\).*\bfrom\s+alerts\b|from\s+alerts\b.*\bid\s*>",
+        "the alert hub reads new alerts of every tenant once per replica and fans them out to each stream by tenant",
+    ),
+    (
+        "global price catalog imports",
+        r"^insert\s+into\s+price_catalog_imports\s*\(source,",
+        "the shared catalog's import history, kept under tenant '' (the column's default): a reference "
+        "table's rows in a distributed layout, written by `meter prices sync` and LoadPrices",
+    ),
 ]
 
 _COMMENT = re.compile(r"--[^\n]*")
@@ -166,7 +175,9 @@ async def test_every_statement_meter_runs_filters_by_tenant(fresh_database_url, 
             for name, request in _workload(dt.datetime.now(dt.UTC)):  # any-date: requests near the server's clock
                 await _call(channel, *by_name[name], request, auth)
         ran = len(captured)
-        await eventually(lambda: len(captured) > ran + 3, what="the background loops to run")  # background loops went round
+        await eventually(
+            lambda: len(captured) > ran + 3, what="the background loops to run"
+        )  # background loops went round
 
     statements = [("psycopg", s) for s in dict.fromkeys(captured)] + functions
     excused = {what: 0 for what, _, _ in CROSS_TENANT}
