@@ -12,7 +12,10 @@
 -- (tests/integration/test_rule_parity.py holds it to domain.quota's):
 --   * plans are generic, made once per session, and can only be nested loops over the primary key:
 --     linear in the batch and independent of the table's size or statistics when planned
---     (tests/integration/test_plan_stability.py);
+--     (tests/integration/test_plan_stability.py). These settings hold for triggers its statements
+--     fire too; none of them runs a join here (the upsert updates no row, the reserved UPDATE is
+--     skipped by the trigger below, and inserted counters have used = 0, which the insert trigger's
+--     WHEN leaves alone);
 --   * a batch without RESERVE requests is one set-based read of its counters (one index scan per
 --     counter, nothing written);
 --   * a RESERVE batch locks its counters in key order with `ON CONFLICT DO UPDATE ... WHERE false`
