@@ -26,6 +26,7 @@ class Result:
     limit_rate: float | None = None  # 1 / (1/echo + 1/database doing the same rows), items per second
     ratio_to_limit: float | None = None
     baseline_db_cpu_s_per_k: float | None = None  # PostgreSQL CPU per 1,000 of plain psycopg's same rows
+    server_cpu_to_echo: float | None = None  # the server's CPU per RPC / the echo server's
 
     @property
     def rate(self) -> float:
@@ -102,7 +103,7 @@ async def open_loop(name: str, call: Callable[[int], Awaitable[int]], rate: floa
 
 def print_table(report: dict) -> None:
     print(f"\n{'scenario':<46} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'x echo':>7} {'limit/s':>8} {'x limit':>7}"
-          f" {'errors':>6} {'srv s/1k':>8} {'db s/1k':>8} {'base db':>8}")  # fmt: skip
+          f" {'errors':>6} {'srv s/1k':>8} {'cpu/echo':>8} {'db s/1k':>8} {'base db':>8}")  # fmt: skip
 
     def cell(value, fmt: str, width: int) -> str:
         return f" {value:>{width}{fmt}}" if value is not None else f" {'':>{width}}"
@@ -111,11 +112,13 @@ def print_table(report: dict) -> None:
         ratio = f"{r['ratio_to_echo']:.2f}" if r["ratio_to_echo"] is not None else ""
         limit = cell(r.get("limit_rate"), ",.0f", 8) + cell(r.get("ratio_to_limit"), ".2f", 7)
         cpu = "".join(
-            cell(r.get(k), ".3f", 8) for k in ("server_cpu_s_per_k", "db_cpu_s_per_k", "baseline_db_cpu_s_per_k")
+            cell(r.get(k), ".2f" if k == "server_cpu_to_echo" else ".3f", 8)
+            for k in ("server_cpu_s_per_k", "server_cpu_to_echo", "db_cpu_s_per_k", "baseline_db_cpu_s_per_k")
         )
         print(f"{r['scenario']:<46} {r['rate']:>9,.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {ratio:>7}{limit} "
               f"{r['errors']:>6}{cpu}  {r['note']}")  # fmt: skip
     print("srv s/1k, db s/1k: CPU seconds per 1,000 requests of the server under test and of PostgreSQL;")
+    print("cpu/echo: the server's CPU per RPC / the echo server's (a pair is 2 RPCs);")
     print("base db: PostgreSQL's CPU per 1,000 for plain psycopg writing the same rows (PostgreSQL same work rows);")
     print("limit: 1 / (1/echo + 1/same work), what both jobs allow on these CPUs; x limit: Meter / limit")
     rss = report["server_rss_mb"]

@@ -13,6 +13,13 @@ with SIGSTOP between theirs), so a neighbour on the shared machine that comes or
 on every figure alike instead of skewing one ratio. The figure that matters is B's p99 under a flood / B's
 p99 alone.
 
+The flooders run at `nice 19`: in production A's client runs on A's machines, not on the CPUs the server
+and PostgreSQL share with B; here one box holds all of them, and a flooding client at normal priority
+takes CPU time from the server by the kernel's scheduling, not through anything the server decides.
+At nice 19 the flooder still gets every idle cycle (its rates are reported), while everything the server
+and PostgreSQL do for A's requests competes with B's at equal priority. One more segment floods with A's
+own key at normal priority, to show what sharing the machine itself costs.
+
 Run by bench/run.py (`python -m bench.run --only noisy`); this module is also the flooder's entry
 point: `python -m bench.noisy --flood tenant ADDRESS KEY CONCURRENCY` (it floods until a line on stdin).
 """
@@ -38,6 +45,13 @@ from bench.measure import Result, percentile
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
 
 FLOODS = ("tenant", "tenant-retryinfo", "unknown-keys")
+# (label, flood, niceness): the conditions measured against B alone, each in its own segments.
+CONDITIONS = (
+    ("tenant", "tenant", 19),
+    ("tenant-retryinfo", "tenant-retryinfo", 19),
+    ("unknown-keys", "unknown-keys", 19),
+    ("tenant, flooder at normal priority", "tenant", 0),
+)
 SETTLE = 1.0  # seconds after a flood resumes or pauses before B is measured (the gate drains A's queue)
 B_RATE = 50.0  # RPC/s, as in the issue's measurement
 
@@ -100,14 +114,14 @@ async def noisy_neighbour(url: str, port: int, seconds: float, cycles: int = 4) 
     auth_b = (("authorization", f"Bearer {key_b}"),)
     segment = seconds / cycles
     flooders = {}
-    for mode in FLOODS:
-        flooders[mode] = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.noisy", "--flood", mode, address, "" if mode == "unknown-keys" else key_a,
-            "256", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    for label, mode, niceness in CONDITIONS:
+        flooders[label] = await asyncio.create_subprocess_exec(
+            "nice", "-n", str(niceness), sys.executable, "-m", "bench.noisy", "--flood", mode, address,
+            "" if mode == "unknown-keys" else key_a, "256", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        assert (await flooders[mode].stdout.readline()).strip() == b"flooding"
-        flooders[mode].send_signal(signal.SIGSTOP)
-    samples: dict[str, list[float]] = {mode: [] for mode in ("alone", *FLOODS)}
+        assert (await flooders[label].stdout.readline()).strip() == b"flooding"
+        flooders[label].send_signal(signal.SIGSTOP)
+    samples: dict[str, list[float]] = {label: [] for label in ("alone", *flooders)}
     errors: Counter = Counter()
     segments: dict[str, list[str]] = {mode: [] for mode in samples}  # p99 of each segment, to see the spread
     async with grpc.aio.insecure_channel(address) as channel:

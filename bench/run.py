@@ -41,6 +41,8 @@ from meterd.store.embedded import EmbeddedPostgres
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 SUBJECTS = 10_000
+FLOOR = "CheckQuota floor: decode, canned answer, no work"
+NO_LIMITS = "CheckQuota CHECK_ONLY, no limit (no database)"
 # The plain-psycopg work (bench/baselines.py same_work) each scenario is held against: kind, hot subject.
 SAME_WORK = {
     "CheckQuota CHECK_ONLY, 3 limits": ("check_only", False),
@@ -118,7 +120,10 @@ class Stack:
     meter_port: int
     meter_pid: int
     echo_pid: int
+    floor_port: int
+    floor_pid: int
     key: str
+    limitless_key: str
     url: str
     workdir: Path
 
@@ -137,20 +142,23 @@ def start_stack(args: argparse.Namespace) -> Stack:
     try:
         echo_proc, echo_port = start_process([sys.executable, str(HERE / "echo_server.py")], workdir / "echo.log")
         procs.append(echo_proc)
+        floor_proc, floor_port = start_process([sys.executable, str(HERE / "floor_server.py")], workdir / "floor.log")
+        procs.append(floor_proc)
         profile = ["-m", "cProfile", "-o", str(RESULTS / f"meter-{time.strftime('%Y%m%dT%H%M%S')}.prof")]
         RESULTS.mkdir(exist_ok=True)
         meter_args = [sys.executable, *(profile if args.profile else []), "-m", "meterd", "serve", "--database-url", url, "--listen", "127.0.0.1:0",
                       "--pool-max", str(args.pool_max), "--log-level", "INFO", "--workers", "1"]  # fmt: skip
         meter_proc, meter_port = start_process(meter_args, workdir / "meter.log")
         procs.append(meter_proc)
-        key = subprocess.run(
-            [sys.executable, "-m", "meterd", "keys", "create", "--tenant", "bench", "--role", "admin",
+        key, limitless_key = (subprocess.run(
+            [sys.executable, "-m", "meterd", "keys", "create", "--tenant", tenant, "--role", "admin",
              "--database-url", url], check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
+        ).stdout.strip() for tenant in ("bench", "bench-no-limits"))  # fmt: skip
     except BaseException:
-        Stack(pg, procs, 0, 0, 0, 0, "", url, workdir).stop()
+        Stack(pg, procs, 0, 0, 0, 0, 0, 0, "", "", url, workdir).stop()
         raise
-    return Stack(pg, procs, echo_port, meter_port, meter_proc.pid, echo_proc.pid, key, url, workdir)
+    return Stack(pg, procs, echo_port, meter_port, meter_proc.pid, echo_proc.pid, floor_port, floor_proc.pid, key,
+                 limitless_key, url, workdir)  # fmt: skip
 
 
 async def run(args: argparse.Namespace, stack: Stack) -> dict:
@@ -160,6 +168,8 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
 
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{meter_port}") for _ in range(args.channels)]
     echo_channels = [grpc.aio.insecure_channel(f"127.0.0.1:{echo_port}") for _ in range(args.channels)]
+    floor_channels = [grpc.aio.insecure_channel(f"127.0.0.1:{stack.floor_port}") for _ in range(args.channels)]
+    floors = [meter_pb2_grpc.MeterStub(c) for c in floor_channels]
     meters = [meter_pb2_grpc.MeterStub(c) for c in channels]
     admin = admin_pb2_grpc.MeterAdminStub(channels[0])
     if not args.alert_triggers:  # A/B: what the alert triggers cost the hot paths
@@ -180,6 +190,11 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         await echoes[i % len(echoes)](payload)
         return 1
 
+    async def floor(i: int) -> int:
+        reply = await floors[i % len(floors)].CheckQuota(check_request(spread(i)), metadata=auth)
+        assert reply.allowed and len(reply.limits) == 3
+        return 1
+
     def checker(mode, subject_of: Callable[[int], str]):
         async def call(i: int) -> int:
             reply = await meters[i % len(meters)].CheckQuota(check_request(subject_of(i), mode), metadata=auth)
@@ -187,6 +202,16 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
             return 1
 
         return call
+
+    # A tenant without limits: CHECK_ONLY is answered without the database, so this row is Meter's own
+    # per-RPC work (interceptors, validation, pricing, the answer) between the floor and a real check.
+    limitless = (("authorization", f"Bearer {stack.limitless_key}"),)
+
+    async def no_limits(i: int) -> int:
+        request = check_request(spread(i), meter_pb2.CHECK_MODE_CHECK_ONLY)
+        reply = await meters[i % len(meters)].CheckQuota(request, metadata=limitless)
+        assert reply.allowed and reply.no_limits_matched
+        return 1
 
     spread = lambda i: f"user:{rng.randrange(SUBJECTS)}"  # noqa: E731
     hot = lambda i: "user:hot"  # noqa: E731
@@ -231,6 +256,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         return call
 
     quota = [
+        (NO_LIMITS, no_limits, args.concurrency),
         ("CheckQuota CHECK_ONLY, 3 limits", checker(meter_pb2.CHECK_MODE_CHECK_ONLY, spread), args.concurrency),
         ("CheckQuota RESERVE, 3 limits, 10k subjects", checker(meter_pb2.CHECK_MODE_RESERVE, spread), args.concurrency),
         ("CheckQuota RESERVE, 3 limits, 1 hot subject", checker(meter_pb2.CHECK_MODE_RESERVE, hot), args.concurrency),
@@ -243,10 +269,14 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         ("RecordCalls, 1000 per request (calls/s)", batch_recorder(1000), 2),
     ]
     scenarios = [("echo (transport ceiling)", echo, args.concurrency)]
+    if "quota" in args.only:  # what decoding and answering the real messages costs, with no work between
+        scenarios.append((FLOOR, floor, args.concurrency))
     scenarios += quota if "quota" in args.only else []
     scenarios += metering if "metering" in args.only else []
     if args.match:  # e.g. profiling one path: echo stays, as the yardstick
-        scenarios = scenarios[:1] + [s for s in scenarios[1:] if args.match.lower() in s[0].lower()]
+        scenarios = scenarios[:1] + [
+            s for s in scenarios[1:] if s[0] in (FLOOR, NO_LIMITS) or args.match.lower() in s[0].lower()
+        ]
     rss_before = rss_mb(stack.meter_pid)
     rss_rounds = []
     # Every round runs every scenario again; only the last round's figures are reported. The RSS
@@ -255,7 +285,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         round_results = []
         for name, call, concurrency in scenarios:
             await closed_loop(name, call, concurrency, args.warmup)
-            server_pid = stack.echo_pid if name.startswith("echo") else stack.meter_pid
+            server_pid = {"echo (transport ceiling)": stack.echo_pid, FLOOR: stack.floor_pid}.get(name, stack.meter_pid)
             cpu_before = process_cpu(server_pid), postgres_cpu(stack.pg.pgdata)
             result = await closed_loop(name, call, concurrency, args.seconds)
             if result.calls:
@@ -273,6 +303,8 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
             continue  # calls per second, not RPCs: compared with the database baseline below
         rpcs_per_item = 2 if r.scenario.startswith("reserve + settle") else 1
         r.ratio_to_echo = r.rate * rpcs_per_item / echo_rate
+        if r.server_cpu_s_per_k and results[0].server_cpu_s_per_k:
+            r.server_cpu_to_echo = r.server_cpu_s_per_k / rpcs_per_item / results[0].server_cpu_s_per_k
 
     for r in results:  # the database doing the same rows, and the ceiling of doing both on these CPUs
         if r.scenario in SAME_WORK:
@@ -287,12 +319,14 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
             print(f"  {base.scenario}: {base.rate:,.0f}/s", file=sys.stderr, flush=True)
 
     if any(r.scenario.startswith("CheckQuota RESERVE, 3 limits, 10k") for r in results):
-        # p99 at half of each one's maximum load.
+        # The figure: Meter at half of its peak, and echo at that same offered load (a rate both
+        # serve without queueing, so the p99 difference is Meter's work, not a queue).
         half = []
-        reserve_peak = next(r.rate for r in results if r.scenario.startswith("CheckQuota RESERVE, 3 limits, 10k"))
-        for name, call, peak in (("echo at half load", echo, results[0].rate),
-                                 ("RESERVE 10k subjects at half load", quota[1][1], reserve_peak)):  # fmt: skip
-            half.append(await open_loop(name, call, peak / 2, args.seconds))
+        name = "CheckQuota RESERVE, 3 limits, 10k subjects"
+        reserve_peak = next(r.rate for r in results if r.scenario == name)
+        reserve = next(call for scenario, call, _ in quota if scenario == name)
+        for label, call in (("echo at Meter's half load", echo), ("RESERVE 10k subjects at half load", reserve)):
+            half.append(await open_loop(label, call, reserve_peak / 2, args.seconds))
         results += half
         half[1].ratio_to_echo = half[1].p99_ms / half[0].p99_ms
         half[1].note += " (ratio column: p99 / echo p99)"
@@ -365,7 +399,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         results += await tracing_comparison(meter_port, stack.meter_pid, traced, collector, reserve, auth, args)
         await collector_server.stop(1)
 
-    for c in channels + echo_channels:
+    for c in channels + echo_channels + floor_channels:
         await c.close()
     return {
         "when": dt.datetime.now(dt.UTC).isoformat(),

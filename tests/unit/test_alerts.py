@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from meterd.domain.alert_judges import judge_count, judge_rollups
 from meterd.domain.alerts import (
     Alert,
     AlertFilter,
@@ -13,8 +14,6 @@ from meterd.domain.alerts import (
     AlertRule,
     GroupFigures,
     Severity,
-    judge_count,
-    judge_rollups,
     validate_rule,
 )
 from meterd.domain.errors import InvalidArgument

@@ -108,7 +108,8 @@ def test_projected_period_cost():
 
 
 def test_projected_over_budget_judgement():
-    from meterd.domain.alerts import judge_projection, validate_rule
+    from meterd.domain.alert_judges import judge_projection
+    from meterd.domain.alerts import validate_rule
     from meterd.domain.limits import Selector
 
     rule = validate_rule(id="month", kind="projected_over_budget", severity="warning", scope=Selector(),

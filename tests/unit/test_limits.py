@@ -347,3 +347,13 @@ def test_matching_returns_matches_sorted_by_id() -> None:
 def test_matching_nothing() -> None:
     assert matching([], **CALL) == []
     assert matching([limit("x", Selector(model="o3"))], **CALL) == []
+
+
+def test_an_estimate_is_stored_with_every_field():
+    # Estimate.to_json is written out by hand for speed; a field added to Estimate must be added there too.
+    import dataclasses
+
+    from meterd.domain.quota import Estimate
+
+    estimate = Estimate(input_tokens=1, max_output_tokens=2, cached_read_tokens=3, requests=4, units=5, cost_nanos=6)
+    assert estimate.to_json() == dataclasses.asdict(estimate)

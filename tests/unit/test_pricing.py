@@ -562,3 +562,12 @@ def test_a_catalog_entry_without_cache_rates_or_note_bills_cache_tokens_at_the_i
     assert (p.cached_read_per_mtok, p.cache_write_per_mtok, p.note) == (30_000_000_000, 30_000_000_000, "")
     assert missing_cache_rates(bare) == ["cached_read_per_mtok", "cache_write_per_mtok"]
     assert missing_cache_rates(entry()) == []
+
+
+def test_usage_amounts_reject_what_the_fast_check_lets_through_to_the_full_one():
+    from meterd.domain.pricing import UsageAmounts
+
+    for bad in ({"input_tokens": -1}, {"units": 2**63}, {"requests": True}, {"output_tokens": 1.0}):
+        with pytest.raises(ValueError):
+            UsageAmounts(**bad)
+    assert UsageAmounts(input_tokens=2**63 - 1).input_tokens == 2**63 - 1

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+from google.protobuf import timestamp_pb2
+
 from meter.v1 import admin_pb2, common_pb2
 from meterd.api.convert import E, enum_value, ts
-from meterd.domain.limits import Limit, Selector, StoredLimit, validate_limit
+from meterd.domain.clock import EPOCH
+from meterd.domain.limits import Limit, LimitAction, Metric, Selector, StoredLimit, validate_limit
 from meterd.domain.quota import LimitState
 from meterd.domain.windows import WindowKind
 
@@ -83,22 +88,40 @@ def limit_to_proto(stored: StoredLimit) -> admin_pb2.Limit:
     )
 
 
+# Domain enum → proto number, computed once: status_to_proto runs for every matched limit of every
+# CheckQuota and RecordCall answer.
+_METRIC_NUMBER = {m: _enum_value(common_pb2.Metric, m.value, "METRIC_") for m in Metric}
+_ACTION_NUMBER = {a: _enum_value(common_pb2.LimitAction, a.value, "LIMIT_ACTION_") for a in LimitAction}
+_KIND_NUMBER = {k: _enum_value(common_pb2.WindowKind, k.value, "WINDOW_KIND_") for k in WindowKind}
+
+
+def _set_ts(field: timestamp_pb2.Timestamp, value: dt.datetime) -> None:
+    # In place: a Timestamp built and then copied into the parent costs twice (ts() builds one).
+    delta = value - EPOCH
+    field.seconds = delta.days * 86400 + delta.seconds
+    field.nanos = delta.microseconds * 1000
+
+
 def status_to_proto(state: LimitState) -> common_pb2.LimitStatus:
     limit = state.limit
-    return common_pb2.LimitStatus(
+    status = common_pb2.LimitStatus(
         limit_id=limit.id,
-        metric=_enum_value(common_pb2.Metric, limit.metric.value, "METRIC_"),
-        window=window_to_proto(limit),
-        action=_enum_value(common_pb2.LimitAction, limit.action.value, "LIMIT_ACTION_"),
+        metric=_METRIC_NUMBER[limit.metric],
+        action=_ACTION_NUMBER[limit.action],
         partition=state.partition,
         max=limit.max,
         used=state.used,
         reserved=state.reserved,
         remaining=state.remaining,
-        window_start=ts(state.window_start),
-        reset_at=ts(state.reset_at),
         percent_used=state.percent_used,
         denied=state.denied,
         exceeded=state.exceeded,
-        projected_exhausted_at=ts(state.projected_exhausted_at),
     )
+    status.window.kind = _KIND_NUMBER[limit.window.kind]
+    if limit.window.kind.has_duration:
+        status.window.duration.seconds = limit.window.seconds
+    _set_ts(status.window_start, state.window_start)
+    _set_ts(status.reset_at, state.reset_at)
+    if state.projected_exhausted_at is not None:
+        _set_ts(status.projected_exhausted_at, state.projected_exhausted_at)
+    return status

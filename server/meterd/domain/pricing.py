@@ -119,6 +119,11 @@ class UsageAmounts:
     units: int = 0
 
     def __post_init__(self) -> None:
+        values = (self.input_tokens, self.output_tokens, self.cached_read_tokens, self.cache_write_tokens,
+                  self.requests, self.units)  # fmt: skip
+        # The common case in one test (bool is an int subclass: type() rejects it too).
+        if all(type(v) is int and 0 <= v <= INT64_MAX for v in values):
+            return
         for f in fields(self):
             _check_count(f.name, getattr(self, f.name))
 
@@ -167,7 +172,7 @@ def token_rates(price: Price, usage: UsageAmounts) -> tuple[int, int, int, int]:
 
     A tier applies when the call's total input tokens exceed its start (the source's rule: the
     whole call's tokens of that rate pay the tier's figure, not only those above the start)."""
-    rates = [getattr(price, name) for name in _TOKEN_RATES]
+    rates = [price.input_per_mtok, price.output_per_mtok, price.cached_read_per_mtok, price.cache_write_per_mtok]
     if price.tiers:
         total_input = usage.input_tokens + usage.cached_read_tokens + usage.cache_write_tokens
         best = [-1] * 4
@@ -202,8 +207,9 @@ def breakdown(price: Price, usage: UsageAmounts) -> CostBreakdown:
     token_nanos = _round_half_up(sum(numerators))
     parts = [n // TOKENS_PER_MTOK for n in numerators]
     extra = token_nanos - sum(parts)
-    for i in sorted(range(4), key=lambda i: -(numerators[i] % TOKENS_PER_MTOK))[:extra]:
-        parts[i] += 1
+    if extra:  # usually 0 or 1 nano; the sort (stable: ties in part order) only when there is one
+        for i in sorted(range(4), key=lambda i: -(numerators[i] % TOKENS_PER_MTOK))[:extra]:
+            parts[i] += 1
     return CostBreakdown(
         input=parts[0],
         output=parts[1],

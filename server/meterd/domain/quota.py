@@ -46,7 +46,15 @@ class Estimate:
         )
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        # By hand: dataclasses.asdict deep-copies field by field, several times slower on the hot path.
+        return {
+            "input_tokens": self.input_tokens,
+            "max_output_tokens": self.max_output_tokens,
+            "cached_read_tokens": self.cached_read_tokens,
+            "requests": self.requests,
+            "units": self.units,
+            "cost_nanos": self.cost_nanos,
+        }
 
 
 @dataclasses.dataclass(frozen=True)

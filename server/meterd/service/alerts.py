@@ -16,6 +16,7 @@ import urllib.request
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 
+from meterd.domain.alert_judges import judge_count, judge_projection, judge_rollups
 from meterd.domain.alert_records import DenialKey, WebhookDue
 from meterd.domain.alerts import (
     PERIODIC_KINDS,
@@ -26,9 +27,6 @@ from meterd.domain.alerts import (
     AlertKind,
     AlertRule,
     Candidate,
-    judge_count,
-    judge_projection,
-    judge_rollups,
 )
 from meterd.domain.calls import Dimensions
 from meterd.domain.clock import utc_now

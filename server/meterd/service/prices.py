@@ -41,6 +41,9 @@ class PriceBook:
         self._shared: tuple[PriceSet, tuple[CatalogProvider, ...], float] | None = None
         self._own: dict[str, tuple[PriceSet, float]] = {}
         self._candidates: dict[tuple[str, str, str], tuple[list[Price], list[Price]]] = {}
+        # (tenant, provider, model, tier) -> (chosen price, in force over [since, until)): between two
+        # candidates' effective_from the choice cannot change, so a call inside the span skips choose().
+        self._chosen: dict[tuple[str, str, str, str], tuple[Price | None, dt.datetime | None, dt.datetime | None]] = {}
         self._loading = asyncio.Lock()
         self._shared_stamp: object = ()  # opaque: compared with the store's next stamp
 
@@ -87,6 +90,7 @@ class PriceBook:
                     providers = latest.providers if latest else ()
                     self._shared, self._shared_stamp = (PriceSet(shared, providers), providers, now), stamp
                     self._candidates.clear()
+                    self._chosen.clear()
             entry = self._own.get(tenant_id)
             if entry is None or now - entry[1] > self.max_age:
                 entry = (PriceSet(await self.store.own(tenant_id), self._shared[1]), now)
@@ -99,13 +103,25 @@ class PriceBook:
     ) -> Price | None:
         own, shared = await self._sets(tenant_id)
         key = (tenant_id, provider, model)
+        chosen = self._chosen.get((tenant_id, provider, model, service_tier))
+        if chosen is not None and (chosen[1] is None or chosen[1] <= at) and (chosen[2] is None or at < chosen[2]):
+            return chosen[0]
         candidates = self._candidates.get(key)
         if candidates is None:
             candidates = (own.candidates(provider, model), shared.candidates(provider, model))
             if len(self._candidates) > 100_000:
                 self._candidates.clear()
+                self._chosen.clear()
             self._candidates[key] = candidates
-        return choose(candidates[0], at, service_tier) or choose(candidates[1], at, service_tier)
+        price = choose(candidates[0], at, service_tier) or choose(candidates[1], at, service_tier)
+        both = candidates[0] + candidates[1]
+        if not any(p.daily_window for p in both):  # a time-of-day price changes within any span
+            since = max((p.effective_from for p in both if p.effective_from <= at), default=None)
+            until = min((p.effective_from for p in both if p.effective_from > at), default=None)
+            if len(self._chosen) > 100_000:
+                self._chosen.clear()
+            self._chosen[(tenant_id, provider, model, service_tier)] = (price, since, until)
+        return price
 
     async def model_names(self, tenant_id: str, provider: str) -> list[str]:
         """Every model the tenant's prices or the shared catalog name exactly (no glob) for a
@@ -126,8 +142,10 @@ class PriceBook:
     def _forget_candidates(self, tenant_id: str | None) -> None:
         if tenant_id is None:
             self._candidates.clear()
+            self._chosen.clear()
         else:
             self._candidates = {k: v for k, v in self._candidates.items() if k[0] != tenant_id}
+            self._chosen = {k: v for k, v in self._chosen.items() if k[0] != tenant_id}
 
     def invalidate(self, tenant_id: str | None = None) -> None:
         if tenant_id is None:
