@@ -17,6 +17,7 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
+from meterd.api.registration import add_generic
 
 
 def _canned() -> meter_pb2.CheckQuotaResponse:
@@ -48,7 +49,7 @@ class FloorMeter(meter_pb2_grpc.MeterServicer):
 
 async def main() -> None:
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    meter_pb2_grpc.add_MeterServicer_to_server(FloorMeter(), server)
+    add_generic(meter_pb2_grpc.add_MeterServicer_to_server, FloorMeter(), server)  # registered as Meter does
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(port, flush=True)

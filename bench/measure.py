@@ -124,3 +124,26 @@ def print_table(report: dict) -> None:
     rss = report["server_rss_mb"]
     rounds = ", ".join(f"{mb} MB" for mb in rss["after_each_round"])
     print(f"\nserver RSS: {rss['before']} MB before the scenarios; after each round: {rounds}")
+
+
+def disk_flush(directory: str, samples: int = 200) -> Result:
+    """The disk's durable-write latency where PostgreSQL keeps its WAL: an 8 KiB write and fdatasync,
+    `samples` times. Every RESERVE and RecordCall batch waits for one such flush at commit, so its p99
+    is a floor under theirs that no server code removes."""
+    import os
+
+    path = os.path.join(directory, "bench-flush-probe")
+    latencies = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(samples):
+            os.write(fd, b"\0" * 8192)
+            started = time.perf_counter()
+            os.fdatasync(fd)
+            latencies.append((time.perf_counter() - started) * 1e3)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    latencies.sort()
+    return Result("disk flush (8 KiB write + fdatasync)", 1, samples, 0.0, percentile(latencies, 0.5),
+                  percentile(latencies, 0.99), 0, note="where PostgreSQL's WAL is; one per durable commit")  # fmt: skip

@@ -318,7 +318,8 @@ class AsyncMeterClient:
     # -- reads --------------------------------------------------------------------------------------
 
     async def usage(self, *, timeout: float | None = None, **kwargs) -> meter_pb2.GetUsageResponse:
-        """GetUsage: totals, rows per group, projection (see meter._core.usage_request for keywords)."""
+        """GetUsage: totals, rows per group, projection, forecast, and with include_limits=True the
+        selected limits' statuses with their run-out (see meter._core.usage_request for keywords)."""
         return await self._unary(
             self.stub.GetUsage, _core.usage_request(**kwargs), timeout or self.settings.read_timeout
         )

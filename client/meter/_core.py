@@ -349,11 +349,13 @@ def usage_request(
     forecast_basis: float | None = None,
     outcome: str | int = 0,
     error_code: str = "",
+    include_limits: bool = False,
 ) -> meter_pb2.GetUsageRequest:
     """group_by: "subject", "provider", "model", "operation", "label", "time", "error_code" (or GroupBy
     values); time_bucket: "hour", "day", "week", "month"; order_by: "cost", "calls", "total_tokens",
     "errors", "latency_p95", "error_rate"; outcome: "success" or "error" (default both);
-    forecast_horizon, forecast_basis: seconds."""
+    forecast_horizon, forecast_basis: seconds; include_limits: add the response's `limits`, the status
+    (used, remaining, projected_exhausted_at) of each limit the filter selects, as of now."""
     return meter_pb2.GetUsageRequest(
         start=_timestamp(start),
         end=_timestamp(end),
@@ -376,6 +378,7 @@ def usage_request(
         include_projection=include_projection,
         forecast_horizon=_duration(forecast_horizon),
         forecast_basis=_duration(forecast_basis),
+        include_limits=include_limits,
     )
 
 

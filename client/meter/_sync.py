@@ -275,7 +275,8 @@ class MeterClient:
     # -- reads --------------------------------------------------------------------------------------
 
     def usage(self, *, timeout: float | None = None, **kwargs) -> meter_pb2.GetUsageResponse:
-        """GetUsage: totals, rows per group, projection (see meter._core.usage_request for keywords)."""
+        """GetUsage: totals, rows per group, projection, forecast, and with include_limits=True the
+        selected limits' statuses with their run-out (see meter._core.usage_request for keywords)."""
         return self._unary(self.stub.GetUsage, _core.usage_request(**kwargs), timeout or self.settings.read_timeout)
 
     def recommendations(self, **kwargs) -> meter_pb2.GetRecommendationsResponse:

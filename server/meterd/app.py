@@ -22,6 +22,7 @@ from meterd.api.interceptor import KeyCache, MeterInterceptor
 from meterd.api.key_policy import KeyPolicyInterceptor
 from meterd.api.meter import MeterServicer
 from meterd.api.metrics import AlertCollector, start_metrics_server
+from meterd.api.registration import add_generic
 from meterd.api.validation import BoundsInterceptor
 from meterd.config import Config
 from meterd.domain.clock import utc_now
@@ -32,8 +33,10 @@ from meterd.service.alerts import AlertStreams, DenialCounter, Evaluator, Webhoo
 from meterd.service.channels import ChannelSender
 from meterd.service.digests import DigestScheduler
 from meterd.service.dimensions import DimensionAdmin
+from meterd.service.equivalences import EquivalenceAdmin
 from meterd.service.key_usage import LastUsed
 from meterd.service.limit_cache import LimitCache
+from meterd.service.limit_statuses import LimitStatusReader
 from meterd.service.metering import MeteringService
 from meterd.service.prices import PriceAdmin, PriceBook
 from meterd.service.quota import QuotaService
@@ -44,9 +47,11 @@ from meterd.store.alerts import AlertStore
 from meterd.store.call_search import CallSearchStore
 from meterd.store.db import Database, HealthProbe
 from meterd.store.deliveries import DeliveryStore
+from meterd.store.equivalences import EquivalenceStore
 from meterd.store.gauges import active_reservations
 from meterd.store.keys import KeyStore
 from meterd.store.label_rollups import LabelRollupStore
+from meterd.store.limit_counters import LimitCounterStore
 from meterd.store.limits import LimitStore
 from meterd.store.migrate import MigrationError, migrate
 from meterd.store.partitions import PartitionStore
@@ -221,18 +226,24 @@ class MeterServer:
         meter_servicer = MeterServicer(
             self.quota,
             self.metering,
-            UsageService(UsageStore(self.db), CallSearchStore(self.db), LabelRollupStore(self.db)),
-            recommendations=RecommendationService(UsageStore(self.db), self.prices),
+            UsageService(
+                UsageStore(self.db),
+                CallSearchStore(self.db),
+                LabelRollupStore(self.db),
+                LimitStatusReader(self.limits.get, LimitCounterStore(self.db)),
+            ),
+            recommendations=RecommendationService(UsageStore(self.db), self.prices, EquivalenceStore(self.db)),
             clock=clock or utc_now,
             backfill_horizon=dt.timedelta(seconds=config.backfill_horizon),
             max_future_skew=dt.timedelta(seconds=config.max_future_skew),
             alerts=AlertStreams(self.alert_store, self.alert_hub, buffer=config.alert_stream_buffer),
             alert_heartbeat=config.alert_heartbeat,
         )
-        meter_pb2_grpc.add_MeterServicer_to_server(meter_servicer, self.server)
+        add_generic(meter_pb2_grpc.add_MeterServicer_to_server, meter_servicer, self.server)
         # Digests read usage through GetUsage itself, so they say what `meter report` says.
         self.evaluator.digests = DigestScheduler(self.alert_store, DigestComposer(meter_servicer))
-        admin_pb2_grpc.add_MeterAdminServicer_to_server(
+        add_generic(
+            admin_pb2_grpc.add_MeterAdminServicer_to_server,
             AdminServicer(
                 KeyAdmin(self.keys, forget=self.key_cache.forget, clock=utc_now),
                 LimitAdmin(self.limit_store, invalidate=self.limits.invalidate),
@@ -240,10 +251,11 @@ class MeterServer:
                 Repricer(RepriceStore(self.db), price_store, self.limit_store),
                 AlertRuleAdmin(self.alert_store),
                 DimensionAdmin(LabelRollupStore(self.db)),
+                EquivalenceAdmin(EquivalenceStore(self.db)),
             ),
             self.server,
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        add_generic(health_pb2_grpc.add_HealthServicer_to_server, self.health, self.server)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.port = 0
         self._tasks: list[asyncio.Task] = []

@@ -1,4 +1,4 @@
-"""`meter serve | migrate | keys | retention | prices | alerts | dimensions`: the command-line entry point."""
+"""`meter serve | migrate | keys | retention | prices | alerts | dimensions | equivalents`: the command-line entry point."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 
-from meterd import cli_alert_defaults, cli_alerts, cli_dimensions, cli_keys, cli_prices, cli_retention
+from meterd import cli_alert_defaults, cli_alerts, cli_dimensions, cli_equivalences, cli_keys, cli_prices, cli_retention
 from meterd.cli_args import instant
 from meterd.cli_db import database, with_database
 from meterd.config import Config, add_flags
@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_prices.add_parser(sub)
     cli_alerts.add_parser(sub)
     cli_dimensions.add_parser(sub, instant)
+    cli_equivalences.add_parser(sub)
     add_console_commands(sub)
     return parser
 
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
             cli_alerts.cmd_alert_rules(config, args)
         elif args.command == "dimensions":
             cli_dimensions.run(config, args, database, with_database, validate_tenant)
+        elif args.command == "equivalents":
+            cli_equivalences.run(config, args, database, with_database, validate_tenant)
         else:
             cli_keys.cmd_keys(config, args)
     except MeterError as exc:

@@ -14,10 +14,13 @@ from meterd.config import Config, add_flags
 
 def cmd_retention(config: Config, args: argparse.Namespace) -> None:
     """Drop raw calls older than --older-than, a whole month at a time, with the history of those
-    months (ended reservations, alerts, delivered webhooks, denial counts); rollups are kept."""
+    months (ended reservations, alerts, delivered webhooks, denial counts); rollups are kept. The
+    label rollups' admitted values go for the days no call can be recorded into any more (older
+    than the back-fill horizon's day, store/admitted_values.py)."""
     import datetime as dt
 
     from meterd.config import parse_seconds
+    from meterd.store.admitted_values import admission_boundary, prune_admitted_values
     from meterd.store.partitions import PartitionStore
 
     try:
@@ -35,19 +38,22 @@ def cmd_retention(config: Config, args: argparse.Namespace) -> None:
         )
     now = args.now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(seconds=older_than)
+    admitted_before = admission_boundary(now, dt.timedelta(seconds=config.backfill_horizon))
     bar = Progress("retention: steps")
+
+    async def run(db):
+        out = await PartitionStore(db).drop_older_than(cutoff, now=args.now, dry_run=args.dry_run, progress=bar)
+        return *out, await prune_admitted_values(db, admitted_before, dry_run=args.dry_run)
+
     with database(config) as url, bar:
-        dropped, boundary, pruned = asyncio.run(
-            with_database(
-                url,
-                lambda db: PartitionStore(db).drop_older_than(cutoff, now=args.now, dry_run=args.dry_run, progress=bar),
-            )
-        )
+        dropped, boundary, pruned, admitted = asyncio.run(with_database(url, run))
     verb = "would drop" if args.dry_run else "dropped"
     print(f"{verb} {len(dropped)} monthly partition(s){': ' + ', '.join(dropped) if dropped else ''}")
     print(f"raw calls before {boundary:%Y-%m-%d} {'would be' if args.dry_run else 'are'} gone; rollups are kept")
     print(f"{'would prune' if args.dry_run else 'pruned'} history before {boundary:%Y-%m-%d}: "
           + ", ".join(f"{n} {table}" for table, n in pruned.items()))  # fmt: skip
+    print(f"{'would prune' if args.dry_run else 'pruned'} label admitted values before {admitted_before:%Y-%m-%d} "
+          "(the back-fill horizon's day): " + ", ".join(f"{n} {table}" for table, n in admitted.items()))  # fmt: skip
 
 
 def add_parser(sub) -> None:

@@ -14,7 +14,7 @@ from google.protobuf import duration_pb2, json_format
 
 from meter.v1 import meter_pb2
 from meterd.cli import main
-from meterd.console import fmt
+from meterd.console import fmt, limits_view
 
 from .conftest import T0, _ts
 
@@ -82,6 +82,24 @@ async def test_usage_filters_and_projection(meter_env, capsys):
     assert "projected month" in out
     with pytest.raises(SystemExit, match="needs --label-key"):
         await run(capsys, "usage", *_conn(meter_env), "--group-by", "label")
+
+
+async def test_usage_limits_section_prints_the_servers_statuses(meter_env, capsys):
+    expected = await _usage(meter_env, include_limits=True, filter=meter_pb2.UsageFilter(subject="user:1"))
+    assert expected.limits
+    out = await run(capsys, "usage", *_conn(meter_env), *RANGE, "--subject", "user:1", "--limits")
+    section = out[out.index("limits (now") :].splitlines()
+    assert section[1].split()[:4] == ["limit", "partition", "metric", "window"]
+    printed = {line.split()[0]: line for line in section[3:]}
+    assert sorted(printed) == sorted(s.limit_id for s in expected.limits)
+    for s in expected.limits:
+        assert limits_view.amount(s.metric, s.remaining) in printed[s.limit_id]
+        if s.HasField("projected_exhausted_at"):
+            assert fmt.utc(s.projected_exhausted_at) in printed[s.limit_id]
+    markdown = await run(capsys, "usage", *_conn(meter_env), *RANGE, "--limits", "--format", "markdown")
+    assert "| limit | partition |" in markdown
+    with pytest.raises(SystemExit, match="--limits adds a section"):
+        await run(capsys, "usage", *_conn(meter_env), "--limits", "--format", "json")
 
 
 async def test_limits_and_calls(meter_env, capsys):

@@ -132,3 +132,48 @@ async def test_projected_over_budget_alerts_once_per_window(env, clocked):
     assert (alert.observed, alert.threshold) == (57e9, 50e9)
     assert alert.window_start.ToDatetime(dt.UTC) == at(1) and alert.window_end.ToDatetime(dt.UTC) == at(1, month=4)
     assert "$14.00 so far" in alert.message and "$2.00/day" in alert.message
+
+
+async def test_get_usage_reports_the_selected_limits_with_their_run_out(env):
+    """include_limits: at T0 (12:00, half the day gone) a known rate gives a known run-out; a limit
+    the filter excludes is absent; one that cannot run out in its window has no run-out."""
+    _, meter, set_limits, tenant, _ = env
+    await set_limits(
+        limit("daily", "REQUESTS", "DAY", 3),  # 2 of 3 in 12 h: the third at 18:00
+        limit("roomy", "REQUESTS", "DAY", 1000),  # 2 in 12 h: 998 more take 5,988 h, after the reset
+        limit("cost-openai", "COST_NANOS", "MONTH", 10**12, selector={"provider": "OpenAI"}),
+        limit("anthropic", "REQUESTS", "DAY", 5, selector={"provider": "anthropic"}),  # other provider
+        limit("per-user", "REQUESTS", "HOUR", 4, partition="PER_SUBJECT"),  # 2 of 4 in 0 s of the hour
+        limit("per-key", "REQUESTS", "DAY", 5, partition="PER_API_KEY"),  # no filter names a key
+    )
+    user = "team:search/user:42"
+    for i in range(2):
+        recorded = await meter.RecordCall(
+            record(f"lim-{i}", subject=user, cost_nanos=1_000, usage=common_pb2.Usage(requests=1), occurred_at=T0),
+            metadata=tenant.auth("record"),
+        )
+    by_id = {s.limit_id: s for s in recorded.limits}
+
+    def request(**filter_fields) -> meter_pb2.GetUsageRequest:
+        return meter_pb2.GetUsageRequest(include_limits=True, filter=meter_pb2.UsageFilter(**filter_fields))
+
+    reply = await meter.GetUsage(request(provider="openai", subject=user), metadata=tenant.auth("read"))
+    got = {s.limit_id: s for s in reply.limits}
+    assert list(got) == ["cost-openai", "daily", "per-user", "roomy"]  # by id; anthropic and per-key absent
+    daily = got["daily"]
+    assert (daily.used, daily.remaining, daily.max) == (2, 1, 3)
+    assert daily.window_start.ToDatetime(dt.UTC) == T0.replace(hour=0)
+    assert daily.projected_exhausted_at.ToDatetime(dt.UTC) == T0 + dt.timedelta(hours=6)
+    assert (got["roomy"].remaining, got["roomy"].HasField("projected_exhausted_at")) == (998, False)
+    assert got["per-user"].partition == user and got["per-user"].used == 2
+    # The same figures RecordCall answered with, by the same rule.
+    for limit_id, status in got.items():
+        assert status == by_id[limit_id], limit_id
+
+    # Without a subject the per-subject limit has no single counter; another provider selects its own.
+    others = await meter.GetUsage(request(provider="anthropic"), metadata=tenant.auth("read"))
+    assert [s.limit_id for s in others.limits] == ["anthropic", "daily", "roomy"]
+    assert others.limits[0].used == 0 and not others.limits[0].HasField("projected_exhausted_at")
+    # Off by default.
+    plain = await meter.GetUsage(meter_pb2.GetUsageRequest(), metadata=tenant.auth("read"))
+    assert list(plain.limits) == []

@@ -38,7 +38,7 @@ FORBIDDEN = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 # The tenant's state a rejected request must leave alone (background tasks touch none of it here:
 # the sweeper is off and the server's clock stands still).
 STATE_TABLES = ("limits", "counters", "reservations", "calls", "prices", "alert_rules", "api_keys", "usage_hourly",
-                "label_dimensions")  # fmt: skip
+                "label_dimensions", "model_equivalences")  # fmt: skip
 # A key's last_used_at is written in the background for any authenticated call, rejected or not (the
 # key was used): the only column a rejected request may change.
 SNAPSHOT = "SELECT " + ", ".join(
@@ -69,7 +69,9 @@ def _valid(method):
         "RecordCalls": lambda: meter_pb2.RecordCallsRequest(calls=[record(), record()]),
         "ExtendReservation": lambda: meter_pb2.ExtendReservationRequest(reservation_id="r-1"),
         "ReleaseReservation": lambda: meter_pb2.ReleaseReservationRequest(reservation_id="r-1"),
-        "GetUsage": lambda: meter_pb2.GetUsageRequest(group_by=[meter_pb2.GROUP_BY_MODEL], limit=10),
+        "GetUsage": lambda: meter_pb2.GetUsageRequest(
+            group_by=[meter_pb2.GROUP_BY_MODEL], limit=10, include_limits=True
+        ),
         "ListCalls": lambda: meter_pb2.ListCallsRequest(page_size=5),
         "StreamAlerts": lambda: meter_pb2.StreamAlertsRequest(since_id=0),
         "SetLimit": lambda: admin_pb2.SetLimitRequest(limit=limit("fz", max=100)),
@@ -95,6 +97,10 @@ def _valid(method):
         "CreateApiKey": lambda: admin_pb2.CreateApiKeyRequest(name="fz", roles=[admin_pb2.ROLE_READ]),
         "ListApiKeys": lambda: admin_pb2.ListApiKeysRequest(),
         "RevokeApiKey": lambda: admin_pb2.RevokeApiKeyRequest(id="nonexistent1"),
+        "SetModelEquivalence": lambda: admin_pb2.SetModelEquivalenceRequest(
+            name="fz", models=["openai/gpt-4.1", "anthropic/claude-haiku-4-5"]
+        ),
+        "DeleteModelEquivalence": lambda: admin_pb2.DeleteModelEquivalenceRequest(name="fz-none"),
     }.get(method.name, cls)()
 
 

@@ -197,3 +197,115 @@ async def test_needs_the_read_role(known):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await meter.GetRecommendations(meter_pb2.GetRecommendationsRequest(), metadata=tenant.auth("record"))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+# --- the tenant's equivalence list ----------------------------------------------------------------
+
+
+async def _equivalence(admin, tenant, name, *models, role="admin"):
+    return await admin.SetModelEquivalence(
+        admin_pb2.SetModelEquivalenceRequest(name=name, models=list(models)), metadata=tenant.auth(role)
+    )
+
+
+async def test_an_equivalence_list_supplies_candidates_across_providers(known, clocked):
+    meter, tenant = known
+    admin = clocked[2]
+    # betaai/b-small: $1 input, $2 output, $0.10 cached read, $1 cache write per Mtok.
+    await admin.SetPrice(
+        admin_pb2.SetPriceRequest(
+            price=admin_pb2.Price(
+                provider="betaai", model_pattern="b-small", effective_from=T0 - dt.timedelta(days=30),
+                input_nanos_per_mtok=G, output_nanos_per_mtok=2 * G, cached_read_nanos_per_mtok=G // 10,
+                cache_write_nanos_per_mtok=G,
+            )
+        ),
+        metadata=tenant.auth(),
+    )  # fmt: skip
+    made = await _equivalence(admin, tenant, "big-class", "acmeai/big", "BetaAI/b-small", "acmeai/mid", "gamma/none")
+    assert made.created and list(made.equivalence.models) == [
+        "acmeai/big",
+        "betaai/b-small",
+        "acmeai/mid",
+        "gamma/none",
+    ]
+    await _equivalence(admin, tenant, "tiny-class", "acmeai/tiny", "acmeai/mid")
+
+    r = await recommend(meter, tenant)
+    big, tiny, z1 = r.models
+    assert (big.candidate_source, list(big.equivalence_groups)) == (
+        meter_pb2.CANDIDATE_SOURCE_EQUIVALENCE_LIST, ["big-class"]
+    )  # fmt: skip
+    # big's 400,000 input, 60,000 output, 50,000 cached, 10,000 written on b-small: 0.40 + 0.12 +
+    # 0.005 + 0.01 = $0.535, saving 5.975 - 0.535 = $5.44; on mid $1.33 (as above). tiny is in no
+    # group of big's: the list replaces the same-provider candidates.
+    assert [(a.provider, a.model, a.cost_nanos, a.saving_nanos) for a in big.alternatives] == [
+        ("betaai", "b-small", 535_000_000, 5_440_000_000),
+        ("acmeai", "mid", 1_330_000_000, 4_645_000_000),
+    ]
+    # tiny's group lists mid although dearer: 1,000 x $2 + 1,000 x $8 per Mtok = $0.01 vs $0.002.
+    assert tiny.candidate_source == meter_pb2.CANDIDATE_SOURCE_EQUIVALENCE_LIST
+    assert [(a.model, a.cost_nanos, a.saving_nanos) for a in tiny.alternatives] == [("mid", 10_000_000, -8_000_000)]
+    assert (z1.candidate_source, list(z1.equivalence_groups)) == (meter_pb2.CANDIDATE_SOURCE_SAME_PROVIDER, [])
+    assert list(r.unpriced_candidates) == ["gamma/none"]
+
+    # Named candidates win over the list.
+    named = await recommend(meter, tenant, candidate_models=["acmeai/mid"])
+    assert {m.candidate_source for m in named.models} == {meter_pb2.CANDIDATE_SOURCE_REQUEST}
+    assert [(a.model, a.saving_nanos) for a in named.models[0].alternatives] == [("mid", 4_645_000_000)]
+
+    listed = await admin.ListModelEquivalences(admin_pb2.ListModelEquivalencesRequest(), metadata=tenant.auth())
+    assert [(e.name, len(e.models)) for e in listed.equivalences] == [("big-class", 4), ("tiny-class", 2)]
+    replaced = await _equivalence(admin, tenant, "tiny-class", "acmeai/tiny", "betaai/b-small")
+    assert not replaced.created and list(replaced.equivalence.models) == ["acmeai/tiny", "betaai/b-small"]
+    await admin.DeleteModelEquivalence(
+        admin_pb2.DeleteModelEquivalenceRequest(name="tiny-class"), metadata=tenant.auth()
+    )
+    again = await recommend(meter, tenant)
+    assert again.models[1].candidate_source == meter_pb2.CANDIDATE_SOURCE_SAME_PROVIDER
+    assert list(again.models[1].alternatives) == []
+
+
+@pytest.mark.parametrize(
+    "name, models, field",
+    [
+        ("", ["a/b", "a/c"], "name"),
+        ("has space", ["a/b", "a/c"], "name"),
+        ("n" * 65, ["a/b", "a/c"], "name"),
+        ("g", ["a/b"], "models"),
+        ("g", [f"a/m{i}" for i in range(33)], "models"),
+        ("g", ["a/b", "nope"], "models[1]"),
+        ("g", ["a/b", "a/" + "m" * 300], "models[1]"),
+        ("g", ["a/b", "A/B"], "models"),  # the same model twice
+    ],
+)
+async def test_equivalence_bounds(make_clocked_tenant, clocked, name, models, field):
+    tenant = await make_clocked_tenant()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _equivalence(clocked[2], tenant, name, *models)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field in field_violations(err.value), field_violations(err.value)
+
+
+async def test_equivalence_groups_per_tenant_and_roles(make_clocked_tenant, clocked):
+    admin = clocked[2]
+    tenant = await make_clocked_tenant()
+    for i in range(100):
+        await _equivalence(admin, tenant, f"g{i}", "a/x", f"a/y{i}")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await _equivalence(admin, tenant, "g100", "a/x", "a/z")
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "at most 100" in err.value.details()
+    assert (await _equivalence(admin, tenant, "g7", "a/x", "a/z")).created is False  # replacing is fine
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await admin.DeleteModelEquivalence(admin_pb2.DeleteModelEquivalenceRequest(name="nope"), metadata=tenant.auth())
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    for call in (
+        _equivalence(admin, tenant, "g1", "a/x", "a/y", role="read"),
+        admin.ListModelEquivalences(admin_pb2.ListModelEquivalencesRequest(), metadata=tenant.auth("read")),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    other = await make_clocked_tenant()
+    listed = await admin.ListModelEquivalences(admin_pb2.ListModelEquivalencesRequest(), metadata=other.auth())
+    assert list(listed.equivalences) == []  # per tenant

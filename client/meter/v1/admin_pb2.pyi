@@ -53,6 +53,54 @@ ROLE_RECORD: Role
 ROLE_READ: Role
 ROLE_ADMIN: Role
 
+class ModelEquivalence(_message.Message):
+    __slots__ = ("name", "models", "create_time", "update_time")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    create_time: _timestamp_pb2.Timestamp
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, name: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SetModelEquivalenceRequest(_message.Message):
+    __slots__ = ("name", "models")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetModelEquivalenceResponse(_message.Message):
+    __slots__ = ("equivalence", "created")
+    EQUIVALENCE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    equivalence: ModelEquivalence
+    created: bool
+    def __init__(self, equivalence: _Optional[_Union[ModelEquivalence, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class ListModelEquivalencesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelEquivalencesResponse(_message.Message):
+    __slots__ = ("equivalences",)
+    EQUIVALENCES_FIELD_NUMBER: _ClassVar[int]
+    equivalences: _containers.RepeatedCompositeFieldContainer[ModelEquivalence]
+    def __init__(self, equivalences: _Optional[_Iterable[_Union[ModelEquivalence, _Mapping]]] = ...) -> None: ...
+
+class DeleteModelEquivalenceRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteModelEquivalenceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class LabelDimension(_message.Message):
     __slots__ = ("label_key", "max_values_per_day", "create_time")
     LABEL_KEY_FIELD_NUMBER: _ClassVar[int]

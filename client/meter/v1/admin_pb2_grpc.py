@@ -125,6 +125,21 @@ class MeterAdminStub:
                 request_serializer=meter_dot_v1_dot_admin__pb2.BackfillLabelRollupsRequest.SerializeToString,
                 response_deserializer=meter_dot_v1_dot_admin__pb2.BackfillLabelRollupsResponse.FromString,
                 _registered_method=True)
+        self.SetModelEquivalence = channel.unary_unary(
+                '/meter.v1.MeterAdmin/SetModelEquivalence',
+                request_serializer=meter_dot_v1_dot_admin__pb2.SetModelEquivalenceRequest.SerializeToString,
+                response_deserializer=meter_dot_v1_dot_admin__pb2.SetModelEquivalenceResponse.FromString,
+                _registered_method=True)
+        self.ListModelEquivalences = channel.unary_unary(
+                '/meter.v1.MeterAdmin/ListModelEquivalences',
+                request_serializer=meter_dot_v1_dot_admin__pb2.ListModelEquivalencesRequest.SerializeToString,
+                response_deserializer=meter_dot_v1_dot_admin__pb2.ListModelEquivalencesResponse.FromString,
+                _registered_method=True)
+        self.DeleteModelEquivalence = channel.unary_unary(
+                '/meter.v1.MeterAdmin/DeleteModelEquivalence',
+                request_serializer=meter_dot_v1_dot_admin__pb2.DeleteModelEquivalenceRequest.SerializeToString,
+                response_deserializer=meter_dot_v1_dot_admin__pb2.DeleteModelEquivalenceResponse.FromString,
+                _registered_method=True)
 
 
 class MeterAdminServicer:
@@ -251,6 +266,27 @@ class MeterAdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetModelEquivalence(self, request, context):
+        """Create or replace a named group of models the tenant considers interchangeable. When a
+        GetRecommendations request names no candidate_models, a used model that belongs to groups is
+        priced on their other members, whatever their provider (docs/recommendations.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModelEquivalences(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModelEquivalence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MeterAdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -343,6 +379,21 @@ def add_MeterAdminServicer_to_server(servicer, server):
                     servicer.BackfillLabelRollups,
                     request_deserializer=meter_dot_v1_dot_admin__pb2.BackfillLabelRollupsRequest.FromString,
                     response_serializer=meter_dot_v1_dot_admin__pb2.BackfillLabelRollupsResponse.SerializeToString,
+            ),
+            'SetModelEquivalence': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetModelEquivalence,
+                    request_deserializer=meter_dot_v1_dot_admin__pb2.SetModelEquivalenceRequest.FromString,
+                    response_serializer=meter_dot_v1_dot_admin__pb2.SetModelEquivalenceResponse.SerializeToString,
+            ),
+            'ListModelEquivalences': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModelEquivalences,
+                    request_deserializer=meter_dot_v1_dot_admin__pb2.ListModelEquivalencesRequest.FromString,
+                    response_serializer=meter_dot_v1_dot_admin__pb2.ListModelEquivalencesResponse.SerializeToString,
+            ),
+            'DeleteModelEquivalence': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModelEquivalence,
+                    request_deserializer=meter_dot_v1_dot_admin__pb2.DeleteModelEquivalenceRequest.FromString,
+                    response_serializer=meter_dot_v1_dot_admin__pb2.DeleteModelEquivalenceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -832,6 +883,87 @@ class MeterAdmin:
             '/meter.v1.MeterAdmin/BackfillLabelRollups',
             meter_dot_v1_dot_admin__pb2.BackfillLabelRollupsRequest.SerializeToString,
             meter_dot_v1_dot_admin__pb2.BackfillLabelRollupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetModelEquivalence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meter.v1.MeterAdmin/SetModelEquivalence',
+            meter_dot_v1_dot_admin__pb2.SetModelEquivalenceRequest.SerializeToString,
+            meter_dot_v1_dot_admin__pb2.SetModelEquivalenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModelEquivalences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meter.v1.MeterAdmin/ListModelEquivalences',
+            meter_dot_v1_dot_admin__pb2.ListModelEquivalencesRequest.SerializeToString,
+            meter_dot_v1_dot_admin__pb2.ListModelEquivalencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModelEquivalence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/meter.v1.MeterAdmin/DeleteModelEquivalence',
+            meter_dot_v1_dot_admin__pb2.DeleteModelEquivalenceRequest.SerializeToString,
+            meter_dot_v1_dot_admin__pb2.DeleteModelEquivalenceResponse.FromString,
             options,
             channel_credentials,
             insecure,

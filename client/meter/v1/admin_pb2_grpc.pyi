@@ -66,6 +66,13 @@ class MeterAdminStub:
     """Recompute the rollups of a declared label (or of error codes) for whole UTC days from the raw
     calls still retained (days older than the oldest retained call keep their rollups).
     """
+    SetModelEquivalence: _grpc.UnaryUnaryMultiCallable[_admin_pb2.SetModelEquivalenceRequest, _admin_pb2.SetModelEquivalenceResponse]
+    """Create or replace a named group of models the tenant considers interchangeable. When a
+    GetRecommendations request names no candidate_models, a used model that belongs to groups is
+    priced on their other members, whatever their provider (docs/recommendations.md).
+    """
+    ListModelEquivalences: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListModelEquivalencesRequest, _admin_pb2.ListModelEquivalencesResponse]
+    DeleteModelEquivalence: _grpc.UnaryUnaryMultiCallable[_admin_pb2.DeleteModelEquivalenceRequest, _admin_pb2.DeleteModelEquivalenceResponse]
 
 @_typing.type_check_only
 class MeterAdminAsyncStub(MeterAdminStub):
@@ -105,6 +112,13 @@ class MeterAdminAsyncStub(MeterAdminStub):
     """Recompute the rollups of a declared label (or of error codes) for whole UTC days from the raw
     calls still retained (days older than the oldest retained call keep their rollups).
     """
+    SetModelEquivalence: _aio.UnaryUnaryMultiCallable[_admin_pb2.SetModelEquivalenceRequest, _admin_pb2.SetModelEquivalenceResponse]  # type: ignore[assignment]
+    """Create or replace a named group of models the tenant considers interchangeable. When a
+    GetRecommendations request names no candidate_models, a used model that belongs to groups is
+    priced on their other members, whatever their provider (docs/recommendations.md).
+    """
+    ListModelEquivalences: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListModelEquivalencesRequest, _admin_pb2.ListModelEquivalencesResponse]  # type: ignore[assignment]
+    DeleteModelEquivalence: _aio.UnaryUnaryMultiCallable[_admin_pb2.DeleteModelEquivalenceRequest, _admin_pb2.DeleteModelEquivalenceResponse]  # type: ignore[assignment]
 
 class MeterAdminServicer(metaclass=_abc_1.ABCMeta):
     """The control plane: limits, prices, alert rules and API keys of the caller's tenant. Admin role only."""
@@ -249,5 +263,30 @@ class MeterAdminServicer(metaclass=_abc_1.ABCMeta):
         """Recompute the rollups of a declared label (or of error codes) for whole UTC days from the raw
         calls still retained (days older than the oldest retained call keep their rollups).
         """
+
+    @_abc_1.abstractmethod
+    def SetModelEquivalence(
+        self,
+        request: _admin_pb2.SetModelEquivalenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.SetModelEquivalenceResponse, _abc.Awaitable[_admin_pb2.SetModelEquivalenceResponse]]:
+        """Create or replace a named group of models the tenant considers interchangeable. When a
+        GetRecommendations request names no candidate_models, a used model that belongs to groups is
+        priced on their other members, whatever their provider (docs/recommendations.md).
+        """
+
+    @_abc_1.abstractmethod
+    def ListModelEquivalences(
+        self,
+        request: _admin_pb2.ListModelEquivalencesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListModelEquivalencesResponse, _abc.Awaitable[_admin_pb2.ListModelEquivalencesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteModelEquivalence(
+        self,
+        request: _admin_pb2.DeleteModelEquivalenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.DeleteModelEquivalenceResponse, _abc.Awaitable[_admin_pb2.DeleteModelEquivalenceResponse]]: ...
 
 def add_MeterAdminServicer_to_server(servicer: MeterAdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

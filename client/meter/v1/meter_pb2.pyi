@@ -53,6 +53,13 @@ class CallOrder(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     CALL_ORDER_NEWEST: _ClassVar[CallOrder]
     CALL_ORDER_COST: _ClassVar[CallOrder]
     CALL_ORDER_LATENCY: _ClassVar[CallOrder]
+
+class CandidateSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANDIDATE_SOURCE_UNSPECIFIED: _ClassVar[CandidateSource]
+    CANDIDATE_SOURCE_REQUEST: _ClassVar[CandidateSource]
+    CANDIDATE_SOURCE_EQUIVALENCE_LIST: _ClassVar[CandidateSource]
+    CANDIDATE_SOURCE_SAME_PROVIDER: _ClassVar[CandidateSource]
 CHECK_MODE_UNSPECIFIED: CheckMode
 CHECK_MODE_CHECK_ONLY: CheckMode
 CHECK_MODE_RESERVE: CheckMode
@@ -80,6 +87,10 @@ CALL_ORDER_UNSPECIFIED: CallOrder
 CALL_ORDER_NEWEST: CallOrder
 CALL_ORDER_COST: CallOrder
 CALL_ORDER_LATENCY: CallOrder
+CANDIDATE_SOURCE_UNSPECIFIED: CandidateSource
+CANDIDATE_SOURCE_REQUEST: CandidateSource
+CANDIDATE_SOURCE_EQUIVALENCE_LIST: CandidateSource
+CANDIDATE_SOURCE_SAME_PROVIDER: CandidateSource
 
 class Estimate(_message.Message):
     __slots__ = ("input_tokens", "max_output_tokens", "requests", "units", "cost_nanos", "cached_read_tokens")
@@ -320,7 +331,7 @@ class UsageFilter(_message.Message):
     def __init__(self, subject: _Optional[str] = ..., subject_prefix: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., outcome: _Optional[_Union[_common_pb2.Outcome, str]] = ..., error_code: _Optional[str] = ...) -> None: ...
 
 class GetUsageRequest(_message.Message):
-    __slots__ = ("start", "end", "filter", "group_by", "label_key", "time_bucket", "order_by", "descending", "limit", "include_projection", "forecast_horizon", "forecast_basis")
+    __slots__ = ("start", "end", "filter", "group_by", "label_key", "time_bucket", "order_by", "descending", "limit", "include_projection", "forecast_horizon", "forecast_basis", "include_limits")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
@@ -333,6 +344,7 @@ class GetUsageRequest(_message.Message):
     INCLUDE_PROJECTION_FIELD_NUMBER: _ClassVar[int]
     FORECAST_HORIZON_FIELD_NUMBER: _ClassVar[int]
     FORECAST_BASIS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_LIMITS_FIELD_NUMBER: _ClassVar[int]
     start: _timestamp_pb2.Timestamp
     end: _timestamp_pb2.Timestamp
     filter: UsageFilter
@@ -345,7 +357,8 @@ class GetUsageRequest(_message.Message):
     include_projection: bool
     forecast_horizon: _duration_pb2.Duration
     forecast_basis: _duration_pb2.Duration
-    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[GroupBy, str]]] = ..., label_key: _Optional[str] = ..., time_bucket: _Optional[_Union[TimeBucket, str]] = ..., order_by: _Optional[_Union[UsageOrder, str]] = ..., descending: _Optional[bool] = ..., limit: _Optional[int] = ..., include_projection: _Optional[bool] = ..., forecast_horizon: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., forecast_basis: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    include_limits: bool
+    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., filter: _Optional[_Union[UsageFilter, _Mapping]] = ..., group_by: _Optional[_Iterable[_Union[GroupBy, str]]] = ..., label_key: _Optional[str] = ..., time_bucket: _Optional[_Union[TimeBucket, str]] = ..., order_by: _Optional[_Union[UsageOrder, str]] = ..., descending: _Optional[bool] = ..., limit: _Optional[int] = ..., include_projection: _Optional[bool] = ..., forecast_horizon: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., forecast_basis: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., include_limits: _Optional[bool] = ...) -> None: ...
 
 class UsageStats(_message.Message):
     __slots__ = ("calls", "successes", "errors", "error_rate", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "reasoning_tokens", "requests", "units", "cost_nanos", "unpriced_calls", "cost_nanos_per_1k_tokens", "cache_hit_rate", "latency_avg", "latency_p50", "latency_p95", "latency_p99", "output_tokens_per_second", "expired_reservations", "cost_breakdown", "retry_count")
@@ -438,20 +451,22 @@ class Projection(_message.Message):
     def __init__(self, month_to_date_cost_nanos: _Optional[int] = ..., daily_run_rate_cost_nanos: _Optional[int] = ..., projected_month_cost_nanos: _Optional[int] = ..., basis_days: _Optional[int] = ..., month_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetUsageResponse(_message.Message):
-    __slots__ = ("rows", "totals", "projection", "start", "end", "forecast")
+    __slots__ = ("rows", "totals", "projection", "start", "end", "forecast", "limits")
     ROWS_FIELD_NUMBER: _ClassVar[int]
     TOTALS_FIELD_NUMBER: _ClassVar[int]
     PROJECTION_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     FORECAST_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     rows: _containers.RepeatedCompositeFieldContainer[UsageRow]
     totals: UsageStats
     projection: Projection
     start: _timestamp_pb2.Timestamp
     end: _timestamp_pb2.Timestamp
     forecast: Forecast
-    def __init__(self, rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., totals: _Optional[_Union[UsageStats, _Mapping]] = ..., projection: _Optional[_Union[Projection, _Mapping]] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forecast: _Optional[_Union[Forecast, _Mapping]] = ...) -> None: ...
+    limits: _containers.RepeatedCompositeFieldContainer[_common_pb2.LimitStatus]
+    def __init__(self, rows: _Optional[_Iterable[_Union[UsageRow, _Mapping]]] = ..., totals: _Optional[_Union[UsageStats, _Mapping]] = ..., projection: _Optional[_Union[Projection, _Mapping]] = ..., start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., forecast: _Optional[_Union[Forecast, _Mapping]] = ..., limits: _Optional[_Iterable[_Union[_common_pb2.LimitStatus, _Mapping]]] = ...) -> None: ...
 
 class Forecast(_message.Message):
     __slots__ = ("basis_start", "basis_end", "basis_cost_nanos", "basis_calls", "basis_tokens", "horizon_end", "projected_cost_nanos", "projected_calls", "projected_tokens")
@@ -674,7 +689,7 @@ class ModelAlternative(_message.Message):
     def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., price_id: _Optional[str] = ..., cost_nanos: _Optional[int] = ..., cost_breakdown: _Optional[_Union[_common_pb2.CostBreakdown, _Mapping]] = ..., saving_nanos: _Optional[int] = ...) -> None: ...
 
 class ModelRecommendation(_message.Message):
-    __slots__ = ("provider", "model", "calls", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "requests", "units", "recorded_cost_nanos", "catalog_cost_nanos", "price_id", "alternatives", "cache_hit_rate", "cache_savings_nanos", "target_cached_tokens_added", "target_cache_saving_nanos")
+    __slots__ = ("provider", "model", "calls", "input_tokens", "output_tokens", "cached_read_tokens", "cache_write_tokens", "requests", "units", "recorded_cost_nanos", "catalog_cost_nanos", "price_id", "alternatives", "cache_hit_rate", "cache_savings_nanos", "target_cached_tokens_added", "target_cache_saving_nanos", "candidate_source", "equivalence_groups")
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CALLS_FIELD_NUMBER: _ClassVar[int]
@@ -692,6 +707,8 @@ class ModelRecommendation(_message.Message):
     CACHE_SAVINGS_NANOS_FIELD_NUMBER: _ClassVar[int]
     TARGET_CACHED_TOKENS_ADDED_FIELD_NUMBER: _ClassVar[int]
     TARGET_CACHE_SAVING_NANOS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    EQUIVALENCE_GROUPS_FIELD_NUMBER: _ClassVar[int]
     provider: str
     model: str
     calls: int
@@ -709,7 +726,9 @@ class ModelRecommendation(_message.Message):
     cache_savings_nanos: int
     target_cached_tokens_added: int
     target_cache_saving_nanos: int
-    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ..., recorded_cost_nanos: _Optional[int] = ..., catalog_cost_nanos: _Optional[int] = ..., price_id: _Optional[str] = ..., alternatives: _Optional[_Iterable[_Union[ModelAlternative, _Mapping]]] = ..., cache_hit_rate: _Optional[float] = ..., cache_savings_nanos: _Optional[int] = ..., target_cached_tokens_added: _Optional[int] = ..., target_cache_saving_nanos: _Optional[int] = ...) -> None: ...
+    candidate_source: CandidateSource
+    equivalence_groups: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, provider: _Optional[str] = ..., model: _Optional[str] = ..., calls: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cached_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., requests: _Optional[int] = ..., units: _Optional[int] = ..., recorded_cost_nanos: _Optional[int] = ..., catalog_cost_nanos: _Optional[int] = ..., price_id: _Optional[str] = ..., alternatives: _Optional[_Iterable[_Union[ModelAlternative, _Mapping]]] = ..., cache_hit_rate: _Optional[float] = ..., cache_savings_nanos: _Optional[int] = ..., target_cached_tokens_added: _Optional[int] = ..., target_cache_saving_nanos: _Optional[int] = ..., candidate_source: _Optional[_Union[CandidateSource, str]] = ..., equivalence_groups: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CacheSummary(_message.Message):
     __slots__ = ("input_tokens", "cached_read_tokens", "cache_write_tokens", "cache_hit_rate", "cache_savings_nanos", "target_cache_hit_rate_bp", "target_cache_saving_nanos")

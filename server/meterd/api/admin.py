@@ -10,12 +10,14 @@ from meterd.api.convert import from_ts, ts
 from meterd.api.interceptor import current_principal
 from meterd.api.limits_codec import limit_from_proto, limit_to_proto
 from meterd.domain.dimensions import LabelDimension
+from meterd.domain.equivalences import ModelEquivalence, model_text
 from meterd.domain.errors import InvalidArgument, require
 from meterd.domain.keys import ApiKey
 from meterd.domain.price_versions import MAX_LOAD, PRICE_RATE_FIELDS, StoredPrice, validate_price
 from meterd.domain.pricing import Price
 from meterd.service.admin import AlertRuleAdmin, KeyAdmin, LimitAdmin
 from meterd.service.dimensions import DimensionAdmin
+from meterd.service.equivalences import EquivalenceAdmin
 from meterd.service.prices import PriceAdmin
 from meterd.service.reprice import Repricer
 
@@ -45,6 +47,15 @@ def _api_key(row: ApiKey) -> admin_pb2.ApiKey:
 def _dimension(d: LabelDimension) -> admin_pb2.LabelDimension:
     return admin_pb2.LabelDimension(
         label_key=d.label_key, max_values_per_day=d.max_values_per_day, create_time=ts(d.created_at)
+    )
+
+
+def _equivalence(e: ModelEquivalence) -> admin_pb2.ModelEquivalence:
+    return admin_pb2.ModelEquivalence(
+        name=e.name,
+        models=[model_text(p, m) for p, m in e.models],
+        create_time=ts(e.created_at),
+        update_time=ts(e.updated_at),
     )
 
 
@@ -93,8 +104,10 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
         repricer: Repricer,
         alert_rules: AlertRuleAdmin,
         dimensions: DimensionAdmin,
+        equivalences: EquivalenceAdmin,
     ) -> None:
         self.dimensions = dimensions
+        self.equivalences = equivalences
         self.keys = keys
         self.limits = limits
         self.price_admin = price_admin
@@ -226,3 +239,15 @@ class AdminServicer(admin_pb2_grpc.MeterAdminServicer):
             reply.start.CopyFrom(ts(done.days[0]))
             reply.end.CopyFrom(ts(done.days[-1] + dt.timedelta(days=1)))
         return reply
+
+    async def SetModelEquivalence(self, request, context):
+        stored, created = await self.equivalences.set(current_principal().tenant_id, request.name, list(request.models))
+        return admin_pb2.SetModelEquivalenceResponse(equivalence=_equivalence(stored), created=created)
+
+    async def ListModelEquivalences(self, request, context):
+        stored = await self.equivalences.list(current_principal().tenant_id)
+        return admin_pb2.ListModelEquivalencesResponse(equivalences=[_equivalence(e) for e in stored])
+
+    async def DeleteModelEquivalence(self, request, context):
+        await self.equivalences.delete(current_principal().tenant_id, request.name)
+        return admin_pb2.DeleteModelEquivalenceResponse()

@@ -9,6 +9,7 @@ from meter.v1 import common_pb2, meter_pb2
 from meterd.api.convert import duration_us, from_ts, int64, micros, ts
 from meterd.domain.bounds import INT64_MAX
 from meterd.domain.call_search import CallOrder, CallSearch
+from meterd.domain.equivalences import CandidateSource
 from meterd.domain.forecast import Forecast
 from meterd.domain.pricing import CostBreakdown
 from meterd.domain.recommendations import HotSpot, RecommendationQuery, validate_recommendation_query
@@ -103,6 +104,13 @@ def _hot_spot(s: HotSpot) -> meter_pb2.HotSpot:
     )  # fmt: skip
 
 
+_SOURCES = {
+    CandidateSource.REQUEST: meter_pb2.CANDIDATE_SOURCE_REQUEST,
+    CandidateSource.EQUIVALENCE_LIST: meter_pb2.CANDIDATE_SOURCE_EQUIVALENCE_LIST,
+    CandidateSource.SAME_PROVIDER: meter_pb2.CANDIDATE_SOURCE_SAME_PROVIDER,
+}
+
+
 def recommendations_to_proto(r: RecommendationReport) -> meter_pb2.GetRecommendationsResponse:
     reply = meter_pb2.GetRecommendationsResponse(start=ts(r.start), end=ts(r.end), priced_at=ts(r.priced_at))
     for m in r.models:
@@ -115,7 +123,8 @@ def recommendations_to_proto(r: RecommendationReport) -> meter_pb2.GetRecommenda
             catalog_cost_nanos=int64(m.catalog_cost.total) if m.catalog_cost is not None else 0,
             price_id=m.price.price_id if m.price is not None else "", cache_hit_rate=a.cache_hit_rate,
             cache_savings_nanos=int64(a.cache_savings_nanos), target_cached_tokens_added=int64(m.cache_tokens_added),
-            target_cache_saving_nanos=int64(m.cache_saving_nanos),
+            target_cache_saving_nanos=int64(m.cache_saving_nanos), candidate_source=_SOURCES[m.source],
+            equivalence_groups=list(m.groups),
         )  # fmt: skip
         for alt in m.alternatives:
             row.alternatives.add(

@@ -202,10 +202,16 @@ class MeterServicer(meter_pb2_grpc.MeterServicer):
             projection=request.include_projection,
             violations=violations,
         )
-        report = await self.usage.usage(current_principal().tenant_id, query, forecast=forecast_spec(request))
+        report = await self.usage.usage(
+            current_principal().tenant_id,
+            query,
+            forecast=forecast_spec(request),
+            limits_at=self.clock() if request.include_limits else None,
+        )
         reply = _usage_response(report)
         if report.forecast is not None:
             reply.forecast.CopyFrom(forecast_to_proto(report.forecast))
+        reply.limits.extend(status_to_proto(state) for state in report.limits or ())
         return reply
 
     async def ListCalls(self, request, context):

@@ -13,7 +13,7 @@ from typing import Any
 from meter import AsyncMeterClient
 from meterd.client_flags import add_tls_client_flags, tls_from_args
 from meterd.config import parse_seconds
-from meterd.console import fmt, limit_form, limits_view, pages, recommend_cli, report
+from meterd.console import fmt, limit_form, limits_view, pages, recommend_cli, report, usage_limits
 from meterd.console.ranges import PRESETS, RangeError, parse_instant, resolve
 from meterd.console.tables import FORMATS, Column, render
 from meterd.domain.clock import utc_now
@@ -88,6 +88,8 @@ def cmd_usage(args) -> None:
         sys.exit(f"meter: --group-by takes {', '.join(GROUPS)}; not {unknown[0]!r}")
     if "label" in groups and not args.label_key:
         sys.exit("meter: --group-by label needs --label-key")
+    if args.limits and args.format not in ("table", "markdown"):
+        sys.exit("meter: --limits adds a section to --format table or markdown only")
 
     async def work(client):
         rng = resolve(args.range, utc_now(), args.start or "", args.end or "")
@@ -101,6 +103,7 @@ def cmd_usage(args) -> None:
             descending=bool(args.top) or args.order is not None,
             limit=args.top or 0,
             include_projection=args.projection,
+            include_limits=args.limits,
             **_filters(args),
         )
         keys = [
@@ -134,6 +137,8 @@ def cmd_usage(args) -> None:
             )
         if args.format == "table":
             text = f"{fmt.utc(response.start)} – {fmt.utc(response.end)}\n" + text
+        if args.limits:
+            text += usage_limits.limits_section(response, args.format)
         return text
 
     _run(args, work)
@@ -342,6 +347,12 @@ def add_commands(sub, _meter_arguments=None) -> None:
     usage.add_argument("--top", type=int, default=0, help="only the N largest groups (by --order, default cost)")
     usage.add_argument("--order", choices=ORDERS, help="order groups by this, largest first")
     usage.add_argument("--projection", action="store_true", help="add the month-end projection")
+    usage.add_argument(
+        "--limits",
+        action="store_true",
+        help="add a limits section: the limits the filters select, used and remaining now and when "
+        "each runs out at its window's rate so far (table or markdown)",
+    )
     _filter_flags(usage)
     usage.add_argument("--format", default="table", choices=FORMATS)
     usage.set_defaults(console_func=cmd_usage)

@@ -300,6 +300,12 @@ FIELDS: dict[str, dict[str, Bound]] = {
     },
     "DeleteLabelDimensionRequest": {"label_key": Text(NAME, required=True)},
     "BackfillLabelRollupsRequest": {"label_key": Text(NAME)},
+    # domain/equivalences.py checks the name's characters and the distinct members.
+    "SetModelEquivalenceRequest": {
+        "name": Text(NAME, required=True),
+        "models": Items(32, min=2, each=Text(2 * ID + 1)),
+    },
+    "DeleteModelEquivalenceRequest": {"name": Text(NAME, required=True)},
 }
 
 

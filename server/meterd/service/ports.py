@@ -22,6 +22,7 @@ from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Candi
 from meterd.domain.call_search import CallSearchQuery
 from meterd.domain.calls import Dimensions
 from meterd.domain.dimensions import LabelDimension
+from meterd.domain.equivalences import ModelEquivalence
 from meterd.domain.errors import MeterError
 from meterd.domain.keys import ApiKey, Principal
 from meterd.domain.limits import Limit, StoredLimit, Usage
@@ -29,7 +30,7 @@ from meterd.domain.price_rules import CatalogProvider
 from meterd.domain.price_versions import CatalogDiff, CatalogImport, StoredPrice
 from meterd.domain.pricing import Price
 from meterd.domain.projection import ProjectionWindow
-from meterd.domain.quota import CheckItem, CheckOutcome, Extended, ReservationState
+from meterd.domain.quota import CheckItem, CheckOutcome, CounterReading, Extended, ReservationState
 from meterd.domain.records import CounterKey, HourlyKey, Recorded, RecordItem
 from meterd.domain.repricing import NewCost, SettledCharge, StoredCall
 from meterd.domain.usage import (
@@ -221,6 +222,24 @@ class CallSearchPort(Protocol):
     async def search(self, tenant_id: str, query: CallSearchQuery) -> list[CallRow]:
         """At most page_size + 1 calls in the query's order after its cursor (domain.call_search)."""
         ...
+
+
+class LimitCounterPort(Protocol):
+    async def readings(self, tenant_id: str, wanted: list[tuple[Limit, str]], at: dt.datetime) -> list[CounterReading]:
+        """Each (limit, partition)'s counter in the window holding `at`, read only (zeros if none)."""
+        ...
+
+
+class EquivalencePort(Protocol):
+    """A tenant's model equivalence list (GetRecommendations' candidates)."""
+
+    async def list(self, tenant_id: str) -> list[ModelEquivalence]: ...
+
+    async def set(
+        self, tenant_id: str, name: str, models: tuple[tuple[str, str], ...], max_groups: int
+    ) -> tuple[ModelEquivalence, bool]: ...
+
+    async def delete(self, tenant_id: str, name: str) -> None: ...
 
 
 class DimensionPort(Protocol):

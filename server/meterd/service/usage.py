@@ -8,6 +8,7 @@ import datetime as dt
 from meterd.domain.call_search import CallSearchQuery, SearchCursor, encode_token, sort_key
 from meterd.domain.forecast import Figures, Forecast, forecast
 from meterd.domain.projection import Projection, basis_days, project, projection_window
+from meterd.domain.quota import LimitState
 from meterd.domain.usage import (
     Aggregate,
     Bucket,
@@ -17,6 +18,7 @@ from meterd.domain.usage import (
     UsageQuery,
     UsageRow,
 )
+from meterd.service.limit_statuses import LimitStatusReader
 from meterd.service.ports import CallSearchPort, DimensionPort, UsagePort
 
 
@@ -30,6 +32,7 @@ class UsageReport:
     end: dt.datetime
     raw: bool  # True when raw calls answered, False for the hourly rollups
     forecast: Forecast | None = None
+    limits: list[LimitState] | None = None  # include_limits: the selected limits' statuses
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,15 +42,28 @@ class CallsPage:
 
 
 class UsageService:
-    def __init__(self, store: UsagePort, calls: CallSearchPort, dimensions: DimensionPort | None = None) -> None:
+    def __init__(
+        self,
+        store: UsagePort,
+        calls: CallSearchPort,
+        dimensions: DimensionPort | None = None,
+        limit_statuses: LimitStatusReader | None = None,
+    ) -> None:
         self.store = store
         self.calls = calls
         self.dimensions = dimensions  # None: every label is answered from raw calls
+        self.limit_statuses = limit_statuses  # None: include_limits answers no limits
 
     async def usage(
-        self, tenant_id: str, query: UsageQuery, *, forecast: tuple[dt.timedelta, dt.timedelta] | None = None
+        self,
+        tenant_id: str,
+        query: UsageQuery,
+        *,
+        forecast: tuple[dt.timedelta, dt.timedelta] | None = None,
+        limits_at: dt.datetime | None = None,
     ) -> UsageReport:
-        """forecast: (horizon, basis) of a forecast to add (domain/forecast.py)."""
+        """forecast: (horizon, basis) of a forecast to add (domain/forecast.py); limits_at: add the
+        statuses of the limits the filter selects, as of that instant (service/limit_statuses.py)."""
         if self.dimensions is not None and (query.filter.labels or Dimension.LABEL in query.group_by):
             # Declared labels are answered from their rollups (docs/usage.md).
             declared = await self.dimensions.declared(tenant_id)
@@ -60,7 +76,16 @@ class UsageService:
             days = basis_days(window, data.first_seen)
             projection = project(window, data.month_to_date_cost, data.basis_cost, days)
         ahead = None if forecast is None else await self._forecast(tenant_id, query, *forecast)
-        return UsageReport(data.rows, data.totals, data.expired_reservations, projection, start, end, query.raw, ahead)
+        limits = None
+        if limits_at is not None:
+            limits = (
+                []
+                if self.limit_statuses is None
+                else await self.limit_statuses.statuses(tenant_id, query.filter, limits_at)
+            )
+        return UsageReport(
+            data.rows, data.totals, data.expired_reservations, projection, start, end, query.raw, ahead, limits
+        )
 
     async def _forecast(
         self, tenant_id: str, query: UsageQuery, horizon: dt.timedelta, basis: dt.timedelta

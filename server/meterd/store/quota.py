@@ -1,7 +1,7 @@
 """The quota engine's SQL: batched check/reserve, usage application, extension, expiry.
 
-Each call is one statement (a function in migrations/0002_quota.sql; the check is 0017's
-meter_check_v2), so a CheckQuota batch costs one round trip and one commit whatever the number of
+Each call is one statement (a function in migrations/0002_quota.sql; the check is 0018's
+meter_check_json, which runs 0017's meter_check_v2), so a CheckQuota batch costs one round trip and one commit whatever the number of
 requests and matched limits.
 """
 
@@ -16,17 +16,17 @@ from meterd.domain.limits import Limit, LimitAction, Metric, Usage
 from meterd.domain.quota import CheckItem, CheckOutcome, CounterReading, Extended, ReservationState, ReservedCounter
 from meterd.domain.windows import WindowKind
 from meterd.store.codes import METRIC, RESERVATION_STATE_OF, WINDOW_KIND
-from meterd.store.db import Database, one
+from meterd.store.db import Database, json_rows, one
 
 __all__ = ["CheckItem", "CheckOutcome", "Extended", "QuotaStore", "ReservedCounter"]  # the types live in domain.quota
 
 
 _METRICS = tuple(Metric)
 
-_CHECK_SQL = """SELECT * FROM meter_check_v2(%s, %s::text[], %s::bool[], %s::text[], %s::bool[], %s::bigint[],
-    %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::bigint[],
-    %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::bigint[],
-    %s::int[], %s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::bool[])"""
+_CHECK_SQL = "SELECT * FROM meter_check_json(%s, %s, %s, %s)"  # migrations/0018_check_json.sql
+_REQUEST_COLUMNS = ("t", "rv", "id", "ci", "ttl", "k", "s", "p", "m", "op", "l", "e", "cost")
+_KEY_COLUMNS = ("t", "lim", "g", "p", "kind", "secs")
+_CHARGE_COLUMNS = ("req", "key", "metric", "amount", "mx", "deny")
 
 
 class QuotaStore:
@@ -49,33 +49,25 @@ class QuotaStore:
                 c_req.append(index)
                 c_key.append(key_index[identity])
                 charges.append(charge)
+        # One jsonb per table (json_rows): psycopg would adapt 25 arrays element by element in Python.
+        requests = [
+            (i.tenant_id, i.reserve, i.reservation_id, i.client_reservation_id, int(i.ttl.total_seconds() * 1000),
+             i.api_key_id, i.dims.subject, i.dims.provider, i.dims.model, i.dims.operation, i.dims.labels,
+             i.estimate.to_json(), i.cost_nanos)
+            for i in items
+        ]  # fmt: skip
+        counters = [
+            (t, lim.id, lim.generation, part, WINDOW_KIND[lim.window.kind], lim.window.seconds) for t, lim, part in keys
+        ]
+        charge_rows = [
+            (req, key, METRIC[c.limit.metric], c.amount, c.limit.max, c.enforced)
+            for req, key, c in zip(c_req, c_key, charges, strict=True)
+        ]
         params = (
             at,
-            [i.tenant_id for i in items],
-            [i.reserve for i in items],
-            [i.reservation_id for i in items],
-            [i.client_reservation_id for i in items],
-            [int(i.ttl.total_seconds() * 1000) for i in items],
-            [i.api_key_id for i in items],
-            [i.dims.subject for i in items],
-            [i.dims.provider for i in items],
-            [i.dims.model for i in items],
-            [i.dims.operation for i in items],
-            [Jsonb(i.dims.labels) for i in items],
-            [Jsonb(i.estimate.to_json()) for i in items],
-            [i.cost_nanos for i in items],
-            [k[0] for k in keys],
-            [k[1].id for k in keys],
-            [k[1].generation for k in keys],
-            [k[2] for k in keys],
-            [WINDOW_KIND[k[1].window.kind] for k in keys],
-            [k[1].window.seconds for k in keys],
-            c_req,
-            c_key,
-            [METRIC[c.limit.metric] for c in charges],
-            [c.amount for c in charges],
-            [c.limit.max for c in charges],
-            [c.enforced for c in charges],
+            json_rows(_REQUEST_COLUMNS, requests),
+            json_rows(_KEY_COLUMNS, counters),
+            json_rows(_CHARGE_COLUMNS, charge_rows),
         )
         async with self.db.connection() as conn:
             cur = await conn.execute(_CHECK_SQL, params)
