@@ -1,7 +1,8 @@
 """Rules that run both in SQL (for atomicity) and in Python, driven over the same generated cases.
 
-* The deny rule (and the window a counter lands in, and the sliding carry): meter_check in
-  migrations/0002_quota.sql, inside the transaction that reserves, against domain.quota.blocks
+* The deny rule (and the window a counter lands in, and the sliding carry): meter_check_v2 in
+  migrations/0017_check_cost.sql (0002's meter_check with cheaper plans and writes, the one this
+  version calls), inside the transaction that reserves, against domain.quota.blocks
   (what QuotaService reports and the fake store decides with).
 * Scope matching: meter_scope_matches (migrations/0005_alerts.sql, used by the CALL_COST triggers)
   against domain.limits.Selector.matches (limits, alert scopes in Python).
@@ -67,9 +68,12 @@ CASES = st.lists(
 INSTANTS = st.integers(0, 40 * 86400 * 10**6 - 1).map(lambda us: BASE + dt.timedelta(microseconds=us))
 
 
+# CHECK_ONLY batches are meter_check_v2's set-based read, RESERVE batches its per-request loop: each
+# case has its own counter, so a reservation changes no later case's verdict and both must agree.
+@pytest.mark.parametrize("reserve", [False, True], ids=["check_only", "reserve"])
 @PARITY
 @given(cases=CASES, at=INSTANTS)
-async def test_meter_check_denies_exactly_when_the_python_rule_does(parity_db, cases, at):
+async def test_meter_check_denies_exactly_when_the_python_rule_does(parity_db, reserve, cases, at):
     tenant = f"par-{uuid.uuid4().hex[:8]}"
     items, expected, seeded = [], [], []
     for i, case in enumerate(cases):
@@ -83,7 +87,8 @@ async def test_meter_check_denies_exactly_when_the_python_rule_does(parity_db, c
         charge = Charge(lim, "", case["amount"])
         reading = CounterReading(start, case["used"], case["reserved"], case["prev"], 0)
         expected.append(not blocks(charge, limit_state(charge, reading, at, denied=False)))
-        items.append(CheckItem(tenant, "k", Dimensions("s", "p", "m", "", {}), False, "", False,
+        reservation_id = f"r{i}" if reserve else ""
+        items.append(CheckItem(tenant, "k", Dimensions("s", "p", "m", "", {}), reserve, reservation_id, False,
                                dt.timedelta(seconds=60), Estimate(), 0, [charge]))  # fmt: skip
     async with parity_db.connection() as conn:
         await conn.execute("INSERT INTO tenants (id) VALUES (%s)", (tenant,))

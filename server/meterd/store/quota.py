@@ -1,7 +1,8 @@
 """The quota engine's SQL: batched check/reserve, usage application, extension, expiry.
 
-Each call is one statement (a function in migrations/0002_quota.sql), so a CheckQuota batch costs one
-round trip and one commit whatever the number of requests and matched limits.
+Each call is one statement (a function in migrations/0002_quota.sql; the check is 0018's
+meter_check_json, which runs 0017's meter_check_v2), so a CheckQuota batch costs one round trip and one commit whatever the number of
+requests and matched limits.
 """
 
 from __future__ import annotations

@@ -176,13 +176,12 @@ class RecordStore:
                      FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[],
                                  %s::text[], %s::text[])
                        WITH ORDINALITY AS u(t, id, c, a, s, p, m, op, o) ORDER BY t, id, o
-               ), locked AS (
-                   SELECT r.tenant_id, r.id FROM reservations r JOIN wanted w ON (r.tenant_id, r.id) = (w.t, w.id)
-                    WHERE r.state = 'active' ORDER BY r.tenant_id, r.id FOR UPDATE OF r
                ), matched AS (
+                   -- Locked in key order; a locked row reads as its latest version, so the dimensions
+                   -- compared here are the ones the UPDATE below ends (no second read of the row).
                    SELECT w.*, (r.subject, r.provider, r.model, r.operation) = (w.s, w.p, w.m, w.op) AS same
-                     FROM locked l JOIN wanted w ON (w.t, w.id) = (l.tenant_id, l.id)
-                     JOIN reservations r ON (r.tenant_id, r.id) = (l.tenant_id, l.id)
+                     FROM reservations r JOIN wanted w ON (r.tenant_id, r.id) = (w.t, w.id)
+                    WHERE r.state = 'active' ORDER BY r.tenant_id, r.id FOR UPDATE OF r
                )
                UPDATE reservations r
                   SET state = CASE WHEN w.same THEN 'settled' ELSE 'released' END,
