@@ -173,8 +173,8 @@ class RecordStore:
         cur = await conn.execute(
             """WITH wanted AS (
                    SELECT DISTINCT ON (t, id) t, id, c, a, s, p, m, op
-                     FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[], %s::text[],
-                                 %s::text[], %s::text[])
+                     FROM ROWS FROM (jsonb_to_recordset(%s) AS (t text, id text, c text, a timestamptz, s text,
+                                                                p text, m text, op text))
                        WITH ORDINALITY AS u(t, id, c, a, s, p, m, op, o) ORDER BY t, id, o
                ), matched AS (
                    -- Locked in key order; a locked row reads as its latest version, so the dimensions
@@ -189,7 +189,7 @@ class RecordStore:
                  FROM matched w
                 WHERE (r.tenant_id, r.id) = (w.t, w.id)
                RETURNING r.tenant_id, r.id, w.c AS named_by, r.state, r.estimate, r.charges, r.cost_nanos""",
-            tuple([w[k] for w in wanted] for k in range(8)),
+            (json_rows(("t", "id", "c", "a", "s", "p", "m", "op"), wanted),),  # json_rows: not 8 arrays
         )
         return {(r["tenant_id"], r["id"]): _ended(r) for r in await cur.fetchall()}
 
@@ -254,8 +254,8 @@ class RecordStore:
         cur = await conn.execute(
             """SELECT tenant_id, call_id, content_hash, cost_nanos, cost_source, price_id, recorded_at, cost_parts
                  FROM call_ids
-                WHERE (tenant_id, call_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
-            ([i.tenant_id for i in items], [i.call.call_id for i in items]),
+                WHERE (tenant_id, call_id) IN (SELECT * FROM jsonb_to_recordset(%s) AS u(t text, c text))""",
+            (json_rows(("t", "c"), [(i.tenant_id, i.call.call_id) for i in items]),),
         )
         return {(r["tenant_id"], r["call_id"]): r for r in await cur.fetchall()}
 
