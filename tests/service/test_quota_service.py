@@ -123,3 +123,38 @@ async def test_denials_are_reported_to_the_denial_counter(services):
     services.preset(rpm, used=1)
     result = await services.quota.check(PRINCIPAL, DIMS, Estimate(), reserve=False, reservation_id="", ttl=None)
     assert not result.allowed and seen == [("t1", "user:1", services.clock.now)]
+
+
+async def test_the_sweeper_works_a_backlog_off_in_small_paced_batches(services):
+    """A backlog of expired reservations goes in batches of SWEEP_BATCH, each followed by a pause as
+    long as the batch took (so the sweeper holds the database at most half the time), then the
+    sweeper waits its interval."""
+    import asyncio
+
+    from meterd.service.quota import SWEEP_BATCH
+
+    await services.set_limits(limit("rpm", "requests", 10**6))
+    for _ in range(2 * SWEEP_BATCH + 5):
+        await services.quota.check(PRINCIPAL, DIMS, Estimate(), reserve=True, reservation_id="", ttl=None)
+    services.clock.advance(hours=2)
+    sizes: list[int] = []
+    store_expire = services.quota.store.expire
+
+    async def expire(at, batch):
+        sizes.append(await store_expire(at, batch))
+        return sizes[-1]
+
+    services.quota.store.expire = expire  # type: ignore[method-assign]
+    ticks = iter(range(0, 10_000, 7))  # each batch "takes" 7 time units
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 4:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await services.quota.sweep_expired(60.0, sleep=sleep, monotonic=lambda: float(next(ticks)))
+    assert sizes == [SWEEP_BATCH, SWEEP_BATCH, 5, 0]
+    assert pauses == [7.0, 7.0, 60.0, 60.0]  # paced while full batches come, then the interval
+    assert services.counter("rpm") == (0, 0)

@@ -6,8 +6,9 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from meterd.domain.calls import Dimensions
 from meterd.domain.errors import FailedPrecondition, InvalidArgument, NotFound, culprit_error
@@ -35,6 +36,7 @@ from meterd.service.prices import PriceBook
 
 log = logging.getLogger(__name__)
 MAX_RESERVATION_ID = 128
+SWEEP_BATCH = 200  # expired reservations released per sweeper transaction (see sweep_expired)
 
 
 def _tenant(item: CheckItem) -> str:
@@ -230,18 +232,36 @@ class QuotaService:
             raise NotFound(f"reservation {reservation_id!r} does not exist")
         return False
 
-    async def sweep_expired(self, interval: float) -> None:
+    async def sweep_expired(
+        self,
+        interval: float,
+        *,
+        batch: int = SWEEP_BATCH,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         """Runs until cancelled: releases reservations past their TTL (every replica may run it:
-        rows are claimed with SKIP LOCKED, so two sweepers never release the same one)."""
+        rows are claimed with SKIP LOCKED, so two sweepers never release the same one).
+
+        A backlog (one tenant that reserves hundreds a second and never settles) is worked off in
+        small batches with a pause as long as each batch took: a batch holds its tenants' counter
+        rows until it commits, and a group-committed check of another tenant that shares a batch
+        with one of them would wait for it; back-to-back batches of 1,000 kept PostgreSQL busy for
+        seconds and took another tenant's p99 from 10 ms to 470 ms in the noisy-neighbour bench."""
         while True:
             try:
-                while (expired := await self.store.expire(self.db_time())) > 0:
+                while True:
+                    started = monotonic()
+                    expired = await self.store.expire(self.db_time(), batch)
                     self.expired_total += expired
+                    if expired < batch:
+                        break
+                    await sleep(max(monotonic() - started, 0.001))  # at most half the database's time
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the database may be down; try again later
                 log.warning("reservation sweep failed: %s", exc)
-            await asyncio.sleep(interval)
+            await sleep(interval)
 
 
 def _states(
