@@ -127,6 +127,7 @@ class Stack:
     limitless_key: str
     url: str
     workdir: Path
+    temporary: bool = True  # workdir made for this run (deleted at stop)
 
     def stop(self) -> None:
         for p in self.procs:
@@ -134,12 +135,15 @@ class Stack:
             p.wait(timeout=30)
         self.pg.stop()
         # A run leaves gigabytes (the prefill, the usage data set): 99 of them once filled /tmp to 93%.
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        # A directory the caller chose (bench.console --data-dir) is the caller's to keep.
+        if self.temporary:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def start_stack(args: argparse.Namespace, workdir: Path | None = None) -> Stack:
     """workdir: where PostgreSQL keeps its data (a new temporary directory when None; an existing one
     is started again with its data, e.g. bench.console --data-dir)."""
+    temporary = workdir is None
     workdir = workdir or Path(tempfile.mkdtemp(prefix="meter-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     pg = EmbeddedPostgres(workdir / "pg", settings={"max_connections": "200"})
@@ -161,10 +165,10 @@ def start_stack(args: argparse.Namespace, workdir: Path | None = None) -> Stack:
              "--database-url", url], check=True, capture_output=True, text=True,
         ).stdout.strip() for tenant in ("bench", "bench-no-limits"))  # fmt: skip
     except BaseException:
-        Stack(pg, procs, 0, 0, 0, 0, 0, 0, "", "", url, workdir).stop()
+        Stack(pg, procs, 0, 0, 0, 0, 0, 0, "", "", url, workdir, temporary).stop()
         raise
     return Stack(pg, procs, echo_port, meter_port, meter_proc.pid, echo_proc.pid, floor_port, floor_proc.pid, key,
-                 limitless_key, url, workdir)  # fmt: skip
+                 limitless_key, url, workdir, temporary)  # fmt: skip
 
 
 async def run(args: argparse.Namespace, stack: Stack) -> dict:

@@ -37,7 +37,8 @@ def filter_sql(f: UsageFilter, *, outcome: bool, labels: bool = True) -> str:
     if outcome and f.success is not None:
         sql += " AND success = %(f_success)s"
     if outcome and f.error_code:
-        sql += f" AND {ERROR_VALUE} = %(f_error_code)s"
+        # = ERROR_VALUE for a non-empty code, written so the partial indexes of 0019 apply.
+        sql += " AND NOT success AND error_code = %(f_error_code)s"
     return sql
 
 
