@@ -9,11 +9,8 @@ Prints its port, serves until terminated.
 
 from __future__ import annotations
 
-import asyncio
-import signal
-import sys
-
 import grpc
+from echo_server import run  # run as a script from bench/, like the echo server
 from google.protobuf import timestamp_pb2
 
 from meter.v1 import common_pb2, meter_pb2, meter_pb2_grpc
@@ -47,23 +44,5 @@ class FloorMeter(meter_pb2_grpc.MeterServicer):
         return reply
 
 
-async def main() -> None:
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    add_generic(meter_pb2_grpc.add_MeterServicer_to_server, FloorMeter(), server)  # registered as Meter does
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    print(port, flush=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    await server.stop(0)
-
-
 if __name__ == "__main__":
-    try:
-        import uvloop
-
-        uvloop.run(main())
-    except ImportError:
-        asyncio.run(main())
-    sys.exit(0)
+    run(lambda server: add_generic(meter_pb2_grpc.add_MeterServicer_to_server, FloorMeter(), server))  # as Meter does
