@@ -16,7 +16,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout, TooManyRequests
 
-from meterd.domain.errors import InvalidArgument, RejectedContent, RolledBack, StoreFailure, Unavailable
+from meterd.domain.errors import InvalidArgument, NotFound, RejectedContent, RolledBack, StoreFailure, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -269,3 +269,13 @@ def json_rows(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Jsonb
     Batches are sent this way rather than as one array per column: psycopg adapts array elements
     one by one in Python, which cost about 100 µs per recorded call; json.dumps runs in C."""
     return Jsonb([dict(zip(columns, row, strict=True)) for row in rows], dumps=_dumps)
+
+
+async def lock_existing_tenant(conn: psycopg.AsyncConnection[Any], lock_sql: str, tenant_id: str) -> None:
+    """Take the transaction's advisory lock `lock_sql` (an expression of the tenant id, e.g. a
+    hashtextextended of a namespace and %s) and fail with NotFound unless the tenant exists: the
+    per-tenant admin writes that count their rows under a lock all start this way."""
+    await conn.execute(f"SELECT pg_advisory_xact_lock({lock_sql})", (tenant_id,))
+    cur = await conn.execute("SELECT 1 FROM tenants WHERE id = %s", (tenant_id,))
+    if await cur.fetchone() is None:
+        raise NotFound(f"tenant {tenant_id[:64]!r} does not exist (create a key for it first)")

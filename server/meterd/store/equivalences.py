@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from meterd.domain.equivalences import ModelEquivalence, model_text, parse_model
 from meterd.domain.errors import NotFound, ResourceExhausted
-from meterd.store.db import Database, one
+from meterd.store.db import Database, lock_existing_tenant, one
 
 _LOCK = "hashtextextended('meter_equivalences/' || %s, 0)"
 
@@ -33,10 +33,7 @@ class EquivalenceStore:
         """Create the group or replace its members; True when new. A new group past max_groups is
         refused (counted under the tenant's lock, so concurrent creations cannot pass it together)."""
         async with self.db.transaction() as conn:
-            await conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})", (tenant_id,))
-            cur = await conn.execute("SELECT 1 FROM tenants WHERE id = %s", (tenant_id,))
-            if await cur.fetchone() is None:
-                raise NotFound(f"tenant {tenant_id[:64]!r} does not exist (create a key for it first)")
+            await lock_existing_tenant(conn, _LOCK, tenant_id)
             cur = await conn.execute(
                 """SELECT count(*) AS n, count(*) FILTER (WHERE name = %s) AS mine
                      FROM model_equivalences WHERE tenant_id = %s""",

@@ -18,7 +18,7 @@ from meterd.domain.dimensions import ERROR_CODE_KEY, MAX_ERROR_CODES_PER_DAY, OT
 from meterd.domain.errors import NotFound
 from meterd.domain.records import RecordItem, RecordPlan, RollupSums
 from meterd.domain.repricing import LabelCallKey
-from meterd.store.db import Database, json_rows, one
+from meterd.store.db import Database, json_rows, lock_existing_tenant, one
 from meterd.store.rollups import FIGURES, PART_COLUMNS, RollupTable, fold_costs
 
 _LOCK = "hashtextextended('meter_dimensions/' || %s, 0)"
@@ -267,10 +267,7 @@ class LabelRollupStore:
     async def set(self, tenant_id: str, key: str, max_values_per_day: int) -> tuple[LabelDimension, bool]:
         """Declare (or change the bound of) a dimension; True when it is new."""
         async with self.db.transaction() as conn:
-            await conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})", (tenant_id,))
-            cur = await conn.execute("SELECT 1 FROM tenants WHERE id = %s", (tenant_id,))
-            if await cur.fetchone() is None:
-                raise NotFound(f"tenant {tenant_id[:64]!r} does not exist (create a key for it first)")
+            await lock_existing_tenant(conn, _LOCK, tenant_id)
             cur = await conn.execute(
                 """INSERT INTO label_dimensions AS d (tenant_id, label_key, max_values_per_day) VALUES (%s, %s, %s)
                    ON CONFLICT (tenant_id, label_key) DO UPDATE SET max_values_per_day = excluded.max_values_per_day
