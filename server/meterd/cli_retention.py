@@ -19,7 +19,7 @@ def cmd_retention(config: Config, args: argparse.Namespace) -> None:
     import datetime as dt
 
     from meterd.config import parse_seconds
-    from meterd.store.admitted_values import admission_boundary, prune_admitted_values
+    from meterd.store.admitted_values import prune_admitted_values
     from meterd.store.partitions import PartitionStore
 
     try:
@@ -37,26 +37,24 @@ def cmd_retention(config: Config, args: argparse.Namespace) -> None:
         )
     now = args.now or dt.datetime.now(dt.UTC)
     cutoff = now - dt.timedelta(seconds=older_than)
-    admitted_before = admission_boundary(now, dt.timedelta(seconds=config.backfill_horizon))
     bar = Progress("retention: steps")
 
     async def run(db):
         dropped, boundary, pruned = await PartitionStore(db).drop_older_than(
             cutoff, now=args.now, dry_run=args.dry_run, progress=bar
         )
-        # Not before the raw calls go: RepriceCalls maps a retained call to its admitted value. The
-        # back-fill horizon's day is later still (older_than >= horizon), kept as a second bound.
-        admitted = min(boundary, admitted_before)
-        return dropped, boundary, pruned, admitted, await prune_admitted_values(db, admitted, dry_run=args.dry_run)
+        # With the raw calls, not before: RepriceCalls maps a retained call to its admitted value (and
+        # no call can be recorded there: older_than >= the back-fill horizon, checked above).
+        return dropped, boundary, pruned, await prune_admitted_values(db, boundary, dry_run=args.dry_run)
 
     with database(config) as url, bar:
-        dropped, boundary, pruned, admitted_before, admitted = asyncio.run(with_database(url, run))
+        dropped, boundary, pruned, admitted = asyncio.run(with_database(url, run))
     verb = "would drop" if args.dry_run else "dropped"
     print(f"{verb} {len(dropped)} monthly partition(s){': ' + ', '.join(dropped) if dropped else ''}")
     print(f"raw calls before {boundary:%Y-%m-%d} {'would be' if args.dry_run else 'are'} gone; rollups are kept")
     print(f"{'would prune' if args.dry_run else 'pruned'} history before {boundary:%Y-%m-%d}: "
           + ", ".join(f"{n} {table}" for table, n in pruned.items()))  # fmt: skip
-    print(f"{'would prune' if args.dry_run else 'pruned'} label admitted values before {admitted_before:%Y-%m-%d} "
+    print(f"{'would prune' if args.dry_run else 'pruned'} label admitted values before {boundary:%Y-%m-%d} "
           "(with their days' raw calls): " + ", ".join(f"{n} {table}" for table, n in admitted.items()))  # fmt: skip
 
 

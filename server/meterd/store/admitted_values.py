@@ -17,13 +17,6 @@ from meterd.store.db import Database, one
 _TABLES = ("dimension_values", "dimension_value_counts")
 
 
-def admission_boundary(now: dt.datetime, backfill_horizon: dt.timedelta) -> dt.datetime:
-    """The UTC midnight starting the oldest day a call may still be recorded into at `now`: the day
-    of now - backfill_horizon is kept whole (a call may land in its later hours)."""
-    oldest = (now - backfill_horizon).astimezone(dt.UTC)
-    return oldest.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
 async def prune_admitted_values(db: Database, before: dt.datetime, *, dry_run: bool = False) -> dict[str, int]:
     """Delete (or count, dry_run) the admission rows of days before `before`; rows per table.
 
