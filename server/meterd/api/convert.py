@@ -30,9 +30,17 @@ def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None: ...
 def ts(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
-    # Direct arithmetic: Timestamp.FromDatetime is several times slower on the hot path.
+    out = timestamp_pb2.Timestamp()
+    set_ts(out, value)
+    return out
+
+
+def set_ts(field: timestamp_pb2.Timestamp, value: dt.datetime) -> None:
+    """Fill a Timestamp (e.g. a message's field, in place: building one and copying it in costs twice).
+    Direct arithmetic: Timestamp.FromDatetime is several times slower on the hot path."""
     delta = value - EPOCH
-    return timestamp_pb2.Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
+    field.seconds = delta.days * 86400 + delta.seconds
+    field.nanos = delta.microseconds * 1000
 
 
 def from_ts(msg, field: str) -> dt.datetime | None:

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from google.protobuf import timestamp_pb2
-
 from meter.v1 import admin_pb2, common_pb2
-from meterd.api.convert import E, enum_value, ts
-from meterd.domain.clock import EPOCH
+from meterd.api.convert import E, enum_value, set_ts, ts
 from meterd.domain.limits import Limit, LimitAction, Metric, Selector, StoredLimit, validate_limit
 from meterd.domain.quota import LimitState
 from meterd.domain.windows import WindowKind
@@ -95,13 +90,6 @@ _ACTION_NUMBER = {a: _enum_value(common_pb2.LimitAction, a.value, "LIMIT_ACTION_
 _KIND_NUMBER = {k: _enum_value(common_pb2.WindowKind, k.value, "WINDOW_KIND_") for k in WindowKind}
 
 
-def _set_ts(field: timestamp_pb2.Timestamp, value: dt.datetime) -> None:
-    # In place: a Timestamp built and then copied into the parent costs twice (ts() builds one).
-    delta = value - EPOCH
-    field.seconds = delta.days * 86400 + delta.seconds
-    field.nanos = delta.microseconds * 1000
-
-
 def status_to_proto(state: LimitState) -> common_pb2.LimitStatus:
     limit = state.limit
     status = common_pb2.LimitStatus(
@@ -120,8 +108,8 @@ def status_to_proto(state: LimitState) -> common_pb2.LimitStatus:
     status.window.kind = _KIND_NUMBER[limit.window.kind]
     if limit.window.kind.has_duration:
         status.window.duration.seconds = limit.window.seconds
-    _set_ts(status.window_start, state.window_start)
-    _set_ts(status.reset_at, state.reset_at)
+    set_ts(status.window_start, state.window_start)
+    set_ts(status.reset_at, state.reset_at)
     if state.projected_exhausted_at is not None:
-        _set_ts(status.projected_exhausted_at, state.projected_exhausted_at)
+        set_ts(status.projected_exhausted_at, state.projected_exhausted_at)
     return status
