@@ -317,9 +317,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         reserve = next(call for scenario, call, _ in quota if scenario == name)
         for label, call in (("echo at Meter's half load", echo), ("RESERVE 10k subjects at half load", reserve)):
             half.append(await open_loop(label, call, reserve_peak / 2, args.seconds))
-        flush = disk_flush(str(stack.pg.pgdata))
-        flush.calls, flush.seconds = 0, 1.0  # a latency probe: no rate column
-        results += [*half, flush]
+        half.append(disk_flush(str(stack.pg.pgdata)))
 
     echo_rate = results[0].rate
     for r in results:
@@ -329,12 +327,10 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         r.ratio_to_echo = r.rate * rpcs_per_item / echo_rate
         if r.server_cpu_s_per_k and results[0].server_cpu_s_per_k:
             r.server_cpu_to_echo = r.server_cpu_s_per_k / rpcs_per_item / results[0].server_cpu_s_per_k
-    for r in results:
-        if r.scenario.startswith(("echo at Meter's half load", "disk flush")):
-            r.ratio_to_echo = None
-    if half:
+    if half:  # latency rows, added after the throughput ratios above: their ratio is of p99s
         half[1].ratio_to_echo = half[1].p99_ms / half[0].p99_ms
         half[1].note += " (ratio column: p99 / echo p99)"
+        results += half
 
     for r in results:  # the database doing the same rows, and the ceiling of doing both on these CPUs
         if r.scenario in SAME_WORK:
