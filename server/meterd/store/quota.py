@@ -38,17 +38,21 @@ class QuotaStore:
         # One entry per distinct counter: within a batch a (tenant, limit, generation, partition) has
         # one window, so its start need not be known here (the database computes it from its clock).
         key_index: dict[tuple[str, str, int, str], int] = {}
-        keys: list[tuple[str, Limit, str]] = []
-        c_req, c_key, charges = [], [], []
+        counters: list[tuple[str, str, int, str, str, int]] = []
+        charge_rows: list[tuple[int, int, str, int, int, bool]] = []
         for index, item in enumerate(items, start=1):
             for charge in item.charges:
-                identity = (item.tenant_id, charge.limit.id, charge.limit.generation, charge.partition)
+                lim = charge.limit
+                identity = (item.tenant_id, lim.id, lim.generation, charge.partition)
                 if identity not in key_index:
-                    key_index[identity] = len(keys) + 1
-                    keys.append((item.tenant_id, charge.limit, charge.partition))
-                c_req.append(index)
-                c_key.append(key_index[identity])
-                charges.append(charge)
+                    key_index[identity] = len(counters) + 1
+                    counters.append(
+                        (item.tenant_id, lim.id, lim.generation, charge.partition, WINDOW_KIND[lim.window.kind],
+                         lim.window.seconds)
+                    )  # fmt: skip
+                charge_rows.append(
+                    (index, key_index[identity], METRIC[lim.metric], charge.amount, lim.max, charge.enforced)
+                )
         # One jsonb per table (json_rows): psycopg would adapt 25 arrays element by element in Python.
         requests = [
             (i.tenant_id, i.reserve, i.reservation_id, i.client_reservation_id, int(i.ttl.total_seconds() * 1000),
@@ -56,13 +60,6 @@ class QuotaStore:
              i.estimate.to_json(), i.cost_nanos)
             for i in items
         ]  # fmt: skip
-        counters = [
-            (t, lim.id, lim.generation, part, WINDOW_KIND[lim.window.kind], lim.window.seconds) for t, lim, part in keys
-        ]
-        charge_rows = [
-            (req, key, METRIC[c.limit.metric], c.amount, c.limit.max, c.enforced)
-            for req, key, c in zip(c_req, c_key, charges, strict=True)
-        ]
         params = (
             at,
             json_rows(_REQUEST_COLUMNS, requests),
