@@ -260,7 +260,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         async def call(i: int) -> int:
             request = meter_pb2.RecordCallsRequest(calls=[record_request(spread(i)) for _ in range(size)])
             reply = await meters[i % len(meters)].RecordCalls(request, metadata=auth)
-            assert reply.recorded == size, reply.failed
+            assert reply.recorded == size, next((r.error_message for r in reply.results if r.error_code), reply)
             return size
 
         return call

@@ -8,7 +8,16 @@ import logging
 import signal
 import sys
 
-from meterd import cli_alert_defaults, cli_alerts, cli_dimensions, cli_equivalences, cli_keys, cli_prices, cli_retention
+from meterd import (
+    cli_alert_defaults,
+    cli_alerts,
+    cli_dimensions,
+    cli_equivalences,
+    cli_keys,
+    cli_prices,
+    cli_retention,
+    heap,
+)
 from meterd.cli_args import instant
 from meterd.cli_db import database, with_database
 from meterd.config import Config, add_flags
@@ -33,6 +42,8 @@ async def _serve(config: Config, url: str) -> None:
         loop.add_signal_handler(signal.SIGHUP, lambda: tls.reload(force=True))
     ready = asyncio.create_task(server.ready.wait())
     await asyncio.wait([ready, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if ready.done():
+        heap.settle()
     if ready.done() and not config.database_url and await KeyStore(server.db).count() == 0:
         print(
             "\nNo API keys yet. Create the first admin key (in another terminal):\n"

@@ -16,6 +16,7 @@ import signal
 import sys
 from typing import IO, Any
 
+from meterd import heap
 from meterd.config import Config
 
 log = logging.getLogger("meter.worker")
@@ -65,6 +66,7 @@ async def serve_worker(config: Config, index: int, status: IO[str], *, embedded:
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([ready, stopped], return_when=asyncio.FIRST_COMPLETED)
     if ready.done():
+        heap.settle()
         _report(status, ready=True, pid=os.getpid())
         if index == 0 and embedded and await KeyStore(server.db).count() == 0:
             print(

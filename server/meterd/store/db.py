@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import functools
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeAlias
 
+import orjson
 import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
@@ -254,21 +252,28 @@ class HealthProbe:
                 await conn.close()
 
 
-def _json_default(value: object) -> str:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-_dumps = functools.partial(json.dumps, default=_json_default, separators=(",", ":"))
+def _encoded(payload: bytes) -> bytes:
+    return payload
 
 
 def json_rows(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Jsonb:
     """Many rows as one jsonb parameter, for `jsonb_to_recordset(%s) AS u(column type, ...)`.
 
     Batches are sent this way rather than as one array per column: psycopg adapts array elements
-    one by one in Python, which cost about 100 µs per recorded call; json.dumps runs in C."""
-    return Jsonb([dict(zip(columns, row, strict=True)) for row in rows], dumps=_dumps)
+    one by one in Python, which cost about 100 µs per recorded call. orjson writes datetimes as
+    RFC 3339 (what timestamptz reads) and runs about 20x faster than json.dumps.
+
+    Encoded here rather than when psycopg sends it, so a value JSON can't carry (an integer past
+    64 bits) is the request's content error, which a group-committed batch bisects to its culprit."""
+    try:
+        payload = orjson.dumps([dict(zip(columns, row, strict=True)) for row in rows])
+    except orjson.JSONEncodeError as exc:
+        raise RejectedContent(
+            InvalidArgument(
+                [("request", f"a value can't be stored ({str(exc)[:80]}); counts and costs must stay far below 2^63")]
+            )
+        ) from None
+    return Jsonb(payload, dumps=_encoded)
 
 
 async def lock_existing_tenant(conn: psycopg.AsyncConnection[Any], lock_sql: str, tenant_id: str) -> None:
