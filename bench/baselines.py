@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 import sys
 import time
@@ -14,7 +16,7 @@ from google.protobuf import timestamp_pb2
 from psycopg.types.json import Jsonb
 
 from bench.labels import label_requests, label_rollups_backfilled
-from bench.measure import Result, percentile
+from bench.measure import Result, open_loop, percentile
 from meterd.domain import histogram
 
 BATCH = 1000
@@ -285,6 +287,49 @@ async def same_work(url: str, kind: str, hot: bool, seconds: float, db_cpu: Call
     return Result(f"PostgreSQL same work: {kind}{', hot' if hot else ''}", 1, done, elapsed,
                   percentile(latencies, 0.5) * 1e3, percentile(latencies, 0.99) * 1e3, 0,
                   note=f"{GROUP} per transaction, plain psycopg", db_cpu_s_per_k=cpu * 1000 / max(done, 1))  # fmt: skip
+
+
+async def reserve_at_rate(url: str, rate: float, seconds: float) -> Result:
+    """A RESERVE's durable rows as plain psycopg, group-committed like Meter (one transaction in
+    flight, carrying every request queued meanwhile), with requests started at `rate` whatever the
+    latency (open loop): what the database alone takes to make them durable at that load, with the
+    tenant-wide counter every RESERVE updates. Echo's p99 plus this p99 is what the transport and the
+    database leave a RESERVE's p99."""
+    rng = random.Random(11)
+    queue: list[tuple[str, asyncio.Future[int]]] = []
+    wake = asyncio.Event()
+
+    async def commit_queued(conn: psycopg.AsyncConnection) -> None:
+        while True:
+            await wake.wait()
+            wake.clear()
+            batch, queue[:] = queue[:], []
+            if not batch:
+                continue
+            subjects = [subject for subject, _ in batch]
+            async with conn.pipeline(), conn.transaction():
+                await conn.execute(RESERVE_ROWS, {"ids": [uuid.uuid4().hex for _ in batch], "subjects": subjects})
+                await (await conn.execute(RESERVE_COUNTERS, _counter_keys(subjects, 1))).fetchall()
+            for _, done in batch:
+                done.set_result(1)
+
+    async def one(i: int) -> int:
+        done = asyncio.get_running_loop().create_future()
+        queue.append((f"user:{rng.randrange(10_000)}", done))
+        wake.set()
+        return await done
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("INSERT INTO tenants (id) VALUES ('baseline') ON CONFLICT DO NOTHING")
+        worker = asyncio.create_task(commit_queued(conn))
+        try:
+            result = await open_loop("PostgreSQL same work: reserve, at half load", one, rate, seconds)
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+    result.note = f"group-committed plain psycopg, {result.note}"
+    return result
 
 
 PREFILL = (

@@ -110,7 +110,8 @@ def print_table(report: dict) -> None:
 
     for r in report["results"]:
         ratio = f"{r['ratio_to_echo']:.2f}" if r["ratio_to_echo"] is not None else ""
-        limit = cell(r.get("limit_rate"), ",.0f", 8) + cell(r.get("ratio_to_limit"), ".2f", 7)
+        limit_fmt = ".1f" if (r.get("limit_rate") or 0) < 100 else ",.0f"  # a latency limit is in ms
+        limit = cell(r.get("limit_rate"), limit_fmt, 8) + cell(r.get("ratio_to_limit"), ".2f", 7)
         cpu = "".join(
             cell(r.get(k), ".2f" if k == "server_cpu_to_echo" else ".3f", 8)
             for k in ("server_cpu_s_per_k", "server_cpu_to_echo", "db_cpu_s_per_k", "baseline_db_cpu_s_per_k")

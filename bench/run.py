@@ -29,7 +29,7 @@ import psycopg
 from google.protobuf import duration_pb2
 
 from bench.alerts import alert_latency, start_second_meter
-from bench.baselines import database_batched_upserts, prefill, same_work, usage_queries
+from bench.baselines import database_batched_upserts, prefill, reserve_at_rate, same_work, usage_queries
 from bench.call_search import search_and_recommend
 from bench.cpu import postgres_cpu, process_cpu
 from bench.measure import Result, closed_loop, disk_flush, open_loop, print_table
@@ -317,6 +317,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         reserve = next(call for scenario, call, _ in quota if scenario == name)
         for label, call in (("echo at Meter's half load", echo), ("RESERVE 10k subjects at half load", reserve)):
             half.append(await open_loop(label, call, reserve_peak / 2, args.seconds))
+        half.append(await reserve_at_rate(stack.url, reserve_peak / 2, args.seconds))
         half.append(disk_flush(str(stack.pg.pgdata)))
 
     echo_rate = results[0].rate
@@ -327,9 +328,13 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict:
         r.ratio_to_echo = r.rate * rpcs_per_item / echo_rate
         if r.server_cpu_s_per_k and results[0].server_cpu_s_per_k:
             r.server_cpu_to_echo = r.server_cpu_s_per_k / rpcs_per_item / results[0].server_cpu_s_per_k
-    if half:  # latency rows, added after the throughput ratios above: their ratio is of p99s
-        half[1].ratio_to_echo = half[1].p99_ms / half[0].p99_ms
-        half[1].note += " (ratio column: p99 / echo p99)"
+    if half:  # latency rows, added after the throughput ratios above: their ratios are of p99s
+        echo_half, meter_half, db_half = half[:3]
+        meter_half.ratio_to_echo = meter_half.p99_ms / echo_half.p99_ms
+        # What the transport and the database alone leave a RESERVE's p99 at this load, and Meter's share of it.
+        meter_half.limit_rate = echo_half.p99_ms + db_half.p99_ms
+        meter_half.ratio_to_limit = meter_half.p99_ms / meter_half.limit_rate
+        meter_half.note += " (x echo: p99 / echo p99; limit: echo p99 + database p99, ms)"
         results += half
 
     for r in results:  # the database doing the same rows, and the ceiling of doing both on these CPUs
