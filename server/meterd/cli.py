@@ -180,6 +180,7 @@ SERVER_ONLY_MODULES = frozenset(
         "grpc_health",
         "grpc_reflection",
         "grpc_status",
+        "orjson",
         "prometheus_client",
     )
 )

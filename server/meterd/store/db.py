@@ -276,6 +276,17 @@ def json_rows(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Jsonb
     return Jsonb(payload, dumps=_encoded)
 
 
+async def rollback(conn: Conn) -> None:
+    """End the failed transaction of a connection about to go back to the pool (a closed or broken
+    one is discarded by the pool instead); the error that failed it is the caller's to raise."""
+    if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        return
+    try:
+        await conn.rollback()
+    except psycopg.Error as exc:
+        log.warning("rollback of a failed transaction failed: %s", exc)
+
+
 async def lock_existing_tenant(conn: psycopg.AsyncConnection[Any], lock_sql: str, tenant_id: str) -> None:
     """Take the transaction's advisory lock `lock_sql` (an expression of the tenant id, e.g. a
     hashtextextended of a namespace and %s) and fail with NotFound unless the tenant exists: the
