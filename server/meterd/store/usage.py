@@ -26,19 +26,15 @@ from decimal import Decimal
 from meterd.domain import histogram
 from meterd.domain.projection import ProjectionWindow
 from meterd.domain.usage import (
-    Aggregate,
     Dimension,
     Order,
     Source,
     Span,
-    UsageData,
     UsageFilter,
-    UsageKey,
     UsageQuery,
-    UsageRow,
-    combine,
     plan_spans,
 )
+from meterd.domain.usage_results import Aggregate, UsageData, UsageKey, UsageRow, combine
 from meterd.store import rollups
 from meterd.store.db import Database, one
 from meterd.store.usage_filter import ERROR_VALUE, filter_params, filter_sql, label_sql
