@@ -45,7 +45,7 @@ SECURITY_HEADERS = {
 
 
 def template_environment() -> jinja2.Environment:
-    """The console pages' and `meter report --format html`'s (people_cli): fmt's filters included."""
+    """The templates, with fmt's filters; `meter report --format html` (people_cli) renders with it too."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("meterd.console", "templates"), autoescape=True)
     env.filters.update(
         usd=fmt.usd,
