@@ -22,7 +22,7 @@ from e2e.conftest import T0
 from meter.v1 import common_pb2, meter_pb2
 from meter_testing.requests import check, field_violations
 from meterd.domain import histogram
-from meterd.store.usage import _BUCKET_OF_LATENCY
+from meterd.store.usage_sql import BUCKET_OF_LATENCY
 
 G = meter_pb2  # GroupBy, TimeBucket and UsageOrder values
 
@@ -688,7 +688,7 @@ async def test_sql_latency_bucket_matches_the_domain_histogram(env):
     values += random.Random(3).sample(range(1, 10**12), 2000)
     async with server.db.connection() as conn:
         cur = await conn.execute(
-            f"SELECT latency_us, {_BUCKET_OF_LATENCY} AS b FROM unnest(%s::bigint[]) AS u(latency_us)",
+            f"SELECT latency_us, {BUCKET_OF_LATENCY} AS b FROM unnest(%s::bigint[]) AS u(latency_us)",
             (values,),
         )
         got = {r["latency_us"]: r["b"] for r in await cur.fetchall()}

@@ -1,4 +1,4 @@
-"""Unit tests for meterd.domain.usage; expected figures are worked out by hand in the comments."""
+"""Unit tests for meterd.domain.usage and usage_results; expected figures are worked out by hand in the comments."""
 
 from __future__ import annotations
 
@@ -11,19 +11,18 @@ from meterd.domain import histogram
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.projection import basis_days, project, projection_window
 from meterd.domain.usage import (
-    Aggregate,
     Bucket,
     Dimension,
     Order,
     Source,
     Span,
-    combine,
     hour_ceil,
     hour_floor,
     plan_spans,
     usage_filter,
     validate_usage_query,
 )
+from meterd.domain.usage_results import Aggregate, combine
 
 NOW = dt.datetime(2026, 3, 10, 12, 30, tzinfo=dt.UTC)  # a Tuesday
 

@@ -44,7 +44,8 @@ SECURITY_HEADERS = {
 }
 
 
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
+    """The templates, with fmt's filters; `meter report --format html` (people_cli) renders with it too."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("meterd.console", "templates"), autoescape=True)
     env.filters.update(
         usd=fmt.usd,
@@ -92,7 +93,7 @@ class Console:
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self.channel: grpc.aio.Channel | None = None
         self.sessions: Sessions | None = None
-        self.templates = Jinja2Templates(env=_environment())
+        self.templates = Jinja2Templates(env=template_environment())
 
     # -- plumbing -----------------------------------------------------------------------------------
 

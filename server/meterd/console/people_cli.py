@@ -1,19 +1,16 @@
-"""`meter usage`, `meter limits`, `meter calls`, `meter report`: Meter's figures for people (aligned
-tables, dollars) and scripts (`--format json|csv|markdown`), through the public gRPC API."""
+"""`meter usage`, `meter calls`, `meter report`: Meter's figures for people (aligned tables, dollars)
+and scripts (`--format json|csv|markdown`), through the public gRPC API. `add_commands` also adds
+`meter limits` (console/limits_cli.py) and `meter recommend` (console/recommend_cli.py)."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import datetime as dt
-import os
 import sys
 from typing import Any
 
-from meter import AsyncMeterClient
-from meterd.client_flags import add_tls_client_flags, tls_from_args
 from meterd.config import parse_seconds
-from meterd.console import fmt, limit_form, limits_view, pages, recommend_cli, report, usage_limits
+from meterd.console import fmt, limits_cli, pages, recommend_cli, report, usage_limits
+from meterd.console.api_commands import add_connection_flags, add_filter_flags, call_filters, run
 from meterd.console.ranges import PRESETS, RangeError, parse_instant, resolve
 from meterd.console.tables import FORMATS, Column, render
 from meterd.domain.clock import utc_now
@@ -33,37 +30,6 @@ USAGE_COLUMNS = [
     Column("latency_p50", "p50", "seconds"),
     Column("latency_p95", "p95", "seconds"),
 ]
-
-
-def _client(args) -> AsyncMeterClient:
-    if not args.api_key:
-        sys.exit(f"meter: {args.command} needs --api-key or METER_API_KEY")
-    return AsyncMeterClient(args.address, api_key=args.api_key, tls=tls_from_args(args))
-
-
-def _run(args, work) -> None:
-    async def main():
-        client = _client(args)
-        try:
-            return await work(client)
-        finally:
-            await client.close()
-
-    try:
-        sys.stdout.write(asyncio.run(main()))
-    except RangeError as exc:
-        sys.exit(f"meter: {exc}")
-
-
-def _filters(args) -> dict:
-    out = {name: getattr(args, name) for name in pages.CALL_FILTERS if getattr(args, name, "")}
-    labels = dict(pair.split("=", 1) for pair in args.label or [] if "=" in pair)
-    bad = [pair for pair in args.label or [] if "=" not in pair]
-    if bad:
-        raise RangeError(f"--label wants key=value, got {bad[0]!r}")
-    if labels:
-        out["labels"] = labels
-    return out
 
 
 def _stats_row(stats) -> dict:
@@ -104,7 +70,7 @@ def cmd_usage(args) -> None:
             limit=args.top or 0,
             include_projection=args.projection,
             include_limits=args.limits,
-            **_filters(args),
+            **call_filters(args),
         )
         keys = [
             Column(
@@ -141,84 +107,8 @@ def cmd_usage(args) -> None:
             text += usage_limits.limits_section(response, args.format)
         return text
 
-    _run(args, work)
+    run(args, work)
 
-
-LIMIT_COLUMNS = [
-    Column("id", "limit"),
-    Column("metric", "metric"),
-    Column("window", "window"),
-    Column("action", "action"),
-    Column("used", "used"),
-    Column("max", "max"),
-    Column("percent", "percent", "pct"),
-    Column("reset_at", "resets", "time"),
-    Column("runout_at", "runs out", "time"),
-    Column("partition", "partition"),
-]
-
-
-def cmd_limits(args) -> None:
-    if getattr(args, "limits_command", None) == "set":
-        return cmd_limit_set(args)
-    if getattr(args, "limits_command", None) == "delete":
-        return _run(args, lambda client: _delete_limit(client, args.id))
-
-    async def work(client):
-        uses = await limits_view.limits_with_use(client, utc_now())
-        machine = args.format in ("json", "csv")
-        rows = [
-            {
-                "id": u.limit.id,
-                "metric": u.metric,
-                "window": u.window,
-                "action": u.action,
-                "used": u.used if machine else u.used_text + (" ≈" if u.approximate else ""),
-                "max": u.limit.max if machine else u.max_text,
-                "percent": u.percent / 100,
-                "reset_at": u.reset_at,
-                "runout_at": u.runout_at,
-                "partition": u.partition_note,
-            }
-            for u in uses
-        ]
-        return render(LIMIT_COLUMNS, rows, args.format)
-
-    _run(args, work)
-
-
-async def _delete_limit(client, limit_id: str) -> str:
-    await client.delete_limit(limit_id)
-    return f"deleted limit {limit_id}\n"
-
-
-def cmd_limit_set(args) -> None:
-    fields = {name: getattr(args, name) or "" for name in LIMIT_FIELDS}
-    fields["metric"] = args.metric.replace("_", " ")
-    fields["thresholds"] = args.alert_at or ""
-
-    async def work(client):
-        reply = await client.set_limit(limit_form.limit_from_form(fields))
-        return f"{'created' if reply.created else 'replaced'} limit {reply.limit.id}\n"
-
-    _run(args, work)
-
-
-LIMIT_FIELDS = (
-    "id",
-    "description",
-    "metric",
-    "max",
-    "window",
-    "seconds",
-    "partition",
-    "action",
-    "subject",
-    "subject_prefix",
-    "provider",
-    "model",
-    "operation",
-)
 
 CALL_COLUMNS = [
     Column("occurred_at", "occurred", "time"),
@@ -258,7 +148,7 @@ def _search(args) -> dict:
 
 def cmd_calls(args) -> None:
     async def work(client):
-        filters = _filters(args) | _search(args)
+        filters = call_filters(args) | _search(args)
         if args.outcome:
             filters["outcome"] = pages.OUTCOMES[args.outcome]
         start = parse_instant(args.start) if args.start else None
@@ -292,7 +182,7 @@ def cmd_calls(args) -> None:
                 break
         return render(CALL_COLUMNS, rows, args.format)
 
-    _run(args, work)
+    run(args, work)
 
 
 def cmd_report(args) -> None:
@@ -302,38 +192,18 @@ def cmd_report(args) -> None:
         if args.format == "csv":
             return report.csv_text(rep)
         if args.format == "html":
-            from meterd.console.app import _environment
+            from meterd.console.app import template_environment
 
-            page = _environment().get_template("report_standalone.html")
+            page = template_environment().get_template("report_standalone.html")
             return page.render(report=rep, summary=report.summary(rep)) + "\n"
         return report.markdown(rep)
 
-    _run(args, work)
-
-
-def _connection(parser: argparse.ArgumentParser, role: str) -> None:
-    parser.add_argument(
-        "--address",
-        default=os.environ.get("METER_ADDRESS", "127.0.0.1:50051"),
-        help="Meter's host:port [env METER_ADDRESS]",
-    )
-    parser.add_argument(
-        "--api-key", default=os.environ.get("METER_API_KEY"), help=f"a key with the {role} role [env METER_API_KEY]"
-    )
-    add_tls_client_flags(parser)
-
-
-def _filter_flags(parser: argparse.ArgumentParser) -> None:
-    for name in pages.CALL_FILTERS:
-        parser.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, default="", help=f"only calls with this {name.replace('_', ' ')}"
-        )
-    parser.add_argument("--label", action="append", metavar="KEY=VALUE", help="only calls with this label (repeatable)")
+    run(args, work)
 
 
 def add_commands(sub, _meter_arguments=None) -> None:
     usage = sub.add_parser("usage", help="spend and usage over a range, grouped and ranked (GetUsage)")
-    _connection(usage, "read")
+    add_connection_flags(usage, "read")
     usage.add_argument(
         "--range", default="7d", choices=list(PRESETS), help="today, 7d, 30d, month or custom (with --start)"
     )
@@ -353,42 +223,15 @@ def add_commands(sub, _meter_arguments=None) -> None:
         help="add a limits section: the limits the filters select, used and remaining now and when "
         "each runs out at its window's rate so far (table or markdown)",
     )
-    _filter_flags(usage)
+    add_filter_flags(usage)
     usage.add_argument("--format", default="table", choices=FORMATS)
     usage.set_defaults(console_func=cmd_usage)
 
-    limits = sub.add_parser(
-        "limits", help="limits with their current use, percent, reset and run-out; set, delete (admin key)"
-    )
-    _connection(limits, "admin")
-    limits.add_argument("--format", default="table", choices=FORMATS)
-    limits.set_defaults(console_func=cmd_limits)
-    limits_sub = limits.add_subparsers(dest="limits_command")
-    listing = limits_sub.add_parser("list", help="the same as plain `meter limits`")
-    _connection(listing, "admin")
-    listing.add_argument("--format", default="table", choices=FORMATS)
-    setting = limits_sub.add_parser("set", help="create or replace a limit (by id); a cost max is in dollars")
-    _connection(setting, "admin")
-    setting.add_argument("id")
-    setting.add_argument("--metric", required=True, choices=[m.replace(" ", "_") for m in limit_form.METRIC_NAMES])
-    setting.add_argument("--max", required=True, help="the maximum: dollars for cost (e.g. 25 or 0.50), else a count")
-    setting.add_argument("--window", default="day", choices=list(limit_form.WINDOW_NAMES))
-    setting.add_argument("--seconds", help="the duration of a fixed or sliding window")
-    setting.add_argument("--partition", default="shared", choices=list(limit_form.PARTITIONS))
-    setting.add_argument("--action", default="deny", choices=list(limit_form.ACTIONS))
-    setting.add_argument("--description", default="")
-    setting.add_argument("--alert-at", help="alert thresholds in percent, e.g. 80,100")
-    for name in ("subject", "subject_prefix", "provider", "model", "operation"):
-        setting.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, default="", help=f"only calls with this {name.replace('_', ' ')}"
-        )
-    deleting = limits_sub.add_parser("delete", help="delete a limit by id")
-    _connection(deleting, "admin")
-    deleting.add_argument("id")
+    limits_cli.add_command(sub)
 
     calls = sub.add_parser("calls", help="search recorded calls, newest, dearest or slowest first (ListCalls)")
-    _connection(calls, "read")
-    _filter_flags(calls)
+    add_connection_flags(calls, "read")
+    add_filter_flags(calls)
     calls.add_argument("--outcome", choices=["success", "error"])
     calls.add_argument("--error-code", default="", help="only calls recorded with this error code (e.g. 429)")
     calls.add_argument("--min-cost", default="", help="only calls costing at least this many dollars (e.g. 0.10)")
@@ -407,10 +250,10 @@ def add_commands(sub, _meter_arguments=None) -> None:
     calls.add_argument("--format", default="table", choices=FORMATS)
     calls.set_defaults(console_func=cmd_calls)
 
-    recommend_cli.add_command(sub, _connection, _filter_flags, _run, _filters)
+    recommend_cli.add_command(sub)
 
     rep = sub.add_parser("report", help="the last whole day's, week's or month's report")
-    _connection(rep, "read")
+    add_connection_flags(rep, "read")
     rep.add_argument("--period", default="day", choices=["day", "week", "month"])
     rep.add_argument("--label-key", help="also rank the values of this label (e.g. conversation; reads raw calls)")
     rep.add_argument("--at", help="report the period before this instant instead of now (YYYY-MM-DD[THH:MM] UTC)")

@@ -10,7 +10,7 @@ import sys
 
 from meter.v1 import admin_pb2
 from meterd.console import fmt
-from meterd.console.people_cli import _connection, _run
+from meterd.console.api_commands import add_connection_flags, run
 from meterd.console.tables import FORMATS, Column, render
 from meterd.domain.clock import utc_now
 
@@ -29,7 +29,7 @@ ROLES = {name: admin_pb2.Role.Value("ROLE_" + name.upper()) for name in ("check"
 
 def add_api_flags(parser: argparse.ArgumentParser) -> None:
     """The API form's flags beside the database form's (cli_keys adds both)."""
-    _connection(parser, "admin")
+    add_connection_flags(parser, "admin")
     parser.add_argument("--format", default="table", choices=FORMATS, help="the API form's output (default table)")
 
 
@@ -86,4 +86,4 @@ def cmd_keys(args: argparse.Namespace) -> None:
             key = await client.revoke_api_key(args.id)
             return f"revoked {key.id}\n"
 
-    _run(args, work)
+    run(args, work)

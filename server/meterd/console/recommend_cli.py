@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from google.protobuf import json_format
 
 from meterd.console import fmt
+from meterd.console.api_commands import add_connection_flags, add_filter_flags, call_filters, run
 from meterd.console.ranges import PRESETS, RangeError, resolve
 from meterd.console.tables import FORMATS, Column, render
 from meterd.domain.clock import utc_now
@@ -104,13 +105,13 @@ def text_report(reply, form: str) -> str:
     return "".join(parts)
 
 
-def cmd_recommend(args, run, filters) -> None:
+def cmd_recommend(args) -> None:
     async def work(client):
         rng = resolve(args.range, utc_now(), args.start or "", args.end or "")
         reply = await client.recommendations(
             start=rng.start, end=rng.end, candidate_models=args.candidate or [], max_alternatives=args.alternatives,
             target_cache_hit_rate_bp=basis_points(args.target_hit_rate), max_hot_spots=args.hot_spots,
-            min_calls=args.min_calls, **filters(args),
+            min_calls=args.min_calls, **call_filters(args),
         )  # fmt: skip
         if args.format == "json":
             return json_format.MessageToJson(reply, preserving_proto_field_name=True) + "\n"
@@ -121,15 +122,15 @@ def cmd_recommend(args, run, filters) -> None:
     run(args, work)
 
 
-def add_command(sub, connection, filter_flags, run, filters) -> None:
+def add_command(sub) -> None:
     rec = sub.add_parser(
         "recommend", help="cheaper models, caching savings and hot spots over a range (GetRecommendations)"
     )
-    connection(rec, "read")
+    add_connection_flags(rec, "read")
     rec.add_argument("--range", default="30d", choices=list(PRESETS), help="today, 7d, 30d, month or custom")
     rec.add_argument("--start", help="custom range start, YYYY-MM-DD[THH:MM] UTC")
     rec.add_argument("--end", help="custom range end (default now)")
-    filter_flags(rec)
+    add_filter_flags(rec)
     rec.add_argument(
         "--candidate", action="append", metavar="PROVIDER/MODEL",
         help="price the usage on this model (repeatable); default: every catalog model of the same provider",
@@ -139,4 +140,4 @@ def add_command(sub, connection, filter_flags, run, filters) -> None:
     rec.add_argument("--hot-spots", type=int, default=0, help="rows per hot-spot list (default 5)")
     rec.add_argument("--min-calls", type=int, default=0, help="ignore models and providers with fewer calls")
     rec.add_argument("--format", default="table", choices=FORMATS)
-    rec.set_defaults(console_func=lambda a: cmd_recommend(a, run, filters))
+    rec.set_defaults(console_func=cmd_recommend)

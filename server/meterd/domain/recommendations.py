@@ -17,7 +17,7 @@ from fractions import Fraction
 
 from meterd.domain.errors import InvalidArgument
 from meterd.domain.pricing import CostBreakdown, Price, UsageAmounts, breakdown
-from meterd.domain.usage import Aggregate, combine
+from meterd.domain.usage_results import Aggregate, combine
 
 DEFAULT_ALTERNATIVES = 5
 DEFAULT_HOT_SPOTS = 5

@@ -33,11 +33,8 @@ from meterd.domain.projection import ProjectionWindow
 from meterd.domain.quota import CheckItem, CheckOutcome, CounterReading, Extended, ReservationState
 from meterd.domain.records import CounterKey, HourlyKey, Recorded, RecordItem
 from meterd.domain.repricing import LabelCallKey, NewCost, SettledCharge, StoredCall
-from meterd.domain.usage import (
-    CallRow,
-    UsageData,
-    UsageQuery,
-)
+from meterd.domain.usage import UsageQuery
+from meterd.domain.usage_results import CallRow, UsageData
 
 
 class QuotaPort(Protocol):

@@ -18,7 +18,8 @@ from meterd.domain.recommendations import (
     price_of,
     untiered,
 )
-from meterd.domain.usage import Aggregate, UsageQuery
+from meterd.domain.usage import UsageQuery
+from meterd.domain.usage_results import Aggregate
 from meterd.service.ports import EquivalencePort, UsagePort
 from meterd.service.prices import PriceBook
 

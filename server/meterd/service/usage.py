@@ -9,15 +9,8 @@ from meterd.domain.call_search import CallSearchQuery, SearchCursor, encode_toke
 from meterd.domain.forecast import Figures, Forecast, forecast
 from meterd.domain.projection import Projection, basis_days, project, projection_window
 from meterd.domain.quota import LimitState
-from meterd.domain.usage import (
-    Aggregate,
-    Bucket,
-    CallRow,
-    Dimension,
-    Order,
-    UsageQuery,
-    UsageRow,
-)
+from meterd.domain.usage import Bucket, Dimension, Order, UsageQuery
+from meterd.domain.usage_results import Aggregate, CallRow, UsageRow
 from meterd.service.limit_statuses import LimitStatusReader
 from meterd.service.ports import CallSearchPort, DimensionPort, UsagePort
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from psycopg.rows import dict_row
 
 from meterd.domain.call_search import CallOrder, CallSearch, CallSearchQuery
-from meterd.domain.usage import CallRow
+from meterd.domain.usage_results import CallRow
 from meterd.store.db import Database
 from meterd.store.usage_filter import CALL_COLUMNS, filter_params, filter_sql
 
