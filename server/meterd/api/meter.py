@@ -27,15 +27,14 @@ from meterd.domain.pricing import CostBreakdown
 from meterd.domain.quota import Estimate
 from meterd.domain.usage import (
     DEFAULT_RANGE,
-    Aggregate,
     Bucket,
-    CallRow,
     Dimension,
     Order,
     UsageFilter,
     usage_filter,
     validate_usage_query,
 )
+from meterd.domain.usage_results import Aggregate, CallRow
 from meterd.service.alerts import AlertStreams, Heartbeat
 from meterd.service.metering import MeteringService, RecordOutcome
 from meterd.service.quota import QuotaService

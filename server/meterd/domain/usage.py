@@ -14,10 +14,6 @@ from enum import StrEnum
 
 from meterd.domain.dimensions import ERROR_CODE_KEY
 from meterd.domain.errors import InvalidArgument
-
-# Re-exported: the servicers (api/meter.py) import these with the query types from here.
-from meterd.domain.usage_results import Aggregate as Aggregate
-from meterd.domain.usage_results import CallRow as CallRow
 from meterd.domain.windows import WindowKind, WindowSpec, window_start
 
 DEFAULT_RANGE = dt.timedelta(days=30)

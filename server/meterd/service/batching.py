@@ -125,9 +125,10 @@ class Batcher(Generic[T, R]):
             try:
                 return [await futures[0]]
             except Exception as exc:
-                if return_exceptions:
-                    return [exc]
-                raise
+                if not return_exceptions:
+                    raise
+                alone: list[R | BaseException] = [exc]
+                return alone
         await asyncio.wait(futures)
         errors = [future.exception() for future in futures]  # each retrieved: no "never retrieved" noise
         if not return_exceptions:
