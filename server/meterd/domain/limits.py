@@ -129,10 +129,10 @@ class Usage:
     failed: int = 0  # 1 for a call recorded with an error outcome
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in _USAGE_FIELDS:  # not dataclasses.fields(): one Usage per CheckQuota and per record
+            value = getattr(self, name)
             if type(value) is not int or not 0 <= value <= INT64_MAX:
-                raise ValueError(f"{f.name} must be an int in [0, 2**63-1], got {value!r}")
+                raise ValueError(f"{name} must be an int in [0, 2**63-1], got {value!r}")
         if self.failed > 1:
             raise ValueError(f"failed must be 0 or 1, got {self.failed}")
 
@@ -292,3 +292,6 @@ def matching(
     """
     found = [limit for limit in limits if limit.selector.matches(subject, provider, model, operation, labels)]
     return sorted(found, key=lambda limit: limit.id)
+
+
+_USAGE_FIELDS = tuple(f.name for f in fields(Usage))
