@@ -22,6 +22,16 @@ def test_fold_sums_figures_and_histograms_without_touching_its_input():
     assert row[0] == "t" and row[1:-1] == folded["t"].figures() and row[-1] == {"3": 3, "9": 1}
 
 
+def test_fold_copies_only_a_coarse_key_that_sums_several_rows():
+    # One fine row per coarse key (a batch's calls within one hour, folded to days) shares its sums;
+    # a second row makes a copy first, so no input is ever changed, however many rows follow.
+    a, b, c, d = (RollupSums(calls=n, latency_hist={"1": n}) for n in (1, 2, 4, 8))
+    folded = fold({("x", 1): a, ("x", 2): b, ("x", 3): c, ("y", 1): d}, lambda key: key[0])
+    assert folded["x"].calls == 7 and folded["x"].latency_hist == {"1": 7}
+    assert folded["y"] is d
+    assert [s.calls for s in (a, b, c, d)] == [1, 2, 4, 8] and a.latency_hist == {"1": 1}
+
+
 def test_adding_sums_every_figure():
     a = RollupSums(*range(1, len(FIGURE_NAMES) + 1))
     a.add(RollupSums(*range(1, len(FIGURE_NAMES) + 1)))

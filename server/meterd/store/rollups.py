@@ -156,15 +156,22 @@ TABLES = (
 
 
 def fold(rows: dict[tuple, RollupSums], to_key: Callable[[tuple], tuple]) -> dict[tuple, RollupSums]:
-    """Sums summed into the coarser keys."""
+    """Sums summed into the coarser keys. A coarse key with one fine row shares that row's sums
+    (the rows are read, never changed, once folded): a copy is made only when a second row is added,
+    which the per-subject day of a batch's calls within one hour never needs."""
     out: dict[tuple, RollupSums] = {}
+    shared: set[tuple] = set()
     for key, sums in rows.items():
         coarse = to_key(key)
         acc = out.get(coarse)
         if acc is None:
-            out[coarse] = sums.copy()
-        else:
-            acc.add(sums)
+            out[coarse] = sums
+            shared.add(coarse)
+            continue
+        if coarse in shared:
+            acc = out[coarse] = acc.copy()
+            shared.discard(coarse)
+        acc.add(sums)
     return out
 
 
