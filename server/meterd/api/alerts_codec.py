@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from meter.v1 import admin_pb2, common_pb2, meter_pb2
 from meterd.api.convert import enum_value, ts
-from meterd.api.limits_codec import _enum_name, _enum_value, selector_from_proto, selector_to_proto
+from meterd.api.limits_codec import proto_enum_name, proto_enum_value, selector_from_proto, selector_to_proto
 from meterd.domain.alert_records import StoredRule
 from meterd.domain.alerts import Alert, AlertFilter, AlertKind, AlertRule, Severity, validate_rule
 from meterd.domain.channels import Channel
@@ -21,13 +21,15 @@ def rule_from_proto(p: admin_pb2.AlertRule) -> AlertRule:
     cooldown_s = p.cooldown.ToTimedelta().total_seconds() if p.HasField("cooldown") else 0
     return validate_rule(
         id=p.id,
-        kind=_enum_name(common_pb2.AlertKind, p.kind, "ALERT_KIND_"),
-        severity=_enum_name(common_pb2.Severity, p.severity, "SEVERITY_"),
+        kind=proto_enum_name(common_pb2.AlertKind, p.kind, "ALERT_KIND_"),
+        severity=proto_enum_name(common_pb2.Severity, p.severity, "SEVERITY_"),
         scope=selector_from_proto(p.scope),
         thresholds=list(p.thresholds_percent),
         limit_id=p.limit_id,
         amount_nanos=p.amount_nanos,
-        window_kind=_enum_name(common_pb2.WindowKind, p.window.kind, "WINDOW_KIND_") if p.HasField("window") else "",
+        window_kind=proto_enum_name(common_pb2.WindowKind, p.window.kind, "WINDOW_KIND_")
+        if p.HasField("window")
+        else "",
         window_seconds=p.window.duration.seconds,
         window_nanos=p.window.duration.nanos,
         error_rate=p.error_rate,
@@ -80,8 +82,8 @@ def rule_to_proto(stored: StoredRule) -> admin_pb2.AlertRule:
     r = stored.rule
     out = admin_pb2.AlertRule(
         id=r.id,
-        kind=_enum_value(common_pb2.AlertKind, r.kind.value, "ALERT_KIND_"),
-        severity=_enum_value(common_pb2.Severity, r.severity.value, "SEVERITY_"),
+        kind=proto_enum_value(common_pb2.AlertKind, r.kind.value, "ALERT_KIND_"),
+        severity=proto_enum_value(common_pb2.Severity, r.severity.value, "SEVERITY_"),
         scope=selector_to_proto(r.scope),
         thresholds_percent=list(r.thresholds),
         limit_id=r.limit_id,
@@ -98,7 +100,7 @@ def rule_to_proto(stored: StoredRule) -> admin_pb2.AlertRule:
         update_time=ts(stored.updated_at),
     )
     if r.window is not None:
-        out.window.kind = _enum_value(common_pb2.WindowKind, r.window.kind.value, "WINDOW_KIND_")
+        out.window.kind = proto_enum_value(common_pb2.WindowKind, r.window.kind.value, "WINDOW_KIND_")
         if r.window.kind in (WindowKind.FIXED, WindowKind.SLIDING):
             out.window.duration.seconds = r.window.seconds
     if r.latency_us:
@@ -110,14 +112,14 @@ def rule_to_proto(stored: StoredRule) -> admin_pb2.AlertRule:
 
 def alert_to_proto(a: Alert) -> meter_pb2.Alert:
     try:  # limit metrics, and cost for cost rules; rate rules' figures are described by the message
-        metric = _enum_value(common_pb2.Metric, a.metric or "unspecified", "METRIC_")
+        metric = proto_enum_value(common_pb2.Metric, a.metric or "unspecified", "METRIC_")
     except ValueError:
         metric = common_pb2.METRIC_UNSPECIFIED
     return meter_pb2.Alert(
         id=a.id,
         rule_id=a.rule_id,
-        kind=_enum_value(common_pb2.AlertKind, a.kind.value, "ALERT_KIND_"),
-        severity=_enum_value(common_pb2.Severity, a.severity.value, "SEVERITY_"),
+        kind=proto_enum_value(common_pb2.AlertKind, a.kind.value, "ALERT_KIND_"),
+        severity=proto_enum_value(common_pb2.Severity, a.severity.value, "SEVERITY_"),
         subject=a.subject,
         provider=a.provider,
         model=a.model,
@@ -139,14 +141,14 @@ def stream_request(
     violations: list[tuple[str, str]] = []
     severity = None
     if r.min_severity:
-        name = _enum_name(common_pb2.Severity, r.min_severity, "SEVERITY_")
+        name = proto_enum_name(common_pb2.Severity, r.min_severity, "SEVERITY_")
         if name.startswith("unknown"):
             violations.append(("min_severity", f"unknown value {r.min_severity}"))
         else:
             severity = Severity(name)
     kinds = set()
     for i, k in enumerate(r.kinds):
-        name = _enum_name(common_pb2.AlertKind, k, "ALERT_KIND_")
+        name = proto_enum_name(common_pb2.AlertKind, k, "ALERT_KIND_")
         if not name or name.startswith("unknown"):
             violations.append((f"kinds[{i}]", f"unknown or unspecified value {k}"))
         else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from meter import _core
+from meter import builders
 from meterd.api.interceptor import acting_as
 from meterd.api.meter import MeterServicer
 from meterd.console import report
@@ -23,7 +23,7 @@ class _TenantUsage:
         self.principal = Principal(tenant_id, "(digest)", frozenset({"read"}))
 
     async def usage(self, *, timeout: float | None = None, **kwargs):  # noqa: ASYNC109 - the console client's signature
-        request = _core.usage_request(**kwargs)
+        request = builders.usage_request(**kwargs)
         with acting_as(self.principal):
             return await self.servicer.GetUsage(request, None)
 

@@ -9,14 +9,14 @@ from meterd.domain.quota import LimitState
 from meterd.domain.windows import WindowKind
 
 
-def _enum_name(enum, value: int, prefix: str) -> str:
+def proto_enum_name(enum, value: int, prefix: str) -> str:
     """Proto enum value → the domain's lower-case name ('' for UNSPECIFIED or unknown numbers)."""
     if value == 0 or value not in enum.values():
         return "" if value == 0 else f"unknown({value})"
     return enum.Name(value).removeprefix(prefix).lower()
 
 
-def _enum_value(enum: type[E], name: str, prefix: str) -> E:
+def proto_enum_value(enum: type[E], name: str, prefix: str) -> E:
     return enum_value(enum, prefix + name.upper())
 
 
@@ -48,19 +48,19 @@ def limit_from_proto(p: admin_pb2.Limit) -> Limit:
         id=p.id,
         description=p.description,
         selector=selector_from_proto(p.selector),
-        metric=_enum_name(common_pb2.Metric, p.metric, "METRIC_"),
-        window_kind=_enum_name(common_pb2.WindowKind, window.kind, "WINDOW_KIND_"),
+        metric=proto_enum_name(common_pb2.Metric, p.metric, "METRIC_"),
+        window_kind=proto_enum_name(common_pb2.WindowKind, window.kind, "WINDOW_KIND_"),
         window_seconds=window.duration.seconds,
         window_nanos=window.duration.nanos,
         max=p.max,
-        partition=_enum_name(common_pb2.Partition, p.partition, "PARTITION_"),
-        action=_enum_name(common_pb2.LimitAction, p.action, "LIMIT_ACTION_"),
+        partition=proto_enum_name(common_pb2.Partition, p.partition, "PARTITION_"),
+        action=proto_enum_name(common_pb2.LimitAction, p.action, "LIMIT_ACTION_"),
         alert_thresholds=list(p.alert_thresholds_percent),
     )
 
 
 def window_to_proto(limit: Limit) -> common_pb2.Window:
-    window = common_pb2.Window(kind=_enum_value(common_pb2.WindowKind, limit.window.kind.value, "WINDOW_KIND_"))
+    window = common_pb2.Window(kind=proto_enum_value(common_pb2.WindowKind, limit.window.kind.value, "WINDOW_KIND_"))
     if limit.window.kind in (WindowKind.FIXED, WindowKind.SLIDING):
         window.duration.seconds = limit.window.seconds
     return window
@@ -72,11 +72,11 @@ def limit_to_proto(stored: StoredLimit) -> admin_pb2.Limit:
         id=limit.id,
         description=limit.description,
         selector=selector_to_proto(limit.selector),
-        metric=_enum_value(common_pb2.Metric, limit.metric.value, "METRIC_"),
+        metric=proto_enum_value(common_pb2.Metric, limit.metric.value, "METRIC_"),
         window=window_to_proto(limit),
         max=limit.max,
-        partition=_enum_value(common_pb2.Partition, limit.partition.value, "PARTITION_"),
-        action=_enum_value(common_pb2.LimitAction, limit.action.value, "LIMIT_ACTION_"),
+        partition=proto_enum_value(common_pb2.Partition, limit.partition.value, "PARTITION_"),
+        action=proto_enum_value(common_pb2.LimitAction, limit.action.value, "LIMIT_ACTION_"),
         alert_thresholds_percent=list(limit.alert_thresholds),
         create_time=ts(stored.created_at),
         update_time=ts(stored.updated_at),
@@ -85,9 +85,9 @@ def limit_to_proto(stored: StoredLimit) -> admin_pb2.Limit:
 
 # Domain enum → proto number, computed once: status_to_proto runs for every matched limit of every
 # CheckQuota and RecordCall answer.
-_METRIC_NUMBER = {m: _enum_value(common_pb2.Metric, m.value, "METRIC_") for m in Metric}
-_ACTION_NUMBER = {a: _enum_value(common_pb2.LimitAction, a.value, "LIMIT_ACTION_") for a in LimitAction}
-_KIND_NUMBER = {k: _enum_value(common_pb2.WindowKind, k.value, "WINDOW_KIND_") for k in WindowKind}
+_METRIC_NUMBER = {m: proto_enum_value(common_pb2.Metric, m.value, "METRIC_") for m in Metric}
+_ACTION_NUMBER = {a: proto_enum_value(common_pb2.LimitAction, a.value, "LIMIT_ACTION_") for a in LimitAction}
+_KIND_NUMBER = {k: proto_enum_value(common_pb2.WindowKind, k.value, "WINDOW_KIND_") for k in WindowKind}
 
 
 def status_to_proto(state: LimitState) -> common_pb2.LimitStatus:

@@ -11,7 +11,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from meter._core import as_enum
+from meter.builders import as_enum
 from meter.v1 import admin_pb2, common_pb2
 from meterd.console.limit_form import WINDOW_NAMES, E, text_field
 from meterd.console.ranges import RangeError, parse_instant

@@ -11,7 +11,7 @@ import json
 
 import grpc
 
-from meter import _core
+from meter import builders
 from meter.v1 import common_pb2
 from meterd.console import fmt
 
@@ -34,7 +34,7 @@ def alert_json(alert) -> str:
 
 
 async def alert_events(client, since_id: int | None):
-    request = _core.alerts_request(since_id, common_pb2.SEVERITY_UNSPECIFIED, (), "", HEARTBEAT_SECONDS)
+    request = builders.alerts_request(since_id, common_pb2.SEVERITY_UNSPECIFIED, (), "", HEARTBEAT_SECONDS)
     call = client.stub.StreamAlerts(request, metadata=client.core.metadata)
     yield "retry: 2000\n\n"
     try:

@@ -13,7 +13,7 @@ import hashlib
 import time
 from collections import OrderedDict
 
-from meter import _core
+from meter import builders
 
 # `timeout` here is the gRPC deadline passed through, not a local wait.
 # ruff: noqa: ASYNC109
@@ -63,7 +63,7 @@ class CachingClient:
         self._salt = hashlib.sha256(api_key.encode()).digest()
 
     async def usage(self, *, timeout: float | None = None, **kwargs):
-        request = _core.usage_request(**kwargs)
+        request = builders.usage_request(**kwargs)
         key = self._salt + request.SerializeToString(deterministic=True)
         return await self._cache.get(key, lambda: self._client.usage(timeout=timeout, **kwargs))
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from meterd.domain.channels import Channel, validate_channels, validate_template
 from meterd.domain.digests import digest_problems
 from meterd.domain.errors import InvalidArgument
-from meterd.domain.limits import INT64_MAX, MAX_THRESHOLD_PERCENT, Selector, _validate_selector
+from meterd.domain.limits import INT64_MAX, MAX_THRESHOLD_PERCENT, Selector, validate_selector
 from meterd.domain.windows import MAX_FIXED_SECONDS, WindowKind, WindowSpec
 
 _ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -141,7 +141,7 @@ def validate_rule(
     kind_v = _enum(AlertKind, kind, "rule.kind", v)
     severity_v = _enum(Severity, severity, "rule.severity", v)
     scope_errors: list[tuple[str, str]] = []
-    clean_scope = _validate_selector(scope, scope_errors)
+    clean_scope = validate_selector(scope, scope_errors)
     v += [(f.replace("limit.selector", "rule.scope"), why) for f, why in scope_errors]
     thresholds = sorted(set(thresholds))
     if any(not 1 <= t <= MAX_THRESHOLD_PERCENT for t in thresholds):

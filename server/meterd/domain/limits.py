@@ -171,7 +171,7 @@ def _enum_value(
         return None
 
 
-def _validate_selector(selector: Selector, violations: list[tuple[str, str]]) -> Selector:
+def validate_selector(selector: Selector, violations: list[tuple[str, str]]) -> Selector:
     for name in _SELECTOR_STRINGS:
         if len(getattr(selector, name)) > MAX_SELECTOR_FIELD:
             violations.append((f"limit.selector.{name}", f"at most {MAX_SELECTOR_FIELD} characters"))
@@ -242,7 +242,7 @@ def validate_limit(
         violations.append(("limit.id", "1-64 characters of A-Z a-z 0-9 . _ : -"))
     if len(description) > MAX_DESCRIPTION:
         violations.append(("limit.description", f"at most {MAX_DESCRIPTION} characters"))
-    clean_selector = _validate_selector(selector or Selector(), violations)
+    clean_selector = validate_selector(selector or Selector(), violations)
     metric_v = _enum_value(Metric, metric, "limit.metric", None, violations)
     kind = _enum_value(WindowKind, window_kind, "limit.window.kind", None, violations)
     _validate_window(kind, window_seconds, window_nanos, violations)
