@@ -1,7 +1,7 @@
 -- meter_check_json: the quota batch as three jsonb parameters (requests, counters, charges: one object
 -- per row, in order) instead of 25 arrays. psycopg adapts array elements one by one in Python (about
 -- 1.4 ms for a batch of eight, more than the check itself); json.dumps runs in C. The rows are turned
--- back into the arrays of the check function (0017's meter_check_v2), which does the work as before.
+-- back into the arrays of the check function, which does the work as before.
 CREATE FUNCTION meter_check_json(p_at timestamptz, p_requests jsonb, p_keys jsonb, p_charges jsonb)
 RETURNS SETOF meter_charge_status LANGUAGE sql AS $$
     SELECT c.*
@@ -27,7 +27,7 @@ RETURNS SETOF meter_charge_status LANGUAGE sql AS $$
               FROM ROWS FROM (jsonb_to_recordset(p_charges)
                      AS (req int, key int, metric text, amount bigint, mx bigint, deny boolean)) WITH ORDINALITY
                    AS ch(req, key, metric, amount, mx, deny, o)) ch,
-           LATERAL meter_check_v2(p_at, r.t, r.rv, r.id, r.ci, r.ttl, r.k, r.s, r.p, r.m, r.op, r.l, r.e, r.cost,
-                                  k.t, k.lim, k.g, k.p, k.kind, k.secs,
-                                  ch.req, ch.key, ch.metric, ch.amount, ch.mx, ch.deny) c
+           LATERAL meter_check(p_at, r.t, r.rv, r.id, r.ci, r.ttl, r.k, r.s, r.p, r.m, r.op, r.l, r.e, r.cost,
+                               k.t, k.lim, k.g, k.p, k.kind, k.secs,
+                               ch.req, ch.key, ch.metric, ch.amount, ch.mx, ch.deny) c
 $$;
