@@ -1,8 +1,8 @@
 """The quota engine's SQL: batched check/reserve, usage application, extension, expiry.
 
-Each call is one statement (a function in migrations/0002_quota.sql; the check is 0018's
-meter_check_json, which runs 0017's meter_check_v2), so a CheckQuota batch costs one round trip and one commit whatever the number of
-requests and matched limits.
+Each call is one statement (a function in migrations/0002_quota.sql; the check is meter_check_json,
+made by 0018 and pointed at 0017's meter_check_v2 by 0020), so a CheckQuota batch costs one round
+trip and one commit whatever the number of requests and matched limits.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ __all__ = ["CheckItem", "CheckOutcome", "Extended", "QuotaStore", "ReservedCount
 
 _METRICS = tuple(Metric)
 
-_CHECK_SQL = "SELECT * FROM meter_check_json(%s, %s, %s, %s)"  # migrations/0018_check_json.sql
+_CHECK_SQL = "SELECT * FROM meter_check_json(%s, %s, %s, %s)"  # migrations/0020_check_json_v2.sql
 _REQUEST_COLUMNS = ("t", "rv", "id", "ci", "ttl", "k", "s", "p", "m", "op", "l", "e", "cost")
 _KEY_COLUMNS = ("t", "lim", "g", "p", "kind", "secs")
 _CHARGE_COLUMNS = ("req", "key", "metric", "amount", "mx", "deny")
